@@ -1,0 +1,126 @@
+/*
+ * Puts a running tailhook together: the store, the wake-ups, the access rules and the
+ * HTTP server, and takes them apart again in reverse order. The `serve` command and
+ * the tests both start tailhook through here.
+ */
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import pino, { type Logger } from "pino";
+import type { ServerConfig } from "./config.js";
+import { newToken } from "./core/ids.js";
+import { Authorizer } from "./http/auth.js";
+import { buildHttpServer } from "./http/server.js";
+import { StreamWaiters } from "./live/stream-waiters.js";
+import { ReleaserStack } from "./shutdown.js";
+import { SqliteStore } from "./storage/sqlite/sqlite-store.js";
+import type { Store } from "./storage/store.js";
+
+export interface RunningTailhook {
+  url: string;
+  store: Store;
+  adminToken: string;
+  /** Stops accepting, answers what is in flight, ends live readers, closes the store. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  /** Use this store instead of opening the SQLite file in the data folder (tests). */
+  store?: Store;
+  /** Told once when an admin token was generated. */
+  onAdminTokenCreated?: (token: string, file: string) => void;
+}
+
+const SHUTDOWN_GRACE_MS = 10_000;
+
+/** The admin token: from the config, else from the data folder, else a new one saved there (0600). */
+export function resolveAdminToken(config: ServerConfig, onCreated?: (token: string, file: string) => void): string {
+  if (config.adminToken) return config.adminToken;
+  const file = join(config.dataDir, "admin-token");
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+  }
+  const token = newToken("tha");
+  writeFileSync(file, `${token}\n`, { mode: 0o600, flag: "wx" });
+  chmodSync(file, 0o600);
+  onCreated?.(token, file);
+  return token;
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+/** Stops accepting, lets requests in flight finish, and drops connections as they go idle. */
+async function closeServer(server: Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  const sweep = setInterval(() => server.closeIdleConnections(), 50);
+  const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+  server.closeIdleConnections();
+  await closed;
+  clearInterval(sweep);
+  clearTimeout(force);
+}
+
+export async function startTailhook(config: ServerConfig, options: StartOptions = {}): Promise<RunningTailhook> {
+  const logger = options.logger ?? pino({ level: config.logLevel });
+  const releasers = new ReleaserStack();
+  let shuttingDown = false;
+  try {
+    const store = options.store ?? (await SqliteStore.open({ dataDir: config.dataDir, pruneIntervalMs: config.pruneIntervalMs }));
+    releasers.push("store", () => store.close());
+    const adminToken = resolveAdminToken(config, options.onAdminTokenCreated);
+
+    const waiters = new StreamWaiters();
+    store.onCommit((tails) => waiters.notify(tails));
+    let listening = "";
+    const { app, server } = buildHttpServer({
+      store,
+      auth: new Authorizer(adminToken),
+      waiters,
+      config,
+      logger,
+      baseUrl: () => config.publicUrl ?? listening,
+      isShuttingDown: () => shuttingDown,
+    });
+    await app.ready();
+    await listen(server, config.host, config.port);
+    const address = server.address() as AddressInfo;
+    const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    listening = `http://${host}:${address.port}`;
+    releasers.push("http", async () => {
+      await closeServer(server);
+      await app.close();
+    });
+    releasers.push("live readers", () => waiters.shutdown());
+    logger.info({ url: listening, dataDir: options.store ? undefined : config.dataDir }, "tailhook is listening");
+
+    let closing: Promise<void> | undefined;
+    return {
+      url: listening,
+      store,
+      adminToken,
+      close() {
+        closing ??= (async () => {
+          shuttingDown = true;
+          await releasers.releaseAll((name, error) => logger.error({ err: error, releaser: name }, "shutdown step failed"));
+          logger.info("tailhook stopped");
+        })();
+        return closing;
+      },
+    };
+  } catch (error) {
+    await releasers.releaseAll(() => undefined);
+    throw error;
+  }
+}

@@ -1,0 +1,30 @@
+/* `tailhook serve`: run the server until SIGTERM or SIGINT, then drain and exit 0. */
+import type { Command } from "commander";
+import { startTailhook } from "../../app.js";
+import { loadServerConfig } from "../../config.js";
+
+export function registerServe(program: Command): void {
+  program
+    .command("serve")
+    .description("run the tailhook server (embedded SQLite in --data)")
+    .option("--port <port>", "port to listen on, 0 picks a free one (default 8080)")
+    .option("--host <host>", "address to listen on (default 127.0.0.1)")
+    .option("--data <dir>", "data folder (default ./tailhook-data)")
+    .option("--public-url <url>", "base URL for the links the API returns")
+    .option("--max-body-bytes <n>", "default body limit per event")
+    .option("--long-poll-timeout <ms>", "how long a long-poll read waits")
+    .action(async (flags) => {
+      const config = loadServerConfig(flags);
+      const running = await startTailhook(config, {
+        onAdminTokenCreated: (token, file) => {
+          process.stderr.write(`tailhook: created the admin token (kept in ${file}, mode 0600):\n  ${token}\n`);
+        },
+      });
+      process.stderr.write(`tailhook: listening on ${running.url} (data in ${config.dataDir})\n`);
+      const stop = () => {
+        void running.close().then(() => process.exit(0));
+      };
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+    });
+}

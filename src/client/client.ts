@@ -1,0 +1,168 @@
+/*
+ * The typed client for tailhook's HTTP API, used by the CLI and by users:
+ * `import { TailhookClient } from "tailhook"`. `tail()` is an async iterator of events
+ * that reconnects with backoff and resumes after the last event it yielded, so a
+ * dropped connection or a server restart costs neither a gap nor a repeat.
+ */
+import type { EventEnvelope, InboxSettings } from "../core/types.js";
+import { formatOffset } from "../core/offsets.js";
+import { errorFromResponse, TailhookGoneError, TailhookHttpError } from "./errors.js";
+
+export interface ClientOptions {
+  server: string;
+  token?: string;
+  fetch?: typeof fetch;
+}
+
+export interface InboxInfo {
+  id: string;
+  name: string | null;
+  ingestUrl: string;
+  streamUrl: string;
+  settings: InboxSettings;
+  createdAt: string;
+  lastSeq: number;
+}
+
+export interface CreatedInbox extends InboxInfo {
+  token: string;
+}
+
+export interface TailedEvent {
+  /** Resume from here to continue after this event. */
+  offset: string;
+  event: EventEnvelope;
+}
+
+export interface LossNotice {
+  requestedOffset: string;
+  earliestOffset: string | undefined;
+}
+
+export interface TailOptions {
+  /** "start" (default), "now", or an offset a previous event carried. */
+  from?: string;
+  signal?: AbortSignal;
+  /** Called before each retry after a failure, with the error and the delay. */
+  onRetry?: (error: unknown, delayMs: number) => void;
+  /**
+   * Called when events were lost to retention; tailing then goes on from the earliest
+   * retained event. Without it, the iterator throws TailhookGoneError.
+   */
+  onLoss?: (notice: LossNotice) => void;
+}
+
+const MIN_BACKOFF_MS = 100;
+const MAX_BACKOFF_MS = 5000;
+
+function isRetryable(error: unknown): boolean {
+  if (error instanceof TailhookHttpError) return error.status >= 500 || error.status === 429 || error.status === 408;
+  return !(error instanceof DOMException && error.name === "AbortError");
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+export class TailhookClient {
+  private readonly server: string;
+  private readonly token: string | undefined;
+  private readonly fetch: typeof fetch;
+
+  constructor(options: ClientOptions) {
+    this.server = options.server.replace(/\/+$/, "");
+    this.token = options.token;
+    this.fetch = options.fetch ?? globalThis.fetch;
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    const response = await this.fetch(`${this.server}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!response.ok) throw await errorFromResponse(response);
+    return (response.status === 204 ? undefined : await response.json()) as T;
+  }
+
+  createInbox(input: { name?: string; settings?: InboxSettings } = {}): Promise<CreatedInbox> {
+    return this.request("POST", "/api/inboxes", input);
+  }
+
+  async listInboxes(): Promise<InboxInfo[]> {
+    return (await this.request<{ inboxes: InboxInfo[] }>("GET", "/api/inboxes")).inboxes;
+  }
+
+  getInbox(id: string): Promise<InboxInfo> {
+    return this.request("GET", `/api/inboxes/${encodeURIComponent(id)}`);
+  }
+
+  updateInbox(id: string, changes: { name?: string | null; settings?: Record<string, unknown> }): Promise<InboxInfo> {
+    return this.request("PATCH", `/api/inboxes/${encodeURIComponent(id)}`, changes);
+  }
+
+  deleteInbox(id: string): Promise<void> {
+    return this.request("DELETE", `/api/inboxes/${encodeURIComponent(id)}`);
+  }
+
+  getEvent(id: string, seq: number): Promise<EventEnvelope> {
+    return this.request("GET", `/api/inboxes/${encodeURIComponent(id)}/events/${seq}`);
+  }
+
+  /** Follows an inbox's events by long-poll, forever or until `signal` aborts. */
+  async *tail(inboxId: string, options: TailOptions = {}): AsyncGenerator<TailedEvent> {
+    const streamUrl = `${this.server}/v1/stream/inbox/${encodeURIComponent(inboxId)}`;
+    let offset = options.from === undefined || options.from === "start" ? "-1" : options.from;
+    let cursor: string | undefined;
+    let backoff = MIN_BACKOFF_MS;
+    while (!options.signal?.aborted) {
+      let events: EventEnvelope[];
+      try {
+        const params = new URLSearchParams({ offset, live: "long-poll" });
+        if (cursor) params.set("cursor", cursor);
+        const headers: Record<string, string> = {};
+        if (this.token) headers.authorization = `Bearer ${this.token}`;
+        const response = await this.fetch(`${streamUrl}?${params}`, { headers, signal: options.signal });
+        if (response.status === 410) {
+          const body = (await response.json().catch(() => ({}))) as { error?: { earliestOffset?: string } };
+          throw new TailhookGoneError(offset, body.error?.earliestOffset);
+        }
+        if (!response.ok) throw await errorFromResponse(response);
+        cursor = response.headers.get("stream-cursor") ?? cursor;
+        const next = response.headers.get("stream-next-offset");
+        events = response.status === 204 ? [] : ((await response.json()) as EventEnvelope[]);
+        if (events.length === 0 && next) offset = next;
+        backoff = MIN_BACKOFF_MS;
+      } catch (error) {
+        if (options.signal?.aborted) return;
+        if (error instanceof TailhookGoneError && options.onLoss) {
+          options.onLoss({ requestedOffset: error.requestedOffset, earliestOffset: error.earliestOffset });
+          offset = "-1";
+          continue;
+        }
+        if (!isRetryable(error)) throw error;
+        const delay = Math.round(backoff * (0.5 + Math.random()));
+        options.onRetry?.(error, delay);
+        await sleep(delay, options.signal);
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        continue;
+      }
+      for (const event of events) {
+        // Our offsets mean "after seq n", so each event carries its own resume point.
+        offset = formatOffset(event.seq);
+        yield { offset, event };
+      }
+    }
+  }
+}

@@ -1,0 +1,97 @@
+/*
+ * The only reader of process.env. Command-line flags win over the environment, which
+ * wins over defaults; the result is validated once and frozen.
+ */
+import { TailhookError } from "./core/errors.js";
+
+export interface ServerConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** Base of the URLs the API returns; derived from the listening address when absent. */
+  readonly publicUrl: string | undefined;
+  readonly adminToken: string | undefined;
+  readonly maxBodyBytes: number;
+  readonly longPollTimeoutMs: number;
+  readonly sseKeepAliveMs: number;
+  /** SSE connections are closed after this long so clients reconnect (protocol §10.2). */
+  readonly sseMaxConnectionMs: number;
+  readonly pruneIntervalMs: number;
+  readonly logLevel: string;
+}
+
+export interface ServerFlags {
+  host?: string;
+  port?: string | number;
+  data?: string;
+  publicUrl?: string;
+  maxBodyBytes?: string | number;
+  longPollTimeout?: string | number;
+  logLevel?: string;
+}
+
+function integer(value: string | number | undefined, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined || value === "") return fallback;
+  const parsed = typeof value === "number" ? value : Number(value);
+  if (!Number.isInteger(parsed) || parsed < min || parsed > max) {
+    throw new TailhookError("bad_request", `${name} must be an integer from ${min} to ${max}, got ${value}`);
+  }
+  return parsed;
+}
+
+function url(value: string | undefined, name: string): string | undefined {
+  if (value === undefined || value === "") return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new TailhookError("bad_request", `${name} must be an http(s) URL, got ${value}`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new TailhookError("bad_request", `${name} must be an http(s) URL, got ${value}`);
+  }
+  return parsed.toString().replace(/\/+$/, "");
+}
+
+export function loadServerConfig(flags: ServerFlags = {}, env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const adminToken = env.TAILHOOK_ADMIN_TOKEN || undefined;
+  if (adminToken !== undefined && adminToken.length < 16) {
+    throw new TailhookError("bad_request", "TAILHOOK_ADMIN_TOKEN must be at least 16 characters");
+  }
+  return Object.freeze({
+    host: flags.host ?? env.TAILHOOK_HOST ?? "127.0.0.1",
+    port: integer(flags.port ?? env.TAILHOOK_PORT, "port", 8080, 0, 65535),
+    dataDir: flags.data ?? env.TAILHOOK_DATA ?? "./tailhook-data",
+    publicUrl: url(flags.publicUrl ?? env.TAILHOOK_PUBLIC_URL, "public URL"),
+    adminToken,
+    maxBodyBytes: integer(flags.maxBodyBytes ?? env.TAILHOOK_MAX_BODY_BYTES, "max body bytes", 1024 * 1024, 1, 256 * 1024 * 1024),
+    longPollTimeoutMs: integer(flags.longPollTimeout ?? env.TAILHOOK_LONG_POLL_TIMEOUT_MS, "long-poll timeout", 30_000, 10, 600_000),
+    sseKeepAliveMs: integer(env.TAILHOOK_SSE_KEEPALIVE_MS, "SSE keep-alive", 15_000, 10, 600_000),
+    sseMaxConnectionMs: integer(env.TAILHOOK_SSE_MAX_CONNECTION_MS, "SSE connection lifetime", 60_000, 100, 3_600_000),
+    pruneIntervalMs: integer(env.TAILHOOK_PRUNE_INTERVAL_MS, "prune interval", 5_000, 10, 3_600_000),
+    logLevel: flags.logLevel ?? env.TAILHOOK_LOG_LEVEL ?? "info",
+  });
+}
+
+export interface ClientFlags {
+  server?: string;
+  token?: string;
+}
+
+export interface ClientEnvironment {
+  server: string | undefined;
+  token: string | undefined;
+  configFile: string | undefined;
+  home: string | undefined;
+}
+
+/** What the CLI takes from its flags and the environment (the config file comes after). */
+export function loadClientEnvironment(flags: ClientFlags, env: NodeJS.ProcessEnv = process.env): ClientEnvironment {
+  const configHome = env.XDG_CONFIG_HOME || (env.HOME ? `${env.HOME}/.config` : undefined);
+  return {
+    server: url(flags.server ?? env.TAILHOOK_URL, "server URL"),
+    token: flags.token ?? (env.TAILHOOK_TOKEN || undefined),
+    configFile: env.TAILHOOK_CONFIG || (configHome ? `${configHome}/tailhook/config.json` : undefined),
+    home: env.HOME,
+  };
+}

@@ -1,0 +1,33 @@
+/*
+ * Secrets and identifiers. Inbox ids are capabilities (whoever knows one can post to
+ * it), so they carry 144 random bits; tokens carry 256 and are kept only as hashes.
+ */
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+
+export function newInboxId(): string {
+  return randomBytes(18).toString("base64url");
+}
+
+export function newToken(prefix: "thk" | "tha" = "thk"): string {
+  return `${prefix}_${randomBytes(32).toString("base64url")}`;
+}
+
+export function newEventId(): string {
+  return `evt_${randomBytes(12).toString("base64url")}`;
+}
+
+export function hashToken(token: string): Buffer {
+  return createHash("sha256").update(token, "utf8").digest();
+}
+
+/** Constant-time comparison of a presented token against a stored hash. */
+export function tokenMatches(presented: string, storedHash: Buffer): boolean {
+  const presentedHash = hashToken(presented);
+  return presentedHash.length === storedHash.length && timingSafeEqual(presentedHash, storedHash);
+}
+
+const INBOX_ID_PATTERN = /^[A-Za-z0-9_-]{22,64}$/;
+
+export function looksLikeInboxId(value: string): boolean {
+  return INBOX_ID_PATTERN.test(value);
+}

@@ -1,0 +1,89 @@
+/*
+ * Validation of inbox settings sent to the management API. Unknown keys are refused
+ * rather than ignored, so a typo never silently leaves a default in place.
+ */
+import { TailhookError } from "./errors.js";
+import type { InboxResponseSettings, InboxSettings, RetentionSettings } from "./types.js";
+
+const MAX_BODY_LIMIT = 256 * 1024 * 1024;
+const FORBIDDEN_REPLY_HEADERS = new Set(["content-length", "transfer-encoding", "connection"]);
+
+function fail(message: string): never {
+  throw new TailhookError("bad_request", message);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function onlyKeys(value: Record<string, unknown>, allowed: string[], where: string): void {
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) fail(`unknown field ${where}.${key}`);
+  }
+}
+
+function positiveInteger(value: unknown, where: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > max) {
+    fail(`${where} must be an integer from 1 to ${max}`);
+  }
+  return value;
+}
+
+function parseResponse(value: unknown): InboxResponseSettings {
+  if (!isObject(value)) fail("settings.response must be an object");
+  onlyKeys(value, ["status", "headers", "body"], "settings.response");
+  const status = value.status ?? 200;
+  if (typeof status !== "number" || !Number.isInteger(status) || status < 200 || status > 599) {
+    fail("settings.response.status must be an integer from 200 to 599");
+  }
+  const headers: Record<string, string> = {};
+  if (value.headers !== undefined) {
+    if (!isObject(value.headers)) fail("settings.response.headers must be an object of strings");
+    for (const [name, headerValue] of Object.entries(value.headers)) {
+      if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || typeof headerValue !== "string" || /[\r\n]/.test(headerValue)) {
+        fail(`settings.response.headers has an invalid header: ${name}`);
+      }
+      if (FORBIDDEN_REPLY_HEADERS.has(name.toLowerCase())) fail(`settings.response.headers may not set ${name}`);
+      headers[name] = headerValue;
+    }
+  }
+  const body = value.body ?? "";
+  if (typeof body !== "string") fail("settings.response.body must be a string");
+  return { status, headers, body };
+}
+
+function parseRetention(value: unknown): RetentionSettings {
+  if (!isObject(value)) fail("settings.retention must be an object");
+  onlyKeys(value, ["maxEvents", "maxAgeSeconds"], "settings.retention");
+  const retention: RetentionSettings = {};
+  if (value.maxEvents !== undefined) retention.maxEvents = positiveInteger(value.maxEvents, "settings.retention.maxEvents");
+  if (value.maxAgeSeconds !== undefined) {
+    retention.maxAgeSeconds = positiveInteger(value.maxAgeSeconds, "settings.retention.maxAgeSeconds");
+  }
+  return retention;
+}
+
+/** Parses settings from untrusted JSON; `null` for a key removes it (PATCH). */
+export function parseInboxSettings(value: unknown, base: InboxSettings = {}): InboxSettings {
+  if (value === undefined) return base;
+  if (!isObject(value)) fail("settings must be an object");
+  onlyKeys(value, ["maxBodyBytes", "response", "retention"], "settings");
+  const settings: InboxSettings = { ...base };
+  if (value.maxBodyBytes === null) delete settings.maxBodyBytes;
+  else if (value.maxBodyBytes !== undefined) {
+    settings.maxBodyBytes = positiveInteger(value.maxBodyBytes, "settings.maxBodyBytes", MAX_BODY_LIMIT);
+  }
+  if (value.response === null) delete settings.response;
+  else if (value.response !== undefined) settings.response = parseResponse(value.response);
+  if (value.retention === null) delete settings.retention;
+  else if (value.retention !== undefined) settings.retention = parseRetention(value.retention);
+  return settings;
+}
+
+export function parseInboxName(value: unknown): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== "string" || value.length > 200 || /[\u0000-\u001f]/.test(value)) {
+    fail("name must be a string of at most 200 printable characters");
+  }
+  return value;
+}

@@ -1,0 +1,95 @@
+/*
+ * The model of tailhook, in one place.
+ *
+ * Glossary
+ * - stream:   an append-only, ordered list of messages numbered 1, 2, 3… without gaps.
+ * - seq:      a message's number inside its stream.
+ * - offset:   an opaque, sortable string naming the position after a message
+ *             (see offsets.ts); "-1" is the start, "now" the tail.
+ * - inbox:    a stream whose writer is the webhook capture; it has a secret id,
+ *             a token and settings.
+ * - event:    one captured HTTP request, stored as one message of its inbox's stream
+ *             (as a JSON envelope, see capture.ts).
+ * - retained: messages may be pruned from the head of a stream (retention); the
+ *             first retained seq moves forward and older offsets answer "gone".
+ */
+
+/** One captured request, before it has a place in a stream. */
+export interface CapturedRequest {
+  id: string;
+  receivedAt: number;
+  method: string;
+  path: string;
+  query: string;
+  /** Raw header pairs as received: order, case and duplicates kept. */
+  headers: Array<[string, string]>;
+  remoteAddr: string;
+  body: Uint8Array;
+}
+
+/** The JSON message an inbox stream holds for each event. */
+export interface EventEnvelope {
+  seq: number;
+  id: string;
+  receivedAt: string;
+  method: string;
+  path: string;
+  query: string;
+  headers: Array<[string, string]>;
+  contentType: string | null;
+  size: number;
+  body: string;
+  bodyEncoding: "utf8" | "base64";
+  remoteAddr: string;
+}
+
+export interface InboxResponseSettings {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface RetentionSettings {
+  /** Keep at most this many of the newest events. */
+  maxEvents?: number;
+  /** Drop events older than this. */
+  maxAgeSeconds?: number;
+}
+
+export interface InboxSettings {
+  /** Largest accepted body; the server default applies when absent. */
+  maxBodyBytes?: number;
+  /** The reply a sender gets once its event is stored; a JSON ack when absent. */
+  response?: InboxResponseSettings;
+  retention?: RetentionSettings;
+}
+
+export interface Inbox {
+  id: string;
+  name: string | null;
+  streamId: number;
+  settings: InboxSettings;
+  createdAt: number;
+}
+
+/** An inbox with the hash of its read token, as the store keeps it. */
+export interface StoredInbox extends Inbox {
+  tokenHash: Buffer;
+}
+
+export interface StreamInfo {
+  id: number;
+  name: string;
+  contentType: string;
+  /** seq of the last message; 0 when the stream has none yet. */
+  tailSeq: number;
+  /** seq of the first retained message; tailSeq + 1 when nothing is retained. */
+  firstSeq: number;
+  closed: boolean;
+  createdAt: number;
+}
+
+export interface StoredMessage {
+  seq: number;
+  data: Buffer;
+}

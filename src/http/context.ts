@@ -1,0 +1,23 @@
+/* What the routes share: the store, the access rules, the wake-ups and the settings. */
+import type { Logger } from "pino";
+import type { ServerConfig } from "../config.js";
+import type { StreamWaiters } from "../live/stream-waiters.js";
+import type { Store } from "../storage/store.js";
+import type { Authorizer } from "./auth.js";
+
+export interface HttpContext {
+  store: Store;
+  auth: Authorizer;
+  waiters: StreamWaiters;
+  config: ServerConfig;
+  logger: Logger;
+  /** The base URL for links in replies (the public URL, or where we listen). */
+  baseUrl: () => string;
+  isShuttingDown: () => boolean;
+}
+
+export const INBOX_STREAM_PREFIX = "inbox/";
+
+export function inboxStreamName(inboxId: string): string {
+  return `${INBOX_STREAM_PREFIX}${inboxId}`;
+}

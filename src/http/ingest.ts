@@ -1,0 +1,153 @@
+/*
+ * Webhook capture: any method, any sub-path, any content type under /h/<inbox-id>.
+ * This hot path runs on bare node:http, ahead of the router, because it must look up
+ * the inbox before reading the body (the size limit is per inbox) and because every
+ * microsecond here is paid by every webhook. The sender gets its 2xx only after the
+ * store says the event is committed.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { TailhookError } from "../core/errors.js";
+import { looksLikeInboxId, newEventId } from "../core/ids.js";
+import type { CapturedRequest, StoredInbox } from "../core/types.js";
+import type { Store } from "../storage/store.js";
+import { sendErrorRaw } from "./errors.js";
+
+export const INGEST_PREFIX = "/h/";
+
+export interface IngestTarget {
+  inboxId: string;
+  path: string;
+  query: string;
+}
+
+/** Splits "/h/<id>/sub/path?query" without decoding, so the stored path is what was sent. */
+export function parseIngestUrl(url: string): IngestTarget | undefined {
+  if (!url.startsWith(INGEST_PREFIX)) return undefined;
+  const questionMark = url.indexOf("?");
+  const pathPart = questionMark === -1 ? url : url.slice(0, questionMark);
+  const query = questionMark === -1 ? "" : url.slice(questionMark + 1);
+  const rest = pathPart.slice(INGEST_PREFIX.length);
+  const slash = rest.indexOf("/");
+  const inboxId = slash === -1 ? rest : rest.slice(0, slash);
+  const path = slash === -1 ? "" : rest.slice(slash);
+  return { inboxId, path, query };
+}
+
+export interface IngestDeps {
+  store: Store;
+  defaultMaxBodyBytes: number;
+  /** Set while the server drains: replies then ask clients to close the connection. */
+  isShuttingDown: () => boolean;
+}
+
+function notFound(): TailhookError {
+  return new TailhookError("not_found", "no such inbox");
+}
+
+function tooLarge(limit: number): TailhookError {
+  return new TailhookError("payload_too_large", `body exceeds this inbox's limit of ${limit} bytes`, { limit });
+}
+
+/** Collects the body, refusing it as soon as it passes the limit (nothing past it is kept). */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        reject(tooLarge(limit));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    };
+    const onAbort = () => {
+      cleanup();
+      reject(new TailhookError("bad_request", "the request body was cut off"));
+    };
+    const cleanup = () => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("aborted", onAbort);
+      req.off("error", onAbort);
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("aborted", onAbort);
+    req.on("error", onAbort);
+  });
+}
+
+function refuseAndClose(req: IncomingMessage, res: ServerResponse, error: TailhookError): void {
+  // The rest of the body is not read: ask the client to close, and drop the socket
+  // once the reply is out.
+  sendErrorRaw(res, error, { connection: "close" });
+  res.once("finish", () => req.socket.destroySoon());
+}
+
+function sendAck(res: ServerResponse, inbox: StoredInbox, id: string, seq: number, closeConnection: boolean): void {
+  const connection: Record<string, string> = closeConnection ? { connection: "close" } : {};
+  const custom = inbox.settings.response;
+  if (custom) {
+    res.writeHead(custom.status, { ...custom.headers, ...connection });
+    res.end(custom.body);
+    return;
+  }
+  res.writeHead(200, { "content-type": "application/json", ...connection });
+  res.end(JSON.stringify({ ok: true, id, seq }));
+}
+
+export function createIngestHandler(deps: IngestDeps) {
+  return async function handleIngest(req: IncomingMessage, res: ServerResponse, target: IngestTarget): Promise<void> {
+    const receivedAt = Date.now();
+    try {
+      const inbox = looksLikeInboxId(target.inboxId) ? await deps.store.getInbox(target.inboxId) : undefined;
+      if (!inbox) {
+        refuseAndClose(req, res, notFound());
+        return;
+      }
+      const limit = inbox.settings.maxBodyBytes ?? deps.defaultMaxBodyBytes;
+      const declared = Number(req.headers["content-length"] ?? 0);
+      if (declared > limit) {
+        refuseAndClose(req, res, tooLarge(limit));
+        return;
+      }
+      let body: Buffer;
+      try {
+        body = await readBody(req, limit);
+      } catch (error) {
+        refuseAndClose(req, res, error as TailhookError);
+        return;
+      }
+      const request: CapturedRequest = {
+        id: newEventId(),
+        receivedAt,
+        method: req.method ?? "GET",
+        path: target.path,
+        query: target.query,
+        headers: pairs(req.rawHeaders),
+        remoteAddr: req.socket.remoteAddress ?? "",
+        body,
+      };
+      const result = await deps.store.appendEvent(inbox.streamId, request);
+      if (result.status === "not_found") {
+        sendErrorRaw(res, notFound());
+        return;
+      }
+      sendAck(res, inbox, request.id, result.seq, deps.isShuttingDown());
+    } catch (error) {
+      sendErrorRaw(res, error instanceof TailhookError ? error : new TailhookError("store_unavailable", "storage is unavailable; nothing was stored"));
+    }
+  };
+}
+
+function pairs(raw: string[]): Array<[string, string]> {
+  const result: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) result.push([raw[i]!, raw[i + 1]!]);
+  return result;
+}

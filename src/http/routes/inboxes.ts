@@ -1,0 +1,132 @@
+/*
+ * The management API for inboxes and their stored events. Creating, listing,
+ * changing and deleting inboxes needs the admin token; reading an inbox and its
+ * events also accepts that inbox's own token.
+ */
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { decodeEnvelopeBody } from "../../core/capture.js";
+import { TailhookError } from "../../core/errors.js";
+import { hashToken, newInboxId, newToken } from "../../core/ids.js";
+import { parseInboxName, parseInboxSettings } from "../../core/inbox-settings.js";
+import type { EventEnvelope, Inbox, StoredInbox } from "../../core/types.js";
+import { presentedToken } from "../auth.js";
+import { inboxStreamName, type HttpContext } from "../context.js";
+
+export interface InboxView {
+  id: string;
+  name: string | null;
+  ingestUrl: string;
+  streamUrl: string;
+  settings: Inbox["settings"];
+  createdAt: string;
+  lastSeq: number;
+}
+
+function tokenOf(request: FastifyRequest): string | undefined {
+  return presentedToken(request.headers, request.query as Record<string, unknown>);
+}
+
+function bodyObject(request: FastifyRequest): Record<string, unknown> {
+  const body = request.body ?? {};
+  if (typeof body !== "object" || Array.isArray(body)) throw new TailhookError("bad_request", "the body must be a JSON object");
+  return body as Record<string, unknown>;
+}
+
+function parseSeq(raw: string): number {
+  if (!/^\d{1,15}$/.test(raw) || Number(raw) < 1) throw new TailhookError("bad_request", `not an event number: ${raw}`);
+  return Number(raw);
+}
+
+export function registerInboxRoutes(app: FastifyInstance, ctx: HttpContext): void {
+  async function view(inbox: Inbox): Promise<InboxView> {
+    const base = ctx.baseUrl();
+    const stream = await ctx.store.getStreamById(inbox.streamId);
+    return {
+      id: inbox.id,
+      name: inbox.name,
+      ingestUrl: `${base}/h/${inbox.id}`,
+      streamUrl: `${base}/v1/stream/${inboxStreamName(inbox.id)}`,
+      settings: inbox.settings,
+      createdAt: new Date(inbox.createdAt).toISOString(),
+      lastSeq: stream?.tailSeq ?? 0,
+    };
+  }
+
+  async function readableInbox(request: FastifyRequest): Promise<StoredInbox> {
+    const { id } = request.params as { id: string };
+    const inbox = await ctx.store.getInbox(id);
+    ctx.auth.requireInboxReader(tokenOf(request), inbox);
+    return inbox!;
+  }
+
+  async function readEnvelope(request: FastifyRequest): Promise<{ envelope: EventEnvelope; raw: Buffer }> {
+    const inbox = await readableInbox(request);
+    const seq = parseSeq((request.params as { seq: string }).seq);
+    const message = await ctx.store.readMessage(inbox.streamId, seq);
+    if (!message) {
+      const stream = await ctx.store.getStreamById(inbox.streamId);
+      if (stream && seq < stream.firstSeq) throw new TailhookError("gone", "this event was removed by retention");
+      throw new TailhookError("not_found", "no such event");
+    }
+    return { envelope: JSON.parse(message.data.toString("utf8")) as EventEnvelope, raw: message.data };
+  }
+
+  app.post("/api/inboxes", async (request, reply) => {
+    ctx.auth.requireAdmin(tokenOf(request));
+    const body = bodyObject(request);
+    const token = newToken("thk");
+    const inbox = await ctx.store.createInbox({
+      id: newInboxId(),
+      name: parseInboxName(body.name),
+      tokenHash: hashToken(token),
+      settings: parseInboxSettings(body.settings),
+    });
+    return reply.code(201).send({ ...(await view(inbox)), token });
+  });
+
+  app.get("/api/inboxes", async (request) => {
+    ctx.auth.requireAdmin(tokenOf(request));
+    const inboxes = await ctx.store.listInboxes();
+    return { inboxes: await Promise.all(inboxes.map(view)) };
+  });
+
+  app.get("/api/inboxes/:id", async (request) => view(await readableInbox(request)));
+
+  app.patch("/api/inboxes/:id", async (request) => {
+    ctx.auth.requireAdmin(tokenOf(request));
+    const { id } = request.params as { id: string };
+    const existing = await ctx.store.getInbox(id);
+    if (!existing) throw new TailhookError("not_found", "no such inbox");
+    const body = bodyObject(request);
+    const updated = await ctx.store.updateInbox(id, {
+      ...(body.name !== undefined ? { name: parseInboxName(body.name) } : {}),
+      ...(body.settings !== undefined ? { settings: parseInboxSettings(body.settings, existing.settings) } : {}),
+    });
+    if (!updated) throw new TailhookError("not_found", "no such inbox");
+    return view(updated);
+  });
+
+  app.delete("/api/inboxes/:id", async (request, reply) => {
+    ctx.auth.requireAdmin(tokenOf(request));
+    const { id } = request.params as { id: string };
+    if (!(await ctx.store.deleteInbox(id))) throw new TailhookError("not_found", "no such inbox");
+    return reply.code(204).send();
+  });
+
+  app.get("/api/inboxes/:id/events/:seq", async (request, reply) => {
+    const { raw } = await readEnvelope(request);
+    return reply.type("application/json").send(raw);
+  });
+
+  app.get("/api/inboxes/:id/events/:seq/body", async (request, reply) => {
+    const { envelope } = await readEnvelope(request);
+    // The body is the sender's, not ours: never let a browser run it on our origin.
+    return reply
+      .headers({
+        "content-type": envelope.contentType ?? "application/octet-stream",
+        "x-content-type-options": "nosniff",
+        "content-security-policy": "sandbox",
+      })
+      .send(decodeEnvelopeBody(envelope));
+  });
+}

@@ -1,0 +1,50 @@
+/*
+ * The HTTP server: ingest on bare node:http (see ingest.ts), everything else through
+ * Fastify, with one error funnel for both.
+ */
+import { createServer, type Server } from "node:http";
+import Fastify, { type FastifyInstance } from "fastify";
+import type { HttpContext } from "./context.js";
+import { toErrorReply } from "./errors.js";
+import { createIngestHandler, parseIngestUrl } from "./ingest.js";
+import { registerInboxRoutes } from "./routes/inboxes.js";
+import { registerStreamRoutes } from "./routes/streams.js";
+
+export function buildHttpServer(ctx: HttpContext): { app: FastifyInstance; server: Server } {
+  let server: Server | undefined;
+  const ingest = createIngestHandler({
+    store: ctx.store,
+    defaultMaxBodyBytes: ctx.config.maxBodyBytes,
+    isShuttingDown: ctx.isShuttingDown,
+  });
+  const app = Fastify({
+    logger: false,
+    exposeHeadRoutes: false,
+    bodyLimit: 1024 * 1024,
+    serverFactory: (route) => {
+      server = createServer((req, res) => {
+        const target = parseIngestUrl(req.url ?? "/");
+        if (target) void ingest(req, res, target);
+        else route(req, res);
+      });
+      return server;
+    },
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    const errorReply = toErrorReply(error);
+    if (errorReply.status >= 500) ctx.logger.error({ err: error, method: request.method, route: request.routeOptions.url }, "request failed");
+    return reply.code(errorReply.status).headers(errorReply.headers).send(errorReply.body);
+  });
+  app.setNotFoundHandler((_request, reply) =>
+    reply.code(404).send({ error: { code: "not_found", message: "no such route" } }),
+  );
+
+  app.get("/healthz", async (_request, reply) => {
+    const healthy = ctx.store.isHealthy() && !ctx.isShuttingDown();
+    return reply.code(healthy ? 200 : 503).send({ status: healthy ? "ok" : "unavailable" });
+  });
+  registerInboxRoutes(app, ctx);
+  registerStreamRoutes(app, ctx);
+  return { app, server: server! };
+}

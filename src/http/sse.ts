@@ -1,0 +1,42 @@
+/*
+ * Server-Sent Events framing for Durable Streams reads: a `data` event per page (a
+ * JSON array, one message per line) followed by a `control` event with the offset to
+ * resume from. Writes respect backpressure so a slow reader costs one page of memory.
+ */
+import type { ServerResponse } from "node:http";
+import type { StoredMessage } from "../core/types.js";
+
+export interface ControlEvent {
+  streamNextOffset: string;
+  streamCursor?: string;
+  upToDate?: boolean;
+  streamClosed?: boolean;
+}
+
+export function dataEvent(messages: StoredMessage[]): string {
+  let text = "event: data\ndata: [\n";
+  messages.forEach((message, index) => {
+    text += `data: ${message.data.toString("utf8")}${index < messages.length - 1 ? "," : ""}\n`;
+  });
+  return `${text}data: ]\n\n`;
+}
+
+export function controlEvent(control: ControlEvent): string {
+  return `event: control\ndata: ${JSON.stringify(control)}\n\n`;
+}
+
+export const KEEP_ALIVE = ": keep-alive\n\n";
+
+/** Writes and, when the socket buffer is full, waits until it drains or closes. */
+export function writeAndDrain(res: ServerResponse, text: string): Promise<void> {
+  if (res.write(text)) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
+}

@@ -1,0 +1,44 @@
+/*
+ * Numbered schema migrations, applied in order inside one transaction each. Never
+ * edit a released migration: add the next number.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const migrations: Migration[] = [
+  {
+    version: 1,
+    name: "streams, messages and inboxes",
+    sql: `
+      CREATE TABLE streams (
+        id           INTEGER PRIMARY KEY,
+        name         TEXT    NOT NULL UNIQUE,
+        content_type TEXT    NOT NULL,
+        tail_seq     INTEGER NOT NULL DEFAULT 0,
+        first_seq    INTEGER NOT NULL DEFAULT 1,
+        closed       INTEGER NOT NULL DEFAULT 0,
+        created_at   INTEGER NOT NULL,
+        deleted_at   INTEGER
+      );
+      CREATE TABLE messages (
+        stream_id  INTEGER NOT NULL,
+        seq        INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        data       BLOB    NOT NULL,
+        PRIMARY KEY (stream_id, seq)
+      );
+      CREATE TABLE inboxes (
+        id         TEXT    PRIMARY KEY,
+        name       TEXT,
+        stream_id  INTEGER NOT NULL REFERENCES streams (id),
+        token_hash BLOB    NOT NULL,
+        settings   TEXT    NOT NULL,
+        created_at INTEGER NOT NULL,
+        deleted_at INTEGER
+      );
+    `,
+  },
+];

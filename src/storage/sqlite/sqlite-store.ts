@@ -1,0 +1,187 @@
+/*
+ * The embedded default store: one SQLite file in the data folder. Writes go through
+ * the writer thread (group commit); reads run on the main thread's own read-only
+ * connection, which WAL lets proceed while the writer commits.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+import type { CapturedRequest, Inbox, InboxSettings, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
+import type { AppendEventResult, CommitListener, InboxChanges, NewInbox, ReadLimits, Store } from "../store.js";
+import { openReaderConnection, type Connection } from "./connection.js";
+import { SqliteWriter } from "./writer.js";
+import type { WriteOp, WriteResult } from "./write-ops.js";
+
+export interface SqliteStoreOptions {
+  dataDir: string;
+  /** How often retention and deleted inboxes are pruned (ms). */
+  pruneIntervalMs?: number;
+  checkpointIntervalMs?: number;
+}
+
+const PRUNE_ROWS_PER_BATCH = 2000;
+
+interface InboxRow {
+  id: string;
+  name: string | null;
+  streamId: number;
+  tokenHash: Buffer;
+  settings: string;
+  createdAt: number;
+}
+
+interface StreamRow {
+  id: number;
+  name: string;
+  contentType: string;
+  tailSeq: number;
+  firstSeq: number;
+  closed: number;
+  createdAt: number;
+}
+
+const INBOX_COLUMNS = "id, name, stream_id AS streamId, token_hash AS tokenHash, settings, created_at AS createdAt";
+const STREAM_COLUMNS =
+  "id, name, content_type AS contentType, tail_seq AS tailSeq, first_seq AS firstSeq, closed, created_at AS createdAt";
+
+function toInbox(row: InboxRow): StoredInbox {
+  return {
+    id: row.id,
+    name: row.name,
+    streamId: row.streamId,
+    tokenHash: row.tokenHash,
+    settings: JSON.parse(row.settings) as InboxSettings,
+    createdAt: row.createdAt,
+  };
+}
+
+function withoutToken({ tokenHash: _tokenHash, ...inbox }: StoredInbox): Inbox {
+  return inbox;
+}
+
+function toStream(row: StreamRow): StreamInfo {
+  return { ...row, closed: row.closed !== 0 };
+}
+
+export class SqliteStore implements Store {
+  private readonly sql;
+  private pruneTimer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    private readonly reader: Connection,
+    private readonly writer: SqliteWriter,
+    private readonly checkpointer: Worker,
+    pruneIntervalMs: number,
+  ) {
+    this.sql = {
+      inbox: reader.prepare(`SELECT ${INBOX_COLUMNS} FROM inboxes WHERE id = ? AND deleted_at IS NULL`),
+      inboxes: reader.prepare(`SELECT ${INBOX_COLUMNS} FROM inboxes WHERE deleted_at IS NULL ORDER BY created_at, id`),
+      stream: reader.prepare(`SELECT ${STREAM_COLUMNS} FROM streams WHERE name = ? AND deleted_at IS NULL`),
+      streamById: reader.prepare(`SELECT ${STREAM_COLUMNS} FROM streams WHERE id = ? AND deleted_at IS NULL`),
+      messages: reader.prepare("SELECT seq, data FROM messages WHERE stream_id = ? AND seq > ? ORDER BY seq LIMIT ?"),
+      message: reader.prepare("SELECT seq, data FROM messages WHERE stream_id = ? AND seq = ?"),
+    };
+    this.pruneTimer = setInterval(() => this.prune(), pruneIntervalMs);
+    this.pruneTimer.unref();
+  }
+
+  static async open(options: SqliteStoreOptions): Promise<SqliteStore> {
+    mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+    const file = join(options.dataDir, "tailhook.db");
+    const writer = await SqliteWriter.start(file);
+    const checkpointer = new Worker(new URL("./checkpoint-thread.js", import.meta.url), {
+      workerData: { file, intervalMs: options.checkpointIntervalMs ?? 1000 },
+    });
+    return new SqliteStore(openReaderConnection(file), writer, checkpointer, options.pruneIntervalMs ?? 5000);
+  }
+
+  private write(op: WriteOp): Promise<WriteResult> {
+    return this.writer.submit(op);
+  }
+
+  /** Retention and the removal of deleted inboxes' events, in small write batches. */
+  async prune(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const result = await this.write({ kind: "prune", now: Date.now(), maxRows: PRUNE_ROWS_PER_BATCH }).catch(() => undefined);
+      if (result?.status !== "pruned") return total;
+      total += result.rows;
+      if (result.rows < PRUNE_ROWS_PER_BATCH) return total;
+    }
+  }
+
+  async createInbox(inbox: NewInbox): Promise<Inbox> {
+    const now = Date.now();
+    const result = await this.write({ kind: "createInbox", inbox, now });
+    if (result.status !== "created") throw new Error(`unexpected result ${result.status}`);
+    return { id: inbox.id, name: inbox.name, streamId: result.streamId, settings: inbox.settings, createdAt: now };
+  }
+
+  async getInbox(id: string): Promise<StoredInbox | undefined> {
+    const row = this.sql.inbox.get(id) as InboxRow | undefined;
+    return row && toInbox(row);
+  }
+
+  async listInboxes(): Promise<Inbox[]> {
+    return (this.sql.inboxes.all() as InboxRow[]).map((row) => withoutToken(toInbox(row)));
+  }
+
+  async updateInbox(id: string, changes: InboxChanges): Promise<Inbox | undefined> {
+    const result = await this.write({ kind: "updateInbox", id, changes });
+    if (result.status !== "updated") return undefined;
+    const inbox = await this.getInbox(id);
+    return inbox && withoutToken(inbox);
+  }
+
+  async deleteInbox(id: string): Promise<boolean> {
+    const result = await this.write({ kind: "deleteInbox", id, now: Date.now() });
+    return result.status === "deleted";
+  }
+
+  async appendEvent(streamId: number, request: CapturedRequest): Promise<AppendEventResult> {
+    const result = await this.write({ kind: "appendEvent", streamId, request });
+    return result.status === "appended" ? result : { status: "not_found" };
+  }
+
+  async getStream(name: string): Promise<StreamInfo | undefined> {
+    const row = this.sql.stream.get(name) as StreamRow | undefined;
+    return row && toStream(row);
+  }
+
+  async getStreamById(id: number): Promise<StreamInfo | undefined> {
+    const row = this.sql.streamById.get(id) as StreamRow | undefined;
+    return row && toStream(row);
+  }
+
+  async readMessages(streamId: number, afterSeq: number, limits: ReadLimits): Promise<StoredMessage[]> {
+    const messages: StoredMessage[] = [];
+    let bytes = 0;
+    for (const row of this.sql.messages.iterate(streamId, afterSeq, limits.maxMessages) as Iterable<StoredMessage>) {
+      messages.push(row);
+      bytes += row.data.length;
+      if (bytes >= limits.maxBytes) break;
+    }
+    return messages;
+  }
+
+  async readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined> {
+    return this.sql.message.get(streamId, seq) as StoredMessage | undefined;
+  }
+
+  onCommit(listener: CommitListener): void {
+    this.writer.onCommit(listener);
+  }
+
+  isHealthy(): boolean {
+    return this.writer.healthy;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.pruneTimer);
+    await this.writer.close();
+    const stopped = new Promise<void>((resolve) => this.checkpointer.once("exit", () => resolve()));
+    this.checkpointer.postMessage({ type: "close" });
+    await stopped;
+    this.reader.close();
+  }
+}

@@ -1,0 +1,34 @@
+/*
+ * The messages between the store and its writer thread. Every change to the database
+ * is one of these operations; the thread runs a batch of them in one transaction.
+ */
+import type { CapturedRequest } from "../../core/types.js";
+import type { InboxChanges, NewInbox } from "../store.js";
+
+export type WriteOp =
+  | { kind: "appendEvent"; streamId: number; request: CapturedRequest }
+  | { kind: "createInbox"; inbox: NewInbox; now: number }
+  | { kind: "updateInbox"; id: string; changes: InboxChanges }
+  | { kind: "deleteInbox"; id: string; now: number }
+  | { kind: "prune"; now: number; maxRows: number };
+
+export type WriteResult =
+  | { status: "appended"; seq: number }
+  | { status: "created"; streamId: number }
+  | { status: "updated" }
+  | { status: "deleted" }
+  | { status: "not_found" }
+  | { status: "pruned"; rows: number };
+
+export type ToWriter = { type: "batch"; id: number; ops: WriteOp[] } | { type: "close" };
+
+export type FromWriter =
+  | { type: "ready" }
+  | { type: "open_failed"; message: string }
+  | { type: "done"; id: number; results: WriteResult[]; extended: Array<[number, number]> }
+  | { type: "failed"; id: number; message: string }
+  | { type: "closed" };
+
+export interface WriterOptions {
+  file: string;
+}

@@ -1,0 +1,164 @@
+/*
+ * The only writer of the SQLite file. It runs in its own thread so that the fsync of
+ * each commit overlaps with request handling on the main thread instead of blocking
+ * it. Each batch is one transaction (group commit); results go back only after the
+ * commit returned, i.e. after the WAL was fsynced.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { encodeEnvelope } from "../../core/capture.js";
+import type { InboxSettings } from "../../core/types.js";
+import { migrate, openWriterConnection } from "./connection.js";
+import type { FromWriter, ToWriter, WriteOp, WriteResult, WriterOptions } from "./write-ops.js";
+
+const port = parentPort!;
+const options = workerData as WriterOptions;
+
+function send(message: FromWriter): void {
+  port.postMessage(message);
+}
+
+let db: ReturnType<typeof openWriterConnection>;
+try {
+  db = openWriterConnection(options.file);
+  migrate(db);
+} catch (error) {
+  send({ type: "open_failed", message: (error as Error).message });
+  process.exit(1);
+}
+
+const sql = {
+  streamState: db.prepare("SELECT tail_seq AS tailSeq, deleted_at AS deletedAt FROM streams WHERE id = ?"),
+  insertMessage: db.prepare("INSERT INTO messages (stream_id, seq, created_at, data) VALUES (?, ?, ?, ?)"),
+  setTail: db.prepare("UPDATE streams SET tail_seq = ? WHERE id = ?"),
+  insertStream: db.prepare("INSERT INTO streams (name, content_type, created_at) VALUES (?, ?, ?)"),
+  insertInbox: db.prepare(
+    "INSERT INTO inboxes (id, name, stream_id, token_hash, settings, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+  ),
+  liveInbox: db.prepare("SELECT stream_id AS streamId, settings FROM inboxes WHERE id = ? AND deleted_at IS NULL"),
+  setInboxName: db.prepare("UPDATE inboxes SET name = ? WHERE id = ?"),
+  setInboxSettings: db.prepare("UPDATE inboxes SET settings = ? WHERE id = ?"),
+  deleteInbox: db.prepare("UPDATE inboxes SET deleted_at = ? WHERE id = ?"),
+  deleteStream: db.prepare("UPDATE streams SET deleted_at = ? WHERE id = ?"),
+  retainedInboxes: db.prepare(
+    "SELECT i.stream_id AS streamId, i.settings, s.first_seq AS firstSeq, s.tail_seq AS tailSeq FROM inboxes i JOIN streams s ON s.id = i.stream_id WHERE i.deleted_at IS NULL AND i.settings LIKE '%\"retention\"%'",
+  ),
+  firstYoungSeq: db.prepare("SELECT MIN(seq) AS seq FROM messages WHERE stream_id = ? AND created_at >= ?"),
+  deleteHead: db.prepare(
+    "DELETE FROM messages WHERE stream_id = ? AND seq >= ? AND seq < ? ",
+  ),
+  setFirst: db.prepare("UPDATE streams SET first_seq = ? WHERE id = ?"),
+  deletedStreams: db.prepare(
+    "SELECT id, first_seq AS firstSeq, tail_seq AS tailSeq FROM streams WHERE deleted_at IS NOT NULL AND first_seq <= tail_seq",
+  ),
+};
+
+/** The tail of each stream written since start, so appends need no read per event. */
+const tails = new Map<number, { tailSeq: number; deleted: boolean }>();
+
+function streamState(streamId: number): { tailSeq: number; deleted: boolean } | undefined {
+  let state = tails.get(streamId);
+  if (!state) {
+    const row = sql.streamState.get(streamId) as { tailSeq: number; deletedAt: number | null } | undefined;
+    if (!row) return undefined;
+    state = { tailSeq: row.tailSeq, deleted: row.deletedAt !== null };
+    tails.set(streamId, state);
+  }
+  return state;
+}
+
+/** Advances a stream's first retained seq to `until`, deleting at most `budget` rows. */
+function dropHead(streamId: number, firstSeq: number, until: number, budget: number): number {
+  const stop = Math.min(until, firstSeq + budget);
+  if (stop <= firstSeq) return 0;
+  const deleted = sql.deleteHead.run(streamId, firstSeq, stop).changes;
+  sql.setFirst.run(stop, streamId);
+  return deleted;
+}
+
+function prune(now: number, maxRows: number): number {
+  let budget = maxRows;
+  const inboxes = sql.retainedInboxes.all() as Array<{ streamId: number; settings: string; firstSeq: number; tailSeq: number }>;
+  for (const inbox of inboxes) {
+    if (budget <= 0) break;
+    const retention = (JSON.parse(inbox.settings) as InboxSettings).retention ?? {};
+    let keepFrom = inbox.firstSeq;
+    if (retention.maxEvents !== undefined) keepFrom = Math.max(keepFrom, inbox.tailSeq - retention.maxEvents + 1);
+    if (retention.maxAgeSeconds !== undefined) {
+      const young = sql.firstYoungSeq.get(inbox.streamId, now - retention.maxAgeSeconds * 1000) as { seq: number | null };
+      keepFrom = Math.max(keepFrom, young.seq ?? inbox.tailSeq + 1);
+    }
+    budget -= dropHead(inbox.streamId, inbox.firstSeq, keepFrom, budget);
+  }
+  const deleted = sql.deletedStreams.all() as Array<{ id: number; firstSeq: number; tailSeq: number }>;
+  for (const stream of deleted) {
+    if (budget <= 0) break;
+    budget -= dropHead(stream.id, stream.firstSeq, stream.tailSeq + 1, budget);
+  }
+  return maxRows - budget;
+}
+
+function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
+  switch (op.kind) {
+    case "appendEvent": {
+      const state = streamState(op.streamId);
+      if (!state || state.deleted) return { status: "not_found" };
+      const seq = state.tailSeq + 1;
+      sql.insertMessage.run(op.streamId, seq, op.request.receivedAt, encodeEnvelope(op.request, seq));
+      sql.setTail.run(seq, op.streamId);
+      state.tailSeq = seq;
+      extended.set(op.streamId, seq);
+      return { status: "appended", seq };
+    }
+    case "createInbox": {
+      const streamId = Number(sql.insertStream.run(`inbox/${op.inbox.id}`, "application/json", op.now).lastInsertRowid);
+      sql.insertInbox.run(
+        op.inbox.id,
+        op.inbox.name,
+        streamId,
+        op.inbox.tokenHash,
+        JSON.stringify(op.inbox.settings),
+        op.now,
+      );
+      return { status: "created", streamId };
+    }
+    case "updateInbox": {
+      if (!sql.liveInbox.get(op.id)) return { status: "not_found" };
+      if (op.changes.name !== undefined) sql.setInboxName.run(op.changes.name, op.id);
+      if (op.changes.settings !== undefined) sql.setInboxSettings.run(JSON.stringify(op.changes.settings), op.id);
+      return { status: "updated" };
+    }
+    case "deleteInbox": {
+      const inbox = sql.liveInbox.get(op.id) as { streamId: number } | undefined;
+      if (!inbox) return { status: "not_found" };
+      sql.deleteInbox.run(op.now, op.id);
+      sql.deleteStream.run(op.now, inbox.streamId);
+      const state = streamState(inbox.streamId);
+      if (state) state.deleted = true;
+      return { status: "deleted" };
+    }
+    case "prune":
+      return { status: "pruned", rows: prune(op.now, op.maxRows) };
+  }
+}
+
+const runBatch = db.transaction((ops: WriteOp[], extended: Map<number, number>) => ops.map((op) => apply(op, extended)));
+
+port.on("message", (message: ToWriter) => {
+  if (message.type === "close") {
+    db.close();
+    send({ type: "closed" });
+    port.close();
+    return;
+  }
+  const extended = new Map<number, number>();
+  try {
+    const results = runBatch(message.ops, extended);
+    send({ type: "done", id: message.id, results, extended: [...extended] });
+  } catch (error) {
+    // The transaction rolled back: cached tails may be ahead of the file.
+    tails.clear();
+    send({ type: "failed", id: message.id, message: (error as Error).message });
+  }
+});
+
+send({ type: "ready" });

@@ -1,0 +1,130 @@
+/*
+ * The main thread's side of the writer thread: group commit. Operations that arrive
+ * while a batch is being committed wait and go together into the next transaction;
+ * each caller is answered when the transaction holding its operation has committed.
+ */
+import { Worker } from "node:worker_threads";
+import type { CommitListener } from "../store.js";
+import type { FromWriter, ToWriter, WriteOp, WriteResult } from "./write-ops.js";
+
+const MAX_BATCH_OPS = 2000;
+const MAX_BATCH_BYTES = 32 * 1024 * 1024;
+
+interface Pending {
+  op: WriteOp;
+  resolve: (result: WriteResult) => void;
+  reject: (error: Error) => void;
+}
+
+export class StoreWriteError extends Error {}
+
+function opBytes(op: WriteOp): number {
+  return op.kind === "appendEvent" ? op.request.body.byteLength + 512 : 512;
+}
+
+export class SqliteWriter {
+  private queue: Pending[] = [];
+  private inFlight: { id: number; batch: Pending[] } | undefined;
+  private nextBatchId = 1;
+  private failure: Error | undefined;
+  private readonly listeners: CommitListener[] = [];
+  private closed: Promise<void> | undefined;
+  private idleWaiters: Array<() => void> = [];
+
+  private constructor(private readonly worker: Worker) {
+    worker.on("message", (message: FromWriter) => this.onMessage(message));
+    worker.on("error", (error) => this.fail(new StoreWriteError(`writer thread crashed: ${error.message}`)));
+    worker.on("exit", () => this.fail(new StoreWriteError("writer thread stopped")));
+  }
+
+  static async start(file: string): Promise<SqliteWriter> {
+    const worker = new Worker(new URL("./writer-thread.js", import.meta.url), { workerData: { file } });
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (message: FromWriter) => {
+        if (message.type === "ready") resolve();
+        else if (message.type === "open_failed") reject(new Error(`cannot open ${file}: ${message.message}`));
+        else return;
+        worker.off("message", onMessage);
+      };
+      worker.on("message", onMessage);
+      worker.once("error", reject);
+    });
+    return new SqliteWriter(worker);
+  }
+
+  get healthy(): boolean {
+    return this.failure === undefined;
+  }
+
+  onCommit(listener: CommitListener): void {
+    this.listeners.push(listener);
+  }
+
+  submit(op: WriteOp): Promise<WriteResult> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new StoreWriteError("store is closing"));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ op, resolve, reject });
+      if (!this.inFlight) this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.queue.length === 0) {
+      for (const wake of this.idleWaiters.splice(0)) wake();
+      return;
+    }
+    let bytes = 0;
+    let count = 0;
+    while (count < this.queue.length && count < MAX_BATCH_OPS && bytes < MAX_BATCH_BYTES) {
+      bytes += opBytes(this.queue[count]!.op);
+      count++;
+    }
+    const batch = this.queue.splice(0, count);
+    const id = this.nextBatchId++;
+    this.inFlight = { id, batch };
+    const message: ToWriter = { type: "batch", id, ops: batch.map((pending) => pending.op) };
+    this.worker.postMessage(message);
+  }
+
+  private onMessage(message: FromWriter): void {
+    if (message.type !== "done" && message.type !== "failed") return;
+    const inFlight = this.inFlight;
+    if (!inFlight || inFlight.id !== message.id) return;
+    this.inFlight = undefined;
+    if (message.type === "done") {
+      if (message.extended.length > 0) {
+        const extended = new Map(message.extended);
+        for (const listener of this.listeners) listener(extended);
+      }
+      inFlight.batch.forEach((pending, index) => pending.resolve(message.results[index]!));
+    } else {
+      const error = new StoreWriteError(`commit failed: ${message.message}`);
+      for (const pending of inFlight.batch) pending.reject(error);
+    }
+    this.flush();
+  }
+
+  private fail(error: Error): void {
+    if (this.failure) return;
+    this.failure = error;
+    const pending = [...(this.inFlight?.batch ?? []), ...this.queue.splice(0)];
+    this.inFlight = undefined;
+    for (const entry of pending) entry.reject(error);
+    for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  /** Lets queued operations commit, then stops the thread. */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      if (this.inFlight || this.queue.length > 0) {
+        await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      }
+      if (this.failure) return;
+      const stopped = new Promise<void>((resolve) => this.worker.once("exit", () => resolve()));
+      this.worker.postMessage({ type: "close" } satisfies ToWriter);
+      await stopped;
+    })();
+    return this.closed;
+  }
+}

@@ -1,0 +1,54 @@
+/*
+ * The storage port. Every backend keeps streams of gapless, numbered messages and the
+ * inboxes that write into them; a write resolves only once it is committed and on
+ * disk. Expected outcomes are values; a rejected promise means the store is in
+ * trouble (the HTTP layer answers 503).
+ */
+import type { CapturedRequest, Inbox, InboxSettings, StoredInbox, StoredMessage, StreamInfo } from "../core/types.js";
+
+export type AppendEventResult = { status: "appended"; seq: number } | { status: "not_found" };
+
+export interface NewInbox {
+  id: string;
+  name: string | null;
+  tokenHash: Buffer;
+  settings: InboxSettings;
+}
+
+export interface InboxChanges {
+  name?: string | null;
+  settings?: InboxSettings;
+}
+
+export interface ReadLimits {
+  /** Stop after this many messages. */
+  maxMessages: number;
+  /** Stop once this many bytes were read (at least one message is always returned). */
+  maxBytes: number;
+}
+
+/** Called after each commit with the streams it extended, so waiting readers wake. */
+export type CommitListener = (streams: ReadonlyMap<number, number>) => void;
+
+export interface Store {
+  createInbox(inbox: NewInbox): Promise<Inbox>;
+  getInbox(id: string): Promise<StoredInbox | undefined>;
+  listInboxes(): Promise<Inbox[]>;
+  updateInbox(id: string, changes: InboxChanges): Promise<Inbox | undefined>;
+  /** Removes the inbox and, in the background, its events. False if it did not exist. */
+  deleteInbox(id: string): Promise<boolean>;
+
+  appendEvent(streamId: number, request: CapturedRequest): Promise<AppendEventResult>;
+
+  getStream(name: string): Promise<StreamInfo | undefined>;
+  getStreamById(id: number): Promise<StreamInfo | undefined>;
+  /** Messages with seq > afterSeq, oldest first, within the limits. */
+  readMessages(streamId: number, afterSeq: number, limits: ReadLimits): Promise<StoredMessage[]>;
+  readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined>;
+
+  onCommit(listener: CommitListener): void;
+  /** True while the store can take writes. */
+  isHealthy(): boolean;
+  /** Waits for queued writes, then releases files and threads. */
+  close(): Promise<void>;
+}
