@@ -49,6 +49,12 @@ export function sendErrorRaw(res: ServerResponse, error: unknown, extraHeaders: 
     res.destroy();
     return;
   }
-  res.writeHead(reply.status, { "content-type": "application/json", ...reply.headers, ...extraHeaders });
-  res.end(JSON.stringify(reply.body));
+  const body = JSON.stringify(reply.body);
+  res.writeHead(reply.status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+    ...reply.headers,
+    ...extraHeaders,
+  });
+  res.end(body);
 }

@@ -94,12 +94,13 @@ function sendAck(res: ServerResponse, inbox: StoredInbox, id: string, seq: numbe
   const connection: Record<string, string> = closeConnection ? { connection: "close" } : {};
   const custom = inbox.settings.response;
   if (custom) {
-    res.writeHead(custom.status, { ...custom.headers, ...connection });
+    res.writeHead(custom.status, { ...custom.headers, "content-length": Buffer.byteLength(custom.body), ...connection });
     res.end(custom.body);
     return;
   }
-  res.writeHead(200, { "content-type": "application/json", ...connection });
-  res.end(JSON.stringify({ ok: true, id, seq }));
+  const ack = JSON.stringify({ ok: true, id, seq });
+  res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(ack), ...connection });
+  res.end(ack);
 }
 
 export function createIngestHandler(deps: IngestDeps) {

@@ -66,6 +66,7 @@ function toStream(row: StreamRow): StreamInfo {
 export class SqliteStore implements Store {
   private readonly sql;
   private pruneTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
 
   private constructor(
     private readonly reader: Connection,
@@ -176,12 +177,15 @@ export class SqliteStore implements Store {
     return this.writer.healthy;
   }
 
-  async close(): Promise<void> {
-    clearInterval(this.pruneTimer);
-    await this.writer.close();
-    const stopped = new Promise<void>((resolve) => this.checkpointer.once("exit", () => resolve()));
-    this.checkpointer.postMessage({ type: "close" });
-    await stopped;
-    this.reader.close();
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      clearInterval(this.pruneTimer);
+      await this.writer.close();
+      const stopped = new Promise<void>((resolve) => this.checkpointer.once("exit", () => resolve()));
+      this.checkpointer.postMessage({ type: "close" });
+      await stopped;
+      this.reader.close();
+    })();
+    return this.closing;
   }
 }

@@ -1,0 +1,77 @@
+/* Small HTTP helpers for black-box tests: raw bytes on a socket, and paging a stream. */
+import { connect } from "node:net";
+
+export interface RawResponse {
+  status: number;
+  head: string;
+  body: Buffer;
+}
+
+/** Sends exact bytes (header case, duplicates, binary) and reads until the server closes. */
+export function rawRequest(baseUrl: string, bytes: Buffer): Promise<RawResponse> {
+  const { hostname, port } = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.write(bytes));
+    const chunks: Buffer[] = [];
+    socket.on("data", (chunk) => chunks.push(chunk));
+    socket.on("error", reject);
+    socket.on("end", () => {
+      const all = Buffer.concat(chunks);
+      const split = all.indexOf("\r\n\r\n");
+      const head = all.subarray(0, split).toString("latin1");
+      resolve({ status: Number(head.split(" ")[1]), head, body: all.subarray(split + 4) });
+    });
+  });
+}
+
+export function bearer(token: string): { authorization: string } {
+  return { authorization: `Bearer ${token}` };
+}
+
+export interface Envelope {
+  seq: number;
+  id: string;
+  method: string;
+  path: string;
+  query: string;
+  headers: Array<[string, string]>;
+  contentType: string | null;
+  size: number;
+  body: string;
+  bodyEncoding: "utf8" | "base64";
+  remoteAddr: string;
+  receivedAt: string;
+}
+
+/** Reads a whole stream by catch-up pages, following Stream-Next-Offset. */
+export async function readAll(streamUrl: string, token: string, from = "-1"): Promise<{ events: Envelope[]; next: string }> {
+  const events: Envelope[] = [];
+  let offset = from;
+  for (;;) {
+    const response = await fetch(`${streamUrl}?offset=${offset}`, { headers: bearer(token) });
+    if (response.status !== 200) throw new Error(`read ${offset}: ${response.status} ${await response.text()}`);
+    events.push(...((await response.json()) as Envelope[]));
+    offset = response.headers.get("stream-next-offset")!;
+    if (response.headers.get("stream-up-to-date") === "true") return { events, next: offset };
+  }
+}
+
+export function bodyBytes(event: Envelope): Buffer {
+  return Buffer.from(event.body, event.bodyEncoding === "utf8" ? "utf8" : "base64");
+}
+
+/** Parses a complete SSE text into events. */
+export function parseSse(text: string): Array<{ event: string; data: string }> {
+  const events: Array<{ event: string; data: string }> = [];
+  for (const block of text.split("\n\n")) {
+    if (!block.trim() || block.startsWith(":")) continue;
+    let event = "message";
+    const data: string[] = [];
+    for (const line of block.split("\n")) {
+      if (line.startsWith("event: ")) event = line.slice(7);
+      else if (line.startsWith("data: ")) data.push(line.slice(6));
+    }
+    events.push({ event, data: data.join("\n") });
+  }
+  return events;
+}
