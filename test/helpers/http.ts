@@ -1,5 +1,6 @@
 /* Small HTTP helpers for black-box tests: raw bytes on a socket, and paging a stream. */
 import { connect } from "node:net";
+import type { EventEnvelope } from "../../dist/core/types.js";
 
 export interface RawResponse {
   status: number;
@@ -28,20 +29,7 @@ export function bearer(token: string): { authorization: string } {
   return { authorization: `Bearer ${token}` };
 }
 
-export interface Envelope {
-  seq: number;
-  id: string;
-  method: string;
-  path: string;
-  query: string;
-  headers: Array<[string, string]>;
-  contentType: string | null;
-  size: number;
-  body: string;
-  bodyEncoding: "utf8" | "base64";
-  remoteAddr: string;
-  receivedAt: string;
-}
+export type Envelope = EventEnvelope;
 
 /** Reads a whole stream by catch-up pages, following Stream-Next-Offset. */
 export async function readAll(streamUrl: string, token: string, from = "-1"): Promise<{ events: Envelope[]; next: string }> {
