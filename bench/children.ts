@@ -1,0 +1,135 @@
+/*
+ * The servers under test run as child processes, apart from the load generator. This
+ * file starts them, waits for their "listening on" line, and makes sure they are
+ * stopped and their temp data folders removed, also when the benchmark fails.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const READY_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 15_000;
+
+export interface Server {
+  name: string;
+  url: string;
+  stop(): Promise<void>;
+}
+
+export interface Inbox {
+  ingestUrl: string;
+  streamUrl: string;
+  token: string;
+}
+
+export interface Tailhook extends Server {
+  createInbox(): Promise<Inbox>;
+}
+
+const running = new Set<ChildProcess>();
+const stopping = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
+
+/** Extra node flags for the server children, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof". */
+function nodeArgs(): string[] {
+  return (process.env.BENCH_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once("exit", () => resolve()));
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  stopping.add(child);
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), STOP_TIMEOUT_MS);
+    await exited(child);
+    clearTimeout(timer);
+  }
+  running.delete(child);
+  stopping.delete(child);
+}
+
+async function startChild(name: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [...nodeArgs(), ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  running.add(child);
+  let output = "";
+  let ready = false;
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within ${READY_TIMEOUT_MS} ms:\n${output}`)), READY_TIMEOUT_MS);
+    const onOutput = (chunk: Buffer) => {
+      const text = chunk.toString("utf8");
+      // Once the server is up, anything it prints (warnings, errors) is worth seeing.
+      if (ready) process.stderr.write(text.replace(/^(?=.)/gm, `[${name}] `));
+      else output += text;
+      const match = /listening on (http:\/\/\S+)/.exec(output);
+      if (!ready && match) {
+        ready = true;
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    };
+    child.stdout!.on("data", onOutput);
+    child.stderr!.on("data", onOutput);
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      if (!ready) reject(new Error(`${name} exited (${signal ?? code}) before listening:\n${output}`));
+      else if (!stopping.has(child)) process.stderr.write(`[${name}] exited unexpectedly (${signal ?? code})\n`);
+    });
+  }).catch(async (error: unknown) => {
+    await stopChild(child);
+    throw error;
+  });
+  return { child, url };
+}
+
+export async function startBare(): Promise<Server> {
+  const script = fileURLToPath(new URL("./bare-server.js", import.meta.url));
+  const { child, url } = await startChild("bare", [script], process.env);
+  return { name: "bare node:http", url, stop: () => stopChild(child) };
+}
+
+export async function startTailhook(): Promise<Tailhook> {
+  const main = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
+  const dataDir = mkdtempSync(join(tmpdir(), "tailhook-bench-"));
+  tempDirs.add(dataDir);
+  const adminToken = `bench_${randomBytes(24).toString("hex")}`;
+  const env = { ...process.env, TAILHOOK_ADMIN_TOKEN: adminToken, TAILHOOK_LOG_LEVEL: "warn" };
+  const { child, url } = await startChild("tailhook", [main, "serve", "--port", "0", "--data", dataDir], env);
+  return {
+    name: "tailhook",
+    url,
+    async stop() {
+      await stopChild(child);
+      rmSync(dataDir, { recursive: true, force: true });
+      tempDirs.delete(dataDir);
+    },
+    async createInbox() {
+      const response = await fetch(`${url}/api/inboxes`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+        body: "{}",
+      });
+      if (response.status !== 201) throw new Error(`creating an inbox: ${response.status} ${await response.text()}`);
+      return (await response.json()) as Inbox;
+    },
+  };
+}
+
+/** Stops whatever is still running and removes the temp folders. */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...running].map(stopChild));
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+// Last resort if the benchmark exits without stopAll (e.g. an uncaught exception).
+process.once("exit", () => {
+  for (const child of running) child.kill("SIGKILL");
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
