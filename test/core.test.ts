@@ -22,10 +22,10 @@ describe("offsets", () => {
 describe("envelopes", () => {
   const base = { id: "evt_x", receivedAt: 0, method: "POST", path: "/a", query: "b=1", remoteAddr: "127.0.0.1" };
   it("keep UTF-8 bodies as text and everything else as base64, both exact", () => {
-    const text = buildEnvelope({ ...base, headers: [["Content-Type", "text/plain"]], body: Buffer.from("héllo") }, 1);
+    const text = buildEnvelope({ ...base, rawHeaders: ["Content-Type", "text/plain"], body: Buffer.from("héllo") }, 1);
     expect(text).toMatchObject({ bodyEncoding: "utf8", body: "héllo", contentType: "text/plain", size: 6 });
     const bytes = Buffer.from([0xff, 0x00, 0xc3, 0x28]);
-    const binary = buildEnvelope({ ...base, headers: [], body: bytes }, 2);
+    const binary = buildEnvelope({ ...base, rawHeaders: [], body: bytes }, 2);
     expect(binary.bodyEncoding).toBe("base64");
     expect(decodeEnvelopeBody(binary).equals(bytes)).toBe(true);
     expect(binary.contentType).toBeNull();

@@ -6,6 +6,12 @@
 import { isUtf8 } from "node:buffer";
 import type { CapturedRequest, EventEnvelope } from "./types.js";
 
+export function headerPairs(rawHeaders: string[]): Array<[string, string]> {
+  const pairs: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) pairs.push([rawHeaders[i]!, rawHeaders[i + 1]!]);
+  return pairs;
+}
+
 export function findContentType(headers: Array<[string, string]>): string | null {
   for (const [name, value] of headers) {
     if (name.toLowerCase() === "content-type") return value;
@@ -16,6 +22,7 @@ export function findContentType(headers: Array<[string, string]>): string | null
 export function buildEnvelope(request: CapturedRequest, seq: number): EventEnvelope {
   const body = Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength);
   const utf8 = isUtf8(body);
+  const headers = headerPairs(request.rawHeaders);
   return {
     seq,
     id: request.id,
@@ -23,8 +30,8 @@ export function buildEnvelope(request: CapturedRequest, seq: number): EventEnvel
     method: request.method,
     path: request.path,
     query: request.query,
-    headers: request.headers,
-    contentType: findContentType(request.headers),
+    headers,
+    contentType: findContentType(headers),
     size: body.length,
     body: utf8 ? body.toString("utf8") : body.toString("base64"),
     bodyEncoding: utf8 ? "utf8" : "base64",

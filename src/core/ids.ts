@@ -2,7 +2,7 @@
  * Secrets and identifiers. Inbox ids are capabilities (whoever knows one can post to
  * it), so they carry 144 random bits; tokens carry 256 and are kept only as hashes.
  */
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 
 export function newInboxId(): string {
   return randomBytes(18).toString("base64url");
@@ -12,8 +12,9 @@ export function newToken(prefix: "thk" | "tha" = "thk"): string {
   return `${prefix}_${randomBytes(32).toString("base64url")}`;
 }
 
+/** Unique, not secret: randomUUID draws from a cached entropy pool, off the hot path's syscalls. */
 export function newEventId(): string {
-  return `evt_${randomBytes(12).toString("base64url")}`;
+  return `evt_${randomUUID().replaceAll("-", "")}`;
 }
 
 export function hashToken(token: string): Buffer {

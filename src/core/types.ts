@@ -21,8 +21,8 @@ export interface CapturedRequest {
   method: string;
   path: string;
   query: string;
-  /** Raw header pairs as received: order, case and duplicates kept. */
-  headers: Array<[string, string]>;
+  /** Raw headers as node gives them (name, value, name, value…): order, case and duplicates kept. */
+  rawHeaders: string[];
   remoteAddr: string;
   body: Uint8Array;
 }

@@ -131,7 +131,7 @@ export function createIngestHandler(deps: IngestDeps) {
         method: req.method ?? "GET",
         path: target.path,
         query: target.query,
-        headers: pairs(req.rawHeaders),
+        rawHeaders: req.rawHeaders,
         remoteAddr: req.socket.remoteAddress ?? "",
         body,
       };
@@ -145,10 +145,4 @@ export function createIngestHandler(deps: IngestDeps) {
       sendErrorRaw(res, error instanceof TailhookError ? error : new TailhookError("store_unavailable", "storage is unavailable; nothing was stored"));
     }
   };
-}
-
-function pairs(raw: string[]): Array<[string, string]> {
-  const result: Array<[string, string]> = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) result.push([raw[i]!, raw[i + 1]!]);
-  return result;
 }

@@ -13,6 +13,8 @@ export function openWriterConnection(file: string): Connection {
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = FULL");
   db.pragma("wal_autocheckpoint = 0");
+  // After a checkpoint rewinds the WAL, trim the file if a burst made it larger than this.
+  db.pragma("journal_size_limit = 67108864");
   db.pragma("busy_timeout = 5000");
   db.pragma("foreign_keys = ON");
   return db;

@@ -20,6 +20,7 @@ export interface SqliteStoreOptions {
 }
 
 const PRUNE_ROWS_PER_BATCH = 2000;
+const INBOX_CACHE_SIZE = 10_000;
 
 interface InboxRow {
   id: string;
@@ -66,6 +67,8 @@ function toStream(row: StreamRow): StreamInfo {
 export class SqliteStore implements Store {
   private readonly sql;
   private pruneTimer: NodeJS.Timeout | undefined;
+  /** Inboxes by id, so ingest needs no query; this process is the only writer, so it stays true. */
+  private readonly inboxCache = new Map<string, StoredInbox>();
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -91,7 +94,7 @@ export class SqliteStore implements Store {
     const file = join(options.dataDir, "tailhook.db");
     const writer = await SqliteWriter.start(file);
     const checkpointer = new Worker(new URL("./checkpoint-thread.js", import.meta.url), {
-      workerData: { file, intervalMs: options.checkpointIntervalMs ?? 1000 },
+      workerData: { file, intervalMs: options.checkpointIntervalMs ?? 250, restartFrames: 2048 },
     });
     return new SqliteStore(openReaderConnection(file), writer, checkpointer, options.pruneIntervalMs ?? 5000);
   }
@@ -119,8 +122,14 @@ export class SqliteStore implements Store {
   }
 
   async getInbox(id: string): Promise<StoredInbox | undefined> {
+    const cached = this.inboxCache.get(id);
+    if (cached) return cached;
     const row = this.sql.inbox.get(id) as InboxRow | undefined;
-    return row && toInbox(row);
+    if (!row) return undefined;
+    const inbox = toInbox(row);
+    if (this.inboxCache.size >= INBOX_CACHE_SIZE) this.inboxCache.clear();
+    this.inboxCache.set(id, inbox);
+    return inbox;
   }
 
   async listInboxes(): Promise<Inbox[]> {
@@ -129,6 +138,7 @@ export class SqliteStore implements Store {
 
   async updateInbox(id: string, changes: InboxChanges): Promise<Inbox | undefined> {
     const result = await this.write({ kind: "updateInbox", id, changes });
+    this.inboxCache.delete(id);
     if (result.status !== "updated") return undefined;
     const inbox = await this.getInbox(id);
     return inbox && withoutToken(inbox);
@@ -136,6 +146,7 @@ export class SqliteStore implements Store {
 
   async deleteInbox(id: string): Promise<boolean> {
     const result = await this.write({ kind: "deleteInbox", id, now: Date.now() });
+    this.inboxCache.delete(id);
     return result.status === "deleted";
   }
 
