@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildEnvelope, decodeEnvelopeBody } from "../dist/core/capture.js";
+import { buildEnvelope, decodeEnvelopeBody, encodeEventMeta, messageJson } from "../dist/core/capture.js";
 import { nextCursor } from "../dist/core/cursor.js";
 import { formatOffset, parseOffset } from "../dist/core/offsets.js";
 import { parseInboxSettings } from "../dist/core/inbox-settings.js";
@@ -21,14 +21,23 @@ describe("offsets", () => {
 
 describe("envelopes", () => {
   const base = { id: "evt_x", receivedAt: 0, method: "POST", path: "/a", query: "b=1", remoteAddr: "127.0.0.1" };
+  function stored(rawHeaders: string[], body: Buffer, seq: number) {
+    return { seq, createdAt: 0, data: body, meta: encodeEventMeta({ ...base, rawHeaders, body }) };
+  }
   it("keep UTF-8 bodies as text and everything else as base64, both exact", () => {
-    const text = buildEnvelope({ ...base, rawHeaders: ["Content-Type", "text/plain"], body: Buffer.from("héllo") }, 1);
-    expect(text).toMatchObject({ bodyEncoding: "utf8", body: "héllo", contentType: "text/plain", size: 6 });
+    const text = buildEnvelope(stored(["Content-Type", "text/plain"], Buffer.from("héllo"), 1));
+    expect(text).toMatchObject({ seq: 1, bodyEncoding: "utf8", body: "héllo", contentType: "text/plain", size: 6 });
+    expect(text.headers).toEqual([["Content-Type", "text/plain"]]);
     const bytes = Buffer.from([0xff, 0x00, 0xc3, 0x28]);
-    const binary = buildEnvelope({ ...base, rawHeaders: [], body: bytes }, 2);
+    const binary = buildEnvelope(stored([], bytes, 2));
     expect(binary.bodyEncoding).toBe("base64");
     expect(decodeEnvelopeBody(binary).equals(bytes)).toBe(true);
     expect(binary.contentType).toBeNull();
+  });
+  it("are what readers get for event messages; other messages pass through", () => {
+    const event = stored(["X-A", "1", "x-a", "2"], Buffer.from("{}"), 3);
+    expect(JSON.parse(messageJson(event))).toEqual(buildEnvelope(event));
+    expect(messageJson({ seq: 1, createdAt: 0, data: Buffer.from('{"k":1}'), meta: null })).toBe('{"k":1}');
   });
 });
 

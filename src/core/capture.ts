@@ -4,7 +4,7 @@
  * decode back to the exact bytes received.
  */
 import { isUtf8 } from "node:buffer";
-import type { CapturedRequest, EventEnvelope } from "./types.js";
+import type { CapturedRequest, EventEnvelope, StoredMessage } from "./types.js";
 
 export function headerPairs(rawHeaders: string[]): Array<[string, string]> {
   const pairs: Array<[string, string]> = [];
@@ -19,28 +19,38 @@ export function findContentType(headers: Array<[string, string]>): string | null
   return null;
 }
 
-export function buildEnvelope(request: CapturedRequest, seq: number): EventEnvelope {
-  const body = Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength);
+/** What an event keeps besides its body: `[id, method, path, query, remoteAddr, rawHeaders]`. */
+type EventMeta = [string, string, string, string, string, string[]];
+
+export function encodeEventMeta(request: CapturedRequest): string {
+  const meta: EventMeta = [request.id, request.method, request.path, request.query, request.remoteAddr, request.rawHeaders];
+  return JSON.stringify(meta);
+}
+
+export function buildEnvelope(message: StoredMessage): EventEnvelope {
+  const [id, method, path, query, remoteAddr, rawHeaders] = JSON.parse(message.meta ?? "null") as EventMeta;
+  const body = message.data;
   const utf8 = isUtf8(body);
-  const headers = headerPairs(request.rawHeaders);
+  const headers = headerPairs(rawHeaders);
   return {
-    seq,
-    id: request.id,
-    receivedAt: new Date(request.receivedAt).toISOString(),
-    method: request.method,
-    path: request.path,
-    query: request.query,
+    seq: message.seq,
+    id,
+    receivedAt: new Date(message.createdAt).toISOString(),
+    method,
+    path,
+    query,
     headers,
     contentType: findContentType(headers),
     size: body.length,
     body: utf8 ? body.toString("utf8") : body.toString("base64"),
     bodyEncoding: utf8 ? "utf8" : "base64",
-    remoteAddr: request.remoteAddr,
+    remoteAddr,
   };
 }
 
-export function encodeEnvelope(request: CapturedRequest, seq: number): Buffer {
-  return Buffer.from(JSON.stringify(buildEnvelope(request, seq)), "utf8");
+/** The JSON text a reader gets for a message: the envelope for an event, else the stored JSON. */
+export function messageJson(message: StoredMessage): string {
+  return message.meta === null ? message.data.toString("utf8") : JSON.stringify(buildEnvelope(message));
 }
 
 export function decodeEnvelopeBody(envelope: Pick<EventEnvelope, "body" | "bodyEncoding">): Buffer {

@@ -89,7 +89,14 @@ export interface StreamInfo {
   createdAt: number;
 }
 
+/**
+ * A message as stored. For an inbox event `data` is the raw body and `meta` the rest
+ * of the captured request (see capture.ts); the envelope is built when it is read,
+ * which keeps JSON and base64 work off the ingest path.
+ */
 export interface StoredMessage {
   seq: number;
+  createdAt: number;
   data: Buffer;
+  meta: string | null;
 }

@@ -4,6 +4,7 @@
  * resume from. Writes respect backpressure so a slow reader costs one page of memory.
  */
 import type { ServerResponse } from "node:http";
+import { messageJson } from "../core/capture.js";
 import type { StoredMessage } from "../core/types.js";
 
 export interface ControlEvent {
@@ -16,7 +17,7 @@ export interface ControlEvent {
 export function dataEvent(messages: StoredMessage[]): string {
   let text = "event: data\ndata: [\n";
   messages.forEach((message, index) => {
-    text += `data: ${message.data.toString("utf8")}${index < messages.length - 1 ? "," : ""}\n`;
+    text += `data: ${messageJson(message)}${index < messages.length - 1 ? "," : ""}\n`;
   });
   return `${text}data: ]\n\n`;
 }

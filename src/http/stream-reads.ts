@@ -6,6 +6,7 @@
  */
 import { TailhookError } from "../core/errors.js";
 import { formatOffset, parseOffset } from "../core/offsets.js";
+import { messageJson } from "../core/capture.js";
 import type { StoredMessage, StreamInfo } from "../core/types.js";
 import type { ReadLimits, Store } from "../storage/store.js";
 
@@ -50,12 +51,6 @@ export async function readPage(store: Store, stream: StreamInfo, afterSeq: numbe
 }
 
 /** A JSON-mode body: the messages as one JSON array. */
-export function jsonArrayBody(messages: StoredMessage[]): Buffer {
-  const parts: Buffer[] = [Buffer.from("[")];
-  messages.forEach((message, index) => {
-    if (index > 0) parts.push(Buffer.from(","));
-    parts.push(message.data);
-  });
-  parts.push(Buffer.from("]"));
-  return Buffer.concat(parts);
+export function jsonArrayBody(messages: StoredMessage[]): string {
+  return `[${messages.map(messageJson).join(",")}]`;
 }

@@ -4,11 +4,11 @@
  * events also accepts that inbox's own token.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { decodeEnvelopeBody } from "../../core/capture.js";
+import { buildEnvelope, messageJson } from "../../core/capture.js";
 import { TailhookError } from "../../core/errors.js";
 import { hashToken, newInboxId, newToken } from "../../core/ids.js";
 import { parseInboxName, parseInboxSettings } from "../../core/inbox-settings.js";
-import type { EventEnvelope, Inbox, StoredInbox } from "../../core/types.js";
+import type { Inbox, StoredInbox, StoredMessage } from "../../core/types.js";
 import { presentedToken } from "../auth.js";
 import { inboxStreamName, type HttpContext } from "../context.js";
 
@@ -59,7 +59,7 @@ export function registerInboxRoutes(app: FastifyInstance, ctx: HttpContext): voi
     return inbox!;
   }
 
-  async function readEnvelope(request: FastifyRequest): Promise<{ envelope: EventEnvelope; raw: Buffer }> {
+  async function readEvent(request: FastifyRequest): Promise<StoredMessage> {
     const inbox = await readableInbox(request);
     const seq = parseSeq((request.params as { seq: string }).seq);
     const message = await ctx.store.readMessage(inbox.streamId, seq);
@@ -68,7 +68,7 @@ export function registerInboxRoutes(app: FastifyInstance, ctx: HttpContext): voi
       if (stream && seq < stream.firstSeq) throw new TailhookError("gone", "this event was removed by retention");
       throw new TailhookError("not_found", "no such event");
     }
-    return { envelope: JSON.parse(message.data.toString("utf8")) as EventEnvelope, raw: message.data };
+    return message;
   }
 
   app.post("/api/inboxes", async (request, reply) => {
@@ -114,19 +114,19 @@ export function registerInboxRoutes(app: FastifyInstance, ctx: HttpContext): voi
   });
 
   app.get("/api/inboxes/:id/events/:seq", async (request, reply) => {
-    const { raw } = await readEnvelope(request);
-    return reply.type("application/json").send(raw);
+    return reply.type("application/json").send(messageJson(await readEvent(request)));
   });
 
   app.get("/api/inboxes/:id/events/:seq/body", async (request, reply) => {
-    const { envelope } = await readEnvelope(request);
+    const message = await readEvent(request);
+    const { contentType } = buildEnvelope(message);
     // The body is the sender's, not ours: never let a browser run it on our origin.
     return reply
       .headers({
-        "content-type": envelope.contentType ?? "application/octet-stream",
+        "content-type": contentType ?? "application/octet-stream",
         "x-content-type-options": "nosniff",
         "content-security-policy": "sandbox",
       })
-      .send(decodeEnvelopeBody(envelope));
+      .send(message.data);
   });
 }

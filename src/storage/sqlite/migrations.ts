@@ -28,6 +28,7 @@ export const migrations: Migration[] = [
         seq        INTEGER NOT NULL,
         created_at INTEGER NOT NULL,
         data       BLOB    NOT NULL,
+        meta       TEXT,
         PRIMARY KEY (stream_id, seq)
       );
       CREATE TABLE inboxes (

@@ -42,6 +42,7 @@ interface StreamRow {
 }
 
 const INBOX_COLUMNS = "id, name, stream_id AS streamId, token_hash AS tokenHash, settings, created_at AS createdAt";
+const MESSAGE_COLUMNS = "seq, created_at AS createdAt, data, meta";
 const STREAM_COLUMNS =
   "id, name, content_type AS contentType, tail_seq AS tailSeq, first_seq AS firstSeq, closed, created_at AS createdAt";
 
@@ -82,8 +83,10 @@ export class SqliteStore implements Store {
       inboxes: reader.prepare(`SELECT ${INBOX_COLUMNS} FROM inboxes WHERE deleted_at IS NULL ORDER BY created_at, id`),
       stream: reader.prepare(`SELECT ${STREAM_COLUMNS} FROM streams WHERE name = ? AND deleted_at IS NULL`),
       streamById: reader.prepare(`SELECT ${STREAM_COLUMNS} FROM streams WHERE id = ? AND deleted_at IS NULL`),
-      messages: reader.prepare("SELECT seq, data FROM messages WHERE stream_id = ? AND seq > ? ORDER BY seq LIMIT ?"),
-      message: reader.prepare("SELECT seq, data FROM messages WHERE stream_id = ? AND seq = ?"),
+      messages: reader.prepare(
+        `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE stream_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+      ),
+      message: reader.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE stream_id = ? AND seq = ?`),
     };
     this.pruneTimer = setInterval(() => this.prune(), pruneIntervalMs);
     this.pruneTimer.unref();

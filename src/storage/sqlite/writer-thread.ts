@@ -5,7 +5,7 @@
  * commit returned, i.e. after the WAL was fsynced.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { encodeEnvelope } from "../../core/capture.js";
+import { encodeEventMeta } from "../../core/capture.js";
 import type { InboxSettings } from "../../core/types.js";
 import { migrate, openWriterConnection } from "./connection.js";
 import type { FromWriter, ToWriter, WriteOp, WriteResult, WriterOptions } from "./write-ops.js";
@@ -28,7 +28,7 @@ try {
 
 const sql = {
   streamState: db.prepare("SELECT tail_seq AS tailSeq, deleted_at AS deletedAt FROM streams WHERE id = ?"),
-  insertMessage: db.prepare("INSERT INTO messages (stream_id, seq, created_at, data) VALUES (?, ?, ?, ?)"),
+  insertMessage: db.prepare("INSERT INTO messages (stream_id, seq, created_at, data, meta) VALUES (?, ?, ?, ?, ?)"),
   setTail: db.prepare("UPDATE streams SET tail_seq = ? WHERE id = ?"),
   insertStream: db.prepare("INSERT INTO streams (name, content_type, created_at) VALUES (?, ?, ?)"),
   insertInbox: db.prepare(
@@ -103,7 +103,8 @@ function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
       const state = streamState(op.streamId);
       if (!state || state.deleted) return { status: "not_found" };
       const seq = state.tailSeq + 1;
-      sql.insertMessage.run(op.streamId, seq, op.request.receivedAt, encodeEnvelope(op.request, seq));
+      const { request } = op;
+      sql.insertMessage.run(op.streamId, seq, request.receivedAt, request.body, encodeEventMeta(request));
       sql.setTail.run(seq, op.streamId);
       state.tailSeq = seq;
       extended.set(op.streamId, seq);
