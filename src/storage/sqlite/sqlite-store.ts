@@ -97,7 +97,7 @@ export class SqliteStore implements Store {
     const file = join(options.dataDir, "tailhook.db");
     const writer = await SqliteWriter.start(file);
     const checkpointer = new Worker(new URL("./checkpoint-thread.js", import.meta.url), {
-      workerData: { file, intervalMs: options.checkpointIntervalMs ?? 250, restartFrames: 2048 },
+      workerData: { file, intervalMs: options.checkpointIntervalMs ?? 250 },
     });
     return new SqliteStore(openReaderConnection(file), writer, checkpointer, options.pruneIntervalMs ?? 5000);
   }

@@ -142,6 +142,31 @@ function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
   }
 }
 
+/*
+ * The checkpoint thread copies the WAL into the database file without blocking us, but
+ * while we keep writing it never completes, and SQLite only rewinds the WAL after a
+ * complete checkpoint: the file would grow forever and each fsync would extend it.
+ * Now and then, right after answering a batch, we checkpoint the few frames it has
+ * not copied yet; no write can slip in meanwhile, so this one completes.
+ */
+const REWIND_AFTER_BYTES = 8 * 1024 * 1024;
+const REWIND_EVERY_MS = 500;
+let bytesSinceRewind = 0;
+let lastRewind = Date.now();
+
+function rewindWalIfDue(ops: WriteOp[]): void {
+  for (const op of ops) bytesSinceRewind += op.kind === "appendEvent" ? op.request.body.byteLength + 256 : 256;
+  const now = Date.now();
+  if (bytesSinceRewind < REWIND_AFTER_BYTES || now - lastRewind < REWIND_EVERY_MS) return;
+  bytesSinceRewind = 0;
+  lastRewind = now;
+  try {
+    db.pragma("wal_checkpoint(PASSIVE)");
+  } catch {
+    // Retried at the next opportunity; the WAL stays correct either way.
+  }
+}
+
 const runBatch = db.transaction((ops: WriteOp[], extended: Map<number, number>) => ops.map((op) => apply(op, extended)));
 
 port.on("message", (message: ToWriter) => {
@@ -155,6 +180,7 @@ port.on("message", (message: ToWriter) => {
   try {
     const results = runBatch(message.ops, extended);
     send({ type: "done", id: message.id, results, extended: [...extended] });
+    rewindWalIfDue(message.ops);
   } catch (error) {
     // The transaction rolled back: cached tails may be ahead of the file.
     tails.clear();
