@@ -17,6 +17,12 @@ function describe(error: unknown): { message: string; exitCode: number } {
   return { message: (error as Error).message ?? String(error), exitCode: 1 };
 }
 
+// `tailhook tail … | head -n 1`: the reader went away, which is a normal way to stop.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0);
+  throw error;
+});
+
 const program = new Command("tailhook")
   .description("a durable inbox for webhooks that you can tail -f")
   .option("--server <url>", "server URL (or TAILHOOK_URL; default http://127.0.0.1:8080)")

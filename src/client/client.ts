@@ -129,7 +129,9 @@ export class TailhookClient {
     while (!options.signal?.aborted) {
       let events: EventEnvelope[];
       try {
-        const params = new URLSearchParams({ offset, live: "long-poll" });
+        // "now" is pinned to a real offset by a catch-up read first: a long-poll from
+        // "now" that is retried after a disconnect would skip what arrived meanwhile.
+        const params = new URLSearchParams(offset === "now" ? { offset } : { offset, live: "long-poll" });
         if (cursor) params.set("cursor", cursor);
         const headers: Record<string, string> = {};
         if (this.token) headers.authorization = `Bearer ${this.token}`;
@@ -141,7 +143,7 @@ export class TailhookClient {
         if (!response.ok) throw await errorFromResponse(response);
         cursor = response.headers.get("stream-cursor") ?? cursor;
         const next = response.headers.get("stream-next-offset");
-        events = response.status === 204 ? [] : ((await response.json()) as EventEnvelope[]);
+        events = response.status === 204 || offset === "now" ? [] : ((await response.json()) as EventEnvelope[]);
         if (events.length === 0 && next) offset = next;
         backoff = MIN_BACKOFF_MS;
       } catch (error) {

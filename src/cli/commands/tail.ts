@@ -10,7 +10,9 @@ import type { LossNotice, TailOptions } from "../../client/client.js";
 import { CliError } from "../errors.js";
 
 function reportRetry(error: unknown, delayMs: number): void {
-  process.stderr.write(`tailhook: connection trouble (${(error as Error).message}); retrying in ${delayMs} ms\n`);
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  const reason = cause?.code ?? cause?.message ?? (error as Error).message;
+  process.stderr.write(`tailhook: connection trouble (${reason}); retrying in ${delayMs} ms\n`);
 }
 
 function reportLoss(notice: LossNotice): void {
