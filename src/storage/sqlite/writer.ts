@@ -9,6 +9,12 @@ import type { FromWriter, ToWriter, WriteOp, WriteResult } from "./write-ops.js"
 
 const MAX_BATCH_OPS = 2000;
 const MAX_BATCH_BYTES = 32 * 1024 * 1024;
+/*
+ * Two batches in flight: the thread starts the next transaction the moment it has
+ * committed one, instead of idling through a round trip to this thread, while
+ * everything that arrives during a commit still shares the next transaction.
+ */
+const MAX_BATCHES_IN_FLIGHT = 2;
 
 interface Pending {
   op: WriteOp;
@@ -24,7 +30,8 @@ function opBytes(op: WriteOp): number {
 
 export class SqliteWriter {
   private queue: Pending[] = [];
-  private inFlight: { id: number; batch: Pending[] } | undefined;
+  /** Batches sent to the writer thread and not answered yet, oldest first. */
+  private readonly inFlight: Array<{ id: number; batch: Pending[] }> = [];
   private nextBatchId = 1;
   private failure: Error | undefined;
   private readonly listeners: CommitListener[] = [];
@@ -65,13 +72,13 @@ export class SqliteWriter {
     if (this.closed) return Promise.reject(new StoreWriteError("store is closing"));
     return new Promise((resolve, reject) => {
       this.queue.push({ op, resolve, reject });
-      if (!this.inFlight) this.flush();
+      if (this.inFlight.length < MAX_BATCHES_IN_FLIGHT) this.flush();
     });
   }
 
   private flush(): void {
     if (this.queue.length === 0) {
-      for (const wake of this.idleWaiters.splice(0)) wake();
+      if (this.inFlight.length === 0) for (const wake of this.idleWaiters.splice(0)) wake();
       return;
     }
     let bytes = 0;
@@ -82,16 +89,16 @@ export class SqliteWriter {
     }
     const batch = this.queue.splice(0, count);
     const id = this.nextBatchId++;
-    this.inFlight = { id, batch };
+    this.inFlight.push({ id, batch });
     const message: ToWriter = { type: "batch", id, ops: batch.map((pending) => pending.op) };
     this.worker.postMessage(message);
   }
 
   private onMessage(message: FromWriter): void {
     if (message.type !== "done" && message.type !== "failed") return;
-    const inFlight = this.inFlight;
+    const inFlight = this.inFlight[0];
     if (!inFlight || inFlight.id !== message.id) return;
-    this.inFlight = undefined;
+    this.inFlight.shift();
     if (message.type === "done") {
       if (message.extended.length > 0) {
         const extended = new Map(message.extended);
@@ -108,8 +115,7 @@ export class SqliteWriter {
   private fail(error: Error): void {
     if (this.failure) return;
     this.failure = error;
-    const pending = [...(this.inFlight?.batch ?? []), ...this.queue.splice(0)];
-    this.inFlight = undefined;
+    const pending = [...this.inFlight.splice(0).flatMap((entry) => entry.batch), ...this.queue.splice(0)];
     for (const entry of pending) entry.reject(error);
     for (const wake of this.idleWaiters.splice(0)) wake();
   }
@@ -117,7 +123,7 @@ export class SqliteWriter {
   /** Lets queued operations commit, then stops the thread. */
   close(): Promise<void> {
     this.closed ??= (async () => {
-      if (this.inFlight || this.queue.length > 0) {
+      if (this.inFlight.length > 0 || this.queue.length > 0) {
         await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
       }
       if (this.failure) return;
