@@ -97,7 +97,7 @@ export class SqliteStore implements Store {
     const file = join(options.dataDir, "tailhook.db");
     const writer = await SqliteWriter.start(file);
     const checkpointer = new Worker(new URL("./checkpoint-thread.js", import.meta.url), {
-      workerData: { file, intervalMs: options.checkpointIntervalMs ?? 250 },
+      workerData: { file, intervalMs: options.checkpointIntervalMs ?? 1000 },
     });
     return new SqliteStore(openReaderConnection(file), writer, checkpointer, options.pruneIntervalMs ?? 5000);
   }
