@@ -3,6 +3,7 @@
 import { Command } from "commander";
 import { TailhookHttpError } from "../client/errors.js";
 import { TailhookError } from "../core/errors.js";
+import { registerForwardCommands } from "./commands/forward.js";
 import { registerInboxCommands } from "./commands/inboxes.js";
 import { registerServe } from "./commands/serve.js";
 import { registerTailCommands } from "./commands/tail.js";
@@ -32,6 +33,7 @@ const program = new Command("tailhook")
 registerServe(program);
 registerInboxCommands(program);
 registerTailCommands(program);
+registerForwardCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -28,6 +28,16 @@ export interface CreatedInbox extends InboxInfo {
   token: string;
 }
 
+export interface ConsumerInfo {
+  name: string;
+  committedOffset: string;
+  committedSeq: number;
+  lag: { events: number; lostEvents: number; oldestUnackedAt: string | null; oldestUnackedAgeSeconds: number | null };
+  createdAt: string;
+  lastAckAt: string | null;
+  lastSeenAt: string | null;
+}
+
 export interface TailedEvent {
   /** Resume from here to continue after this event. */
   offset: string;
@@ -42,6 +52,11 @@ export interface LossNotice {
 export interface TailOptions {
   /** "start" (default), "now", or an offset a previous event carried. */
   from?: string;
+  /**
+   * Read as this server-side consumer: without `from`, start after its committed
+   * offset. Reading does not commit; call `ack()` once events are processed.
+   */
+  consumer?: string;
   signal?: AbortSignal;
   /** Called before each retry after a failure, with the error and the delay. */
   onRetry?: (error: unknown, delayMs: number) => void;
@@ -120,10 +135,39 @@ export class TailhookClient {
     return this.request("GET", `/api/inboxes/${encodeURIComponent(id)}/events/${seq}`);
   }
 
+  private consumerPath(inboxId: string, name: string): string {
+    return `/api/inboxes/${encodeURIComponent(inboxId)}/consumers/${encodeURIComponent(name)}`;
+  }
+
+  /** Creates a consumer at `from` ("start", default, "now" or an offset); an existing one is returned as it is. */
+  createConsumer(inboxId: string, name: string, from?: string): Promise<ConsumerInfo> {
+    return this.request("PUT", this.consumerPath(inboxId, name), from === undefined ? {} : { from });
+  }
+
+  getConsumer(inboxId: string, name: string): Promise<ConsumerInfo> {
+    return this.request("GET", this.consumerPath(inboxId, name));
+  }
+
+  async listConsumers(inboxId: string): Promise<ConsumerInfo[]> {
+    const path = `/api/inboxes/${encodeURIComponent(inboxId)}/consumers`;
+    return (await this.request<{ consumers: ConsumerInfo[] }>("GET", path)).consumers;
+  }
+
+  /** Commits everything up to and including the event that carried `offset`. Never moves backwards. */
+  ack(inboxId: string, name: string, offset: string): Promise<ConsumerInfo> {
+    return this.request("POST", `${this.consumerPath(inboxId, name)}/ack`, { offset });
+  }
+
+  deleteConsumer(inboxId: string, name: string): Promise<void> {
+    return this.request("DELETE", this.consumerPath(inboxId, name));
+  }
+
   /** Follows an inbox's events by long-poll, forever or until `signal` aborts. */
   async *tail(inboxId: string, options: TailOptions = {}): AsyncGenerator<TailedEvent> {
     const streamUrl = `${this.server}/v1/stream/inbox/${encodeURIComponent(inboxId)}`;
-    let offset = options.from === undefined || options.from === "start" ? "-1" : options.from;
+    // Reading as a consumer without `from`: the server starts after its committed offset.
+    let offset: string | undefined =
+      options.from === undefined && options.consumer !== undefined ? undefined : options.from === undefined || options.from === "start" ? "-1" : options.from;
     let cursor: string | undefined;
     let backoff = MIN_BACKOFF_MS;
     while (!options.signal?.aborted) {
@@ -131,14 +175,16 @@ export class TailhookClient {
       try {
         // "now" is pinned to a real offset by a catch-up read first: a long-poll from
         // "now" that is retried after a disconnect would skip what arrived meanwhile.
-        const params = new URLSearchParams(offset === "now" ? { offset } : { offset, live: "long-poll" });
+        const params = new URLSearchParams(offset === "now" ? { offset } : { live: "long-poll" });
+        if (offset !== undefined) params.set("offset", offset);
+        if (options.consumer !== undefined) params.set("consumer", options.consumer);
         if (cursor) params.set("cursor", cursor);
         const headers: Record<string, string> = {};
         if (this.token) headers.authorization = `Bearer ${this.token}`;
         const response = await this.fetch(`${streamUrl}?${params}`, { headers, signal: options.signal });
         if (response.status === 410) {
           const body = (await response.json().catch(() => ({}))) as { error?: { earliestOffset?: string } };
-          throw new TailhookGoneError(offset, body.error?.earliestOffset);
+          throw new TailhookGoneError(offset ?? `consumer ${options.consumer}`, body.error?.earliestOffset);
         }
         if (!response.ok) throw await errorFromResponse(response);
         cursor = response.headers.get("stream-cursor") ?? cursor;
@@ -150,7 +196,8 @@ export class TailhookClient {
         if (options.signal?.aborted) return;
         if (error instanceof TailhookGoneError && options.onLoss) {
           options.onLoss({ requestedOffset: error.requestedOffset, earliestOffset: error.earliestOffset });
-          offset = "-1";
+          // Go on from the earliest retained event (a consumer's own cursor stays where it was until acked).
+          offset = error.earliestOffset ?? "-1";
           continue;
         }
         if (!isRetryable(error)) throw error;

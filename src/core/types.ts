@@ -89,6 +89,16 @@ export interface StreamInfo {
   createdAt: number;
 }
 
+/** A named, server-side cursor on a stream: everything up to committedSeq is done. */
+export interface Consumer {
+  streamId: number;
+  name: string;
+  committedSeq: number;
+  createdAt: number;
+  lastAckAt: number | null;
+  lastSeenAt: number | null;
+}
+
 /**
  * A message as stored. For an inbox event `data` is the raw body and `meta` the rest
  * of the captured request (see capture.ts); the envelope is built when it is read,

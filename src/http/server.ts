@@ -7,6 +7,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import type { HttpContext } from "./context.js";
 import { toErrorReply } from "./errors.js";
 import { createIngestHandler, parseIngestUrl } from "./ingest.js";
+import { registerConsumerRoutes } from "./routes/consumers.js";
 import { registerInboxRoutes } from "./routes/inboxes.js";
 import { registerStreamRoutes } from "./routes/streams.js";
 
@@ -45,6 +46,7 @@ export function buildHttpServer(ctx: HttpContext): { app: FastifyInstance; serve
     return reply.code(healthy ? 200 : 503).send({ status: healthy ? "ok" : "unavailable" });
   });
   registerInboxRoutes(app, ctx);
+  registerConsumerRoutes(app, ctx);
   registerStreamRoutes(app, ctx);
   return { app, server: server! };
 }

@@ -4,7 +4,7 @@
  * disk. Expected outcomes are values; a rejected promise means the store is in
  * trouble (the HTTP layer answers 503).
  */
-import type { CapturedRequest, Inbox, InboxSettings, StoredInbox, StoredMessage, StreamInfo } from "../core/types.js";
+import type { CapturedRequest, Consumer, Inbox, InboxSettings, StoredInbox, StoredMessage, StreamInfo } from "../core/types.js";
 
 export type AppendEventResult = { status: "appended"; seq: number } | { status: "not_found" };
 
@@ -45,6 +45,16 @@ export interface Store {
   /** Messages with seq > afterSeq, oldest first, within the limits. */
   readMessages(streamId: number, afterSeq: number, limits: ReadLimits): Promise<StoredMessage[]>;
   readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined>;
+
+  getConsumer(streamId: number, name: string): Promise<Consumer | undefined>;
+  listConsumers(streamId: number): Promise<Consumer[]>;
+  /** Returns the consumer, creating it at `startSeq` if it does not exist yet. */
+  ensureConsumer(streamId: number, name: string, startSeq: number): Promise<Consumer>;
+  /** Commits up to `seq` (creating the consumer if needed); a lower seq than committed changes nothing. */
+  ackConsumer(streamId: number, name: string, seq: number): Promise<Consumer>;
+  deleteConsumer(streamId: number, name: string): Promise<boolean>;
+  /** Records that the consumer read just now (may be coalesced). */
+  markConsumerSeen(streamId: number, name: string): Promise<void>;
 
   onCommit(listener: CommitListener): void;
   /** True while the store can take writes. */

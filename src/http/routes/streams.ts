@@ -10,10 +10,12 @@ import type { StreamInfo } from "../../core/types.js";
 import { presentedToken } from "../auth.js";
 import { INBOX_STREAM_PREFIX, type HttpContext } from "../context.js";
 import { controlEvent, dataEvent, KEEP_ALIVE, writeAndDrain } from "../sse.js";
-import { jsonArrayBody, readPage, resolveStart, type Page } from "../stream-reads.js";
+import { goneError, jsonArrayBody, readPage, resolveStart, type Page } from "../stream-reads.js";
+import { parseConsumerName } from "../../core/consumers.js";
 
 interface ReadQuery {
   offset?: string;
+  consumer?: string;
   live?: string;
   cursor?: string;
   token?: string;
@@ -65,9 +67,25 @@ function sendPage(
   return reply.code(200).send(jsonArrayBody(page.messages));
 }
 
+/**
+ * Where a read starts: after `offset`, or, reading as `consumer` without an offset,
+ * after that consumer's committed offset (the consumer is created at the start of the
+ * retained events on first use). A consumer behind retention is told "gone".
+ */
+async function startSeqOf(ctx: HttpContext, stream: StreamInfo, query: ReadQuery): Promise<number> {
+  if (query.consumer === undefined) return resolveStart(stream, query.offset);
+  const name = parseConsumerName(query.consumer);
+  const consumer =
+    (await ctx.store.getConsumer(stream.id, name)) ?? (await ctx.store.ensureConsumer(stream.id, name, stream.firstSeq - 1));
+  ctx.store.markConsumerSeen(stream.id, name).catch((error: unknown) => ctx.logger.warn({ err: error }, "consumer not marked seen"));
+  if (query.offset !== undefined) return resolveStart(stream, query.offset);
+  if (consumer.committedSeq < stream.firstSeq - 1) throw goneError(stream);
+  return Math.min(consumer.committedSeq, stream.tailSeq);
+}
+
 async function catchUp(ctx: HttpContext, request: FastifyRequest, reply: FastifyReply, stream: StreamInfo) {
   const query = request.query as ReadQuery;
-  const startSeq = resolveStart(stream, query.offset);
+  const startSeq = await startSeqOf(ctx, stream, query);
   if (query.offset === "now") {
     return reply
       .headers({ ...SECURITY_HEADERS, "content-type": stream.contentType, "cache-control": "no-store" })
@@ -87,8 +105,10 @@ function abortOnClose(reply: FastifyReply): AbortSignal {
 
 async function longPoll(ctx: HttpContext, request: FastifyRequest, reply: FastifyReply, stream: StreamInfo) {
   const query = request.query as ReadQuery;
-  if (query.offset === undefined) throw new TailhookError("bad_request", "long-poll needs an offset");
-  const startSeq = resolveStart(stream, query.offset);
+  if (query.offset === undefined && query.consumer === undefined) {
+    throw new TailhookError("bad_request", "long-poll needs an offset or a consumer");
+  }
+  const startSeq = await startSeqOf(ctx, stream, query);
   let page = await readPage(ctx.store, stream, startSeq);
   if (page.messages.length === 0) {
     const outcome = await ctx.waiters.wait(stream.id, startSeq, ctx.config.longPollTimeoutMs, abortOnClose(reply));
@@ -110,7 +130,7 @@ async function longPoll(ctx: HttpContext, request: FastifyRequest, reply: Fastif
 
 async function serveSse(ctx: HttpContext, request: FastifyRequest, reply: FastifyReply, stream: StreamInfo) {
   const query = request.query as ReadQuery;
-  let afterSeq = resolveStart(stream, query.offset);
+  let afterSeq = await startSeqOf(ctx, stream, query);
   const res = reply.raw;
   reply.hijack();
   res.writeHead(200, {

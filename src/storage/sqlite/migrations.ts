@@ -42,4 +42,19 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: "consumers",
+    sql: `
+      CREATE TABLE consumers (
+        stream_id     INTEGER NOT NULL,
+        name          TEXT    NOT NULL,
+        committed_seq INTEGER NOT NULL,
+        created_at    INTEGER NOT NULL,
+        last_ack_at   INTEGER,
+        last_seen_at  INTEGER,
+        PRIMARY KEY (stream_id, name)
+      );
+    `,
+  },
 ];

@@ -6,9 +6,10 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
-import type { CapturedRequest, Inbox, InboxSettings, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
+import type { CapturedRequest, Consumer, Inbox, InboxSettings, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
 import type { AppendEventResult, CommitListener, InboxChanges, NewInbox, ReadLimits, Store } from "../store.js";
 import { openReaderConnection, type Connection } from "./connection.js";
+import { CONSUMER_COLUMNS } from "./consumer-writes.js";
 import { SqliteWriter } from "./writer.js";
 import type { WriteOp, WriteResult } from "./write-ops.js";
 
@@ -71,6 +72,7 @@ export class SqliteStore implements Store {
   /** Inboxes by id, so ingest needs no query; this process is the only writer, so it stays true. */
   private readonly inboxCache = new Map<string, StoredInbox>();
   private closing: Promise<void> | undefined;
+  private readonly lastSeenWrites = new Map<string, number>();
 
   private constructor(
     private readonly reader: Connection,
@@ -87,6 +89,8 @@ export class SqliteStore implements Store {
         `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE stream_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
       ),
       message: reader.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE stream_id = ? AND seq = ?`),
+      consumer: reader.prepare(`SELECT ${CONSUMER_COLUMNS} FROM consumers WHERE stream_id = ? AND name = ?`),
+      consumers: reader.prepare(`SELECT ${CONSUMER_COLUMNS} FROM consumers WHERE stream_id = ? ORDER BY name`),
     };
     this.pruneTimer = setInterval(() => this.prune(), pruneIntervalMs);
     this.pruneTimer.unref();
@@ -156,6 +160,42 @@ export class SqliteStore implements Store {
   async appendEvent(streamId: number, request: CapturedRequest): Promise<AppendEventResult> {
     const result = await this.write({ kind: "appendEvent", streamId, request });
     return result.status === "appended" ? result : { status: "not_found" };
+  }
+
+  async getConsumer(streamId: number, name: string): Promise<Consumer | undefined> {
+    return this.sql.consumer.get(streamId, name) as Consumer | undefined;
+  }
+
+  async listConsumers(streamId: number): Promise<Consumer[]> {
+    return this.sql.consumers.all(streamId) as Consumer[];
+  }
+
+  private async writeConsumer(op: WriteOp): Promise<Consumer> {
+    const result = await this.write(op);
+    if (result.status !== "consumer") throw new Error(`unexpected result ${result.status}`);
+    return result.consumer;
+  }
+
+  ensureConsumer(streamId: number, name: string, startSeq: number): Promise<Consumer> {
+    return this.writeConsumer({ kind: "ensureConsumer", streamId, name, startSeq, now: Date.now() });
+  }
+
+  ackConsumer(streamId: number, name: string, seq: number): Promise<Consumer> {
+    return this.writeConsumer({ kind: "ackConsumer", streamId, name, seq, now: Date.now() });
+  }
+
+  async deleteConsumer(streamId: number, name: string): Promise<boolean> {
+    return (await this.write({ kind: "deleteConsumer", streamId, name })).status === "deleted";
+  }
+
+  async markConsumerSeen(streamId: number, name: string): Promise<void> {
+    // Reads are frequent; writing "last seen" more than once a second per consumer buys nothing.
+    const key = `${streamId}/${name}`;
+    const now = Date.now();
+    if (now - (this.lastSeenWrites.get(key) ?? 0) < 1000) return;
+    this.lastSeenWrites.set(key, now);
+    if (this.lastSeenWrites.size > 10_000) this.lastSeenWrites.clear();
+    await this.write({ kind: "markConsumerSeen", streamId, name, now });
   }
 
   async getStream(name: string): Promise<StreamInfo | undefined> {

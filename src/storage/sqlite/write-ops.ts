@@ -2,7 +2,7 @@
  * The messages between the store and its writer thread. Every change to the database
  * is one of these operations; the thread runs a batch of them in one transaction.
  */
-import type { CapturedRequest } from "../../core/types.js";
+import type { CapturedRequest, Consumer } from "../../core/types.js";
 import type { InboxChanges, NewInbox } from "../store.js";
 
 export type WriteOp =
@@ -10,7 +10,11 @@ export type WriteOp =
   | { kind: "createInbox"; inbox: NewInbox; now: number }
   | { kind: "updateInbox"; id: string; changes: InboxChanges }
   | { kind: "deleteInbox"; id: string; now: number }
-  | { kind: "prune"; now: number; maxRows: number };
+  | { kind: "prune"; now: number; maxRows: number }
+  | { kind: "ensureConsumer"; streamId: number; name: string; startSeq: number; now: number }
+  | { kind: "ackConsumer"; streamId: number; name: string; seq: number; now: number }
+  | { kind: "deleteConsumer"; streamId: number; name: string }
+  | { kind: "markConsumerSeen"; streamId: number; name: string; now: number };
 
 export type WriteResult =
   | { status: "appended"; seq: number }
@@ -18,7 +22,8 @@ export type WriteResult =
   | { status: "updated" }
   | { status: "deleted" }
   | { status: "not_found" }
-  | { status: "pruned"; rows: number };
+  | { status: "pruned"; rows: number }
+  | { status: "consumer"; consumer: Consumer };
 
 export type ToWriter = { type: "batch"; id: number; ops: WriteOp[] } | { type: "close" };
 

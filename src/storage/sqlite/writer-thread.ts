@@ -8,6 +8,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { encodeEventMeta } from "../../core/capture.js";
 import type { InboxSettings } from "../../core/types.js";
 import { migrate, openWriterConnection } from "./connection.js";
+import { prepareConsumerWrites } from "./consumer-writes.js";
 import type { FromWriter, ToWriter, WriteOp, WriteResult, WriterOptions } from "./write-ops.js";
 
 const port = parentPort!;
@@ -51,6 +52,8 @@ const sql = {
     "SELECT id, first_seq AS firstSeq, tail_seq AS tailSeq FROM streams WHERE deleted_at IS NOT NULL AND first_seq <= tail_seq",
   ),
 };
+
+const consumers = prepareConsumerWrites(db);
 
 /** The tail of each stream written since start, so appends need no read per event. */
 const tails = new Map<number, { tailSeq: number; deleted: boolean }>();
@@ -133,12 +136,22 @@ function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
       if (!inbox) return { status: "not_found" };
       sql.deleteInbox.run(op.now, op.id);
       sql.deleteStream.run(op.now, inbox.streamId);
+      consumers.removeAll(inbox.streamId);
       const state = streamState(inbox.streamId);
       if (state) state.deleted = true;
       return { status: "deleted" };
     }
     case "prune":
       return { status: "pruned", rows: prune(op.now, op.maxRows) };
+    case "ensureConsumer":
+      return { status: "consumer", consumer: consumers.ensure(op.streamId, op.name, op.startSeq, op.now) };
+    case "ackConsumer":
+      return { status: "consumer", consumer: consumers.ack(op.streamId, op.name, op.seq, op.now) };
+    case "deleteConsumer":
+      return consumers.remove(op.streamId, op.name) ? { status: "deleted" } : { status: "not_found" };
+    case "markConsumerSeen":
+      consumers.markSeen(op.streamId, op.name, op.now);
+      return { status: "updated" };
   }
 }
 

@@ -1,0 +1,133 @@
+/*
+ * `tailhook forward` delivers every event to a local URL, at least once and in order,
+ * committing a server-side consumer only after a 2xx; `tailhook replay` redelivers a
+ * range on demand.
+ */
+import type { Command } from "commander";
+import { forward, type DeliveryReport } from "../../forward/forwarder.js";
+import { replay } from "../../forward/replay.js";
+import type { On4xx } from "../../forward/retry-policy.js";
+import { connect } from "../connection.js";
+import { CliError } from "../errors.js";
+
+const PROGRESS_EVERY_MS = 2000;
+
+function parseTarget(raw: string): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new CliError(`--to must be an http(s) URL, got ${raw}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new CliError(`--to must be an http(s) URL, got ${raw}`);
+  return url;
+}
+
+function parseOn4xx(raw: string): On4xx {
+  if (raw !== "retry" && raw !== "skip" && raw !== "stop") throw new CliError(`--on-4xx must be retry, skip or stop, got ${raw}`);
+  return raw;
+}
+
+function parseTimeout(raw: string): number {
+  const ms = Number(raw);
+  if (!Number.isInteger(ms) || ms < 1) throw new CliError(`--timeout must be a positive number of milliseconds, got ${raw}`);
+  return ms;
+}
+
+function printDelivery(report: DeliveryReport): void {
+  const result = report.outcome.kind === "response" ? String(report.outcome.status) : `error ${report.outcome.message}`;
+  const note =
+    report.retryInMs !== undefined
+      ? `  retrying in ${(report.retryInMs / 1000).toFixed(1)} s (attempt ${report.attempt})`
+      : report.verdict === "skip"
+        ? "  skipped"
+        : report.verdict === "stop"
+          ? "  stopping"
+          : report.attempt > 1
+            ? `  (attempt ${report.attempt})`
+            : "";
+  process.stdout.write(`#${report.seq}  ${report.method}  ${report.path}  ${result}  ${report.ms} ms${note}\n`);
+}
+
+function stopSignal(): AbortSignal {
+  const controller = new AbortController();
+  process.once("SIGINT", () => controller.abort());
+  process.once("SIGTERM", () => controller.abort());
+  return controller.signal;
+}
+
+export function registerForwardCommands(program: Command): void {
+  program
+    .command("forward <inbox-id>")
+    .description("deliver every event to a URL, at least once and in order, resuming where it stopped")
+    .requiredOption("--to <url>", "where to deliver (the event's sub-path is appended)")
+    .option("--consumer <name>", "server-side consumer that remembers the position", "forward")
+    .option("--on-4xx <policy>", "retry, skip or stop on 4xx other than 408/429", "retry")
+    .option("--timeout <ms>", "per-attempt timeout", "30000")
+    .action(async (inboxId: string, flags: { to: string; consumer: string; on4xx: string; timeout: string }, command: Command) => {
+      const target = parseTarget(flags.to);
+      const on4xx = parseOn4xx(flags.on4xx);
+      const timeoutMs = parseTimeout(flags.timeout);
+      const { client } = connect(command.optsWithGlobals(), inboxId);
+      const signal = stopSignal();
+      const progress = setInterval(() => {
+        client
+          .getConsumer(inboxId, flags.consumer)
+          .then((consumer) => {
+            if (consumer.lag.events > 1) process.stderr.write(`tailhook: draining backlog, ${consumer.lag.events} events to deliver\n`);
+          })
+          .catch(() => undefined);
+      }, PROGRESS_EVERY_MS);
+      progress.unref();
+      const result = await forward({
+        client,
+        inboxId,
+        target,
+        consumer: flags.consumer,
+        on4xx,
+        timeoutMs,
+        signal,
+        onDelivery: printDelivery,
+        onTrouble: (message) => process.stderr.write(`tailhook: ${message}\n`),
+        onLoss: (notice) =>
+          process.stderr.write(
+            `tailhook: warning: events after ${notice.requestedOffset} were removed by retention before delivery; going on from the earliest retained event\n`,
+          ),
+      });
+      clearInterval(progress);
+      if (result.status === "stopped") {
+        throw new CliError(`stopped: the target answered ${result.httpStatus} to event #${result.seq} (--on-4xx stop)`);
+      }
+    });
+
+  program
+    .command("replay <inbox-id> <range>")
+    .description("redeliver one event (<seq>) or a range (<from>..<to>) to a URL")
+    .requiredOption("--to <url>", "where to deliver (the event's sub-path is appended)")
+    .option("--on-4xx <policy>", "retry, skip or stop on 4xx other than 408/429", "stop")
+    .option("--timeout <ms>", "per-attempt timeout", "30000")
+    .action(async (inboxId: string, range: string, flags: { to: string; on4xx: string; timeout: string }, command: Command) => {
+      const match = /^(\d+)(?:\.\.(\d+))?$/.exec(range);
+      if (!match) throw new CliError(`the range is <seq> or <from>..<to>, got ${range}`);
+      const fromSeq = Number(match[1]);
+      const toSeq = Number(match[2] ?? match[1]);
+      if (fromSeq < 1 || toSeq < fromSeq) throw new CliError(`the range ${range} is empty`);
+      const { client } = connect(command.optsWithGlobals(), inboxId);
+      const lastSeq = (await client.getInbox(inboxId)).lastSeq;
+      if (fromSeq > lastSeq) throw new CliError(`inbox has ${lastSeq} events; nothing at #${fromSeq}`);
+      const result = await replay({
+        client,
+        inboxId,
+        target: parseTarget(flags.to),
+        fromSeq,
+        toSeq: Math.min(toSeq, lastSeq),
+        on4xx: parseOn4xx(flags.on4xx),
+        timeoutMs: parseTimeout(flags.timeout),
+        signal: stopSignal(),
+        onDelivery: printDelivery,
+      });
+      if (result.status === "stopped") {
+        throw new CliError(`stopped: the target answered ${result.httpStatus} to event #${result.seq}`);
+      }
+    });
+}

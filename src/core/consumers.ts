@@ -1,0 +1,56 @@
+/*
+ * Consumers as readers see them: names are short and URL-safe, and lag is derived
+ * from the stream, never stored.
+ */
+import { TailhookError } from "./errors.js";
+import { formatOffset } from "./offsets.js";
+import type { Consumer, StreamInfo } from "./types.js";
+
+const NAME_PATTERN = /^[A-Za-z0-9._-]{1,100}$/;
+
+export function parseConsumerName(value: unknown): string {
+  if (typeof value !== "string" || !NAME_PATTERN.test(value)) {
+    throw new TailhookError("bad_request", "a consumer name is 1 to 100 letters, digits, '.', '_' or '-'");
+  }
+  return value;
+}
+
+export interface ConsumerView {
+  name: string;
+  committedOffset: string;
+  committedSeq: number;
+  lag: {
+    /** Events after the committed offset that are still retained. */
+    events: number;
+    /** Events the consumer never committed that retention removed. */
+    lostEvents: number;
+    oldestUnackedAt: string | null;
+    oldestUnackedAgeSeconds: number | null;
+  };
+  createdAt: string;
+  lastAckAt: string | null;
+  lastSeenAt: string | null;
+}
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+/** `oldestUnackedAt` is the receive time of the first retained event after the committed one. */
+export function viewConsumer(consumer: Consumer, stream: StreamInfo, oldestUnackedAt: number | null, now: number): ConsumerView {
+  const readFrom = Math.max(consumer.committedSeq, stream.firstSeq - 1);
+  return {
+    name: consumer.name,
+    committedOffset: formatOffset(consumer.committedSeq),
+    committedSeq: consumer.committedSeq,
+    lag: {
+      events: Math.max(0, stream.tailSeq - readFrom),
+      lostEvents: Math.max(0, stream.firstSeq - 1 - consumer.committedSeq),
+      oldestUnackedAt: iso(oldestUnackedAt),
+      oldestUnackedAgeSeconds: oldestUnackedAt === null ? null : Math.max(0, Math.round((now - oldestUnackedAt) / 1000)),
+    },
+    createdAt: new Date(consumer.createdAt).toISOString(),
+    lastAckAt: iso(consumer.lastAckAt),
+    lastSeenAt: iso(consumer.lastSeenAt),
+  };
+}
