@@ -1,10 +1,45 @@
 import { defineConfig } from "vitest/config";
 
+/*
+ * Two projects: every test on the embedded SQLite store, and — when
+ * TAILHOOK_TEST_PG_URL names a PostgreSQL database — the in-process HTTP suites and
+ * the PostgreSQL-only suites again on PostgreSQL. Without the URL the PostgreSQL
+ * project is left out, and we say so.
+ */
+const pgUrl = process.env.TAILHOOK_TEST_PG_URL;
+const postgresOnly = ["test/postgres-*.test.ts"];
+const onBothBackends = [
+  "test/ingest.test.ts",
+  "test/reads.test.ts",
+  "test/api.test.ts",
+  "test/consumers.test.ts",
+  "test/websocket.test.ts",
+];
+
+if (!pgUrl) {
+  console.warn(
+    "\n*** PostgreSQL tests NOT run: set TAILHOOK_TEST_PG_URL=postgres://… (see .ci/run) to run them. ***\n",
+  );
+}
+
+const shared = { testTimeout: 60_000, hookTimeout: 30_000, pool: "forks" as const };
+
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
-    testTimeout: 60_000,
-    hookTimeout: 30_000,
-    pool: "forks",
+    projects: [
+      { test: { ...shared, name: "sqlite", include: ["test/**/*.test.ts"], exclude: postgresOnly } },
+      ...(pgUrl
+        ? [
+            {
+              test: {
+                ...shared,
+                name: "postgres",
+                include: [...onBothBackends, ...postgresOnly],
+                env: { TAILHOOK_TEST_BACKEND: "postgres", TAILHOOK_TEST_PG_URL: pgUrl },
+              },
+            },
+          ]
+        : []),
+    ],
   },
 });

@@ -3,7 +3,7 @@
  * HTTP server, and takes them apart again in reverse order. The `serve` command and
  * the tests both start tailhook through here.
  */
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -14,6 +14,7 @@ import { Authorizer } from "./http/auth.js";
 import { buildHttpServer } from "./http/server.js";
 import { StreamWaiters } from "./live/stream-waiters.js";
 import { ReleaserStack } from "./shutdown.js";
+import { PostgresStore } from "./storage/postgres/postgres-store.js";
 import { SqliteStore } from "./storage/sqlite/sqlite-store.js";
 import type { Store } from "./storage/store.js";
 
@@ -34,6 +35,7 @@ export interface StartOptions {
 }
 
 const SHUTDOWN_GRACE_MS = 10_000;
+const TAIL_RECHECK_MS = 1000;
 
 /** The admin token: from the config, else from the data folder, else a new one saved there (0600). */
 export function resolveAdminToken(config: ServerConfig, onCreated?: (token: string, file: string) => void): string {
@@ -72,17 +74,52 @@ async function closeServer(server: Server): Promise<void> {
   clearTimeout(force);
 }
 
+/** The one place a backend is chosen. */
+async function openStore(config: ServerConfig): Promise<Store> {
+  if (config.databaseUrl) {
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    return PostgresStore.open({
+      url: config.databaseUrl,
+      pruneIntervalMs: config.pruneIntervalMs,
+      ...(config.databaseSchema ? { schema: config.databaseSchema } : {}),
+    });
+  }
+  return SqliteStore.open({ dataDir: config.dataDir, pruneIntervalMs: config.pruneIntervalMs });
+}
+
+/*
+ * For stores shared by several processes: notifications of other processes' commits
+ * may be lost (a dropped LISTEN connection), so the streams readers wait on are
+ * re-checked every second. Returns the releaser that stops it.
+ */
+function recheckTails(store: Store, waiters: StreamWaiters, logger: Logger): () => void {
+  let running = false;
+  const timer = setInterval(() => {
+    const streamIds = waiters.streamIds();
+    if (running || streamIds.length === 0 || !store.getTails) return;
+    running = true;
+    store
+      .getTails(streamIds)
+      .then((tails) => waiters.notify(tails))
+      .catch((error: unknown) => logger.debug({ err: error }, "tail re-check failed"))
+      .finally(() => (running = false));
+  }, TAIL_RECHECK_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 export async function startTailhook(config: ServerConfig, options: StartOptions = {}): Promise<RunningTailhook> {
   const logger = options.logger ?? pino({ level: config.logLevel });
   const releasers = new ReleaserStack();
   let shuttingDown = false;
   try {
-    const store = options.store ?? (await SqliteStore.open({ dataDir: config.dataDir, pruneIntervalMs: config.pruneIntervalMs }));
+    const store = options.store ?? (await openStore(config));
     releasers.push("store", () => store.close());
     const adminToken = resolveAdminToken(config, options.onAdminTokenCreated);
 
     const waiters = new StreamWaiters();
     store.onCommit((tails) => waiters.notify(tails));
+    if (store.getTails) releasers.push("tail re-check", recheckTails(store, waiters, logger));
     let listening = "";
     const { app, server } = buildHttpServer({
       store,

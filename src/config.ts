@@ -8,6 +8,10 @@ export interface ServerConfig {
   readonly host: string;
   readonly port: number;
   readonly dataDir: string;
+  /** postgres://… to use PostgreSQL (shared by many processes) instead of SQLite in dataDir. */
+  readonly databaseUrl: string | undefined;
+  /** A PostgreSQL schema of its own (created if missing), e.g. one per tenant or test. */
+  readonly databaseSchema: string | undefined;
   /** Base of the URLs the API returns; derived from the listening address when absent. */
   readonly publicUrl: string | undefined;
   readonly adminToken: string | undefined;
@@ -24,6 +28,7 @@ export interface ServerFlags {
   host?: string;
   port?: string | number;
   data?: string;
+  db?: string;
   publicUrl?: string;
   maxBodyBytes?: string | number;
   longPollTimeout?: string | number;
@@ -53,6 +58,12 @@ function url(value: string | undefined, name: string): string | undefined {
   return parsed.toString().replace(/\/+$/, "");
 }
 
+function databaseUrl(value: string | undefined): string | undefined {
+  if (value === undefined || value === "") return undefined;
+  if (!/^postgres(ql)?:\/\//.test(value)) throw new TailhookError("bad_request", "the database URL must start with postgres://");
+  return value;
+}
+
 export function loadServerConfig(flags: ServerFlags = {}, env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const adminToken = env.TAILHOOK_ADMIN_TOKEN || undefined;
   if (adminToken !== undefined && adminToken.length < 16) {
@@ -62,6 +73,8 @@ export function loadServerConfig(flags: ServerFlags = {}, env: NodeJS.ProcessEnv
     host: flags.host ?? env.TAILHOOK_HOST ?? "127.0.0.1",
     port: integer(flags.port ?? env.TAILHOOK_PORT, "port", 8080, 0, 65535),
     dataDir: flags.data ?? env.TAILHOOK_DATA ?? "./tailhook-data",
+    databaseUrl: databaseUrl(flags.db ?? (env.TAILHOOK_DATABASE_URL || env.DATABASE_URL || undefined)),
+    databaseSchema: env.TAILHOOK_DATABASE_SCHEMA || undefined,
     publicUrl: url(flags.publicUrl ?? env.TAILHOOK_PUBLIC_URL, "public URL"),
     adminToken,
     maxBodyBytes: integer(flags.maxBodyBytes ?? env.TAILHOOK_MAX_BODY_BYTES, "max body bytes", 1024 * 1024, 1, 256 * 1024 * 1024),

@@ -10,6 +10,7 @@ import { createIngestHandler, parseIngestUrl } from "./ingest.js";
 import { registerConsumerRoutes } from "./routes/consumers.js";
 import { registerInboxRoutes } from "./routes/inboxes.js";
 import { registerStreamRoutes } from "./routes/streams.js";
+import { registerWebSocketRoutes } from "./routes/websocket.js";
 
 export function buildHttpServer(ctx: HttpContext): { app: FastifyInstance; server: Server } {
   let server: Server | undefined;
@@ -41,6 +42,11 @@ export function buildHttpServer(ctx: HttpContext): { app: FastifyInstance; serve
     reply.code(404).send({ error: { code: "not_found", message: "no such route" } }),
   );
 
+  // Ready: the store answers now (PostgreSQL reachable). Healthy: the process can serve.
+  app.get("/readyz", async (_request, reply) => {
+    const ready = !ctx.isShuttingDown() && (ctx.store.ping ? await ctx.store.ping() : ctx.store.isHealthy());
+    return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not ready" });
+  });
   app.get("/healthz", async (_request, reply) => {
     const healthy = ctx.store.isHealthy() && !ctx.isShuttingDown();
     return reply.code(healthy ? 200 : 503).send({ status: healthy ? "ok" : "unavailable" });
@@ -48,5 +54,6 @@ export function buildHttpServer(ctx: HttpContext): { app: FastifyInstance; serve
   registerInboxRoutes(app, ctx);
   registerConsumerRoutes(app, ctx);
   registerStreamRoutes(app, ctx);
+  registerWebSocketRoutes(app, ctx);
   return { app, server: server! };
 }

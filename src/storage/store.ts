@@ -59,6 +59,14 @@ export interface Store {
   onCommit(listener: CommitListener): void;
   /** True while the store can take writes. */
   isHealthy(): boolean;
+
+  /*
+   * Optional capabilities of stores shared by several processes: commits made
+   * elsewhere arrive as notifications, which can be lost, so the live readers'
+   * streams are also re-checked with getTails on a timer; ping answers /readyz.
+   */
+  getTails?(streamIds: number[]): Promise<Map<number, number>>;
+  ping?(): Promise<boolean>;
   /** Waits for queued writes, then releases files and threads. */
   close(): Promise<void>;
 }

@@ -10,6 +10,7 @@ export function registerServe(program: Command): void {
     .option("--port <port>", "port to listen on, 0 picks a free one (default 8080)")
     .option("--host <host>", "address to listen on (default 127.0.0.1)")
     .option("--data <dir>", "data folder (default ./tailhook-data)")
+    .option("--db <url>", "postgres://… to share one PostgreSQL database between processes (or DATABASE_URL)")
     .option("--public-url <url>", "base URL for the links the API returns")
     .option("--max-body-bytes <n>", "default body limit per event")
     .option("--long-poll-timeout <ms>", "how long a long-poll read waits")
@@ -20,7 +21,8 @@ export function registerServe(program: Command): void {
           process.stderr.write(`tailhook: created the admin token (kept in ${file}, mode 0600):\n  ${token}\n`);
         },
       });
-      process.stderr.write(`tailhook: listening on ${running.url} (data in ${config.dataDir})\n`);
+      const storage = config.databaseUrl ? "data in PostgreSQL" : `data in ${config.dataDir}`;
+      process.stderr.write(`tailhook: listening on ${running.url} (${storage})\n`);
       const stop = () => {
         void running.close().then(() => process.exit(0));
       };

@@ -1,0 +1,391 @@
+/*
+ * The scale-out store: any number of tailhook processes share one PostgreSQL
+ * database. Appends are group-committed per process; a stream's row lock hands out
+ * sequence numbers, so they stay gapless across processes and commit in order (no
+ * reader sees seq n+1 before seq n). After a commit, NOTIFY tells the other
+ * processes' readers — only as a hint: readers also re-check on a timer.
+ */
+import postgres from "postgres";
+import { encodeEventMeta } from "../../core/capture.js";
+import type { CapturedRequest, Consumer, Inbox, InboxSettings, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
+import type { AppendEventResult, CommitListener, InboxChanges, NewInbox, ReadLimits, Store } from "../store.js";
+import { GroupCommit } from "./group-commit.js";
+import { migrate } from "./migrations.js";
+
+export interface PostgresStoreOptions {
+  url: string;
+  /** A schema of its own (created if missing): lets tests and tenants share one database. */
+  schema?: string;
+  poolSize?: number;
+  pruneIntervalMs?: number;
+}
+
+const CHANNEL = "tailhook_streams";
+const INBOX_CACHE_MS = 1000;
+const PRUNE_ROWS = 2000;
+
+interface AppendOp {
+  streamId: number;
+  request: CapturedRequest;
+}
+
+interface InboxRow {
+  id: string;
+  name: string | null;
+  streamId: number;
+  tokenHash: Buffer;
+  settings: string;
+  createdAt: number;
+}
+
+function toInbox(row: InboxRow): StoredInbox {
+  return { ...row, settings: JSON.parse(row.settings) as InboxSettings };
+}
+
+function withoutToken({ tokenHash: _tokenHash, ...inbox }: StoredInbox): Inbox {
+  return inbox;
+}
+
+export class PostgresStore implements Store {
+  private readonly listeners: CommitListener[] = [];
+  private readonly inboxCache = new Map<string, { inbox: StoredInbox; until: number }>();
+  private readonly appends: GroupCommit<AppendOp, AppendEventResult>;
+  private healthy = true;
+  private pruneTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+
+  private constructor(private readonly sql: postgres.Sql) {
+    this.appends = new GroupCommit((ops) => this.commitAppends(ops));
+  }
+
+  static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
+    const schema = options.schema;
+    if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`invalid schema name ${schema}`);
+    const sql = postgres(options.url, {
+      max: options.poolSize ?? 10,
+      onnotice: () => undefined,
+      types: {
+        bigint: { to: 20, from: [20], serialize: (value: number) => String(value), parse: (value: string) => Number(value) },
+      },
+      ...(schema ? { connection: { search_path: schema } } : {}),
+    });
+    try {
+      if (schema) await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+      await migrate(sql);
+      const store = new PostgresStore(sql);
+      await sql.listen(CHANNEL, (payload) => store.onNotification(payload));
+      store.pruneTimer = setInterval(() => void store.prune().catch(() => undefined), options.pruneIntervalMs ?? 5000);
+      store.pruneTimer.unref();
+      return store;
+    } catch (error) {
+      await sql.end({ timeout: 1 });
+      throw error;
+    }
+  }
+
+  private onNotification(payload: string): void {
+    const tails = new Map<number, number>();
+    for (const entry of payload.split(",")) {
+      const [streamId, tailSeq] = entry.split(":").map(Number);
+      if (Number.isSafeInteger(streamId) && Number.isSafeInteger(tailSeq)) tails.set(streamId!, tailSeq!);
+    }
+    if (tails.size > 0) for (const listener of this.listeners) listener(tails);
+  }
+
+  /** Runs a query, tracking whether the database answers (for /readyz and /healthz). */
+  private async track<T>(query: () => Promise<T>): Promise<T> {
+    try {
+      const result = await query();
+      this.healthy = true;
+      return result;
+    } catch (error) {
+      if (!(error instanceof postgres.PostgresError)) this.healthy = false;
+      throw error;
+    }
+  }
+
+  private async commitAppends(ops: AppendOp[]): Promise<AppendEventResult[]> {
+    const counts = new Map<number, number>();
+    for (const op of ops) counts.set(op.streamId, (counts.get(op.streamId) ?? 0) + 1);
+    // Lock streams in id order so two processes' batches cannot deadlock.
+    const streamIds = [...counts.keys()].sort((a, b) => a - b);
+    const tails = new Map<number, number>();
+    const results = await this.track(() =>
+      this.sql.begin(async (tx) => {
+        const next = new Map<number, number>();
+        for (const streamId of streamIds) {
+          const count = counts.get(streamId)!;
+          const [row] = await tx<Array<{ tailSeq: number }>>`
+            UPDATE streams SET tail_seq = tail_seq + ${count}
+            WHERE id = ${streamId} AND deleted_at IS NULL
+            RETURNING tail_seq AS "tailSeq"`;
+          if (row) {
+            next.set(streamId, row.tailSeq - count + 1);
+            tails.set(streamId, row.tailSeq);
+          }
+        }
+        const rows: Array<{ stream_id: number; seq: number; created_at: number; data: Buffer; meta: string }> = [];
+        const out: AppendEventResult[] = ops.map((op) => {
+          const seq = next.get(op.streamId);
+          if (seq === undefined) return { status: "not_found" };
+          next.set(op.streamId, seq + 1);
+          const data = Buffer.from(op.request.body.buffer, op.request.body.byteOffset, op.request.body.byteLength);
+          rows.push({ stream_id: op.streamId, seq, created_at: op.request.receivedAt, data, meta: encodeEventMeta(op.request) });
+          return { status: "appended", seq };
+        });
+        if (rows.length > 0) {
+          await tx`INSERT INTO messages ${tx(rows, "stream_id", "seq", "created_at", "data", "meta")}`;
+          const payload = [...tails].map(([id, tail]) => `${id}:${tail}`).join(",");
+          await tx`SELECT pg_notify(${CHANNEL}, ${payload})`;
+        }
+        return out;
+      }),
+    );
+    if (tails.size > 0) for (const listener of this.listeners) listener(tails);
+    return results;
+  }
+
+  appendEvent(streamId: number, request: CapturedRequest): Promise<AppendEventResult> {
+    if (this.closing) return Promise.reject(new Error("store is closing"));
+    return this.appends.submit({ streamId, request });
+  }
+
+  async createInbox(inbox: NewInbox): Promise<Inbox> {
+    const now = Date.now();
+    const streamId = await this.track(() =>
+      this.sql.begin(async (tx) => {
+        const [stream] = await tx<Array<{ id: number }>>`
+          INSERT INTO streams (name, content_type, created_at) VALUES (${`inbox/${inbox.id}`}, 'application/json', ${now})
+          RETURNING id`;
+        await tx`
+          INSERT INTO inboxes (id, name, stream_id, token_hash, settings, created_at)
+          VALUES (${inbox.id}, ${inbox.name}, ${stream!.id}, ${inbox.tokenHash}, ${JSON.stringify(inbox.settings)}, ${now})`;
+        return stream!.id;
+      }),
+    );
+    return { id: inbox.id, name: inbox.name, streamId, settings: inbox.settings, createdAt: now };
+  }
+
+  async getInbox(id: string): Promise<StoredInbox | undefined> {
+    // Other processes may change an inbox: cache it only briefly.
+    const cached = this.inboxCache.get(id);
+    if (cached && cached.until > Date.now()) return cached.inbox;
+    const [row] = await this.track(
+      () => this.sql<InboxRow[]>`
+        SELECT id, name, stream_id AS "streamId", token_hash AS "tokenHash", settings, created_at AS "createdAt"
+        FROM inboxes WHERE id = ${id} AND deleted_at IS NULL`,
+    );
+    if (!row) {
+      this.inboxCache.delete(id);
+      return undefined;
+    }
+    const inbox = toInbox(row);
+    if (this.inboxCache.size > 10_000) this.inboxCache.clear();
+    this.inboxCache.set(id, { inbox, until: Date.now() + INBOX_CACHE_MS });
+    return inbox;
+  }
+
+  async listInboxes(): Promise<Inbox[]> {
+    const rows = await this.track(
+      () => this.sql<InboxRow[]>`
+        SELECT id, name, stream_id AS "streamId", token_hash AS "tokenHash", settings, created_at AS "createdAt"
+        FROM inboxes WHERE deleted_at IS NULL ORDER BY created_at, id`,
+    );
+    return rows.map((row) => withoutToken(toInbox(row)));
+  }
+
+  async updateInbox(id: string, changes: InboxChanges): Promise<Inbox | undefined> {
+    this.inboxCache.delete(id);
+    const [row] = await this.track(
+      () => this.sql<Array<{ id: string }>>`
+        UPDATE inboxes SET
+          name = CASE WHEN ${changes.name !== undefined} THEN ${changes.name ?? null} ELSE name END,
+          settings = COALESCE(${changes.settings === undefined ? null : JSON.stringify(changes.settings)}, settings)
+        WHERE id = ${id} AND deleted_at IS NULL RETURNING id`,
+    );
+    if (!row) return undefined;
+    this.inboxCache.delete(id);
+    const inbox = await this.getInbox(id);
+    return inbox && withoutToken(inbox);
+  }
+
+  async deleteInbox(id: string): Promise<boolean> {
+    this.inboxCache.delete(id);
+    return this.track(() =>
+      this.sql.begin(async (tx) => {
+        const now = Date.now();
+        const [inbox] = await tx<Array<{ streamId: number }>>`
+          UPDATE inboxes SET deleted_at = ${now} WHERE id = ${id} AND deleted_at IS NULL RETURNING stream_id AS "streamId"`;
+        if (!inbox) return false;
+        await tx`UPDATE streams SET deleted_at = ${now} WHERE id = ${inbox.streamId}`;
+        await tx`DELETE FROM consumers WHERE stream_id = ${inbox.streamId}`;
+        return true;
+      }),
+    );
+  }
+
+  private streamColumns() {
+    return this.sql`id, name, content_type AS "contentType", tail_seq AS "tailSeq", first_seq AS "firstSeq", closed, created_at AS "createdAt"`;
+  }
+
+  async getStream(name: string): Promise<StreamInfo | undefined> {
+    const [row] = await this.track(
+      () => this.sql<StreamInfo[]>`SELECT ${this.streamColumns()} FROM streams WHERE name = ${name} AND deleted_at IS NULL`,
+    );
+    return row;
+  }
+
+  async getStreamById(id: number): Promise<StreamInfo | undefined> {
+    const [row] = await this.track(
+      () => this.sql<StreamInfo[]>`SELECT ${this.streamColumns()} FROM streams WHERE id = ${id} AND deleted_at IS NULL`,
+    );
+    return row;
+  }
+
+  /** Current tails of these streams: the fallback for notifications that got lost. */
+  async getTails(streamIds: number[]): Promise<Map<number, number>> {
+    if (streamIds.length === 0) return new Map();
+    const rows = await this.track(
+      () => this.sql<Array<{ id: number; tailSeq: number }>>`
+        SELECT id, tail_seq AS "tailSeq" FROM streams WHERE id IN ${this.sql(streamIds)}`,
+    );
+    return new Map(rows.map((row) => [row.id, row.tailSeq]));
+  }
+
+  async readMessages(streamId: number, afterSeq: number, limits: ReadLimits): Promise<StoredMessage[]> {
+    // The running byte total stops the page in the database, so a page of huge bodies
+    // is never fetched whole; the first message always comes.
+    return this.track(
+      () => this.sql<StoredMessage[]>`
+        SELECT seq, "createdAt", data, meta FROM (
+          SELECT seq, created_at AS "createdAt", data, meta,
+                 sum(octet_length(data)) OVER (ORDER BY seq) - octet_length(data) AS before
+          FROM messages WHERE stream_id = ${streamId} AND seq > ${afterSeq}
+          ORDER BY seq LIMIT ${limits.maxMessages}
+        ) page
+        WHERE before < ${limits.maxBytes} ORDER BY seq`,
+    );
+  }
+
+  async readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined> {
+    const [row] = await this.track(
+      () => this.sql<StoredMessage[]>`
+        SELECT seq, created_at AS "createdAt", data, meta FROM messages WHERE stream_id = ${streamId} AND seq = ${seq}`,
+    );
+    return row;
+  }
+
+  private consumerColumns() {
+    return this.sql`stream_id AS "streamId", name, committed_seq AS "committedSeq", created_at AS "createdAt", last_ack_at AS "lastAckAt", last_seen_at AS "lastSeenAt"`;
+  }
+
+  async getConsumer(streamId: number, name: string): Promise<Consumer | undefined> {
+    const [row] = await this.track(
+      () => this.sql<Consumer[]>`SELECT ${this.consumerColumns()} FROM consumers WHERE stream_id = ${streamId} AND name = ${name}`,
+    );
+    return row;
+  }
+
+  async listConsumers(streamId: number): Promise<Consumer[]> {
+    return this.track(
+      () => this.sql<Consumer[]>`SELECT ${this.consumerColumns()} FROM consumers WHERE stream_id = ${streamId} ORDER BY name`,
+    );
+  }
+
+  async ensureConsumer(streamId: number, name: string, startSeq: number): Promise<Consumer> {
+    await this.track(
+      () => this.sql`
+        INSERT INTO consumers (stream_id, name, committed_seq, created_at) VALUES (${streamId}, ${name}, ${startSeq}, ${Date.now()})
+        ON CONFLICT DO NOTHING`,
+    );
+    return (await this.getConsumer(streamId, name))!;
+  }
+
+  async ackConsumer(streamId: number, name: string, seq: number): Promise<Consumer> {
+    const now = Date.now();
+    const [row] = await this.track(
+      () => this.sql<Consumer[]>`
+        INSERT INTO consumers (stream_id, name, committed_seq, created_at, last_ack_at) VALUES (${streamId}, ${name}, ${seq}, ${now}, ${now})
+        ON CONFLICT (stream_id, name) DO UPDATE
+          SET committed_seq = GREATEST(consumers.committed_seq, EXCLUDED.committed_seq), last_ack_at = EXCLUDED.last_ack_at
+        RETURNING ${this.consumerColumns()}`,
+    );
+    return row!;
+  }
+
+  async deleteConsumer(streamId: number, name: string): Promise<boolean> {
+    const rows = await this.track(() => this.sql`DELETE FROM consumers WHERE stream_id = ${streamId} AND name = ${name} RETURNING name`);
+    return rows.length > 0;
+  }
+
+  async markConsumerSeen(streamId: number, name: string): Promise<void> {
+    await this.track(
+      () => this.sql`UPDATE consumers SET last_seen_at = ${Date.now()} WHERE stream_id = ${streamId} AND name = ${name}`,
+    );
+  }
+
+  /** Retention and deleted inboxes' events, a chunk per pass; one process at a time. */
+  async prune(): Promise<number> {
+    return this.sql.begin(async (tx) => {
+      const [lock] = await tx<Array<{ locked: boolean }>>`SELECT pg_try_advisory_xact_lock(7442292) AS locked`;
+      if (!lock?.locked) return 0;
+      let budget = PRUNE_ROWS;
+      const now = Date.now();
+      const inboxes = await tx<Array<{ streamId: number; settings: string; firstSeq: number; tailSeq: number }>>`
+        SELECT i.stream_id AS "streamId", i.settings, s.first_seq AS "firstSeq", s.tail_seq AS "tailSeq"
+        FROM inboxes i JOIN streams s ON s.id = i.stream_id
+        WHERE i.deleted_at IS NULL AND i.settings LIKE '%"retention"%'`;
+      const targets: Array<{ streamId: number; firstSeq: number; keepFrom: number }> = [];
+      for (const inbox of inboxes) {
+        const retention = (JSON.parse(inbox.settings) as InboxSettings).retention ?? {};
+        let keepFrom = inbox.firstSeq;
+        if (retention.maxEvents !== undefined) keepFrom = Math.max(keepFrom, inbox.tailSeq - retention.maxEvents + 1);
+        if (retention.maxAgeSeconds !== undefined) {
+          const [young] = await tx<Array<{ seq: number | null }>>`
+            SELECT min(seq) AS seq FROM messages WHERE stream_id = ${inbox.streamId} AND created_at >= ${now - retention.maxAgeSeconds * 1000}`;
+          keepFrom = Math.max(keepFrom, young?.seq ?? inbox.tailSeq + 1);
+        }
+        targets.push({ streamId: inbox.streamId, firstSeq: inbox.firstSeq, keepFrom });
+      }
+      const deleted = await tx<Array<{ id: number; firstSeq: number; tailSeq: number }>>`
+        SELECT id, first_seq AS "firstSeq", tail_seq AS "tailSeq" FROM streams WHERE deleted_at IS NOT NULL AND first_seq <= tail_seq`;
+      for (const stream of deleted) targets.push({ streamId: stream.id, firstSeq: stream.firstSeq, keepFrom: stream.tailSeq + 1 });
+      for (const target of targets) {
+        if (budget <= 0) break;
+        const stop = Math.min(target.keepFrom, target.firstSeq + budget);
+        if (stop <= target.firstSeq) continue;
+        const removed = await tx`DELETE FROM messages WHERE stream_id = ${target.streamId} AND seq >= ${target.firstSeq} AND seq < ${stop}`;
+        await tx`UPDATE streams SET first_seq = GREATEST(first_seq, ${stop}) WHERE id = ${target.streamId}`;
+        budget -= removed.count;
+      }
+      return PRUNE_ROWS - budget;
+    });
+  }
+
+  onCommit(listener: CommitListener): void {
+    this.listeners.push(listener);
+  }
+
+  isHealthy(): boolean {
+    return this.healthy && !this.closing;
+  }
+
+  /** Asks the database; also brings `isHealthy` back once it answers again. */
+  async ping(): Promise<boolean> {
+    try {
+      await this.track(() => this.sql`SELECT 1`);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      clearInterval(this.pruneTimer);
+      await this.appends.idle();
+      await this.sql.end({ timeout: 5 });
+    })();
+    return this.closing;
+  }
+}
