@@ -13,6 +13,9 @@ interface Waiter {
 export class StreamWaiters {
   private readonly waiting = new Map<number, Set<Waiter>>();
   private shuttingDown = false;
+  private readonly stopping = new AbortController();
+  /** Aborted by shutdown(), for readers that must also stop while not waiting (WebSockets). */
+  readonly stopped: AbortSignal = this.stopping.signal;
 
   /** Resolves when the stream's tail passes afterSeq, or on timeout, abort or shutdown. */
   wait(streamId: number, afterSeq: number, timeoutMs: number, signal?: AbortSignal): Promise<WaitOutcome> {
@@ -53,9 +56,15 @@ export class StreamWaiters {
   /** Wakes every reader with "shutdown" and refuses new waits. */
   shutdown(): void {
     this.shuttingDown = true;
+    this.stopping.abort();
     for (const waiters of [...this.waiting.values()]) {
       for (const waiter of [...waiters]) waiter.settle("shutdown");
     }
+  }
+
+  /** The streams somebody is waiting on. */
+  streamIds(): number[] {
+    return [...this.waiting.keys()];
   }
 
   get count(): number {
