@@ -3,12 +3,7 @@
  * Never edit a released migration: add the next number.
  */
 import type postgres from "postgres";
-
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
+import type { Migration } from "../rows.js";
 
 export const migrations: Migration[] = [
   {

@@ -9,6 +9,7 @@ import postgres from "postgres";
 import { encodeEventMeta } from "../../core/capture.js";
 import type { CapturedRequest, Consumer, Inbox, InboxSettings, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
 import type { AppendEventResult, CommitListener, InboxChanges, NewInbox, ReadLimits, Store } from "../store.js";
+import { toInbox, withoutToken, type InboxRow } from "../rows.js";
 import { GroupCommit } from "./group-commit.js";
 import { migrate } from "./migrations.js";
 
@@ -27,23 +28,6 @@ const PRUNE_ROWS = 2000;
 interface AppendOp {
   streamId: number;
   request: CapturedRequest;
-}
-
-interface InboxRow {
-  id: string;
-  name: string | null;
-  streamId: number;
-  tokenHash: Buffer;
-  settings: string;
-  createdAt: number;
-}
-
-function toInbox(row: InboxRow): StoredInbox {
-  return { ...row, settings: JSON.parse(row.settings) as InboxSettings };
-}
-
-function withoutToken({ tokenHash: _tokenHash, ...inbox }: StoredInbox): Inbox {
-  return inbox;
 }
 
 export class PostgresStore implements Store {

@@ -2,11 +2,7 @@
  * Numbered schema migrations, applied in order inside one transaction each. Never
  * edit a released migration: add the next number.
  */
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
+import type { Migration } from "../rows.js";
 
 export const migrations: Migration[] = [
   {

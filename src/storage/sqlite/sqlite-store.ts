@@ -6,10 +6,11 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
-import type { CapturedRequest, Consumer, Inbox, InboxSettings, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
+import type { CapturedRequest, Consumer, Inbox, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
 import type { AppendEventResult, CommitListener, InboxChanges, NewInbox, ReadLimits, Store } from "../store.js";
 import { openReaderConnection, type Connection } from "./connection.js";
 import { CONSUMER_COLUMNS } from "./consumer-writes.js";
+import { toInbox, withoutToken, type InboxRow } from "../rows.js";
 import { SqliteWriter } from "./writer.js";
 import type { WriteOp, WriteResult } from "./write-ops.js";
 
@@ -22,15 +23,6 @@ export interface SqliteStoreOptions {
 
 const PRUNE_ROWS_PER_BATCH = 2000;
 const INBOX_CACHE_SIZE = 10_000;
-
-interface InboxRow {
-  id: string;
-  name: string | null;
-  streamId: number;
-  tokenHash: Buffer;
-  settings: string;
-  createdAt: number;
-}
 
 interface StreamRow {
   id: number;
@@ -46,21 +38,6 @@ const INBOX_COLUMNS = "id, name, stream_id AS streamId, token_hash AS tokenHash,
 const MESSAGE_COLUMNS = "seq, created_at AS createdAt, data, meta";
 const STREAM_COLUMNS =
   "id, name, content_type AS contentType, tail_seq AS tailSeq, first_seq AS firstSeq, closed, created_at AS createdAt";
-
-function toInbox(row: InboxRow): StoredInbox {
-  return {
-    id: row.id,
-    name: row.name,
-    streamId: row.streamId,
-    tokenHash: row.tokenHash,
-    settings: JSON.parse(row.settings) as InboxSettings,
-    createdAt: row.createdAt,
-  };
-}
-
-function withoutToken({ tokenHash: _tokenHash, ...inbox }: StoredInbox): Inbox {
-  return inbox;
-}
 
 function toStream(row: StreamRow): StreamInfo {
   return { ...row, closed: row.closed !== 0 };
