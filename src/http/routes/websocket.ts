@@ -1,0 +1,244 @@
+/*
+ * Inbox streams over WebSocket, for clients that would rather hold one socket than
+ * reconnect SSE or long-poll: the same offsets, pages, retention checks and wake-ups
+ * as the Durable Streams reads. The upgrade is taken on the server's raw `upgrade`
+ * event with `ws`, so every refusal before it (400, 401, 404, 410) is a real HTTP
+ * reply with the usual JSON error body, never an accepted socket that closes at once.
+ */
+import { STATUS_CODES, type IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import type { FastifyInstance } from "fastify";
+import { WebSocket, WebSocketServer } from "ws";
+import { messageJson } from "../../core/capture.js";
+import { TailhookError } from "../../core/errors.js";
+import { formatOffset } from "../../core/offsets.js";
+import type { StoredMessage, StreamInfo } from "../../core/types.js";
+import { presentedToken } from "../auth.js";
+import type { HttpContext } from "../context.js";
+import { toErrorReply } from "../errors.js";
+import { readPage, resolveStart } from "../stream-reads.js";
+
+const INBOX_PATH = /^\/v1\/ws\/inbox\/([^/]+)$/;
+/** Past this many bytes queued on a socket, the next page waits until they are written. */
+const HIGH_WATER_BYTES = 512 * 1024;
+/** A client that answers none of this many pings in a row is dropped. */
+const MAX_UNANSWERED_PINGS = 2;
+/** How long a closing socket may take to answer our close frame before it is cut. */
+const CLOSE_GRACE_MS = 2000;
+
+export const CLOSE_GOING_AWAY = 1001;
+export const CLOSE_SERVER_ERROR = 1011;
+export const CLOSE_GONE = 4410;
+export const CLOSE_DELETED = 4404;
+
+/** Why a connection's read loop stopped. */
+type LoopEnd =
+  | { end: "client_closed" }
+  | { end: "shutdown" }
+  | { end: "gone"; earliestOffset: string }
+  | { end: "deleted" }
+  | { end: "unresponsive" }
+  | { end: "failed"; error: unknown };
+
+interface Opened {
+  stream: StreamInfo;
+  afterSeq: number;
+}
+
+/** Authorizes an upgrade request and resolves its offset, exactly as the stream reads do. */
+async function openInboxStream(ctx: HttpContext, request: IncomingMessage): Promise<Opened> {
+  const url = new URL(request.url ?? "/", "http://upgrade.invalid");
+  const match = INBOX_PATH.exec(url.pathname);
+  if (!match) throw new TailhookError("not_found", "no such route");
+  if (ctx.isShuttingDown()) throw new TailhookError("shutting_down", "the server is stopping");
+  const token = presentedToken(request.headers, { token: url.searchParams.get("token") ?? undefined });
+  let inboxId: string;
+  try {
+    inboxId = decodeURIComponent(match[1]!);
+  } catch {
+    inboxId = "";
+  }
+  const inbox = inboxId ? await ctx.store.getInbox(inboxId) : undefined;
+  ctx.auth.requireInboxReader(token, inbox);
+  const stream = inbox && (await ctx.store.getStreamById(inbox.streamId));
+  if (!stream) throw new TailhookError("not_found", "no such stream");
+  return { stream, afterSeq: resolveStart(stream, url.searchParams.get("offset") ?? undefined) };
+}
+
+/** Answers a refused upgrade with an ordinary HTTP error reply, then closes the socket. */
+function refuseUpgrade(socket: Duplex, error: unknown): void {
+  const reply = toErrorReply(error);
+  const body = JSON.stringify(reply.body);
+  const headers: Record<string, string | number> = {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+    connection: "close",
+    ...reply.headers,
+  };
+  const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("");
+  socket.once("finish", () => socket.destroy());
+  socket.end(`HTTP/1.1 ${reply.status} ${STATUS_CODES[reply.status] ?? ""}\r\n${head}\r\n${body}`);
+}
+
+function eventFrame(message: StoredMessage): string {
+  return `{"type":"event","offset":"${formatOffset(message.seq)}","event":${messageJson(message)}}`;
+}
+
+/** Resolves once `text` was handed to the socket, or failed to be, or the connection ended. */
+function sendText(socket: WebSocket, text: string, done: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const finish = () => {
+      done.removeEventListener("abort", finish);
+      resolve();
+    };
+    done.addEventListener("abort", finish, { once: true });
+    socket.send(text, finish);
+  });
+}
+
+/** One connected reader: pages from the store to the socket, then waits for commits. */
+class InboxConnection {
+  private readonly done = new AbortController();
+  private unansweredPings = 0;
+
+  constructor(
+    private readonly ctx: HttpContext,
+    private readonly socket: WebSocket,
+    private readonly streamId: number,
+    private afterSeq: number,
+  ) {
+    socket.once("close", () => this.done.abort());
+    socket.on("pong", () => (this.unansweredPings = 0));
+    socket.on("error", (error) => ctx.logger.debug({ err: error }, "WebSocket error"));
+  }
+
+  async run(): Promise<void> {
+    const outcome = await this.readLoop();
+    switch (outcome.end) {
+      case "client_closed":
+        return;
+      case "shutdown":
+        return this.close(CLOSE_GOING_AWAY, "server shutting down");
+      case "deleted":
+        return this.close(CLOSE_DELETED, "inbox deleted");
+      case "unresponsive":
+        this.socket.terminate();
+        return;
+      case "gone":
+        this.socket.send(JSON.stringify({ type: "gone", earliestOffset: outcome.earliestOffset }));
+        return this.close(CLOSE_GONE, "offset behind retention");
+      case "failed":
+        this.ctx.logger.error({ err: outcome.error }, "WebSocket read failed");
+        return this.close(CLOSE_SERVER_ERROR, "read failed");
+    }
+  }
+
+  /** Sends a close frame once; a peer that does not answer it in time is cut off. */
+  close(code: number, reason: string): void {
+    if (this.socket.readyState !== WebSocket.OPEN) return;
+    this.done.abort();
+    this.socket.close(code, reason);
+    const force = setTimeout(() => this.socket.terminate(), CLOSE_GRACE_MS);
+    this.socket.once("close", () => clearTimeout(force));
+  }
+
+  private async readLoop(): Promise<LoopEnd> {
+    let markedUpToDate = false;
+    try {
+      while (!this.done.signal.aborted) {
+        const stream = await this.ctx.store.getStreamById(this.streamId);
+        if (!stream) return { end: "deleted" };
+        const page = await readPage(this.ctx.store, stream, this.afterSeq);
+        if (page.messages.length > 0) {
+          await this.sendPage(page.messages);
+          this.afterSeq = page.lastSeq;
+          markedUpToDate = false;
+        }
+        if (this.done.signal.aborted) break;
+        if (!page.upToDate) continue;
+        if (!markedUpToDate) {
+          this.socket.send(`{"type":"up-to-date","offset":"${formatOffset(this.afterSeq)}"}`);
+          markedUpToDate = true;
+        }
+        const outcome = await this.waitForCommit();
+        if (outcome === "shutdown") return { end: "shutdown" };
+        if (outcome === "timeout") {
+          if (this.unansweredPings >= MAX_UNANSWERED_PINGS) return { end: "unresponsive" };
+          this.unansweredPings++;
+          this.socket.ping();
+        }
+      }
+    } catch (error) {
+      if (error instanceof TailhookError && error.code === "gone") {
+        return { end: "gone", earliestOffset: String(error.details?.earliestOffset) };
+      }
+      if (!this.done.signal.aborted) return { end: "failed", error };
+    }
+    return this.ctx.waiters.stopped.aborted ? { end: "shutdown" } : { end: "client_closed" };
+  }
+
+  /** Queues a page; if the socket is backed up, waits until it has been written out. */
+  private async sendPage(messages: StoredMessage[]): Promise<void> {
+    let last: Promise<void> | undefined;
+    messages.forEach((message, index) => {
+      if (index < messages.length - 1) this.socket.send(eventFrame(message));
+      else last = sendText(this.socket, eventFrame(message), this.done.signal);
+    });
+    if (this.socket.bufferedAmount >= HIGH_WATER_BYTES) await last;
+  }
+
+  /**
+   * Waits for a commit past afterSeq. The waiter is registered before the tail is read
+   * again, so a commit that landed while the last page was being written is not missed.
+   */
+  private async waitForCommit() {
+    const wake = new AbortController();
+    const onDone = () => wake.abort();
+    this.done.signal.addEventListener("abort", onDone, { once: true });
+    const waiting = this.ctx.waiters.wait(this.streamId, this.afterSeq, this.ctx.config.sseKeepAliveMs, wake.signal);
+    try {
+      const stream = await this.ctx.store.getStreamById(this.streamId);
+      if (!stream || stream.tailSeq > this.afterSeq) wake.abort();
+      const outcome = await waiting;
+      return outcome === "aborted" && !this.done.signal.aborted ? "data" : outcome;
+    } finally {
+      this.done.signal.removeEventListener("abort", onDone);
+    }
+  }
+}
+
+export function registerWebSocketRoutes(app: FastifyInstance, ctx: HttpContext): void {
+  // Compression is off: it costs CPU and memory per socket, and envelopes are small.
+  const wss = new WebSocketServer({ noServer: true, clientTracking: false, perMessageDeflate: false, maxPayload: 4096 });
+  const open = new Set<InboxConnection>();
+  ctx.waiters.stopped.addEventListener("abort", () => {
+    for (const connection of open) connection.close(CLOSE_GOING_AWAY, "server shutting down");
+  });
+
+  // This listener owns every upgrade; another WebSocket endpoint belongs in this file.
+  app.server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const onEarlyError = () => socket.destroy();
+    socket.on("error", onEarlyError);
+    openInboxStream(ctx, request).then(
+      ({ stream, afterSeq }) => {
+        socket.off("error", onEarlyError);
+        if (socket.destroyed) return;
+        wss.handleUpgrade(request, socket, head, (ws) => {
+          const connection = new InboxConnection(ctx, ws, stream.id, afterSeq);
+          open.add(connection);
+          ws.once("close", () => open.delete(connection));
+          if (ctx.waiters.stopped.aborted) connection.close(CLOSE_GOING_AWAY, "server shutting down");
+          else void connection.run();
+        });
+      },
+      (error: unknown) => {
+        if (toErrorReply(error).status >= 500) ctx.logger.error({ err: error }, "WebSocket upgrade failed");
+        if (!socket.destroyed) refuseUpgrade(socket, error);
+      },
+    );
+  });
+
+  app.get("/v1/ws/inbox/:id", async () => {
+    throw new TailhookError("bad_request", "this endpoint needs a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)");
+  });
+}
