@@ -42,6 +42,24 @@ export class StreamWaiters {
     });
   }
 
+  /**
+   * Like wait(), but first registers and then asks the store for the current tail, so
+   * a commit that landed after the caller's last read (while it was writing a page, or
+   * during a query) cannot slip between that read and the registration.
+   */
+  async waitAfterCheck(
+    streamId: number,
+    afterSeq: number,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    currentTail: () => Promise<number | undefined>,
+  ): Promise<WaitOutcome> {
+    const waiting = this.wait(streamId, afterSeq, timeoutMs, signal);
+    const tail = await currentTail().catch(() => undefined);
+    if (tail !== undefined && tail > afterSeq) this.notify(new Map([[streamId, tail]]));
+    return waiting;
+  }
+
   /** Called after a commit with each extended stream's new tail seq. */
   notify(tails: ReadonlyMap<number, number>): void {
     for (const [streamId, tailSeq] of tails) {

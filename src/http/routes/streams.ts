@@ -96,6 +96,10 @@ async function catchUp(ctx: HttpContext, request: FastifyRequest, reply: Fastify
   return sendPage(reply, stream, startSeq, page, nextCursor(query.cursor), request.headers["if-none-match"]);
 }
 
+async function currentTail(ctx: HttpContext, streamId: number): Promise<number | undefined> {
+  return (await ctx.store.getStreamById(streamId))?.tailSeq;
+}
+
 /** Aborts when the client goes away before its reply is complete. */
 function abortOnClose(reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
@@ -111,7 +115,9 @@ async function longPoll(ctx: HttpContext, request: FastifyRequest, reply: Fastif
   const startSeq = await startSeqOf(ctx, stream, query);
   let page = await readPage(ctx.store, stream, startSeq);
   if (page.messages.length === 0) {
-    const outcome = await ctx.waiters.wait(stream.id, startSeq, ctx.config.longPollTimeoutMs, abortOnClose(reply));
+    const outcome = await ctx.waiters.waitAfterCheck(stream.id, startSeq, ctx.config.longPollTimeoutMs, abortOnClose(reply), () =>
+      currentTail(ctx, stream.id),
+    );
     if (outcome === "data") {
       const current = (await ctx.store.getStreamById(stream.id)) ?? stream;
       page = await readPage(ctx.store, current, startSeq);
@@ -159,7 +165,8 @@ async function serveSse(ctx: HttpContext, request: FastifyRequest, reply: Fastif
       if (!page.upToDate) continue;
       const remaining = closeAt - Date.now();
       if (remaining <= 0) break;
-      const outcome = await ctx.waiters.wait(stream.id, afterSeq, Math.min(ctx.config.sseKeepAliveMs, remaining), signal);
+      const wait = Math.min(ctx.config.sseKeepAliveMs, remaining);
+      const outcome = await ctx.waiters.waitAfterCheck(stream.id, afterSeq, wait, signal, () => currentTail(ctx, stream.id));
       if (outcome === "timeout" && Date.now() < closeAt) await writeAndDrain(res, KEEP_ALIVE);
       if (outcome === "aborted" || outcome === "shutdown") break;
     }
