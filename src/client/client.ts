@@ -26,6 +26,8 @@ export interface InboxInfo {
 
 export interface CreatedInbox extends InboxInfo {
   token: string;
+  /** The URL for smee-client's `--url` (it includes the token). */
+  smeeUrl: string;
 }
 
 export interface ConsumerInfo {

@@ -9,6 +9,7 @@ import { toErrorReply } from "./errors.js";
 import { createIngestHandler, parseIngestUrl } from "./ingest.js";
 import { registerConsumerRoutes } from "./routes/consumers.js";
 import { registerInboxRoutes } from "./routes/inboxes.js";
+import { registerSmeeRoutes } from "./routes/smee.js";
 import { registerStreamRoutes } from "./routes/streams.js";
 import { registerWebSocketRoutes } from "./routes/websocket.js";
 
@@ -56,6 +57,7 @@ export function buildHttpServer(ctx: HttpContext): { app: FastifyInstance; serve
   registerInboxRoutes(app, ctx);
   registerConsumerRoutes(app, ctx);
   registerStreamRoutes(app, ctx);
+  registerSmeeRoutes(app, ctx);
   registerWebSocketRoutes(app, ctx);
   return { app, server: server! };
 }

@@ -11,6 +11,7 @@ import { parseInboxName, parseInboxSettings } from "../../core/inbox-settings.js
 import type { Inbox, StoredInbox, StoredMessage } from "../../core/types.js";
 import { presentedToken } from "../auth.js";
 import { inboxStreamName, type HttpContext } from "../context.js";
+import { smeeUrlFor } from "./smee.js";
 
 export interface InboxView {
   id: string;
@@ -81,7 +82,8 @@ export function registerInboxRoutes(app: FastifyInstance, ctx: HttpContext): voi
       tokenHash: hashToken(token),
       settings: parseInboxSettings(body.settings),
     });
-    return reply.code(201).send({ ...(await view(inbox)), token });
+    // smeeUrl carries the token, so only this reply can have it (GET and list omit it).
+    return reply.code(201).send({ ...(await view(inbox)), token, smeeUrl: smeeUrlFor(ctx.baseUrl(), inbox.id, token) });
   });
 
   app.get("/api/inboxes", async (request) => {

@@ -1,0 +1,155 @@
+/*
+ * smee.io's channel format at GET /smee/<inbox-id>, so that the unmodified smee-client
+ * (`smee --url <smeeUrl> --target http://localhost:3000/`) forwards an inbox's events
+ * to a local server. Unlike smee.io, positions are durable: each event's SSE id is its
+ * offset, and the Last-Event-ID that EventSource sends on reconnect resumes right after
+ * the last event received, across dropped connections and server restarts.
+ */
+import type { ServerResponse } from "node:http";
+import type { FastifyInstance, FastifyReply } from "fastify";
+import { buildEnvelope } from "../../core/capture.js";
+import { TailhookError } from "../../core/errors.js";
+import { formatOffset, parseOffset } from "../../core/offsets.js";
+import { toSmeePayload } from "../../core/smee-payload.js";
+import type { StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
+import { presentedToken } from "../auth.js";
+import type { HttpContext } from "../context.js";
+import { writeAndDrain } from "../sse.js";
+import { readPage, type Page } from "../stream-reads.js";
+
+interface SmeeQuery {
+  token?: string;
+  from?: string;
+}
+
+/** Sent as `retry:` so EventSource reconnects after 1 s instead of its default 3 s. */
+const RETRY_MS = 1000;
+const PING = "event: ping\ndata: {}\n\n";
+const SSE_HEADERS = {
+  "content-type": "text/event-stream",
+  "cache-control": "no-cache",
+  connection: "keep-alive",
+  "x-accel-buffering": "no",
+  "x-content-type-options": "nosniff",
+};
+
+/** The URL to give smee-client as `--url`; only the creator of an inbox knows its token. */
+export function smeeUrlFor(baseUrl: string, inboxId: string, token: string): string {
+  return `${baseUrl}/smee/${encodeURIComponent(inboxId)}?token=${encodeURIComponent(token)}`;
+}
+
+function messageEvent(message: StoredMessage): string {
+  return `id: ${formatOffset(message.seq)}\ndata: ${JSON.stringify(toSmeePayload(buildEnvelope(message)))}\n\n`;
+}
+
+/** Retention removed events the client had not seen; its id moves the resume point past them. */
+function lostEvent(afterSeq: number, earliestSeq: number): string {
+  const notice = {
+    requestedOffset: formatOffset(afterSeq),
+    earliestOffset: formatOffset(earliestSeq),
+    lostEvents: earliestSeq - afterSeq,
+  };
+  return `id: ${formatOffset(earliestSeq)}\nevent: lost\ndata: ${JSON.stringify(notice)}\n\n`;
+}
+
+/**
+ * Where a connection starts: after the client's Last-Event-ID when it is an offset we
+ * could have issued, else at `from` (`-1`, `now` or an offset; the tail by default, as
+ * smee.io). A foreign Last-Event-ID is ignored rather than refused: EventSource gives
+ * up for good on any status but 200.
+ */
+function startAfter(stream: StreamInfo, lastEventId: string | undefined, from: string | undefined): number {
+  const resumed = lastEventId === undefined ? undefined : parseOffset(lastEventId.trim());
+  if (resumed?.kind === "after" && resumed.seq <= stream.tailSeq) return resumed.seq;
+  if (from === undefined) return stream.tailSeq;
+  const offset = parseOffset(from);
+  if (!offset) throw new TailhookError("bad_request", `malformed from: ${from}`);
+  if (offset.kind === "start") return stream.firstSeq - 1;
+  if (offset.kind === "now") return stream.tailSeq;
+  if (offset.seq > stream.tailSeq) throw new TailhookError("bad_request", "from is beyond the end of the stream");
+  // Behind retention is not refused: the stream opens with a `lost` event instead.
+  return offset.seq;
+}
+
+/** An empty 200 stream: EventSource retries after it, where an error status would end it for good. */
+function askToRetry(ctx: HttpContext, reply: FastifyReply, error: unknown): void {
+  ctx.logger.warn({ err: error }, "smee stream could not start; asking the client to retry");
+  reply.hijack();
+  reply.raw.writeHead(200, SSE_HEADERS);
+  reply.raw.end(`retry: ${RETRY_MS}\n: try again\n\n`);
+}
+
+function abortOnClose(res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  res.once("close", () => controller.abort());
+  return controller.signal;
+}
+
+async function streamEvents(ctx: HttpContext, reply: FastifyReply, stream: StreamInfo, startSeq: number): Promise<void> {
+  const res = reply.raw;
+  reply.hijack();
+  res.writeHead(200, SSE_HEADERS);
+  const signal = abortOnClose(res);
+  const pingMs = ctx.config.sseKeepAliveMs * 2;
+  let nextPing = Date.now() + pingMs;
+  let afterSeq = startSeq;
+  try {
+    // The ready event carries the start offset too: a client that reconnects before
+    // its first event resumes from here, not from a "now" that moved meanwhile.
+    await writeAndDrain(res, `retry: ${RETRY_MS}\nid: ${formatOffset(afterSeq)}\nevent: ready\ndata: {}\n\n`);
+    while (!signal.aborted && !ctx.waiters.stopped.aborted) {
+      const current = await ctx.store.getStreamById(stream.id);
+      if (!current) break; // deleted: the reconnect is refused and the client stops
+      let page: Page;
+      try {
+        page = await readPage(ctx.store, current, afterSeq);
+      } catch (error) {
+        if (!(error instanceof TailhookError && error.code === "gone")) throw error;
+        const latest = await ctx.store.getStreamById(stream.id);
+        if (!latest) break;
+        await writeAndDrain(res, lostEvent(afterSeq, latest.firstSeq - 1));
+        afterSeq = latest.firstSeq - 1;
+        continue;
+      }
+      if (page.messages.length > 0) {
+        await writeAndDrain(res, page.messages.map(messageEvent).join(""));
+        afterSeq = page.lastSeq;
+      }
+      if (Date.now() >= nextPing) {
+        await writeAndDrain(res, PING);
+        nextPing = Date.now() + pingMs;
+      }
+      if (!page.upToDate) continue;
+      const waitMs = Math.max(1, nextPing - Date.now());
+      const outcome = await ctx.waiters.waitAfterCheck(stream.id, afterSeq, waitMs, signal, async () => {
+        return (await ctx.store.getStreamById(stream.id))?.tailSeq;
+      });
+      if (outcome === "aborted" || outcome === "shutdown") break;
+    }
+  } catch (error) {
+    // Store trouble mid-stream: end it; the client reconnects with its Last-Event-ID.
+    ctx.logger.debug({ err: error }, "smee stream ended early");
+  }
+  res.end();
+}
+
+export function registerSmeeRoutes(app: FastifyInstance, ctx: HttpContext): void {
+  app.get("/smee/:id", async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const query = request.query as SmeeQuery;
+    const token = presentedToken(request.headers, query as Record<string, unknown>);
+    let inbox: StoredInbox | undefined;
+    let stream: StreamInfo | undefined;
+    try {
+      inbox = await ctx.store.getInbox(id);
+      stream = inbox && (await ctx.store.getStreamById(inbox.streamId));
+    } catch (error) {
+      return askToRetry(ctx, reply, error);
+    }
+    ctx.auth.requireInboxReader(token, inbox);
+    if (!stream) throw new TailhookError("not_found", "no such inbox");
+    const lastEventId = request.headers["last-event-id"];
+    const startSeq = startAfter(stream, typeof lastEventId === "string" ? lastEventId : undefined, query.from);
+    return streamEvents(ctx, reply, stream, startSeq);
+  });
+}
