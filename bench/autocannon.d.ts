@@ -14,6 +14,8 @@ declare module "autocannon" {
       connections?: number;
       /** Seconds. */
       duration?: number;
+      /** Send exactly this many requests, then stop (overrides duration). */
+      amount?: number;
       /** Seconds before a request counts as timed out (and as an error). */
       timeout?: number;
     }

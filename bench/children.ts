@@ -1,7 +1,8 @@
 /*
  * The servers under test run as child processes, apart from the load generator. This
- * file starts them, waits for their "listening on" line, and makes sure they are
- * stopped and their temp data folders removed, also when the benchmark fails.
+ * file starts them (and the forward phase's target and `tailhook forward` children),
+ * waits for their "listening on" line, and makes sure they are stopped and their temp
+ * data folders removed, also when the benchmark fails.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -20,12 +21,14 @@ export interface Server {
 }
 
 export interface Inbox {
+  id: string;
   ingestUrl: string;
   streamUrl: string;
   token: string;
 }
 
 export interface Tailhook extends Server {
+  pid: number;
   createInbox(): Promise<Inbox>;
 }
 
@@ -43,7 +46,7 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once("exit", () => resolve()));
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+export async function stopChild(child: ChildProcess): Promise<void> {
   stopping.add(child);
   if (child.exitCode === null && child.signalCode === null) {
     child.kill("SIGTERM");
@@ -55,9 +58,15 @@ async function stopChild(child: ChildProcess): Promise<void> {
   stopping.delete(child);
 }
 
-async function startChild(name: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [...nodeArgs(), ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+/** Starts `node <args>` with stdout and stderr piped (and an IPC channel if asked); stopAll stops it. */
+export function spawnNode(args: string[], env: NodeJS.ProcessEnv, ipc = false): ChildProcess {
+  const child = spawn(process.execPath, [...nodeArgs(), ...args], { env, stdio: ["ignore", "pipe", "pipe", ...(ipc ? ["ipc" as const] : [])] });
   running.add(child);
+  return child;
+}
+
+async function startChild(name: string, args: string[], env: NodeJS.ProcessEnv, ipc = false): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawnNode(args, env, ipc);
   let output = "";
   let ready = false;
   const url = await new Promise<string>((resolve, reject) => {
@@ -94,6 +103,13 @@ export async function startBare(): Promise<Server> {
   return { name: "bare node:http", url, stop: () => stopChild(child) };
 }
 
+/** The `tailhook forward` target (bench/forward-target.ts); it reports over IPC. */
+export async function startForwardTarget(): Promise<Server & { child: ChildProcess }> {
+  const script = fileURLToPath(new URL("./forward-target.js", import.meta.url));
+  const { child, url } = await startChild("forward-target", [script], process.env, true);
+  return { name: "forward target", url, child, stop: () => stopChild(child) };
+}
+
 export async function startTailhook(): Promise<Tailhook> {
   const main = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
   const dataDir = mkdtempSync(join(tmpdir(), "tailhook-bench-"));
@@ -104,6 +120,7 @@ export async function startTailhook(): Promise<Tailhook> {
   return {
     name: "tailhook",
     url,
+    pid: child.pid!,
     async stop() {
       await stopChild(child);
       rmSync(dataDir, { recursive: true, force: true });
