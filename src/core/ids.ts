@@ -4,8 +4,12 @@
  */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 
+/** Never starting with "-" or "_", so that a command line never mistakes one for an option. */
 export function newInboxId(): string {
-  return randomBytes(18).toString("base64url");
+  for (;;) {
+    const id = randomBytes(18).toString("base64url");
+    if (/^[A-Za-z0-9]/.test(id)) return id;
+  }
 }
 
 export function newToken(prefix: "thk" | "tha" = "thk"): string {

@@ -24,22 +24,30 @@ const DROPPED_HEADERS = new Set([
 ]);
 
 export interface Delivery {
+  /** Where to connect (the target's origin). */
   url: URL;
+  /** The raw request target: path and query. */
+  path: string;
   method: string;
   /** Raw header list (name, value, name, value…), order and duplicates kept. */
   headers: string[];
   body: Buffer;
 }
 
-export function targetUrl(target: URL, event: Pick<EventEnvelope, "path" | "query">): URL {
-  const url = new URL(target.href);
-  if (event.path) url.pathname = url.pathname.replace(/\/$/, "") + event.path;
-  if (event.query) url.search = url.search ? `${url.search}&${event.query}` : `?${event.query}`;
-  return url;
+/**
+ * The request target: the target's path with the event's sub-path appended, then the
+ * target's query and the event's. The event's parts are used exactly as the sender
+ * wrote them (no re-encoding, no dot-segment removal), so URL signatures still match.
+ */
+export function targetPath(target: URL, event: Pick<EventEnvelope, "path" | "query">): string {
+  const path = event.path ? target.pathname.replace(/\/$/, "") + event.path : target.pathname;
+  const queries = [target.search.slice(1), event.query].filter((part) => part !== "");
+  return queries.length > 0 ? `${path}?${queries.join("&")}` : path;
 }
 
 export function buildDelivery(event: EventEnvelope, target: URL, inboxId: string, attempt: number): Delivery {
-  const url = targetUrl(target, event);
+  const url = new URL(target.origin);
+  const path = targetPath(target, event);
   const connectionTokens = new Set(
     event.headers
       .filter(([name]) => name.toLowerCase() === "connection")
@@ -65,5 +73,5 @@ export function buildDelivery(event: EventEnvelope, target: URL, inboxId: string
   if (body.length > 0 || !["GET", "HEAD", "DELETE", "OPTIONS"].includes(event.method)) {
     headers.push("Content-Length", String(body.length));
   }
-  return { url, method: event.method, headers, body };
+  return { url, path, method: event.method, headers, body };
 }

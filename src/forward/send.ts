@@ -17,8 +17,16 @@ export function sendDelivery(delivery: Delivery, timeoutMs: number, signal?: Abo
   const transport = secure ? https : http;
   return new Promise((resolve) => {
     const request = transport.request(
-      delivery.url,
-      { method: delivery.method, headers: delivery.headers, agent: secure ? agents.https : agents.http, timeout: timeoutMs, signal },
+      {
+        protocol: delivery.url.protocol,
+        hostname: delivery.url.hostname.replace(/^\[|\]$/g, ""),
+        port: delivery.url.port,
+        path: delivery.path,
+        method: delivery.method,         headers: delivery.headers,
+        agent: secure ? agents.https : agents.http,
+        timeout: timeoutMs,
+        signal,
+      },
       (response) => {
         // The target's answer is only its status; drain the body so the socket is reused.
         response.resume();

@@ -24,7 +24,7 @@ export function buildHttpServer(ctx: HttpContext): { app: FastifyInstance; serve
     logger: false,
     exposeHeadRoutes: false,
     // Consumer names may be 100 characters; let the routes give the clear 400, not a 414.
-    maxParamLength: 500,
+    routerOptions: { maxParamLength: 500 },
     bodyLimit: 1024 * 1024,
     serverFactory: (route) => {
       server = createServer((req, res) => {

@@ -21,13 +21,35 @@ export interface PostgresStoreOptions {
   pruneIntervalMs?: number;
 }
 
-const CHANNEL = "tailhook_streams";
+
 const INBOX_CACHE_MS = 1000;
 const PRUNE_ROWS = 2000;
 
 interface AppendOp {
   streamId: number;
   request: CapturedRequest;
+}
+
+/*
+ * Workaround for a known bug of the `postgres` client (porsager/postgres #1066, #1154,
+ * #1208; unreleased fixes): when the server goes away under load, a deferred write can
+ * run after its socket was dropped and throw "Cannot read properties of null (reading
+ * 'write')" from a timer, which would kill the process. That write belongs to a
+ * connection already being torn down (its queries fail and are retried by our callers),
+ * so only this exact error from that file is swallowed; anything else still crashes.
+ */
+let clientBugGuardInstalled = false;
+function guardAgainstClientWriteBug(): void {
+  if (clientBugGuardInstalled) return;
+  clientBugGuardInstalled = true;
+  process.on("uncaughtException", (error) => {
+    const isClientBug =
+      error instanceof TypeError &&
+      error.message === "Cannot read properties of null (reading 'write')" &&
+      /postgres[\\/]src[\\/]connection\.js/.test(error.stack ?? "");
+    if (isClientBug) return;
+    throw error;
+  });
 }
 
 export class PostgresStore implements Store {
@@ -38,15 +60,27 @@ export class PostgresStore implements Store {
   private pruneTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
 
-  private constructor(private readonly sql: postgres.Sql) {
+  /** One channel per schema: stream ids repeat across schemas sharing a database. */
+  readonly channel: string;
+
+  private constructor(
+    private readonly sql: postgres.Sql,
+    schema: string | undefined,
+  ) {
+    this.channel = `tailhook_${schema ?? "public"}`.slice(0, 63);
     this.appends = new GroupCommit((ops) => this.commitAppends(ops));
   }
 
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
     const schema = options.schema;
     if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`invalid schema name ${schema}`);
+    guardAgainstClientWriteBug();
     const sql = postgres(options.url, {
       max: options.poolSize ?? 10,
+      // Come back quickly after an outage: reconnect within half a second at most, and
+      // give up on a connection attempt after 5 s so requests answer 503 instead of hanging.
+      backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 0.5),
+      connect_timeout: 5,
       onnotice: () => undefined,
       types: {
         bigint: { to: 20, from: [20], serialize: (value: number) => String(value), parse: (value: string) => Number(value) },
@@ -56,8 +90,8 @@ export class PostgresStore implements Store {
     try {
       if (schema) await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
       await migrate(sql);
-      const store = new PostgresStore(sql);
-      await sql.listen(CHANNEL, (payload) => store.onNotification(payload));
+      const store = new PostgresStore(sql, schema);
+      await sql.listen(store.channel, (payload) => store.onNotification(payload));
       store.pruneTimer = setInterval(() => void store.prune().catch(() => undefined), options.pruneIntervalMs ?? 5000);
       store.pruneTimer.unref();
       return store;
@@ -120,7 +154,7 @@ export class PostgresStore implements Store {
         if (rows.length > 0) {
           await tx`INSERT INTO messages ${tx(rows, "stream_id", "seq", "created_at", "data", "meta")}`;
           const payload = [...tails].map(([id, tail]) => `${id}:${tail}`).join(",");
-          await tx`SELECT pg_notify(${CHANNEL}, ${payload})`;
+          await tx`SELECT pg_notify(${this.channel}, ${payload})`;
         }
         return out;
       }),
@@ -247,7 +281,7 @@ export class PostgresStore implements Store {
           FROM messages WHERE stream_id = ${streamId} AND seq > ${afterSeq}
           ORDER BY seq LIMIT ${limits.maxMessages}
         ) page
-        WHERE before < ${limits.maxBytes} ORDER BY seq`,
+        WHERE before = 0 OR before < ${limits.maxBytes} ORDER BY seq`,
     );
   }
 
