@@ -1,9 +1,14 @@
 /*
  * Commits a consumer's offset after deliveries, without a round trip per event: at
  * most one ack request is in flight, carrying the newest delivered offset; failures
- * are retried with the next one. A crash can therefore repeat only what was delivered
- * since the last ack the server confirmed — `unacked` bounds that number.
+ * are retried with the next one. After a confirmed ack the next one waits up to 50 ms
+ * or until 50 events are pending, so a fast target costs one ack per ~50 events, not
+ * one per few. A crash can repeat only what was delivered since the last ack the
+ * server confirmed — `unacked` bounds that number.
  */
+const ACK_EVERY_MS = 50;
+const ACK_EVERY_EVENTS = 50;
+
 import type { TailhookClient } from "../client/client.js";
 
 export class AckCommitter {
@@ -12,6 +17,8 @@ export class AckCommitter {
   private deliveredCount = 0;
   private sending: Promise<void> | undefined;
   private waiters: Array<() => void> = [];
+  /** Ends the pause between acks early (enough pending, or a flush). */
+  private nudge: (() => void) | undefined;
 
   constructor(
     private readonly client: TailhookClient,
@@ -28,6 +35,7 @@ export class AckCommitter {
   commit(offset: string): void {
     this.deliveredCount++;
     this.latest = { offset, count: this.deliveredCount };
+    if (this.unacked >= ACK_EVERY_EVENTS) this.nudge?.();
     this.sending ??= this.sendLoop();
   }
 
@@ -39,9 +47,23 @@ export class AckCommitter {
   /** Sends what is pending and resolves when the server confirmed it (or `signal` aborts). */
   async flush(signal?: AbortSignal): Promise<void> {
     while (this.unacked > 0 && !signal?.aborted) {
+      this.nudge?.();
       this.sending ??= this.sendLoop();
       await Promise.race([this.sending, new Promise((resolve) => signal?.addEventListener("abort", resolve, { once: true }))]);
     }
+  }
+
+  private async pauseBeforeNextAck(): Promise<void> {
+    if (this.unacked >= ACK_EVERY_EVENTS || this.unacked === 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ACK_EVERY_MS);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.nudge = done;
+    });
+    this.nudge = undefined;
   }
 
   private async sendLoop(): Promise<void> {
@@ -53,6 +75,7 @@ export class AckCommitter {
         this.confirmedCount = Math.max(this.confirmedCount, count);
         failures = 0;
         for (const wake of this.waiters.splice(0)) wake();
+        await this.pauseBeforeNextAck();
       } catch (error) {
         this.onError(error);
         failures++;

@@ -103,10 +103,7 @@ export async function forward(options: ForwardOptions): Promise<ForwardResult> {
     for await (const { offset, event } of events) {
       const { verdict, status } = await deliverUntilSettled(options, event);
       if (options.signal?.aborted) break;
-      if (verdict === "stop") {
-        await acks.flush(options.signal);
-        return { status: "stopped", delivered, seq: event.seq, httpStatus: status };
-      }
+      if (verdict === "stop") return { status: "stopped", delivered, seq: event.seq, httpStatus: status };
       if (verdict === "delivered") delivered++;
       acks.commit(offset);
       await acks.waitUntilUnackedAtMost(options.maxUnacked ?? 100);
