@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { bearer, type Envelope } from "./helpers/http.js";
+import type { ConsumerInfo } from "../dist/index.js";
 
 let server: TestServer;
 
@@ -17,15 +18,7 @@ afterAll(() => server.stop());
 
 type Inbox = Awaited<ReturnType<TestServer["createInbox"]>>;
 
-interface ConsumerView {
-  name: string;
-  committedOffset: string;
-  committedSeq: number;
-  lag: { events: number; lostEvents: number; oldestUnackedAt: string | null; oldestUnackedAgeSeconds: number | null };
-  createdAt: string;
-  lastAckAt: string | null;
-  lastSeenAt: string | null;
-}
+type ConsumerView = ConsumerInfo;
 
 const offset = (seq: number) => String(seq).padStart(16, "0");
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
