@@ -110,15 +110,36 @@ export async function startForwardTarget(): Promise<Server & { child: ChildProce
   return { name: "forward target", url, child, stop: () => stopChild(child) };
 }
 
-export async function startTailhook(): Promise<Tailhook> {
+export interface TailhookOptions {
+  /** postgres://… to run on PostgreSQL (`--db`); SQLite in the data folder when absent. */
+  db?: string;
+  /** TAILHOOK_DATABASE_SCHEMA, with db. */
+  schema?: string;
+  /** Shared by processes on one database; a fresh random one when absent. */
+  adminToken?: string;
+  /** Name in the child's log prefix. */
+  name?: string;
+}
+
+export async function startTailhook(options: TailhookOptions = {}): Promise<Tailhook> {
   const main = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
   const dataDir = mkdtempSync(join(tmpdir(), "tailhook-bench-"));
   tempDirs.add(dataDir);
-  const adminToken = `bench_${randomBytes(24).toString("hex")}`;
-  const env = { ...process.env, TAILHOOK_ADMIN_TOKEN: adminToken, TAILHOOK_LOG_LEVEL: "warn" };
-  const { child, url } = await startChild("tailhook", [main, "serve", "--port", "0", "--data", dataDir], env);
+  const adminToken = options.adminToken ?? `bench_${randomBytes(24).toString("hex")}`;
+  const name = options.name ?? "tailhook";
+  const env: NodeJS.ProcessEnv = { ...process.env, TAILHOOK_ADMIN_TOKEN: adminToken, TAILHOOK_LOG_LEVEL: "warn" };
+  // The backend is chosen here, never inherited from the bench's own environment.
+  delete env.DATABASE_URL;
+  delete env.TAILHOOK_DATABASE_URL;
+  delete env.TAILHOOK_DATABASE_SCHEMA;
+  const args = [main, "serve", "--port", "0", "--data", dataDir];
+  if (options.db !== undefined) {
+    args.push("--db", options.db);
+    if (options.schema !== undefined) env.TAILHOOK_DATABASE_SCHEMA = options.schema;
+  }
+  const { child, url } = await startChild(name, args, env);
   return {
-    name: "tailhook",
+    name,
     url,
     pid: child.pid!,
     async stop() {

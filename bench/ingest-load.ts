@@ -12,6 +12,8 @@ export interface LoadResult {
   p99: number;
   non2xx: number;
   errors: number;
+  /** Every 2xx response's latency, ms (to merge the latencies of loads run side by side). */
+  latencies: number[];
 }
 
 export interface LoadOptions {
@@ -37,7 +39,7 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
       (error, result) => {
         if (error) return reject(error);
         const { p50, p99 } = summarize(latencies);
-        resolve({ requestsPerSecond: result.requests.average, p50, p99, non2xx: result.non2xx, errors: result.errors });
+        resolve({ requestsPerSecond: result.requests.average, p50, p99, non2xx: result.non2xx, errors: result.errors, latencies });
       },
     );
     instance.on("response", (_client, statusCode, _bytes, responseTime) => {

@@ -2,7 +2,9 @@
  * `npm run bench`: measures tailhook's ingest against a bare node:http baseline, its
  * ingest→reader latency, and, on an inbox holding a backlog, the SSE catch-up read
  * rate and `tailhook forward`'s throughput and memory; then prints the figures as
- * markdown tables next to the targets. BENCH_ONLY=ingest,latency,catchup,forward runs
+ * markdown tables next to the targets. The `pg` phase compares ingest on SQLite and on
+ * PostgreSQL (one and two processes); it runs by default only when BENCH_PG_URL or
+ * TAILHOOK_TEST_PG_URL is set. BENCH_ONLY=ingest,latency,catchup,forward,pg runs
  * some phases only. A missed target is reported, never fatal (this is a report, not a
  * test); an invalid run (errors, non-2xx replies, lost events) or a crash exits 1.
  */
@@ -13,6 +15,7 @@ import { readCatchUp, type CatchUpResult } from "./catchup-read.js";
 import { startBare, startForwardTarget, startTailhook, stopAll } from "./children.js";
 import { drainForward, type ForwardDrainResult } from "./forward-drain.js";
 import { runLoad, type LoadResult } from "./ingest-load.js";
+import { measurePostgresIngest, pgBenchUrl, redactUrl, type PgIngestResult } from "./postgres-ingest.js";
 import { measureReaderLatency, type ReaderLatencyOptions, type ReaderLatencyResult } from "./reader-latency.js";
 import { paddedJson, summarize } from "./stats.js";
 
@@ -23,15 +26,21 @@ function positiveSeconds(raw: string | undefined, fallback: number): number {
   return value;
 }
 
-const PHASES = ["ingest", "latency", "catchup", "forward"] as const;
+const PHASES = ["ingest", "latency", "catchup", "forward", "pg"] as const;
 type Phase = (typeof PHASES)[number];
+const PG_URL = pgBenchUrl();
 
 function selectedPhases(raw: string | undefined): Set<Phase> {
-  if (raw === undefined || raw.trim() === "") return new Set(PHASES);
+  if (raw === undefined || raw.trim() === "") {
+    if (PG_URL !== undefined) return new Set(PHASES);
+    console.log("Phase pg skipped: set BENCH_PG_URL=postgres://user@host:5432/db (or TAILHOOK_TEST_PG_URL) to compare ingest on PostgreSQL.");
+    return new Set(PHASES.filter((phase) => phase !== "pg"));
+  }
   const names = raw.split(",").map((name) => name.trim()).filter(Boolean);
   for (const name of names) {
     if (!(PHASES as readonly string[]).includes(name)) throw new Error(`BENCH_ONLY: unknown phase ${name} (phases: ${PHASES.join(", ")})`);
   }
+  if (names.includes("pg") && PG_URL === undefined) throw new Error("BENCH_ONLY: phase pg needs BENCH_PG_URL=postgres://… (or TAILHOOK_TEST_PG_URL)");
   return new Set(names as Phase[]);
 }
 
@@ -63,6 +72,7 @@ interface Figures {
   fills: Backlog[];
   catchUps: CatchUpResult[];
   forwards: ForwardDrainResult[];
+  pg?: PgIngestResult;
 }
 
 function progress(message: string): void {
@@ -126,6 +136,10 @@ async function measure(): Promise<Figures> {
     }
     await tailhook.stop();
   }
+
+  if (ONLY.has("pg") && PG_URL !== undefined) {
+    figures.pg = await measurePostgresIngest({ url: PG_URL, body, connections: CONNECTIONS, warmupSeconds: WARMUP_SECONDS, seconds: INGEST_SECONDS, progress });
+  }
   return figures;
 }
 
@@ -142,13 +156,13 @@ const count = (value: number) => (Number.isFinite(value) ? Math.round(value).toL
 const mib = (kb: number) => (Number.isFinite(kb) ? (kb / 1024).toFixed(1) : "-");
 
 /** Prints the tables; returns what makes the run invalid (empty when it is valid). */
-function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards }: Figures): string[] {
+function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, pg }: Figures): string[] {
   const problems: string[] = [];
   const targetRows: string[][] = [];
   const cpu = cpus();
   console.log(`\n## tailhook benchmark: ${new Date().toISOString()}, ${cpu.length} cores (${cpu[0]?.model ?? "?"}), Node ${process.version}`);
   console.log(`1-min load average before the run: ${loadBefore.toFixed(2)} (other processes share these cores)`);
-  if (ONLY.size < PHASES.length) console.log(`Phases: ${[...ONLY].join(", ")} (BENCH_ONLY)`);
+  if (process.env.BENCH_ONLY) console.log(`Phases: ${[...ONLY].join(", ")} (BENCH_ONLY)`);
 
   if (bare && ingest) {
     const ratio = ingest.requestsPerSecond / bare.requestsPerSecond;
@@ -281,6 +295,24 @@ function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards }
         verdict(growth <= TARGET.rssGrowth),
       ]);
     }
+  }
+
+  if (pg) {
+    console.log(`\nIngest on PostgreSQL (${redactUrl(PG_URL!)}, schema ${pg.schema}, dropped after): POST ${BODY_BYTES} B JSON, ${CONNECTIONS} connections in all, ${INGEST_SECONDS} s each after ${WARMUP_SECONDS} s warm-up\n`);
+    const base = pg.sqlite.requestsPerSecond;
+    const rows: Array<[string, LoadResult, boolean]> = [
+      ["(a) SQLite, 1 process", pg.sqlite, true],
+      ["(b) PostgreSQL, 1 process", pg.pgOne, true],
+      ...pg.pgTwo.parts.map((part, index): [string, LoadResult, boolean] => [`    process ${index + 1} of 2 (${CONNECTIONS / 2} connections)`, part, false]),
+      ["(c) PostgreSQL, 2 processes (sum)", pg.pgTwo.total, true],
+    ];
+    const pgRows = rows.map(([name, result, counted]) => {
+      if (counted && result.non2xx + result.errors > 0) problems.push(`pg ${name.trim()}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+      const ratio = counted ? `${(result.requestsPerSecond / base).toFixed(2)}x` : "";
+      return [name, result.requestsPerSecond.toFixed(0), ratio, ms(result.p50), ms(result.p99), String(result.non2xx), String(result.errors)];
+    });
+    console.log(table(["tailhook", "req/s", "vs (a)", "p50 ms", "p99 ms", "non-2xx", "errors"], pgRows));
+    console.log("\nOn one machine the second process competes for the same cores: row (c) shows the coordination cost, not a scale-out gain.");
   }
 
   console.log("\nTargets\n");
