@@ -78,9 +78,9 @@ export class PostgresStore implements Store {
     const sql = postgres(options.url, {
       max: options.poolSize ?? 10,
       // Come back quickly after an outage: reconnect within half a second at most, and
-      // give up on a connection attempt after 5 s so requests answer 503 instead of hanging.
+      // give up on a connection attempt after 1 s so requests answer 503 instead of hanging.
       backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 0.5),
-      connect_timeout: 5,
+      connect_timeout: 1,
       onnotice: () => undefined,
       types: {
         bigint: { to: 20, from: [20], serialize: (value: number) => String(value), parse: (value: string) => Number(value) },
