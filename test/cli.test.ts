@@ -18,6 +18,7 @@ import {
   waitForConnection,
   type ServerProcess,
 } from "./helpers/processes.js";
+import type { EventEnvelope } from "../dist/core/types.js";
 
 interface CreatedInbox {
   id: string;
@@ -27,15 +28,7 @@ interface CreatedInbox {
   streamUrl: string;
 }
 
-interface Envelope {
-  seq: number;
-  id: string;
-  method: string;
-  path: string;
-  query: string;
-  body: string;
-  bodyEncoding: "utf8" | "base64";
-}
+type Envelope = EventEnvelope;
 
 const dirs: string[] = [];
 

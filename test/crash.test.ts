@@ -9,7 +9,8 @@ import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { killAllChildren, startServerProcess, tempDir, type ServerProcess } from "./helpers/processes.js";
+import { createInbox, killAllChildren, startServerProcess, tempDir, type ServerProcess } from "./helpers/processes.js";
+import type { EventEnvelope } from "../dist/core/types.js";
 
 const LOOPS = 16;
 const MAX_BODY = 8 * 1024;
@@ -27,17 +28,7 @@ interface Ack {
   body: Buffer;
 }
 
-interface Envelope {
-  seq: number;
-  id: string;
-  method: string;
-  path: string;
-  query: string;
-  headers: Array<[string, string]>;
-  body: string;
-  bodyEncoding: "utf8" | "base64";
-  size: number;
-}
+type Envelope = EventEnvelope;
 
 const TEXT_PIECES = ["a", "Z", " ", "\n", "{", "\"", "é", "ß", "€", "中", "日本", "😀", "\u0000", "\u007f", "\ufeff"];
 
@@ -143,15 +134,6 @@ async function loadThenKill(server: ServerProcess, inboxId: string, round: numbe
   return { acks, sent, inFlightAtKill, failuresBeforeKill };
 }
 
-async function createInbox(server: ServerProcess): Promise<{ id: string; token: string }> {
-  const response = await fetch(`${server.url}/api/inboxes`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${server.adminToken}`, "content-type": "application/json" },
-    body: "{}",
-  });
-  expect(response.status).toBe(201);
-  return (await response.json()) as { id: string; token: string };
-}
 
 /** Reads the whole stream page by page, following Stream-Next-Offset to the end. */
 async function readAllEvents(server: ServerProcess, inboxId: string, token: string): Promise<Envelope[]> {

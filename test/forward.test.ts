@@ -20,6 +20,7 @@ import { rmSync } from "node:fs";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import {
   cliEnv,
+  createInbox,
   killAllChildren,
   runCli,
   sleep,
@@ -199,17 +200,6 @@ function parseLines(lines: string[]): Array<{ seq: number; method: string; path:
 // ---------------------------------------------------------------------------------
 // Plumbing
 
-async function createAnyInbox(server: ServerProcess): Promise<{ id: string; token: string }> {
-  const response = await fetch(`${server.url}/api/inboxes`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${server.adminToken}`, "content-type": "application/json" },
-    body: "{}",
-  });
-  expect(response.status).toBe(201);
-  return (await response.json()) as { id: string; token: string };
-}
-
-const createInbox = createAnyInbox;
 
 interface ConsumerView {
   committedSeq: number;
@@ -810,7 +800,7 @@ describe("replay", () => {
   it("inbox ids never start with '-' or '_', so the CLI never reads one as an option", async () => {
     const server = await startServer();
     const ids: string[] = [];
-    for (let created = 0; created < 300; created++) ids.push((await createAnyInbox(server)).id);
+    for (let created = 0; created < 300; created++) ids.push((await createInbox(server)).id);
     expect(ids.filter((id) => /^[-_]/.test(id))).toEqual([]);
     // 300 random base64url ids would include about 9 such ids without the rule.
     expect(new Set(ids).size).toBe(300);

@@ -277,3 +277,14 @@ export async function waitForConnection(pid: number, port: number, timeoutMs = 1
     await sleep(50);
   }
 }
+
+/** Creates an inbox on a server child with its admin token. */
+export async function createInbox(server: ServerProcess): Promise<{ id: string; token: string }> {
+  const response = await fetch(`${server.url}/api/inboxes`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${server.adminToken}`, "content-type": "application/json" },
+    body: "{}",
+  });
+  if (response.status !== 201) throw new Error(`create inbox: ${response.status} ${await response.text()}`);
+  return (await response.json()) as { id: string; token: string };
+}
