@@ -56,15 +56,22 @@ function stopSignal(): AbortSignal {
   return controller.signal;
 }
 
-export function registerForwardCommands(program: Command): void {
-  program
-    .command("forward <inbox-id>")
-    .description("deliver every event to a URL, at least once and in order, resuming where it stopped")
+/** The options forward and replay share: where to deliver and how to treat failures. */
+function withDeliveryOptions(command: Command, on4xxDefault: On4xx): Command {
+  return command
     .requiredOption("--to <url>", "where to deliver (the event's sub-path is appended)")
-    .option("--consumer <name>", "server-side consumer that remembers the position", "forward")
-    .option("--on-4xx <policy>", "retry, skip or stop on 4xx other than 408/429", "retry")
-    .option("--timeout <ms>", "per-attempt timeout", "30000")
-    .action(async (inboxId: string, flags: { to: string; consumer: string; on4xx: string; timeout: string }, command: Command) => {
+    .option("--on-4xx <policy>", "retry, skip or stop on 4xx other than 408/429", on4xxDefault)
+    .option("--timeout <ms>", "per-attempt timeout", "30000");
+}
+
+export function registerForwardCommands(program: Command): void {
+  withDeliveryOptions(
+    program
+      .command("forward <inbox-id>")
+      .description("deliver every event to a URL, at least once and in order, resuming where it stopped")
+      .option("--consumer <name>", "server-side consumer that remembers the position", "forward"),
+    "retry",
+  ).action(async (inboxId: string, flags: { to: string; consumer: string; on4xx: string; timeout: string }, command: Command) => {
       const target = parseTarget(flags.to);
       const on4xx = parseOn4xx(flags.on4xx);
       const timeoutMs = parseTimeout(flags.timeout);
@@ -100,13 +107,10 @@ export function registerForwardCommands(program: Command): void {
       }
     });
 
-  program
-    .command("replay <inbox-id> <range>")
-    .description("redeliver one event (<seq>) or a range (<from>..<to>) to a URL")
-    .requiredOption("--to <url>", "where to deliver (the event's sub-path is appended)")
-    .option("--on-4xx <policy>", "retry, skip or stop on 4xx other than 408/429", "stop")
-    .option("--timeout <ms>", "per-attempt timeout", "30000")
-    .action(async (inboxId: string, range: string, flags: { to: string; on4xx: string; timeout: string }, command: Command) => {
+  withDeliveryOptions(
+    program.command("replay <inbox-id> <range>").description("redeliver one event (<seq>) or a range (<from>..<to>) to a URL"),
+    "stop",
+  ).action(async (inboxId: string, range: string, flags: { to: string; on4xx: string; timeout: string }, command: Command) => {
       const match = /^(\d+)(?:\.\.(\d+))?$/.exec(range);
       if (!match) throw new CliError(`the range is <seq> or <from>..<to>, got ${range}`);
       const fromSeq = Number(match[1]);
