@@ -57,6 +57,7 @@ export class PostgresStore implements Store {
   private readonly inboxCache = new Map<string, { inbox: StoredInbox; until: number }>();
   private readonly appends: GroupCommit<AppendOp, AppendEventResult>;
   private healthy = true;
+  private lastSuccessAt = 0;
   private pruneTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
 
@@ -115,6 +116,7 @@ export class PostgresStore implements Store {
     try {
       const result = await query();
       this.healthy = true;
+      this.lastSuccessAt = Date.now();
       return result;
     } catch (error) {
       if (!(error instanceof postgres.PostgresError)) this.healthy = false;
@@ -390,11 +392,16 @@ export class PostgresStore implements Store {
 
   /** Asks the database; also brings `isHealthy` back once it answers again. */
   async ping(): Promise<boolean> {
-    try {
-      await this.track(() => this.sql`SELECT 1`);
-      return true;
-    } catch {
-      return false;
+    // After an outage one pooled connection can stay broken for a while; when other
+    // queries have just succeeded, a failed ping is that connection, not the
+    // database, so ask again (the pool hands out another connection).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.track(() => this.sql`SELECT 1`);
+        return true;
+      } catch {
+        if (attempt >= 4 || Date.now() - this.lastSuccessAt > 500) return false;
+      }
     }
   }
 
