@@ -15,6 +15,8 @@ export interface ServerConfig {
   /** Base of the URLs the API returns; derived from the listening address when absent. */
   readonly publicUrl: string | undefined;
   readonly adminToken: string | undefined;
+  /** Anyone may create, write and read general streams without a token (local development). */
+  readonly open: boolean;
   readonly maxBodyBytes: number;
   readonly longPollTimeoutMs: number;
   readonly sseKeepAliveMs: number;
@@ -33,6 +35,7 @@ export interface ServerFlags {
   maxBodyBytes?: string | number;
   longPollTimeout?: string | number;
   logLevel?: string;
+  open?: boolean;
 }
 
 function integer(value: string | number | undefined, name: string, fallback: number, min: number, max: number): number {
@@ -77,6 +80,7 @@ export function loadServerConfig(flags: ServerFlags = {}, env: NodeJS.ProcessEnv
     databaseSchema: env.TAILHOOK_DATABASE_SCHEMA || undefined,
     publicUrl: url(flags.publicUrl ?? env.TAILHOOK_PUBLIC_URL, "public URL"),
     adminToken,
+    open: flags.open ?? ["1", "true"].includes((env.TAILHOOK_OPEN ?? "").toLowerCase()),
     maxBodyBytes: integer(flags.maxBodyBytes ?? env.TAILHOOK_MAX_BODY_BYTES, "max body bytes", 1024 * 1024, 1, 256 * 1024 * 1024),
     longPollTimeoutMs: integer(flags.longPollTimeout ?? env.TAILHOOK_LONG_POLL_TIMEOUT_MS, "long-poll timeout", 30_000, 10, 600_000),
     sseKeepAliveMs: integer(env.TAILHOOK_SSE_KEEPALIVE_MS, "SSE keep-alive", 15_000, 10, 600_000),

@@ -11,6 +11,7 @@ export type ErrorCode =
   | "conflict"
   | "payload_too_large"
   | "method_not_allowed"
+  | "not_implemented"
   | "store_unavailable"
   | "shutting_down";
 

@@ -87,6 +87,17 @@ export interface StreamInfo {
   firstSeq: number;
   closed: boolean;
   createdAt: number;
+  /** Deleted while forks still read its data: direct access answers 410, the name stays taken. */
+  softDeleted: boolean;
+  /** Sliding time-to-live: the stream expires this long after its last read or write. */
+  ttlSeconds: number | null;
+  /** Absolute expiry (ms since the epoch). */
+  expiresAt: number | null;
+  /** Last read or write as committed (ms); reads since may only be known in memory. */
+  touchedAt: number | null;
+  /** For a fork: the stream whose messages 1..forkSeq it reads as its own. */
+  forkedFrom: number | null;
+  forkSeq: number | null;
 }
 
 /** A named, server-side cursor on a stream: everything up to committedSeq is done. */

@@ -13,6 +13,7 @@ export const STATUS_BY_CODE: Record<ErrorCode, number> = {
   conflict: 409,
   gone: 410,
   payload_too_large: 413,
+  not_implemented: 501,
   store_unavailable: 503,
   shutting_down: 503,
 };

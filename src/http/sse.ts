@@ -4,8 +4,6 @@
  * resume from. Writes respect backpressure so a slow reader costs one page of memory.
  */
 import type { ServerResponse } from "node:http";
-import { messageJson } from "../core/capture.js";
-import type { StoredMessage } from "../core/types.js";
 
 export interface ControlEvent {
   streamNextOffset: string;
@@ -14,12 +12,12 @@ export interface ControlEvent {
   streamClosed?: boolean;
 }
 
-export function dataEvent(messages: StoredMessage[]): string {
-  let text = "event: data\ndata: [\n";
-  messages.forEach((message, index) => {
-    text += `data: ${messageJson(message)}${index < messages.length - 1 ? "," : ""}\n`;
-  });
-  return `${text}data: ]\n\n`;
+/** One `data` event carrying `text`; every line of it gets its own `data:` field. */
+export function sseDataEvent(text: string): string {
+  return `event: data\n${text
+    .split(/\r\n|\r|\n/)
+    .map((line) => `data: ${line}\n`)
+    .join("")}\n`;
 }
 
 export function controlEvent(control: ControlEvent): string {

@@ -6,7 +6,6 @@
  */
 import { TailhookError } from "../core/errors.js";
 import { formatOffset, parseOffset } from "../core/offsets.js";
-import { messageJson } from "../core/capture.js";
 import type { StoredMessage, StreamInfo } from "../core/types.js";
 import type { ReadLimits, Store } from "../storage/store.js";
 
@@ -48,9 +47,4 @@ export async function readPage(store: Store, stream: StreamInfo, afterSeq: numbe
     return { messages, lastSeq, upToDate: true };
   }
   return { messages, lastSeq, upToDate: lastSeq >= stream.tailSeq };
-}
-
-/** A JSON-mode body: the messages as one JSON array. */
-export function jsonArrayBody(messages: StoredMessage[]): string {
-  return `[${messages.map(messageJson).join(",")}]`;
 }

@@ -4,6 +4,7 @@
  * disk. Expected outcomes are values; a rejected promise means the store is in
  * trouble (the HTTP layer answers 503).
  */
+import type { GeneralStreams } from "./streams.js";
 import type { CapturedRequest, Consumer, Inbox, InboxSettings, StoredInbox, StoredMessage, StreamInfo } from "../core/types.js";
 
 export type AppendEventResult = { status: "appended"; seq: number } | { status: "not_found" };
@@ -27,7 +28,10 @@ export interface ReadLimits {
   maxBytes: number;
 }
 
-/** Called after each commit with the streams it extended, so waiting readers wake. */
+/**
+ * Called after each commit with the streams it extended, so waiting readers wake. A
+ * tail of Number.MAX_SAFE_INTEGER means "wake everyone": the stream was closed or removed.
+ */
 export type CommitListener = (streams: ReadonlyMap<number, number>) => void;
 
 export interface Store {
@@ -66,6 +70,8 @@ export interface Store {
    * streams are also re-checked with getTails on a timer; ping answers /readyz.
    */
   getTails?(streamIds: number[]): Promise<Map<number, number>>;
+  /** Durable Streams protocol streams (create/append/delete/fork); absent when the backend lacks them. */
+  readonly general?: GeneralStreams;
   ping?(): Promise<boolean>;
   /** Waits for queued writes, then releases files and threads. */
   close(): Promise<void>;

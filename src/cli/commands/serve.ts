@@ -13,7 +13,8 @@ export function registerServe(program: Command): void {
     .option("--db <url>", "postgres://… to share one PostgreSQL database between processes (or DATABASE_URL)")
     .option("--public-url <url>", "base URL for the links the API returns")
     .option("--max-body-bytes <n>", "default body limit per event")
-    .option("--long-poll-timeout <ms>", "how long a long-poll read waits")
+    .option("--long-poll-timeout <ms>", "how long a long-poll read waits (default 30000)")
+    .option("--open", "let anyone create, write and read general streams without a token (local development only)")
     .action(async (flags) => {
       const config = loadServerConfig(flags);
       const running = await startTailhook(config, {

@@ -27,6 +27,8 @@ export function openReaderConnection(file: string): Connection {
 }
 
 export function migrate(db: Connection): void {
+  // Off while tables are rebuilt (SQLite's recommended procedure); a pragma, so outside transactions.
+  db.pragma("foreign_keys = OFF");
   db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
   const applied = new Set(
     (db.prepare("SELECT version FROM schema_migrations").all() as Array<{ version: number }>).map((row) => row.version),
@@ -42,4 +44,5 @@ export function migrate(db: Connection): void {
       );
     })();
   }
+  db.pragma("foreign_keys = ON");
 }

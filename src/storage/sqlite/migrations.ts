@@ -53,4 +53,51 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: "general streams: lifecycle, forks, producers; durable records",
+    // Rebuilt rather than altered: a deleted stream's name must become free again, so
+    // the UNIQUE constraint on name turns into a unique index over live streams.
+    sql: `
+      CREATE TABLE streams_v3 (
+        id              INTEGER PRIMARY KEY,
+        name            TEXT    NOT NULL,
+        content_type    TEXT    NOT NULL,
+        tail_seq        INTEGER NOT NULL DEFAULT 0,
+        first_seq       INTEGER NOT NULL DEFAULT 1,
+        closed          INTEGER NOT NULL DEFAULT 0,
+        created_at      INTEGER NOT NULL,
+        deleted_at      INTEGER,
+        soft_deleted    INTEGER NOT NULL DEFAULT 0,
+        ttl_seconds     INTEGER,
+        expires_at      INTEGER,
+        touched_at      INTEGER,
+        forked_from     INTEGER,
+        fork_seq        INTEGER,
+        fork_request    TEXT,
+        last_stream_seq TEXT,
+        closed_by       TEXT
+      );
+      INSERT INTO streams_v3 (id, name, content_type, tail_seq, first_seq, closed, created_at, deleted_at)
+        SELECT id, name, content_type, tail_seq, first_seq, closed, created_at, deleted_at FROM streams;
+      DROP TABLE streams;
+      ALTER TABLE streams_v3 RENAME TO streams;
+      CREATE UNIQUE INDEX streams_live_name ON streams (name) WHERE deleted_at IS NULL;
+      CREATE INDEX streams_forked_from ON streams (forked_from) WHERE forked_from IS NOT NULL;
+      CREATE TABLE producers (
+        stream_id   INTEGER NOT NULL,
+        producer_id TEXT    NOT NULL,
+        epoch       INTEGER NOT NULL,
+        last_seq    INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        PRIMARY KEY (stream_id, producer_id)
+      );
+      CREATE TABLE records (
+        kind  TEXT NOT NULL,
+        key   TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (kind, key)
+      );
+    `,
+  },
 ];

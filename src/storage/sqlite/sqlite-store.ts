@@ -12,7 +12,17 @@ import { openReaderConnection, type Connection } from "./connection.js";
 import { CONSUMER_COLUMNS } from "./consumer-writes.js";
 import { toInbox, withoutToken, type InboxRow } from "../rows.js";
 import { SqliteWriter } from "./writer.js";
+import { STREAM_COLUMNS, toStream, type StreamRow } from "./stream-rows.js";
 import type { WriteOp, WriteResult } from "./write-ops.js";
+import type {
+  AppendRequest,
+  AppendResult,
+  CreateStreamRequest,
+  CreateStreamResult,
+  DeleteStreamResult,
+  GeneralStreams,
+} from "../streams.js";
+import { isExpired } from "../streams.js";
 
 export interface SqliteStoreOptions {
   dataDir: string;
@@ -24,26 +34,19 @@ export interface SqliteStoreOptions {
 const PRUNE_ROWS_PER_BATCH = 2000;
 const INBOX_CACHE_SIZE = 10_000;
 
-interface StreamRow {
-  id: number;
-  name: string;
-  contentType: string;
-  tailSeq: number;
-  firstSeq: number;
-  closed: number;
-  createdAt: number;
-}
-
 const INBOX_COLUMNS = "id, name, stream_id AS streamId, token_hash AS tokenHash, settings, created_at AS createdAt";
 const MESSAGE_COLUMNS = "seq, created_at AS createdAt, data, meta";
-const STREAM_COLUMNS =
-  "id, name, content_type AS contentType, tail_seq AS tailSeq, first_seq AS firstSeq, closed, created_at AS createdAt";
 
-function toStream(row: StreamRow): StreamInfo {
-  return { ...row, closed: row.closed !== 0 };
+/** Where a stream's messages live: seqs up to `toSeq` (after the previous segment's) belong to `owner`. */
+interface Segment {
+  owner: number;
+  toSeq: number;
 }
 
-export class SqliteStore implements Store {
+export class SqliteStore implements Store, GeneralStreams {
+  readonly general: GeneralStreams = this;
+  /** Each stream's segments; fork points never change once a stream exists. */
+  private readonly segmentCache = new Map<number, Segment[]>();
   private readonly sql;
   private pruneTimer: NodeJS.Timeout | undefined;
   /** Inboxes by id, so ingest needs no query; this process is the only writer, so it stays true. */
@@ -63,8 +66,13 @@ export class SqliteStore implements Store {
       stream: reader.prepare(`SELECT ${STREAM_COLUMNS} FROM streams WHERE name = ? AND deleted_at IS NULL`),
       streamById: reader.prepare(`SELECT ${STREAM_COLUMNS} FROM streams WHERE id = ? AND deleted_at IS NULL`),
       messages: reader.prepare(
-        `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE stream_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+        `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE stream_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
       ),
+      forkPoint: reader.prepare("SELECT forked_from AS forkedFrom, fork_seq AS forkSeq FROM streams WHERE id = ?"),
+      generalStreams: reader.prepare(
+        `SELECT ${STREAM_COLUMNS} FROM streams WHERE deleted_at IS NULL AND soft_deleted = 0 AND name NOT LIKE 'inbox/%' ORDER BY name`,
+      ),
+      records: reader.prepare("SELECT key, value FROM records WHERE kind = ? ORDER BY key"),
       message: reader.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE stream_id = ? AND seq = ?`),
       consumer: reader.prepare(`SELECT ${CONSUMER_COLUMNS} FROM consumers WHERE stream_id = ? AND name = ?`),
       consumers: reader.prepare(`SELECT ${CONSUMER_COLUMNS} FROM consumers WHERE stream_id = ? ORDER BY name`),
@@ -185,19 +193,82 @@ export class SqliteStore implements Store {
     return row && toStream(row);
   }
 
+  /** A fork reads its source's segments up to the fork point, then its own messages. */
+  private segments(streamId: number): Segment[] {
+    const cached = this.segmentCache.get(streamId);
+    if (cached) return cached;
+    const point = this.sql.forkPoint.get(streamId) as { forkedFrom: number | null; forkSeq: number | null } | undefined;
+    const own: Segment = { owner: streamId, toSeq: Number.MAX_SAFE_INTEGER };
+    let segments = [own];
+    if (point?.forkedFrom != null && point.forkSeq !== null) {
+      const forkSeq = point.forkSeq;
+      const inherited = this.segments(point.forkedFrom)
+        .map((segment) => ({ owner: segment.owner, toSeq: Math.min(segment.toSeq, forkSeq) }))
+        .filter((segment, index, all) => index === 0 || segment.toSeq > all[index - 1]!.toSeq);
+      segments = [...inherited, own];
+    }
+    if (this.segmentCache.size >= INBOX_CACHE_SIZE) this.segmentCache.clear();
+    this.segmentCache.set(streamId, segments);
+    return segments;
+  }
+
   async readMessages(streamId: number, afterSeq: number, limits: ReadLimits): Promise<StoredMessage[]> {
     const messages: StoredMessage[] = [];
     let bytes = 0;
-    for (const row of this.sql.messages.iterate(streamId, afterSeq, limits.maxMessages) as Iterable<StoredMessage>) {
-      messages.push(row);
-      bytes += row.data.length;
-      if (bytes >= limits.maxBytes) break;
+    for (const segment of this.segments(streamId)) {
+      if (segment.toSeq <= afterSeq) continue;
+      const from = Math.max(afterSeq, messages.at(-1)?.seq ?? afterSeq);
+      const rows = this.sql.messages.iterate(segment.owner, from, segment.toSeq, limits.maxMessages - messages.length);
+      for (const row of rows as Iterable<StoredMessage>) {
+        messages.push(row);
+        bytes += row.data.length;
+        if (bytes >= limits.maxBytes) return messages;
+      }
+      if (messages.length >= limits.maxMessages) return messages;
     }
     return messages;
   }
 
   async readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined> {
-    return this.sql.message.get(streamId, seq) as StoredMessage | undefined;
+    const owner = this.segments(streamId).find((segment) => seq <= segment.toSeq)!.owner;
+    return this.sql.message.get(owner, seq) as StoredMessage | undefined;
+  }
+
+  private async writeStream<T>(op: WriteOp): Promise<T> {
+    const result = await this.write(op);
+    if (result.status !== "stream") throw new Error(`unexpected result ${result.status}`);
+    return result.result as T;
+  }
+
+  createStream(request: CreateStreamRequest): Promise<CreateStreamResult> {
+    return this.writeStream({ kind: "createStream", request, now: Date.now() });
+  }
+
+  appendStream(request: AppendRequest): Promise<AppendResult> {
+    return this.writeStream({ kind: "appendStream", request, now: Date.now() });
+  }
+
+  deleteStream(name: string): Promise<DeleteStreamResult> {
+    return this.writeStream({ kind: "deleteStream", name, now: Date.now() });
+  }
+
+  touchStream(stream: StreamInfo): void {
+    // Only a sliding TTL cares when a stream was last read.
+    if (stream.ttlSeconds === null) return;
+    this.write({ kind: "touchStreams", streamIds: [stream.id], now: Date.now() }).catch(() => undefined);
+  }
+
+  async listGeneralStreams(): Promise<StreamInfo[]> {
+    const now = Date.now();
+    return (this.sql.generalStreams.all() as StreamRow[]).map(toStream).filter((stream) => !isExpired(stream, now));
+  }
+
+  async listRecords(kind: string): Promise<Array<{ key: string; value: string }>> {
+    return this.sql.records.all(kind) as Array<{ key: string; value: string }>;
+  }
+
+  async putRecord(kind: string, key: string, value: string | null): Promise<void> {
+    await this.write({ kind: "putRecord", recordKind: kind, key, value });
   }
 
   onCommit(listener: CommitListener): void {

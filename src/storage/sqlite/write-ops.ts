@@ -4,6 +4,7 @@
  */
 import type { CapturedRequest, Consumer } from "../../core/types.js";
 import type { InboxChanges, NewInbox } from "../store.js";
+import type { AppendRequest, AppendResult, CreateStreamRequest, CreateStreamResult, DeleteStreamResult } from "../streams.js";
 
 export type WriteOp =
   | { kind: "appendEvent"; streamId: number; request: CapturedRequest }
@@ -14,7 +15,12 @@ export type WriteOp =
   | { kind: "ensureConsumer"; streamId: number; name: string; startSeq: number; now: number }
   | { kind: "ackConsumer"; streamId: number; name: string; seq: number; now: number }
   | { kind: "deleteConsumer"; streamId: number; name: string }
-  | { kind: "markConsumerSeen"; streamId: number; name: string; now: number };
+  | { kind: "markConsumerSeen"; streamId: number; name: string; now: number }
+  | { kind: "createStream"; request: CreateStreamRequest; now: number }
+  | { kind: "appendStream"; request: AppendRequest; now: number }
+  | { kind: "deleteStream"; name: string; now: number }
+  | { kind: "touchStreams"; streamIds: number[]; now: number }
+  | { kind: "putRecord"; recordKind: string; key: string; value: string | null };
 
 export type WriteResult =
   | { status: "appended"; seq: number }
@@ -23,7 +29,17 @@ export type WriteResult =
   | { status: "deleted" }
   | { status: "not_found" }
   | { status: "pruned"; rows: number }
-  | { status: "consumer"; consumer: Consumer };
+  | { status: "consumer"; consumer: Consumer }
+  | { status: "stream"; result: CreateStreamResult | AppendResult | DeleteStreamResult };
+
+/** Roughly what an operation adds to a transaction, to bound batches and pace WAL rewinds. */
+export function writeOpBytes(op: WriteOp): number {
+  if (op.kind === "appendEvent") return op.request.body.byteLength + 256;
+  if (op.kind === "appendStream" || op.kind === "createStream") {
+    return op.request.messages.reduce((sum, message) => sum + message.byteLength + 64, 256);
+  }
+  return 256;
+}
 
 export type ToWriter = { type: "batch"; id: number; ops: WriteOp[] } | { type: "close" };
 

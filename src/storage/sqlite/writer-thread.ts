@@ -9,7 +9,8 @@ import { encodeEventMeta } from "../../core/capture.js";
 import type { InboxSettings } from "../../core/types.js";
 import { migrate, openWriterConnection } from "./connection.js";
 import { prepareConsumerWrites } from "./consumer-writes.js";
-import type { FromWriter, ToWriter, WriteOp, WriteResult, WriterOptions } from "./write-ops.js";
+import { prepareStreamWrites } from "./stream-writes.js";
+import { writeOpBytes, type FromWriter, type ToWriter, type WriteOp, type WriteResult, type WriterOptions } from "./write-ops.js";
 
 const port = parentPort!;
 const options = workerData as WriterOptions;
@@ -54,6 +55,9 @@ const sql = {
 };
 
 const consumers = prepareConsumerWrites(db);
+/** The streams the running batch extended (id → new tail), reported after its commit. */
+let batchExtended = new Map<number, number>();
+const streams = prepareStreamWrites(db, () => batchExtended);
 
 /** The tail of each stream written since start, so appends need no read per event. */
 const tails = new Map<number, { tailSeq: number; deleted: boolean }>();
@@ -142,6 +146,7 @@ function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
       return { status: "deleted" };
     }
     case "prune":
+      streams.expire(op.now);
       return { status: "pruned", rows: prune(op.now, op.maxRows) };
     case "ensureConsumer":
       return { status: "consumer", consumer: consumers.ensure(op.streamId, op.name, op.startSeq, op.now) };
@@ -151,6 +156,18 @@ function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
       return consumers.remove(op.streamId, op.name) ? { status: "deleted" } : { status: "not_found" };
     case "markConsumerSeen":
       consumers.markSeen(op.streamId, op.name, op.now);
+      return { status: "updated" };
+    case "createStream":
+      return { status: "stream", result: streams.createStream(op.request, op.now) };
+    case "appendStream":
+      return { status: "stream", result: streams.appendStream(op.request, op.now) };
+    case "deleteStream":
+      return { status: "stream", result: streams.deleteStream(op.name, op.now) };
+    case "touchStreams":
+      streams.touch(op.streamIds, op.now);
+      return { status: "updated" };
+    case "putRecord":
+      streams.putRecord(op.recordKind, op.key, op.value);
       return { status: "updated" };
   }
 }
@@ -168,7 +185,7 @@ let bytesSinceRewind = 0;
 let lastRewind = Date.now();
 
 function rewindWalIfDue(ops: WriteOp[]): void {
-  for (const op of ops) bytesSinceRewind += op.kind === "appendEvent" ? op.request.body.byteLength + 256 : 256;
+  for (const op of ops) bytesSinceRewind += writeOpBytes(op);
   const now = Date.now();
   if (bytesSinceRewind < REWIND_AFTER_BYTES || now - lastRewind < REWIND_EVERY_MS) return;
   bytesSinceRewind = 0;
@@ -190,6 +207,7 @@ port.on("message", (message: ToWriter) => {
     return;
   }
   const extended = new Map<number, number>();
+  batchExtended = extended;
   try {
     const results = runBatch(message.ops, extended);
     send({ type: "done", id: message.id, results, extended: [...extended] });

@@ -5,7 +5,7 @@
  */
 import { Worker } from "node:worker_threads";
 import type { CommitListener } from "../store.js";
-import type { FromWriter, ToWriter, WriteOp, WriteResult } from "./write-ops.js";
+import { writeOpBytes, type FromWriter, type ToWriter, type WriteOp, type WriteResult } from "./write-ops.js";
 
 const MAX_BATCH_OPS = 2000;
 const MAX_BATCH_BYTES = 32 * 1024 * 1024;
@@ -23,10 +23,6 @@ interface Pending {
 }
 
 export class StoreWriteError extends Error {}
-
-function opBytes(op: WriteOp): number {
-  return op.kind === "appendEvent" ? op.request.body.byteLength + 512 : 512;
-}
 
 export class SqliteWriter {
   private queue: Pending[] = [];
@@ -84,7 +80,7 @@ export class SqliteWriter {
     let bytes = 0;
     let count = 0;
     while (count < this.queue.length && count < MAX_BATCH_OPS && bytes < MAX_BATCH_BYTES) {
-      bytes += opBytes(this.queue[count]!.op);
+      bytes += writeOpBytes(this.queue[count]!.op);
       count++;
     }
     const batch = this.queue.splice(0, count);

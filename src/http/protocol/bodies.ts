@@ -1,0 +1,33 @@
+/*
+ * How stored messages become a response body. A JSON stream answers a JSON array of
+ * its messages; any other stream answers the bytes of its messages back to back. In
+ * SSE, text and JSON travel as text and everything else as base64 (protocol §5.8).
+ */
+import { messageJson } from "../../core/capture.js";
+import type { StoredMessage, StreamInfo } from "../../core/types.js";
+import { mediaType } from "../../storage/streams.js";
+
+export function isJsonStream(stream: Pick<StreamInfo, "contentType">): boolean {
+  return mediaType(stream.contentType) === "application/json";
+}
+
+/** Binary streams need base64 in SSE; text and JSON can be sent as they are. */
+export function isBinaryForSse(stream: Pick<StreamInfo, "contentType">): boolean {
+  return !isJsonStream(stream) && !mediaType(stream.contentType).startsWith("text/");
+}
+
+export function emptyBody(stream: StreamInfo): string {
+  return isJsonStream(stream) ? "[]" : "";
+}
+
+export function responseBody(stream: StreamInfo, messages: StoredMessage[]): string | Buffer {
+  if (isJsonStream(stream)) return `[${messages.map(messageJson).join(",")}]`;
+  return Buffer.concat(messages.map((message) => message.data));
+}
+
+/** The text of one SSE `data` event for these messages (before line framing). */
+export function sseDataText(stream: StreamInfo, messages: StoredMessage[]): string {
+  if (isJsonStream(stream)) return `[\n${messages.map(messageJson).join(",\n")}\n]`;
+  const bytes = Buffer.concat(messages.map((message) => message.data));
+  return isBinaryForSse(stream) ? bytes.toString("base64") : bytes.toString("utf8");
+}

@@ -1,0 +1,72 @@
+/*
+ * Which stream a /v1/stream/<name> request means, and whether the caller may use it.
+ * "inbox/<id>" is an inbox's event stream: read with the inbox's token or the admin
+ * token, written only by its webhooks. Every other name is a general stream: the
+ * admin token may do everything, and `serve --open` lets anyone.
+ */
+import type { FastifyRequest } from "fastify";
+import { TailhookError } from "../../core/errors.js";
+import type { StreamInfo } from "../../core/types.js";
+import { isExpired, type GeneralStreams } from "../../storage/streams.js";
+import { presentedToken } from "../auth.js";
+import { INBOX_STREAM_PREFIX, type HttpContext } from "../context.js";
+
+export const STREAM_ROOT = "/v1/stream";
+const MAX_NAME_LENGTH = 1024;
+
+export interface StreamTarget {
+  name: string;
+  stream: StreamInfo;
+  /** A general stream (protocol writes allowed), as opposed to an inbox's events. */
+  general: boolean;
+  /** Anyone may read it (open mode), so shared caches may keep it. */
+  public: boolean;
+}
+
+export function streamName(request: FastifyRequest): string {
+  const name = (request.params as { "*": string })["*"];
+  if (name === "" || name.length > MAX_NAME_LENGTH || name.split("/").some((part) => part === "" || part === "." || part === "..")) {
+    throw new TailhookError("bad_request", "a stream name is one or more non-empty path segments, at most 1024 characters");
+  }
+  return name;
+}
+
+export function isInboxStreamName(name: string): boolean {
+  return name.startsWith(INBOX_STREAM_PREFIX);
+}
+
+function token(request: FastifyRequest): string | undefined {
+  return presentedToken(request.headers, request.query as Record<string, unknown>);
+}
+
+/** The general-stream store, after checking the caller may use general streams. */
+export function generalStreamsFor(ctx: HttpContext, request: FastifyRequest): GeneralStreams {
+  if (!ctx.config.open) ctx.auth.requireAdmin(token(request));
+  if (!ctx.store.general) {
+    throw new TailhookError("not_implemented", "this storage backend does not support general streams yet (use the SQLite store)");
+  }
+  return ctx.store.general;
+}
+
+/** A live general stream, or 404 (absent or expired) / 410 (soft-deleted). */
+export async function liveGeneralStream(ctx: HttpContext, name: string): Promise<StreamInfo> {
+  const stream = await ctx.store.getStream(name);
+  if (!stream || isExpired(stream, Date.now())) throw new TailhookError("not_found", "no such stream");
+  if (stream.softDeleted) throw new TailhookError("gone", "the stream was deleted; its forks still read its data");
+  return stream;
+}
+
+export async function openForRead(ctx: HttpContext, request: FastifyRequest): Promise<StreamTarget> {
+  const name = streamName(request);
+  if (isInboxStreamName(name)) {
+    const inbox = await ctx.store.getInbox(name.slice(INBOX_STREAM_PREFIX.length));
+    ctx.auth.requireInboxReader(token(request), inbox);
+    const stream = inbox && (await ctx.store.getStreamById(inbox.streamId));
+    if (!stream) throw new TailhookError("not_found", "no such stream");
+    return { name, stream, general: false, public: false };
+  }
+  const general = generalStreamsFor(ctx, request);
+  const stream = await liveGeneralStream(ctx, name);
+  general.touchStream(stream);
+  return { name, stream, general: true, public: ctx.config.open };
+}

@@ -1,0 +1,16 @@
+/* How a streams row is selected and turned into a StreamInfo, for both SQLite connections. */
+import type { StreamInfo } from "../../core/types.js";
+
+export const STREAM_COLUMNS =
+  "id, name, content_type AS contentType, tail_seq AS tailSeq, first_seq AS firstSeq, closed, created_at AS createdAt, " +
+  "soft_deleted AS softDeleted, ttl_seconds AS ttlSeconds, expires_at AS expiresAt, touched_at AS touchedAt, " +
+  "forked_from AS forkedFrom, fork_seq AS forkSeq";
+
+export interface StreamRow extends Omit<StreamInfo, "closed" | "softDeleted"> {
+  closed: number;
+  softDeleted: number;
+}
+
+export function toStream(row: StreamRow): StreamInfo {
+  return { ...row, closed: row.closed !== 0, softDeleted: row.softDeleted !== 0 };
+}

@@ -1,0 +1,306 @@
+/*
+ * The writer thread's side of general streams: create (plain or fork), append (with
+ * closure, Stream-Seq and idempotent producers), delete (soft while forks read the
+ * data) and expiry. Each runs inside the batch's transaction, and this thread is the
+ * only writer, so every check-then-write here is atomic.
+ */
+import type { StreamInfo } from "../../core/types.js";
+import {
+  isExpired,
+  mediaType,
+  type AppendRequest,
+  type AppendResult,
+  type CreateStreamRequest,
+  type CreateStreamResult,
+  type DeleteStreamResult,
+  type ProducerClaim,
+} from "../streams.js";
+import type { Connection } from "./connection.js";
+import { STREAM_COLUMNS, toStream, type StreamRow } from "./stream-rows.js";
+
+export const DEFAULT_CONTENT_TYPE = "application/octet-stream";
+/** Reported as a stream's new tail when readers must wake without new data (closed, deleted). */
+export const WAKE_ALL = Number.MAX_SAFE_INTEGER;
+
+interface WriterStreamRow extends StreamRow {
+  lastStreamSeq: string | null;
+  closedBy: string | null;
+  forkRequest: string | null;
+}
+
+type WriterStream = StreamInfo & { lastStreamSeq: string | null; closedBy: string | null; forkRequest: string | null };
+
+const COLUMNS = `${STREAM_COLUMNS}, last_stream_seq AS lastStreamSeq, closed_by AS closedBy, fork_request AS forkRequest`;
+
+function producerKey(producer: ProducerClaim): string {
+  return JSON.stringify([producer.id, producer.epoch, producer.seq]);
+}
+
+/** What a fork was asked for, kept to answer a repeated PUT with 200 or 409. */
+function forkRequestKey(request: CreateStreamRequest): string | null {
+  if (!request.fork) return null;
+  const { source, offsetSeq, subOffset } = request.fork;
+  return JSON.stringify({ source, offsetSeq, subOffset, ttlSeconds: request.ttlSeconds, expiresAt: request.expiresAt });
+}
+
+function byteCompare(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+}
+
+export function prepareStreamWrites(db: Connection, extended: () => Map<number, number>) {
+  const sql = {
+    live: db.prepare(`SELECT ${COLUMNS} FROM streams WHERE name = ? AND deleted_at IS NULL`),
+    byId: db.prepare(`SELECT ${COLUMNS} FROM streams WHERE id = ?`),
+    insert: db.prepare(
+      `INSERT INTO streams (name, content_type, tail_seq, closed, created_at, ttl_seconds, expires_at, touched_at,
+         forked_from, fork_seq, fork_request, closed_by)
+       VALUES (@name, @contentType, @tailSeq, @closed, @now, @ttlSeconds, @expiresAt, @now, @forkedFrom, @forkSeq, @forkRequest, @closedBy)`,
+    ),
+    insertMessage: db.prepare("INSERT INTO messages (stream_id, seq, created_at, data, meta) VALUES (?, ?, ?, ?, NULL)"),
+    message: db.prepare("SELECT data FROM messages WHERE stream_id = ? AND seq = ?"),
+    afterAppend: db.prepare(
+      `UPDATE streams SET tail_seq = @tailSeq, closed = @closed, touched_at = @now,
+         last_stream_seq = COALESCE(@streamSeq, last_stream_seq), closed_by = COALESCE(@closedBy, closed_by)
+       WHERE id = @id`,
+    ),
+    producer: db.prepare("SELECT epoch, last_seq AS lastSeq FROM producers WHERE stream_id = ? AND producer_id = ?"),
+    saveProducer: db.prepare(
+      `INSERT INTO producers (stream_id, producer_id, epoch, last_seq, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (stream_id, producer_id) DO UPDATE SET epoch = excluded.epoch, last_seq = excluded.last_seq, updated_at = excluded.updated_at`,
+    ),
+    forkCount: db.prepare("SELECT COUNT(*) AS n FROM streams WHERE forked_from = ? AND deleted_at IS NULL"),
+    softDelete: db.prepare("UPDATE streams SET soft_deleted = 1 WHERE id = ?"),
+    hardDelete: db.prepare("UPDATE streams SET deleted_at = ? WHERE id = ?"),
+    dropProducers: db.prepare("DELETE FROM producers WHERE stream_id = ?"),
+    touch: db.prepare("UPDATE streams SET touched_at = MAX(COALESCE(touched_at, 0), ?) WHERE id = ? AND deleted_at IS NULL"),
+    expired: db.prepare(
+      `SELECT id FROM streams WHERE deleted_at IS NULL AND soft_deleted = 0 AND
+         (expires_at <= @now OR (ttl_seconds IS NOT NULL AND COALESCE(touched_at, created_at) + ttl_seconds * 1000 <= @now))
+       LIMIT 100`,
+    ),
+    putRecord: db.prepare(
+      "INSERT INTO records (kind, key, value) VALUES (?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value",
+    ),
+    deleteRecord: db.prepare("DELETE FROM records WHERE kind = ? AND key = ?"),
+  };
+
+  function read(row: WriterStreamRow | undefined): WriterStream | undefined {
+    return row && { ...toStream(row), lastStreamSeq: row.lastStreamSeq, closedBy: row.closedBy, forkRequest: row.forkRequest };
+  }
+
+  function byId(id: number): WriterStream {
+    return read(sql.byId.get(id) as WriterStreamRow)!;
+  }
+
+  /**
+   * Takes a stream out of service: soft-deleted while forks still read its messages,
+   * otherwise gone for good (its messages are pruned later). A fork's removal may leave
+   * a soft-deleted source with no readers, which then goes too, up the chain.
+   */
+  function retire(stream: StreamInfo, now: number): void {
+    let current: StreamInfo | undefined = stream;
+    while (current) {
+      const forks = (sql.forkCount.get(current.id) as { n: number }).n;
+      if (forks > 0) {
+        sql.softDelete.run(current.id);
+        break;
+      }
+      sql.hardDelete.run(now, current.id);
+      sql.dropProducers.run(current.id);
+      extended().set(current.id, WAKE_ALL);
+      const parent: WriterStream | undefined = current.forkedFrom === null ? undefined : byId(current.forkedFrom);
+      current = parent && parent.softDeleted ? parent : undefined;
+    }
+  }
+
+  /** The live stream with this name; an expired one is retired on the way and counts as absent. */
+  function live(name: string, now: number): WriterStream | undefined {
+    const stream = read(sql.live.get(name) as WriterStreamRow | undefined);
+    if (stream && !stream.softDeleted && isExpired(stream, now)) {
+      retire(stream, now);
+      return undefined;
+    }
+    return stream;
+  }
+
+  /** A message of `stream` by seq, following the fork chain for inherited seqs. */
+  function messageData(stream: StreamInfo, seq: number): Buffer | undefined {
+    let owner = stream;
+    while (owner.forkedFrom !== null && owner.forkSeq !== null && seq <= owner.forkSeq) owner = byId(owner.forkedFrom);
+    return (sql.message.get(owner.id, seq) as { data: Buffer } | undefined)?.data;
+  }
+
+  function sameConfig(existing: WriterStream, request: CreateStreamRequest): boolean {
+    if (existing.closed !== request.closed) return false;
+    if (existing.forkRequest !== forkRequestKey(request)) return false;
+    if (request.fork) return request.contentType === null || mediaType(request.contentType) === mediaType(existing.contentType);
+    return (
+      mediaType(request.contentType ?? DEFAULT_CONTENT_TYPE) === mediaType(existing.contentType) &&
+      existing.ttlSeconds === request.ttlSeconds &&
+      existing.expiresAt === request.expiresAt
+    );
+  }
+
+  interface ForkPlan {
+    source: WriterStream;
+    contentType: string;
+    forkSeq: number;
+    /** Bytes of the source's next message inherited by a byte sub-offset, stored as the fork's own. */
+    partial: Buffer | null;
+    ttlSeconds: number | null;
+    expiresAt: number | null;
+  }
+
+  function planFork(request: CreateStreamRequest, now: number): ForkPlan | CreateStreamResult {
+    const fork = request.fork!;
+    const source = live(fork.source, now);
+    if (!source) return { status: "source_not_found" };
+    if (source.softDeleted) return { status: "conflict", reason: "the source stream was deleted" };
+    if (request.contentType !== null && mediaType(request.contentType) !== mediaType(source.contentType)) {
+      return { status: "conflict", reason: "the content type differs from the source stream's" };
+    }
+    const anchor = fork.offsetSeq ?? source.tailSeq;
+    if (anchor > source.tailSeq) return { status: "bad_fork", reason: "the fork offset is beyond the source stream's tail" };
+    let forkSeq = anchor;
+    let partial: Buffer | null = null;
+    if (fork.subOffset > 0) {
+      if (mediaType(source.contentType) === "application/json") {
+        forkSeq = anchor + fork.subOffset;
+        if (forkSeq > source.tailSeq) return { status: "bad_fork", reason: "the fork sub-offset is past the source's last message" };
+      } else {
+        const next = anchor < source.tailSeq ? messageData(source, anchor + 1) : undefined;
+        if (!next || fork.subOffset > next.length) {
+          return { status: "bad_fork", reason: "the fork sub-offset is past the next data boundary" };
+        }
+        if (fork.subOffset === next.length) forkSeq = anchor + 1;
+        else partial = next.subarray(0, fork.subOffset);
+      }
+    }
+    const ownExpiry = request.ttlSeconds !== null || request.expiresAt !== null;
+    return {
+      source,
+      contentType: source.contentType,
+      forkSeq,
+      partial,
+      ttlSeconds: ownExpiry ? request.ttlSeconds : source.ttlSeconds,
+      expiresAt: ownExpiry ? request.expiresAt : source.expiresAt,
+    };
+  }
+
+  function createStream(request: CreateStreamRequest, now: number): CreateStreamResult {
+    const existing = live(request.name, now);
+    if (existing) {
+      if (existing.softDeleted) return { status: "conflict", reason: "a deleted stream with live forks holds this name" };
+      return sameConfig(existing, request)
+        ? { status: "exists", stream: existing }
+        : { status: "conflict", reason: "the stream exists with a different configuration" };
+    }
+    const plan = request.fork ? planFork(request, now) : undefined;
+    if (plan && "status" in plan) return plan;
+    const own = [...(plan?.partial ? [plan.partial] : []), ...request.messages];
+    const baseSeq = plan?.forkSeq ?? 0;
+    const id = Number(
+      sql.insert.run({
+        name: request.name,
+        contentType: plan?.contentType ?? request.contentType ?? DEFAULT_CONTENT_TYPE,
+        tailSeq: baseSeq + own.length,
+        closed: request.closed ? 1 : 0,
+        now,
+        ttlSeconds: plan ? plan.ttlSeconds : request.ttlSeconds,
+        expiresAt: plan ? plan.expiresAt : request.expiresAt,
+        forkedFrom: plan?.source.id ?? null,
+        forkSeq: plan ? plan.forkSeq : null,
+        forkRequest: forkRequestKey(request),
+        closedBy: null,
+      }).lastInsertRowid,
+    );
+    own.forEach((data, index) => sql.insertMessage.run(id, baseSeq + index + 1, now, data));
+    extended().set(id, baseSeq + own.length);
+    return { status: "created", stream: byId(id) };
+  }
+
+  type ProducerCheck = { outcome: "accept" } | { outcome: "duplicate"; lastSeq: number } | { outcome: "reject"; result: AppendResult };
+
+  function checkProducer(streamId: number, producer: ProducerClaim): ProducerCheck {
+    const state = sql.producer.get(streamId, producer.id) as { epoch: number; lastSeq: number } | undefined;
+    if (!state) {
+      return producer.seq === 0
+        ? { outcome: "accept" }
+        : { outcome: "reject", result: { status: "producer_seq_gap", expected: 0, received: producer.seq } };
+    }
+    if (producer.epoch < state.epoch) return { outcome: "reject", result: { status: "stale_epoch", epoch: state.epoch } };
+    if (producer.epoch > state.epoch) {
+      return producer.seq === 0 ? { outcome: "accept" } : { outcome: "reject", result: { status: "new_epoch_needs_seq_zero" } };
+    }
+    if (producer.seq <= state.lastSeq) return { outcome: "duplicate", lastSeq: state.lastSeq };
+    if (producer.seq > state.lastSeq + 1) {
+      return { outcome: "reject", result: { status: "producer_seq_gap", expected: state.lastSeq + 1, received: producer.seq } };
+    }
+    return { outcome: "accept" };
+  }
+
+  function appendStream(request: AppendRequest, now: number): AppendResult {
+    const stream = live(request.name, now);
+    if (!stream) return { status: "not_found" };
+    if (stream.softDeleted) return { status: "gone" };
+    const producer = request.producer;
+    // Precedence from the protocol: closed, then content type, then sequence checks.
+    if (stream.closed) {
+      if (producer && stream.closedBy === producerKey(producer)) return { status: "duplicate", stream, producerSeq: producer.seq };
+      if (request.close && request.messages.length === 0) return { status: "duplicate", stream, producerSeq: null };
+      return { status: "closed", stream };
+    }
+    if (request.messages.length > 0 && (request.contentType === null || mediaType(request.contentType) !== mediaType(stream.contentType))) {
+      return { status: "content_type_mismatch", stream };
+    }
+    if (producer) {
+      const check = checkProducer(stream.id, producer);
+      if (check.outcome === "reject") return check.result;
+      if (check.outcome === "duplicate") return { status: "duplicate", stream, producerSeq: check.lastSeq };
+    }
+    if (request.streamSeq !== null && stream.lastStreamSeq !== null && byteCompare(request.streamSeq, stream.lastStreamSeq) <= 0) {
+      return { status: "stream_seq_regression", stream };
+    }
+    request.messages.forEach((data, index) => sql.insertMessage.run(stream.id, stream.tailSeq + index + 1, now, data));
+    const tailSeq = stream.tailSeq + request.messages.length;
+    sql.afterAppend.run({
+      id: stream.id,
+      tailSeq,
+      closed: request.close ? 1 : 0,
+      now,
+      streamSeq: request.streamSeq,
+      closedBy: request.close && producer ? producerKey(producer) : null,
+    });
+    if (producer) sql.saveProducer.run(stream.id, producer.id, producer.epoch, producer.seq, now);
+    if (request.messages.length > 0 || request.close) extended().set(stream.id, request.close ? WAKE_ALL : tailSeq);
+    return { status: "appended", stream: byId(stream.id), producerSeq: producer?.seq ?? null };
+  }
+
+  function deleteStream(name: string, now: number): DeleteStreamResult {
+    const stream = live(name, now);
+    if (!stream) return { status: "not_found" };
+    if (stream.softDeleted) return { status: "gone" };
+    retire(stream, now);
+    extended().set(stream.id, WAKE_ALL);
+    return { status: "deleted" };
+  }
+
+  return {
+    createStream,
+    appendStream,
+    deleteStream,
+    touch(streamIds: number[], now: number): void {
+      for (const id of streamIds) sql.touch.run(now, id);
+    },
+    /** Retires streams whose TTL or expiry has passed; returns how many. */
+    expire(now: number): number {
+      const ids = sql.expired.all({ now }) as Array<{ id: number }>;
+      for (const { id } of ids) retire(byId(id), now);
+      return ids.length;
+    },
+    putRecord(kind: string, key: string, value: string | null): void {
+      if (value === null) sql.deleteRecord.run(kind, key);
+      else sql.putRecord.run(kind, key, value);
+    },
+  };
+}

@@ -1,0 +1,91 @@
+/*
+ * The write side of general (Durable Streams protocol) streams, as a store sees it.
+ * Each operation is validated and applied in one transaction, so checks such as
+ * "closed?", "same producer epoch?" or "same config?" cannot race with another write.
+ * Outcomes the protocol names (conflicts, duplicates, fencing) are values, not errors.
+ */
+import type { StreamInfo } from "../core/types.js";
+
+export interface ProducerClaim {
+  id: string;
+  epoch: number;
+  seq: number;
+}
+
+export interface ForkRequest {
+  /** Name of the source stream. */
+  source: string;
+  /** The source offset as given ("after seq n"), or null for the source's tail. */
+  offsetSeq: number | null;
+  /** Flattened JSON messages, or bytes, inherited past the offset. */
+  subOffset: number;
+}
+
+export interface CreateStreamRequest {
+  name: string;
+  /** Null when the request named none: a fork inherits, a plain stream gets the default. */
+  contentType: string | null;
+  ttlSeconds: number | null;
+  expiresAt: number | null;
+  closed: boolean;
+  /** Initial messages (one per flattened JSON value, or one for a byte body). */
+  messages: Buffer[];
+  fork: ForkRequest | null;
+}
+
+export type CreateStreamResult =
+  | { status: "created"; stream: StreamInfo }
+  | { status: "exists"; stream: StreamInfo }
+  | { status: "conflict"; reason: string }
+  | { status: "source_not_found" }
+  | { status: "bad_fork"; reason: string };
+
+export interface AppendRequest {
+  name: string;
+  /** The request's content type; null when it sent none (allowed for close-only). */
+  contentType: string | null;
+  messages: Buffer[];
+  close: boolean;
+  streamSeq: string | null;
+  producer: ProducerClaim | null;
+}
+
+export type AppendResult =
+  /** New data (or a first close) committed. */
+  | { status: "appended"; stream: StreamInfo; producerSeq: number | null }
+  /** A producer's retry of something already committed, or a repeated close: nothing written. */
+  | { status: "duplicate"; stream: StreamInfo; producerSeq: number | null }
+  | { status: "closed"; stream: StreamInfo }
+  | { status: "content_type_mismatch"; stream: StreamInfo }
+  | { status: "stream_seq_regression"; stream: StreamInfo }
+  | { status: "stale_epoch"; epoch: number }
+  | { status: "new_epoch_needs_seq_zero" }
+  | { status: "producer_seq_gap"; expected: number; received: number }
+  | { status: "not_found" }
+  | { status: "gone" };
+
+export type DeleteStreamResult = { status: "deleted" } | { status: "not_found" } | { status: "gone" };
+
+/** A live (or soft-deleted) general stream by name; expired streams count as absent. */
+export interface GeneralStreams {
+  createStream(request: CreateStreamRequest): Promise<CreateStreamResult>;
+  appendStream(request: AppendRequest): Promise<AppendResult>;
+  deleteStream(name: string): Promise<DeleteStreamResult>;
+  /** Records a read, which restarts a sliding TTL (coalesced; never delays the read). */
+  touchStream(stream: StreamInfo): void;
+  /** Live general streams (not inboxes), for subscriptions' glob backfill. */
+  listGeneralStreams(): Promise<StreamInfo[]>;
+  listRecords(kind: string): Promise<Array<{ key: string; value: string }>>;
+  putRecord(kind: string, key: string, value: string | null): Promise<void>;
+}
+
+/** Media types compare case-insensitively and without parameters. */
+export function mediaType(contentType: string): string {
+  return contentType.split(";")[0]!.trim().toLowerCase();
+}
+
+/** Whether a stream is past its TTL or expiry at `now`, given the latest known touch. */
+export function isExpired(stream: StreamInfo, now: number, lastTouch = stream.touchedAt ?? stream.createdAt): boolean {
+  if (stream.expiresAt !== null && now >= stream.expiresAt) return true;
+  return stream.ttlSeconds !== null && now >= lastTouch + stream.ttlSeconds * 1000;
+}
