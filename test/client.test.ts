@@ -20,7 +20,7 @@ import {
 import { killAllChildren, sleep, startServerProcess, tempDir, type ServerProcess } from "./helpers/processes.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 
-const offset = (seq: number) => String(seq).padStart(16, "0");
+const offset = (seq: number) => `0000000000000000_${String(seq).padStart(16, "0")}`;
 const dirs: string[] = [];
 const servers: TestServer[] = [];
 

@@ -10,12 +10,16 @@ describe("offsets", () => {
     const offsets = [0, 1, 9, 10, 99, 100, 123456789].map(formatOffset);
     expect([...offsets].sort()).toEqual(offsets);
     expect(parseOffset(formatOffset(42))).toEqual({ kind: "after", seq: 42 });
+    expect(formatOffset(42)).toBe("0000000000000000_0000000000000042");
+  });
+  it("still reads the bare 16-digit offsets of tailhook 0.1", () => {
+    expect(parseOffset("0000000000000042")).toEqual({ kind: "after", seq: 42 });
   });
   it("knows the sentinels and refuses what we never issued", () => {
     expect(parseOffset("-1")).toEqual({ kind: "start" });
     expect(parseOffset(undefined)).toEqual({ kind: "start" });
     expect(parseOffset("now")).toEqual({ kind: "now" });
-    for (const bad of ["", "12", "abc", "-2", "0000000000000001x", "1e3"]) expect(parseOffset(bad)).toBeUndefined();
+    for (const bad of ["", "12", "abc", "-2", "0000000000000001x", "1e3", "0_1", "0000000000000000_1", "0000000000000000-0000000000000001"]) expect(parseOffset(bad)).toBeUndefined();
   });
 });
 

@@ -33,7 +33,7 @@ import {
 import { headerValues, Target, type Received } from "./helpers/target.js";
 
 const MAX_UNACKED = 100;
-const offset = (seq: number) => String(seq).padStart(16, "0");
+const offset = (seq: number) => `0000000000000000_${String(seq).padStart(16, "0")}`;
 
 const dirs: string[] = [];
 const targets: Target[] = [];

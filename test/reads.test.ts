@@ -85,14 +85,14 @@ describe("catch-up reads", () => {
     const response = await fetch(`${inbox.streamUrl}?offset=now`, { headers: bearer(inbox.token) });
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual([]);
-    expect(response.headers.get("stream-next-offset")).toBe("0000000000000002");
+    expect(response.headers.get("stream-next-offset")).toBe("0000000000000000_0000000000000002");
     expect(response.headers.get("stream-up-to-date")).toBe("true");
     expect(response.headers.get("cache-control")).toBe("no-store");
   });
 
   it("refuses malformed offsets and offsets beyond the tail with 400", async () => {
     const inbox = await server.createInbox();
-    for (const offset of ["abc", "12", "0000000000000009"]) {
+    for (const offset of ["abc", "12", "0000000000000000_0000000000000009"]) {
       const response = await fetch(`${inbox.streamUrl}?offset=${offset}`, { headers: bearer(inbox.token) });
       expect(response.status).toBe(400);
     }
@@ -120,15 +120,15 @@ describe("catch-up reads", () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     expect(events.map((e) => e.seq)).toEqual([8, 9, 10]);
-    const gone = await fetch(`${inbox.streamUrl}?offset=0000000000000002`, { headers: bearer(inbox.token) });
+    const gone = await fetch(`${inbox.streamUrl}?offset=0000000000000000_0000000000000002`, { headers: bearer(inbox.token) });
     expect(gone.status).toBe(410);
     const body = (await gone.json()) as { error: { earliestOffset: string } };
-    expect(body.error.earliestOffset).toBe("0000000000000007");
-    expect((await fetch(`${inbox.streamUrl}?offset=0000000000000007`, { headers: bearer(inbox.token) })).status).toBe(200);
+    expect(body.error.earliestOffset).toBe("0000000000000000_0000000000000007");
+    expect((await fetch(`${inbox.streamUrl}?offset=0000000000000000_0000000000000007`, { headers: bearer(inbox.token) })).status).toBe(200);
     expect((await server.admin(`/api/inboxes/${inbox.id}/events/2`)).status).toBe(410);
-    const longPoll = await fetch(`${inbox.streamUrl}?offset=0000000000000001&live=long-poll`, { headers: bearer(inbox.token) });
+    const longPoll = await fetch(`${inbox.streamUrl}?offset=0000000000000000_0000000000000001&live=long-poll`, { headers: bearer(inbox.token) });
     expect(longPoll.status).toBe(410);
-    const sse = await fetch(`${inbox.streamUrl}?offset=0000000000000001&live=sse&token=${inbox.token}`);
+    const sse = await fetch(`${inbox.streamUrl}?offset=0000000000000000_0000000000000001&live=sse&token=${inbox.token}`);
     expect(sse.status).toBe(410);
   });
 });
@@ -144,16 +144,16 @@ describe("long-poll", () => {
     const events = (await response.json()) as Envelope[];
     expect(events.map((e) => JSON.parse(e.body).n)).toEqual(["wake0"]);
     // A timed-out long-poll answers 204 without reading again, so a 200 means the commit woke it.
-    expect(response.headers.get("stream-next-offset")).toBe("0000000000000001");
+    expect(response.headers.get("stream-next-offset")).toBe("0000000000000000_0000000000000001");
     expect(response.headers.get("stream-cursor")).toMatch(/^\d+$/);
   });
 
   it("answers 204 with the tail offset when nothing arrives", async () => {
     const inbox = await server.createInbox();
     await ingest(inbox.ingestUrl, 2);
-    const response = await fetch(`${inbox.streamUrl}?offset=0000000000000002&live=long-poll`, { headers: bearer(inbox.token) });
+    const response = await fetch(`${inbox.streamUrl}?offset=0000000000000000_0000000000000002&live=long-poll`, { headers: bearer(inbox.token) });
     expect(response.status).toBe(204);
-    expect(response.headers.get("stream-next-offset")).toBe("0000000000000002");
+    expect(response.headers.get("stream-next-offset")).toBe("0000000000000000_0000000000000002");
     expect(response.headers.get("stream-up-to-date")).toBe("true");
     expect(response.headers.get("stream-cursor")).toMatch(/^\d+$/);
   });
@@ -186,7 +186,7 @@ describe("SSE", () => {
     const first = await readSse(url("-1"), (events) => sseEvents(events).length >= 4 && events.at(-1)?.event === "control");
     expect(sseEvents(first).map((e) => e.seq)).toEqual([1, 2, 3, 4]);
     const resumeAt = lastControl(first);
-    expect(resumeAt).toMatchObject({ streamNextOffset: "0000000000000004", upToDate: true });
+    expect(resumeAt).toMatchObject({ streamNextOffset: "0000000000000000_0000000000000004", upToDate: true });
 
     await ingest(inbox.ingestUrl, 3, "b");
     const live = readSse(url(resumeAt.streamNextOffset), (events) => sseEvents(events).length >= 5);
@@ -208,7 +208,7 @@ describe("SSE", () => {
     controller.abort();
     const events = parseSse(text);
     expect(events[0]).toEqual({ event: "control", data: expect.any(String) });
-    expect(JSON.parse(events[0]!.data)).toMatchObject({ streamNextOffset: "0000000000000003", upToDate: true });
+    expect(JSON.parse(events[0]!.data)).toMatchObject({ streamNextOffset: "0000000000000000_0000000000000003", upToDate: true });
     expect(sseEvents(events)).toEqual([]);
   });
 });
@@ -219,7 +219,7 @@ describe("HEAD", () => {
     await ingest(inbox.ingestUrl, 2);
     const response = await fetch(inbox.streamUrl, { method: "HEAD", headers: bearer(inbox.token) });
     expect(response.status).toBe(200);
-    expect(response.headers.get("stream-next-offset")).toBe("0000000000000002");
+    expect(response.headers.get("stream-next-offset")).toBe("0000000000000000_0000000000000002");
     expect(response.headers.get("content-type")).toBe("application/json");
   });
 });

@@ -232,7 +232,7 @@ describe("GET /smee/<inbox-id>: the raw SSE format", () => {
     return ((await response.json()) as { seq: number }).seq;
   }
 
-  const offset = (seq: number) => String(seq).padStart(16, "0");
+  const offset = (seq: number) => `0000000000000000_${String(seq).padStart(16, "0")}`;
   const bodies = (events: SseEvent[]) => events.map((event) => (JSON.parse(event.data) as { body: { n: number } }).body.n);
 
   it("the create reply has smeeUrl with the token; GET and list leave it out", async () => {

@@ -12,16 +12,24 @@ export interface ControlEvent {
   streamClosed?: boolean;
 }
 
+/**
+ * One SSE field line. "data:" takes the value as it is, except that readers drop one
+ * leading space, so a value that starts with a space gets one extra.
+ */
+function field(name: string, value: string): string {
+  return `${name}:${value.startsWith(" ") ? " " : ""}${value}\n`;
+}
+
 /** One `data` event carrying `text`; every line of it gets its own `data:` field. */
 export function sseDataEvent(text: string): string {
   return `event: data\n${text
     .split(/\r\n|\r|\n/)
-    .map((line) => `data: ${line}\n`)
+    .map((line) => field("data", line))
     .join("")}\n`;
 }
 
 export function controlEvent(control: ControlEvent): string {
-  return `event: control\ndata: ${JSON.stringify(control)}\n\n`;
+  return `event: control\n${field("data", JSON.stringify(control))}\n`;
 }
 
 export const KEEP_ALIVE = ": keep-alive\n\n";

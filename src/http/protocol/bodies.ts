@@ -20,8 +20,9 @@ export function emptyBody(stream: StreamInfo): string {
   return isJsonStream(stream) ? "[]" : "";
 }
 
-export function responseBody(stream: StreamInfo, messages: StoredMessage[]): string | Buffer {
-  if (isJsonStream(stream)) return `[${messages.map(messageJson).join(",")}]`;
+/** A Buffer, so the reply's Content-Type stays exactly the stream's (no charset added). */
+export function responseBody(stream: StreamInfo, messages: StoredMessage[]): Buffer {
+  if (isJsonStream(stream)) return Buffer.from(`[${messages.map(messageJson).join(",")}]`);
   return Buffer.concat(messages.map((message) => message.data));
 }
 

@@ -13,6 +13,7 @@ import { INBOX_STREAM_PREFIX, type HttpContext } from "../context.js";
 
 export const STREAM_ROOT = "/v1/stream";
 const MAX_NAME_LENGTH = 1024;
+const RESERVED_PREFIX = "__ds";
 
 export interface StreamTarget {
   name: string;
@@ -28,6 +29,8 @@ export function streamName(request: FastifyRequest): string {
   if (name === "" || name.length > MAX_NAME_LENGTH || name.split("/").some((part) => part === "" || part === "." || part === "..")) {
     throw new TailhookError("bad_request", "a stream name is one or more non-empty path segments, at most 1024 characters");
   }
+  // The protocol reserves "__ds" for its control APIs (subscriptions), routed elsewhere.
+  if (name === RESERVED_PREFIX || name.startsWith(`${RESERVED_PREFIX}/`)) throw new TailhookError("not_found", "no such stream");
   return name;
 }
 
@@ -56,7 +59,8 @@ export async function liveGeneralStream(ctx: HttpContext, name: string): Promise
   return stream;
 }
 
-export async function openForRead(ctx: HttpContext, request: FastifyRequest): Promise<StreamTarget> {
+/** Opens a stream for reading; a read (not a HEAD) restarts a sliding TTL. */
+export async function openForRead(ctx: HttpContext, request: FastifyRequest, touch = true): Promise<StreamTarget> {
   const name = streamName(request);
   if (isInboxStreamName(name)) {
     const inbox = await ctx.store.getInbox(name.slice(INBOX_STREAM_PREFIX.length));
@@ -67,6 +71,6 @@ export async function openForRead(ctx: HttpContext, request: FastifyRequest): Pr
   }
   const general = generalStreamsFor(ctx, request);
   const stream = await liveGeneralStream(ctx, name);
-  general.touchStream(stream);
+  if (touch) general.touchStream(stream);
   return { name, stream, general: true, public: ctx.config.open };
 }

@@ -90,7 +90,7 @@ function sendEmptyAtTail(reply: FastifyReply, stream: StreamInfo, seq: number, s
   reply.code(status).headers({ "content-type": stream.contentType, "cache-control": "no-store" });
   reply.headers(positionHeaders(stream, seq, true));
   if (cursor !== undefined && !stream.closed) reply.header("stream-cursor", cursor);
-  return status === 204 ? reply.send() : reply.send(emptyBody(stream));
+  return status === 204 ? reply.send() : reply.send(Buffer.from(emptyBody(stream)));
 }
 
 export async function catchUp(ctx: HttpContext, request: FastifyRequest, reply: FastifyReply, target: StreamTarget) {
@@ -148,6 +148,9 @@ function control(stream: StreamInfo, lastSeq: number, upToDate: boolean, cursor:
 
 export async function serveSse(ctx: HttpContext, request: FastifyRequest, reply: FastifyReply, target: StreamTarget) {
   const query = request.query as ReadQuery;
+  if (offsetParam(query) === undefined && query.consumer === undefined) {
+    throw new TailhookError("bad_request", "SSE needs an offset or a consumer");
+  }
   let stream = target.stream;
   let afterSeq = await startSeqOf(ctx, stream, query);
   const res = reply.raw;

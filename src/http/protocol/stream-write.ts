@@ -87,11 +87,18 @@ function producerHeaders(request: FastifyRequest, producerSeq: number | null): R
   return { "producer-epoch": epoch.trim(), "producer-seq": String(producerSeq) };
 }
 
-function sendAppendResult(request: FastifyRequest, reply: FastifyReply, result: AppendResult, sentType: string | null) {
+function sendAppendResult(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  result: AppendResult,
+  sentType: string | null,
+  messageCount: number,
+) {
   switch (result.status) {
     case "appended":
       reply.headers({ ...streamHeaders(result.stream), ...producerHeaders(request, result.producerSeq) });
-      return reply.code(result.producerSeq === null ? 204 : 200).send();
+      // 200 tells a producer its data is new; a close-only request has none.
+      return reply.code(result.producerSeq !== null && messageCount > 0 ? 200 : 204).send();
     case "duplicate":
       reply.headers({ ...streamHeaders(result.stream), ...producerHeaders(request, result.producerSeq) });
       return reply.code(204).send();
@@ -137,7 +144,7 @@ export async function appendStream(ctx: HttpContext, request: FastifyRequest, re
     streamSeq,
     producer,
   });
-  return sendAppendResult(request, reply, result, sentType);
+  return sendAppendResult(request, reply, result, sentType, messages.length);
 }
 
 export async function deleteStream(ctx: HttpContext, request: FastifyRequest, reply: FastifyReply) {

@@ -43,7 +43,7 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: HttpContext): vo
       throw new TailhookError("bad_request", `unknown live mode: ${live}`);
     });
     scope.head(URL_PATTERN, async (request, reply) => {
-      const { stream } = await openForRead(ctx, request);
+      const { stream } = await openForRead(ctx, request, false);
       reply.headers({ "content-type": stream.contentType, "cache-control": "no-store" });
       reply.header("stream-next-offset", formatOffset(stream.tailSeq));
       if (stream.closed) reply.header("stream-closed", "true");
