@@ -102,7 +102,7 @@ export interface AckView {
 }
 
 interface StepContext {
-  tails: Tails;
+  tails: Map<string, string>;
   now: number;
   /** Issues a wake when the subscription is idle with pending work (the protocol's invariant). */
   wakeIfNeeded: (subscription: Subscription) => Subscription;
@@ -164,10 +164,9 @@ export class SubscriptionService {
     for (const id of [...this.subscriptions.keys()]) {
       await this.modify(id, "always", (subscription) => ({
         next: linkMissedStreams(subscription, streams),
-        result: { ok: true, value: undefined },
+        result: ok(),
       }));
-      const subscription = this.subscriptions.get(id);
-      if (subscription) this.schedule(subscription);
+      this.act(id);
     }
   }
 
@@ -251,7 +250,7 @@ export class SubscriptionService {
       if (subscription.config.wakeStream !== null && paths.includes(subscription.config.wakeStream)) {
         return unchanged(subscription, refuse("INVALID_REQUEST", "a subscription cannot follow its own wake_stream"));
       }
-      return { next: linkExplicit(subscription, paths, tails), result: { ok: true, value: undefined } };
+      return { next: linkExplicit(subscription, paths, tails), result: ok() };
     }, paths);
   }
 
@@ -260,7 +259,7 @@ export class SubscriptionService {
     if (path === undefined) return refuse("INVALID_REQUEST", "not a stream path");
     return this.modify(id, "when-idle", (subscription) => ({
       next: unlinkExplicit(subscription, path),
-      result: { ok: true, value: undefined },
+      result: ok(),
     }));
   }
 
@@ -311,7 +310,7 @@ export class SubscriptionService {
       const refusal = this.checkWake(subscription, "pull-wake", token, request.value);
       if (refusal) return unchanged(subscription, refusal);
       // Pending work left behind is woken again right away, for the next worker.
-      return { next: context.wakeIfNeeded(finishWake(subscription)), result: { ok: true, value: undefined } };
+      return { next: context.wakeIfNeeded(finishWake(subscription)), result: ok() };
     });
   }
 
@@ -379,26 +378,43 @@ export class SubscriptionService {
     step: (subscription: Subscription, context: StepContext) => Step<T>,
     extraPaths: readonly string[] = [],
   ): Promise<Outcome<T>> {
-    return this.exclusive(id, async () => {
-      const current = this.subscriptions.get(id);
-      if (!current) return notFound();
-      const now = Date.now();
-      const settled = expireLease(current, now);
-      const tails =
-        tailNeed === "always" || settled.wake === null
-          ? await this.readTails([...Object.keys(settled.links), ...extraPaths])
-          : new Map<string, string>();
-      const context: StepContext = { tails, now, wakeIfNeeded: (subscription) => this.wakeIfNeeded(subscription, tails, now) };
-      const { next, result } = step(settled, context);
-      const final = context.wakeIfNeeded(next);
-      if (final !== current) {
+    return this.exclusive(id, () => this.update(id, tailNeed, step, extraPaths));
+  }
+
+  /** The body of modify, for callers already in the subscription's queue. */
+  private async update<T>(
+    id: string,
+    tailNeed: TailNeed,
+    step: (subscription: Subscription, context: StepContext) => Step<T>,
+    extraPaths: readonly string[],
+  ): Promise<Outcome<T>> {
+    const current = this.subscriptions.get(id);
+    if (!current) return notFound();
+    const now = Date.now();
+    const settled = expireLease(current, now);
+    const wanted = tailNeed === "always" || settled.wake === null ? [...Object.keys(settled.links), ...extraPaths] : [];
+    const tails = await this.readTails(wanted);
+    const context: StepContext = { tails, now, wakeIfNeeded: (subscription) => this.wakeIfNeeded(subscription, tails, now) };
+    const { next, result } = step(settled, context);
+    if (next.wake === null) {
+      // Streams the step just linked count for the idle check too.
+      const unread = Object.keys(next.links).filter((path) => !wanted.includes(path));
+      for (const [path, tail] of await this.readTails(unread)) tails.set(path, tail);
+    }
+    const final = context.wakeIfNeeded(next);
+    if (final !== current) {
+      try {
         await this.options.records.putRecord(SUBSCRIPTION_KIND, id, encodeSubscription(final));
-        this.subscriptions.set(id, final);
-        if (current.wake && current.wake.wakeId !== final.wake?.wakeId) this.liveTokens.delete(current.wake.wakeId);
-        this.schedule(final);
+      } catch (error) {
+        // A wake that was never recorded never happened; neither did its token.
+        if (final.wake && final.wake.wakeId !== current.wake?.wakeId) this.liveTokens.delete(final.wake.wakeId);
+        throw error;
       }
-      return result;
-    });
+      this.subscriptions.set(id, final);
+      if (current.wake && current.wake.wakeId !== final.wake?.wakeId) this.liveTokens.delete(current.wake.wakeId);
+      this.act(final.id);
+    }
+    return result;
   }
 
   private wakeIfNeeded(subscription: Subscription, tails: Tails, now: number): Subscription {
@@ -413,16 +429,26 @@ export class SubscriptionService {
     return issueWake(subscription, tails, now, { wakeId, tokenHash });
   }
 
-  /** One timer per subscription, for whichever comes first: lease expiry or the next delivery attempt. */
-  private schedule(subscription: Subscription): void {
-    const { id } = subscription;
+  /**
+   * What the service does on its own after any change: start a delivery that is due,
+   * and keep one timer per subscription for whichever comes next, lease expiry or retry.
+   */
+  private act(id: string): void {
     const existing = this.timers.get(id);
     if (existing) clearTimeout(existing);
     this.timers.delete(id);
-    if (this.closed) return;
-    const deadline = nextDeadline(subscription);
-    if (deadline === undefined) return;
-    const timer = setTimeout(() => void this.tick(id), Math.max(0, deadline - Date.now()));
+    const subscription = this.subscriptions.get(id);
+    if (!subscription || this.closed) return;
+    const wake = subscription.wake;
+    if (wake?.delivery && wake.delivery.nextAttemptAt <= Date.now() && !this.inFlight.has(wake.wakeId)) {
+      void this.deliver(subscription);
+    }
+    const deadline = nextDeadline(subscription, wake !== null && this.inFlight.has(wake.wakeId));
+    if (deadline !== undefined) this.setTimer(id, deadline - Date.now());
+  }
+
+  private setTimer(id: string, delayMs: number): void {
+    const timer = setTimeout(() => void this.tick(id), Math.max(0, delayMs));
     timer.unref();
     this.timers.set(id, timer);
   }
@@ -432,13 +458,13 @@ export class SubscriptionService {
     if (this.closed) return;
     try {
       // Settles an expired lease and re-wakes if work is pending; otherwise changes nothing.
-      await this.modify(id, "when-idle", (subscription) => ({ next: subscription, result: { ok: true, value: undefined } }));
+      await this.modify(id, "when-idle", (subscription) => ({ next: subscription, result: ok() }));
     } catch (error) {
       this.options.logger.error({ err: error, subscription: id }, "subscription update failed; trying again shortly");
       this.retrySoon(id);
       return;
     }
-    this.startDeliveryIfDue(id);
+    this.act(id);
   }
 
   /** After a failed write in the background: look at the subscription again in a moment. */
@@ -446,20 +472,7 @@ export class SubscriptionService {
     if (this.closed || !this.subscriptions.has(id)) return;
     const existing = this.timers.get(id);
     if (existing) clearTimeout(existing);
-    const timer = setTimeout(() => void this.tick(id), RETRY_AFTER_STORE_ERROR_MS);
-    timer.unref();
-    this.timers.set(id, timer);
-  }
-
-  private startDeliveryIfDue(id: string): void {
-    const subscription = this.subscriptions.get(id);
-    const wake = subscription?.wake;
-    if (!subscription || !wake?.delivery || this.closed || this.inFlight.has(wake.wakeId)) return;
-    if (wake.delivery.nextAttemptAt > Date.now()) {
-      this.schedule(subscription);
-      return;
-    }
-    void this.deliver(subscription);
+    this.setTimer(id, RETRY_AFTER_STORE_ERROR_MS);
   }
 
   // ---- Deliveries ----
@@ -468,6 +481,7 @@ export class SubscriptionService {
     const { id } = subscription;
     const wakeId = subscription.wake!.wakeId;
     const controller = new AbortController();
+    // Marked until the outcome is recorded, so that nothing starts this delivery twice.
     this.inFlight.set(wakeId, { subscriptionId: id, controller });
     let outcome: "accepted" | "done" | "failed";
     try {
@@ -478,29 +492,30 @@ export class SubscriptionService {
     } catch (error) {
       this.options.logger.error({ err: error, subscription: id }, "subscription delivery failed");
       outcome = "failed";
-    } finally {
-      this.inFlight.delete(wakeId);
     }
     if (this.closed) return;
     try {
       // A wake that ended meanwhile (callback, deletion) is left alone: these transitions check the wake_id.
       await this.modify(id, "when-idle", (current, { now }) => {
-        if (current.wake?.wakeId !== wakeId) return { next: current, result: { ok: true, value: undefined } };
         const next =
           outcome === "done"
-            ? finishWithSnapshot(current)
+            ? current.wake?.wakeId === wakeId
+              ? finishWithSnapshot(current)
+              : current
             : outcome === "accepted"
               ? deliverySucceeded(current, wakeId, now)
               : deliveryFailed(current, wakeId, now, Math.random);
-        return { next, result: { ok: true, value: undefined } };
+        return { next, result: ok() };
       });
     } catch (error) {
+      this.inFlight.delete(wakeId);
       this.options.logger.error({ err: error, subscription: id }, "could not record a delivery; trying again shortly");
       this.retrySoon(id);
       return;
     }
+    this.inFlight.delete(wakeId);
     // A newer wake may have been issued while this one was on the wire.
-    this.startDeliveryIfDue(id);
+    this.act(id);
   }
 
   private async postWebhook(subscription: Subscription, signal: AbortSignal): Promise<"accepted" | "done" | "failed"> {
@@ -551,7 +566,7 @@ export class SubscriptionService {
     const token = newSecret("dsw");
     await this.modify(subscription.id, "when-idle", (current) => ({
       next: addTokenHash(current, wakeId, hashHex(token)),
-      result: { ok: true, value: undefined },
+      result: ok(),
     }));
     const latest = this.subscriptions.get(subscription.id);
     if (latest?.wake?.wakeId !== wakeId) return undefined;
@@ -599,17 +614,15 @@ export class SubscriptionService {
       return;
     }
     this.queuedChanges.set(id, [...changes]);
-    this.modify(id, "when-idle", (subscription) => {
+    this.exclusive(id, async () => {
       const batch = this.queuedChanges.get(id) ?? [];
       this.queuedChanges.delete(id);
-      return { next: observeAppends(subscription, batch), result: { ok: true, value: undefined } };
-    })
-      .then(() => this.startDeliveryIfDue(id))
-      .catch((error: unknown) => {
-        this.queuedChanges.delete(id);
-        this.options.logger.error({ err: error, subscription: id }, "could not record appends; trying again shortly");
-        this.retrySoon(id);
-      });
+      if (this.closed) return;
+      await this.update(id, "when-idle", (subscription) => ({ next: observeAppends(subscription, batch), result: ok() }), []);
+    }).catch((error: unknown) => {
+      this.options.logger.error({ err: error, subscription: id }, "could not record appends; trying again shortly");
+      this.retrySoon(id);
+    });
   }
 
   // ---- Helpers ----
@@ -681,6 +694,10 @@ export class SubscriptionService {
       description: config.description,
     };
   }
+}
+
+function ok(): Outcome<void> {
+  return { ok: true, value: undefined };
 }
 
 function notFound(): Outcome<never> {

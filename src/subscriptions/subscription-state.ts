@@ -14,12 +14,13 @@
  *   generation  fencing counter, +1 for every wake; stale callbacks and acks are refused
  */
 import { timingSafeEqual } from "node:crypto";
+import { formatOffset } from "../core/offsets.js";
 import { matchGlob } from "./glob.js";
 import type { StreamAck, SubscriptionConfig, WakeRequest } from "./requests.js";
 import { isApplicationStream } from "./stream-paths.js";
 
-/** The offset before a stream's first message (our offsets are 16-digit zero-padded). */
-export const BEFORE_FIRST_OFFSET = "0000000000000000";
+/** The offset before a stream's first message: acked there, every message is still to come. */
+export const BEFORE_FIRST_OFFSET = formatOffset(0);
 
 export interface StreamLink {
   /** Added through streams[]; otherwise the link exists because the pattern matched. */
@@ -370,10 +371,12 @@ export function wakeStreamViews(subscription: Subscription): WakeStreamView[] {
     });
 }
 
-/** When the service must act next on its own: a lease to expire or a delivery to attempt. */
-export function nextDeadline(subscription: Subscription): number | undefined {
+/** When the service must act next on its own: a lease to expire or a delivery to attempt (unless one is on the wire). */
+export function nextDeadline(subscription: Subscription, deliveryInFlight: boolean): number | undefined {
   const wake = subscription.wake;
   if (wake === null) return undefined;
-  const times = [wake.leaseExpiresAt, wake.delivery?.nextAttemptAt].filter((time): time is number => typeof time === "number");
+  const times: number[] = [];
+  if (wake.leaseExpiresAt !== null) times.push(wake.leaseExpiresAt);
+  if (wake.delivery !== null && !deliveryInFlight) times.push(wake.delivery.nextAttemptAt);
   return times.length === 0 ? undefined : Math.min(...times);
 }

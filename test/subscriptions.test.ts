@@ -1,0 +1,412 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createPublicKey, verify } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { matchGlob } from "../dist/subscriptions/glob.js";
+import { normalizeStreamPath } from "../dist/subscriptions/stream-paths.js";
+import { checkWebhookUrl, isPublicAddress } from "../dist/subscriptions/webhook-url.js";
+import {
+  createSigningKey,
+  jwkSet,
+  jwkThumbprint,
+  signatureHeader,
+  signingKeyFromRecord,
+  signingKeyToRecord,
+} from "../dist/subscriptions/signing.js";
+import { configHash, parseStreamList, parseSubscriptionConfig, parseWakeRequest } from "../dist/subscriptions/requests.js";
+import {
+  applyAcks,
+  BEFORE_FIRST_OFFSET,
+  checkWakeRequest,
+  claimWake,
+  deliveryFailed,
+  deliverySucceeded,
+  expireLease,
+  extendLease,
+  finishWithSnapshot,
+  issueWake,
+  linkExplicit,
+  linkViews,
+  needsWake,
+  newSubscription,
+  nextDeadline,
+  observeAppends,
+  retryDelayMs,
+  subscriptionStatus,
+  unlinkExplicit,
+  wakeStreamViews,
+  type Subscription,
+} from "../dist/subscriptions/subscription-state.js";
+import { decodeSubscription, encodeSubscription, encodeTombstone } from "../dist/subscriptions/records.js";
+import { postJson, repliedDone } from "../dist/subscriptions/delivery.js";
+import { formatOffset } from "../dist/core/offsets.js";
+import { hashToken } from "../dist/core/ids.js";
+
+const policy = { allowLocalhost: true };
+const offset = (seq: number) => formatOffset(seq);
+
+function config(body: Record<string, unknown>) {
+  const parsed = parseSubscriptionConfig(body, policy);
+  if (!parsed.ok) throw new Error(`${parsed.code}: ${parsed.message}`);
+  return parsed.value;
+}
+
+function subscription(body: Record<string, unknown>, existing: Array<{ path: string; tailOffset: string }> = []): Subscription {
+  const parsed = config(body);
+  return newSubscription({
+    id: "sub-1",
+    config: parsed,
+    configHash: configHash(parsed),
+    createdAt: "2026-01-01T00:00:00.000Z",
+    generation: 0,
+    existing,
+    explicitTails: new Map(existing.map((stream) => [stream.path, stream.tailOffset])),
+  });
+}
+
+const pullBody = { type: "pull-wake", pattern: "events/*", wake_stream: "wake/pool", lease_ttl_ms: 1000 };
+const hookBody = { type: "webhook", pattern: "events/*", webhook: { url: "https://hooks.example.com/x" }, lease_ttl_ms: 1000 };
+const tokenHash = (token: string) => hashToken(token).toString("hex");
+
+describe("subscription globs", () => {
+  it("match * as exactly one segment and ** as zero or more", () => {
+    expect(matchGlob("events/*", "events/a")).toBe(true);
+    expect(matchGlob("events/*", "events/a/b")).toBe(false);
+    expect(matchGlob("events/*", "events")).toBe(false);
+    expect(matchGlob("events/**", "events")).toBe(true);
+    expect(matchGlob("events/**", "events/a/b/c")).toBe(true);
+    expect(matchGlob("**/logs", "a/b/logs")).toBe(true);
+    expect(matchGlob("**/logs", "logs")).toBe(true);
+    expect(matchGlob("a/**/z", "a/z")).toBe(true);
+    expect(matchGlob("a/**/z", "a/b/c/z")).toBe(true);
+    expect(matchGlob("a/**/z", "a/b/c/y")).toBe(false);
+    expect(matchGlob("**", "anything/at/all")).toBe(true);
+  });
+  it("treat anything else, partial stars included, literally", () => {
+    expect(matchGlob("events/a*", "events/abc")).toBe(false);
+    expect(matchGlob("events/a*", "events/a*")).toBe(true);
+    expect(matchGlob("events/a", "events/a")).toBe(true);
+    expect(matchGlob("events/a", "events/b")).toBe(false);
+  });
+});
+
+describe("stream paths", () => {
+  it("are normalized and never name the reserved __ds space", () => {
+    expect(normalizeStreamPath("/events/a/")).toBe("events/a");
+    for (const bad of ["", "/", "__ds", "__ds/subscriptions/x", "a//b", "a/../b", 42, null]) {
+      expect(normalizeStreamPath(bad)).toBeUndefined();
+    }
+  });
+});
+
+describe("webhook URLs", () => {
+  const accepted = (url: string) => checkWebhookUrl(url, policy).ok;
+  it("accept https to public hosts and the localhost development exception", () => {
+    expect(accepted("https://hooks.example.com/path?q=1")).toBe(true);
+    expect(accepted("https://8.8.8.8/")).toBe(true);
+    expect(accepted("https://[2606:4700::1111]/")).toBe(true);
+    expect(accepted("http://localhost:8080/hook")).toBe(true);
+    expect(accepted("http://127.0.0.1:9/hook")).toBe(true);
+    expect(accepted("http://127.0.0.42/")).toBe(true);
+    expect(accepted("https://localhost/")).toBe(true);
+  });
+  it("reject plain http elsewhere, private and local targets, and other schemes", () => {
+    for (const url of [
+      "http://hooks.example.com/",
+      "https://10.0.0.1/",
+      "http://10.0.0.1/hook",
+      "https://172.16.5.4/",
+      "https://192.168.1.1/",
+      "https://169.254.169.254/latest/meta-data",
+      "https://127.0.1.1/",
+      "https://0.0.0.0/",
+      "https://100.64.0.1/",
+      "https://[::1]/",
+      "https://[fe80::1]/",
+      "https://[fd00::1]/",
+      "https://[::ffff:10.0.0.1]/",
+      "https://167772161/", // 10.0.0.1 spelt as a number, which URL normalizes
+      "https://0x0a000001/",
+      "https://intranet/",
+      "https://printer.local/",
+      "https://api.localhost/",
+      "ftp://hooks.example.com/",
+      "file:///etc/passwd",
+      "not a url",
+    ]) {
+      const check = checkWebhookUrl(url, policy);
+      expect(check.ok, url).toBe(false);
+    }
+  });
+  it("can turn the development exception off", () => {
+    expect(checkWebhookUrl("http://127.0.0.1/", { allowLocalhost: false }).ok).toBe(false);
+  });
+  it("tell public addresses from the rest", () => {
+    expect(isPublicAddress("93.184.216.34")).toBe(true);
+    expect(isPublicAddress("2001:4860:4860::8888")).toBe(true);
+    for (const address of ["127.0.0.1", "10.1.2.3", "172.31.255.255", "192.168.0.1", "169.254.1.1", "::1", "::", "fc00::1", "fe80::1", "::ffff:192.168.0.1", "224.0.0.1", "not-an-ip"]) {
+      expect(isPublicAddress(address), address).toBe(false);
+    }
+  });
+});
+
+describe("webhook signing", () => {
+  it("derives the kid from the RFC 7638 thumbprint (RFC 8037 test vector)", () => {
+    expect(jwkThumbprint("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")).toBe("kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+  });
+  it("signs t.body so that a receiver verifies it with the published JWK", () => {
+    const key = createSigningKey();
+    expect(key.kid).toMatch(/^ds_[A-Za-z0-9_-]{43}$/);
+    const [jwk] = jwkSet([key]).keys;
+    expect(jwk).toMatchObject({ kty: "OKP", crv: "Ed25519", alg: "EdDSA", use: "sig", kid: key.kid });
+    expect(JSON.stringify(jwk)).not.toContain('"d"');
+    const body = '{"hello":"world"}';
+    const header = signatureHeader(key, body, 1_700_000_000);
+    const match = /^t=(\d+),kid=([^,]+),ed25519=([A-Za-z0-9_-]+)$/.exec(header)!;
+    expect(match[1]).toBe("1700000000");
+    expect(match[2]).toBe(key.kid);
+    const publicKey = createPublicKey({ key: jwk as unknown as import("node:crypto").JsonWebKey, format: "jwk" });
+    expect(verify(null, Buffer.from(`1700000000.${body}`), publicKey, Buffer.from(match[3]!, "base64url"))).toBe(true);
+    expect(verify(null, Buffer.from(`1700000001.${body}`), publicKey, Buffer.from(match[3]!, "base64url"))).toBe(false);
+  });
+  it("survives a round trip through its record with the same kid", () => {
+    const key = createSigningKey();
+    const again = signingKeyFromRecord(signingKeyToRecord(key));
+    expect(again.kid).toBe(key.kid);
+    expect(again.publicJwk).toEqual(key.publicJwk);
+  });
+});
+
+describe("subscription requests", () => {
+  it("fill in defaults and normalize, so equivalent configs hash alike", () => {
+    const a = config({ type: "webhook", pattern: "/events/*/", streams: ["b", "a", "/a"], webhook: { url: "https://x.example.com/" } });
+    expect(a).toMatchObject({ pattern: "events/*", streams: ["a", "b"], leaseTtlMs: 30_000, description: null, wakeStream: null });
+    const b = config({ type: "webhook", pattern: "events/*", streams: ["a", "b"], webhook: { url: "https://x.example.com/" }, lease_ttl_ms: 30_000 });
+    expect(configHash(a)).toBe(configHash(b));
+    const c = config({ type: "webhook", pattern: "events/*", streams: ["a", "b"], webhook: { url: "https://x.example.com/" }, description: "x" });
+    expect(configHash(c)).not.toBe(configHash(a));
+  });
+  it("refuse what the protocol forbids, with its error codes", () => {
+    const code = (body: unknown) => {
+      const parsed = parseSubscriptionConfig(body, policy);
+      return parsed.ok ? "ok" : parsed.code;
+    };
+    expect(code({ type: "webhook", webhook: { url: "https://x.example.com/" } })).toBe("INVALID_REQUEST");
+    expect(code({ type: "webhook", pattern: "e/*", webhook: { url: "http://10.0.0.1/hook" } })).toBe("WEBHOOK_URL_REJECTED");
+    expect(code({ type: "webhook", pattern: "e/*" })).toBe("INVALID_REQUEST");
+    expect(code({ type: "pull-wake", pattern: "e/*" })).toBe("INVALID_REQUEST");
+    expect(code({ type: "pull-wake", pattern: "e/*", wake_stream: "w", streams: ["w"] })).toBe("INVALID_REQUEST");
+    expect(code({ type: "smoke-signal", pattern: "e/*" })).toBe("INVALID_REQUEST");
+    expect(code({ ...pullBody, lease_ttl_ms: 999 })).toBe("INVALID_REQUEST");
+    expect(code({ ...pullBody, lease_ttl_ms: 600_001 })).toBe("INVALID_REQUEST");
+    expect(code({ ...pullBody, lease_ttl_ms: 1500.5 })).toBe("INVALID_REQUEST");
+    expect(code({ ...pullBody, lease_ttl_ms: 600_000 })).toBe("ok");
+    expect(code({ ...pullBody, pattern: "__ds/*" })).toBe("INVALID_REQUEST");
+    expect(code([])).toBe("INVALID_REQUEST");
+  });
+  it("read stream lists and wake requests strictly", () => {
+    expect(parseStreamList(["x", "/x/"], false)).toEqual({ ok: true, value: ["x"] });
+    expect(parseStreamList([], false).ok).toBe(false);
+    expect(parseStreamList(["__ds/x"], false).ok).toBe(false);
+    expect(parseWakeRequest({ wake_id: "w", generation: 3, acks: [{ path: "/a/", offset: "1" }] })).toEqual({
+      ok: true,
+      value: { wakeId: "w", generation: 3, acks: [{ stream: "a", offset: "1" }], done: false },
+    });
+    expect(parseWakeRequest({ wake_id: "w", generation: "3" }).ok).toBe(false);
+    expect(parseWakeRequest({ generation: 3 }).ok).toBe(false);
+    expect(parseWakeRequest({ wake_id: "w", generation: 3, acks: [{ stream: "a" }] }).ok).toBe(false);
+  });
+});
+
+describe("subscription state", () => {
+  it("links existing streams at their tail and later ones before their first message", () => {
+    const sub = subscription({ ...pullBody, streams: ["manual/a"] }, [
+      { path: "events/old", tailOffset: offset(5) },
+      { path: "other/x", tailOffset: offset(2) },
+    ]);
+    expect(linkViews(sub)).toEqual([
+      { path: "events/old", link_type: "glob", acked_offset: offset(5) },
+      { path: "manual/a", link_type: "explicit", acked_offset: BEFORE_FIRST_OFFSET },
+    ]);
+    const later = observeAppends(sub, [
+      { path: "events/new", tailOffset: offset(1), created: true },
+      { path: "wake/pool", tailOffset: offset(1), created: false },
+      { path: "other/y", tailOffset: offset(1), created: true },
+    ]);
+    expect(later.links["events/new"]).toEqual({ explicit: false, ackedOffset: BEFORE_FIRST_OFFSET });
+    expect(later.links["wake/pool"]).toBeUndefined();
+    expect(later.links["other/y"]).toBeUndefined();
+    // A stream created anew under a linked path starts over.
+    expect(observeAppends(sub, [{ path: "events/old", tailOffset: offset(1), created: true }]).links["events/old"]!.ackedOffset).toBe(
+      BEFORE_FIRST_OFFSET,
+    );
+    // Nothing to change: the very same value comes back, so nothing is written.
+    expect(observeAppends(later, [{ path: "events/new", tailOffset: offset(2), created: false }])).toBe(later);
+  });
+
+  it("adds and removes explicit links without losing a glob link", () => {
+    const sub = subscription(pullBody, [{ path: "events/a", tailOffset: offset(3) }]);
+    const added = linkExplicit(sub, ["events/a", "manual/b"], new Map([["manual/b", offset(7)]]));
+    expect(added.links).toEqual({
+      "events/a": { explicit: true, ackedOffset: offset(3) },
+      "manual/b": { explicit: true, ackedOffset: offset(7) },
+    });
+    const removed = unlinkExplicit(unlinkExplicit(added, "events/a"), "manual/b");
+    expect(removed.links).toEqual({ "events/a": { explicit: false, ackedOffset: offset(3) } });
+    expect(unlinkExplicit(removed, "absent")).toBe(removed);
+  });
+
+  it("wakes only when idle with pending work, one generation per wake", () => {
+    const sub = subscription(pullBody, [{ path: "events/a", tailOffset: offset(3) }]);
+    expect(needsWake(sub, new Map([["events/a", offset(3)]]))).toBe(false);
+    const tails = new Map([["events/a", offset(4)]]);
+    expect(needsWake(sub, tails)).toBe(true);
+    const woken = issueWake(sub, tails, 1000, { wakeId: "w_1", tokenHash: null });
+    expect(woken.generation).toBe(1);
+    expect(woken.wake).toMatchObject({ wakeId: "w_1", snapshot: { "events/a": offset(4) }, holder: null, delivery: { attempts: 0, nextAttemptAt: 1000 } });
+    expect(needsWake(woken, tails)).toBe(false);
+    expect(nextDeadline(woken, false)).toBe(1000);
+    expect(nextDeadline(woken, true)).toBeUndefined();
+  });
+
+  it("lets one worker claim, fences the others, and frees the lease when it runs out", () => {
+    const sub = subscription(pullBody, [{ path: "events/a", tailOffset: offset(3) }]);
+    const tails = new Map([["events/a", offset(5)]]);
+    expect(claimWake(sub, "w1", new Map([["events/a", offset(3)]]), 0, { wakeId: "w_x", tokenHash: "00" })).toEqual({ status: "no_pending_work" });
+    const claim = claimWake(sub, "w1", tails, 10_000, { wakeId: "w_1", tokenHash: tokenHash("secret") });
+    if (claim.status !== "claimed") throw new Error(claim.status);
+    const held = claim.subscription;
+    expect(held.wake).toMatchObject({ holder: "w1", leaseExpiresAt: 11_000, delivery: null });
+    expect(wakeStreamViews(held)).toEqual([
+      { path: "events/a", link_type: "glob", acked_offset: offset(3), tail_offset: offset(5), has_pending: true },
+    ]);
+    expect(claimWake(held, "w2", tails, 10_500, { wakeId: "w_2", tokenHash: "00" })).toEqual({
+      status: "already_claimed",
+      holder: "w1",
+      generation: 1,
+    });
+    const request = { wakeId: "w_1", generation: 1, acks: [], done: false };
+    expect(checkWakeRequest(held, request, hashToken("secret"))).toBe("ok");
+    expect(checkWakeRequest(held, request, hashToken("guess"))).toBe("token_invalid");
+    expect(checkWakeRequest(held, { ...request, generation: 0 }, hashToken("secret"))).toBe("fenced");
+    expect(checkWakeRequest(held, { ...request, wakeId: "w_0" }, hashToken("secret"))).toBe("fenced");
+    // A heartbeat extends the lease; expiry frees the subscription and fences the old token.
+    const beat = extendLease(held, 10_900);
+    expect(expireLease(beat, 11_000)).toBe(beat);
+    const expired = expireLease(beat, 11_900);
+    expect(expired.wake).toBeNull();
+    expect(checkWakeRequest(expired, request, hashToken("secret"))).toBe("fenced");
+    expect(needsWake(expired, tails)).toBe(true);
+  });
+
+  it("applies acks all or nothing, never backwards or past the tail", () => {
+    const sub = subscription({ ...pullBody, streams: ["manual/b"] }, [
+      { path: "events/a", tailOffset: offset(3) },
+      { path: "manual/b", tailOffset: offset(1) },
+    ]);
+    const tails = new Map([
+      ["events/a", offset(6)],
+      ["manual/b", offset(2)],
+    ]);
+    const ok = applyAcks(sub, [{ stream: "events/a", offset: offset(5) }, { stream: "manual/b", offset: offset(2) }], tails);
+    expect(ok.ok && ok.subscription.links["events/a"]!.ackedOffset).toBe(offset(5));
+    expect(applyAcks(sub, [{ stream: "events/a", offset: offset(7) }], tails).ok).toBe(false);
+    expect(applyAcks(sub, [{ stream: "events/a", offset: offset(2) }], tails).ok).toBe(false);
+    expect(applyAcks(sub, [{ stream: "nope", offset: offset(1) }], tails).ok).toBe(false);
+    const mixed = applyAcks(sub, [{ stream: "events/a", offset: offset(5) }, { stream: "manual/b", offset: offset(9) }], tails);
+    expect(mixed.ok).toBe(false);
+    expect(sub.links["events/a"]!.ackedOffset).toBe(offset(3));
+  });
+
+  it("retries webhook deliveries with backoff, reports failed meanwhile, and auto-acks the snapshot on done", () => {
+    const sub = subscription(hookBody, [{ path: "events/a", tailOffset: offset(1) }]);
+    const woken = issueWake(sub, new Map([["events/a", offset(2)]]), 0, { wakeId: "w_1", tokenHash: "ab" });
+    expect(subscriptionStatus(woken)).toBe("active");
+    const failed = deliveryFailed(woken, "w_1", 5_000, () => 0.5);
+    expect(failed.wake!.delivery).toEqual({ attempts: 1, nextAttemptAt: 6_000 });
+    expect(subscriptionStatus(failed)).toBe("failed");
+    expect(deliveryFailed(failed, "w_other", 5_000, () => 0.5)).toBe(failed);
+    const accepted = deliverySucceeded(failed, "w_1", 7_000);
+    expect(accepted.wake).toMatchObject({ delivery: null, leaseExpiresAt: 8_000 });
+    expect(subscriptionStatus(accepted)).toBe("active");
+    const done = finishWithSnapshot(accepted);
+    expect(done.wake).toBeNull();
+    expect(done.links["events/a"]!.ackedOffset).toBe(offset(2));
+  });
+
+  it("spaces retries from 1 s doubling to 60 s, within 20% jitter", () => {
+    expect(retryDelayMs(1, () => 0.5)).toBe(1_000);
+    expect(retryDelayMs(1, () => 0)).toBe(800);
+    expect(retryDelayMs(1, () => 1)).toBe(1_200);
+    expect(retryDelayMs(4, () => 0.5)).toBe(8_000);
+    expect(retryDelayMs(7, () => 0.5)).toBe(60_000);
+    expect(retryDelayMs(500, () => 1)).toBe(72_000);
+  });
+
+  it("keep their records readable, tombstones included", () => {
+    const sub = issueWake(subscription(hookBody), new Map(), 0, { wakeId: "w_1", tokenHash: "ab" });
+    const decoded = decodeSubscription(encodeSubscription(sub));
+    expect(decoded).toEqual({ kind: "live", subscription: sub });
+    expect(decodeSubscription(encodeTombstone("sub-1", 4, "2026-01-01T00:00:00.000Z"))).toEqual({
+      kind: "deleted",
+      id: "sub-1",
+      generation: 4,
+      deletedAt: "2026-01-01T00:00:00.000Z",
+    });
+    expect(() => decodeSubscription('{"v":2}')).toThrow();
+  });
+});
+
+describe("webhook delivery", () => {
+  it("reads done from the reply", () => {
+    expect(repliedDone('{"done":true}')).toBe(true);
+    expect(repliedDone('{"done":"true"}')).toBe(false);
+    expect(repliedDone("")).toBe(false);
+  });
+
+  it("posts to a local receiver, and refuses names that resolve to loopback outside the development exception", async () => {
+    const bodies: string[] = [];
+    const receiver = createServer((request, response) => {
+      let body = "";
+      request.on("data", (chunk) => (body += chunk));
+      request.on("end", () => {
+        bodies.push(body);
+        response.writeHead(302, { location: "http://169.254.169.254/" }).end('{"done":true}');
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+    const { port } = receiver.address() as AddressInfo;
+    try {
+      const options = { headers: {}, timeoutMs: 2000, signal: new AbortController().signal, loopbackAllowed: true };
+      const posted = await postJson(new URL(`http://localhost:${port}/hook`), '{"a":1}', options);
+      // Redirects are answers, never followed.
+      expect(posted).toEqual({ kind: "response", status: 302, body: '{"done":true}' });
+      expect(bodies).toEqual(['{"a":1}']);
+      const refused = await postJson(new URL(`http://localhost:${port}/hook`), "{}", { ...options, loopbackAllowed: false });
+      expect(refused.kind).toBe("error");
+      expect(bodies).toHaveLength(1);
+    } finally {
+      receiver.close();
+    }
+  });
+
+  it("gives up on a receiver that does not answer in time", async () => {
+    const receiver = createServer(() => {});
+    await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+    const { port } = receiver.address() as AddressInfo;
+    try {
+      const started = Date.now();
+      const outcome = await postJson(new URL(`http://127.0.0.1:${port}/`), "{}", {
+        headers: {},
+        timeoutMs: 200,
+        signal: new AbortController().signal,
+        loopbackAllowed: true,
+      });
+      expect(outcome.kind).toBe("error");
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      receiver.closeAllConnections();
+      receiver.close();
+    }
+  });
+});
