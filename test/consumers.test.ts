@@ -20,7 +20,7 @@ type Inbox = Awaited<ReturnType<TestServer["createInbox"]>>;
 
 type ConsumerView = ConsumerInfo;
 
-const offset = (seq: number) => String(seq).padStart(16, "0");
+const offset = (seq: number) => `0000000000000000_${String(seq).padStart(16, "0")}`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function ingest(inbox: Inbox, count: number, prefix = "e"): Promise<number[]> {

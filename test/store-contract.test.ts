@@ -183,6 +183,12 @@ describe.each(backends)("store contract: $name", (backend) => {
       firstSeq: 1,
       closed: false,
       createdAt: expect.any(Number),
+      softDeleted: false,
+      ttlSeconds: null,
+      expiresAt: null,
+      touchedAt: null,
+      forkedFrom: null,
+      forkSeq: null,
     });
     expect(await store.getStreamById(created.streamId)).toEqual(stream);
 

@@ -41,6 +41,7 @@ import { decodeSubscription, encodeSubscription, encodeTombstone } from "../dist
 import { postJson, repliedDone } from "../dist/subscriptions/delivery.js";
 import { formatOffset } from "../dist/core/offsets.js";
 import { hashToken } from "../dist/core/ids.js";
+import { startTestServer, tempDir } from "./helpers/server.js";
 
 const policy = { allowLocalhost: true };
 const offset = (seq: number) => formatOffset(seq);
@@ -407,6 +408,179 @@ describe("webhook delivery", () => {
     } finally {
       receiver.closeAllConnections();
       receiver.close();
+    }
+  });
+});
+
+/*
+ * End to end, against a real tailhook (open mode) over its real store: what the
+ * conformance suite does not cover — restarts, retries, forged and late callbacks.
+ */
+describe("subscriptions over HTTP", () => {
+  interface Receiver {
+    url: string;
+    requests: Array<{ body: Record<string, unknown>; raw: string; signature: string | undefined }>;
+    close(): Promise<void>;
+  }
+
+  /** A webhook receiver that answers each request with the next of `replies` (the last one repeats). */
+  async function startReceiver(replies: Array<{ status: number; body: unknown }>): Promise<Receiver> {
+    const requests: Receiver["requests"] = [];
+    const server = createServer((request, response) => {
+      let raw = "";
+      request.on("data", (chunk) => (raw += chunk));
+      request.on("end", () => {
+        const signature = request.headers["webhook-signature"];
+        requests.push({ body: JSON.parse(raw) as Record<string, unknown>, raw, signature: typeof signature === "string" ? signature : undefined });
+        const reply = replies[Math.min(requests.length - 1, replies.length - 1)]!;
+        response.writeHead(reply.status, { "content-type": "application/json" }).end(JSON.stringify(reply.body));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    return {
+      url: `http://127.0.0.1:${port}/hook`,
+      requests,
+      close: async () => {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      },
+    };
+  }
+
+  async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 5000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+      if (Date.now() > deadline) throw new Error("timed out");
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+
+  function client(base: () => string) {
+    return async (method: string, path: string, body?: unknown, token?: string) => {
+      const response = await fetch(`${base()}/v1/stream/${path}`, {
+        method,
+        headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await response.text();
+      return { status: response.status, body: (text === "" ? null : JSON.parse(text)) as Record<string, any> };
+    };
+  }
+
+  it("keeps subscriptions, cursors, leases and the signing key across a restart", async () => {
+    const dataDir = tempDir();
+    let server = await startTestServer({ open: true }, { dataDir });
+    const call = client(() => server.url);
+    try {
+      expect((await call("PUT", "wake/restart", [])).status).toBe(201);
+      const created = await call("PUT", "__ds/subscriptions/restart", {
+        type: "pull-wake",
+        pattern: "jobs/*",
+        wake_stream: "wake/restart",
+        lease_ttl_ms: 60_000,
+      });
+      expect(created.status).toBe(201);
+      expect((await call("PUT", "jobs/a", { n: 1 })).status).toBe(201);
+      await waitFor(async () => ((await call("GET", "wake/restart")).body as unknown as unknown[]).length > 0);
+      const claim = await call("POST", "__ds/subscriptions/restart/claim", { worker: "w1" });
+      expect(claim.status).toBe(200);
+      const tail = claim.body.streams.find((stream: { path: string }) => stream.path === "jobs/a").tail_offset;
+      const kid = (await call("GET", "__ds/jwks.json")).body.keys[0].kid;
+
+      await server.stop();
+      server = await startTestServer({ open: true }, { dataDir });
+
+      const after = await call("GET", "__ds/subscriptions/restart");
+      expect(after.body.streams).toEqual([{ path: "jobs/a", link_type: "glob", acked_offset: BEFORE_FIRST_OFFSET }]);
+      const busy = await call("POST", "__ds/subscriptions/restart/claim", { worker: "w2" });
+      expect(busy.status).toBe(409);
+      expect(busy.body.error).toMatchObject({ code: "ALREADY_CLAIMED", current_holder: "w1", generation: claim.body.generation });
+      const ack = { wake_id: claim.body.wake_id, generation: claim.body.generation, acks: [{ stream: "jobs/a", offset: tail }], done: true };
+      expect((await call("POST", "__ds/subscriptions/restart/ack", ack, "not-the-token")).status).toBe(401);
+      const acked = await call("POST", "__ds/subscriptions/restart/ack", ack, claim.body.token);
+      expect(acked).toEqual({ status: 200, body: { ok: true, next_wake: false } });
+      expect((await call("GET", "__ds/subscriptions/restart")).body.streams[0].acked_offset).toBe(tail);
+      expect((await call("GET", "__ds/jwks.json")).body.keys.map((key: { kid: string }) => key.kid)).toContain(kid);
+      expect((await call("POST", "__ds/subscriptions/restart/ack", ack, claim.body.token)).body.error.code).toBe("FENCED");
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("retries a failing webhook with backoff, showing status failed until it gets through", async () => {
+    const server = await startTestServer({ open: true });
+    const call = client(() => server.url);
+    const receiver = await startReceiver([
+      { status: 503, body: {} },
+      { status: 200, body: { done: true } },
+    ]);
+    try {
+      const created = await call("PUT", "__ds/subscriptions/retry", { type: "webhook", pattern: "retry/*", webhook: { url: receiver.url } });
+      expect(created.status).toBe(201);
+      expect((await call("PUT", "retry/a", { n: 1 })).status).toBe(201);
+      await waitFor(() => receiver.requests.length >= 1);
+      const failedAt = Date.now();
+      expect((await call("GET", "__ds/subscriptions/retry")).body.status).toBe("failed");
+      await waitFor(() => receiver.requests.length >= 2, 3000);
+      // First retry after 1 s ± 20%.
+      expect(Date.now() - failedAt).toBeGreaterThanOrEqual(700);
+      const [first, second] = receiver.requests;
+      expect(second!.body.wake_id).toBe(first!.body.wake_id);
+      expect(second!.body.generation).toBe(first!.body.generation);
+      const jwks = (await call("GET", "__ds/jwks.json")).body;
+      for (const request of receiver.requests) {
+        const match = /^t=(\d+),kid=([^,]+),ed25519=([A-Za-z0-9_-]+)$/.exec(request.signature ?? "")!;
+        const jwk = jwks.keys.find((key: { kid: string }) => key.kid === match[2]);
+        const publicKey = createPublicKey({ key: jwk, format: "jwk" });
+        expect(verify(null, Buffer.from(`${match[1]}.${request.raw}`), publicKey, Buffer.from(match[3]!, "base64url"))).toBe(true);
+      }
+      const tail = (second!.body.streams as Array<{ tail_offset: string }>)[0]!.tail_offset;
+      await waitFor(async () => {
+        const view = (await call("GET", "__ds/subscriptions/retry")).body;
+        return view.status === "active" && view.streams[0].acked_offset === tail;
+      });
+    } finally {
+      await receiver.close();
+      await server.stop();
+    }
+  });
+
+  it("refuses forged callbacks, and after deletion refuses all without moving cursors", async () => {
+    const server = await startTestServer({ open: true });
+    const call = client(() => server.url);
+    const receiver = await startReceiver([{ status: 200, body: {} }]);
+    try {
+      await call("PUT", "__ds/subscriptions/forged", { type: "webhook", streams: ["forged/a"], webhook: { url: receiver.url }, lease_ttl_ms: 60_000 });
+      expect((await call("PUT", "forged/a", { n: 1 })).status).toBe(201);
+      await waitFor(() => receiver.requests.length >= 1);
+      const wake = receiver.requests[0]!.body as { wake_id: string; generation: number; callback_token: string; streams: Array<{ tail_offset: string }> };
+      const ack = { wake_id: wake.wake_id, generation: wake.generation, acks: [{ stream: "forged/a", offset: wake.streams[0]!.tail_offset }], done: true };
+      const forged = await call("POST", "__ds/subscriptions/forged/callback", ack, "dsw_forged");
+      expect(forged.status).toBe(401);
+      expect(forged.body.error.code).toBe("TOKEN_INVALID");
+      expect((await call("POST", "__ds/subscriptions/forged/callback", ack)).status).toBe(401);
+      const beyond = await call("POST", "__ds/subscriptions/forged/callback", { ...ack, acks: [{ stream: "forged/a", offset: "9999999999999999_9999999999999999" }] }, wake.callback_token);
+      expect(beyond.body.error.code).toBe("INVALID_OFFSET");
+      const heartbeat = await call("POST", "__ds/subscriptions/forged/callback", { ...ack, acks: [], done: false }, wake.callback_token);
+      expect(heartbeat).toEqual({ status: 200, body: { ok: true, next_wake: false } });
+      expect((await call("DELETE", "__ds/subscriptions/forged")).status).toBe(204);
+      expect((await call("DELETE", "__ds/subscriptions/forged")).status).toBe(204);
+      const late = await call("POST", "__ds/subscriptions/forged/callback", ack, wake.callback_token);
+      expect(late.status).toBe(404);
+      expect((await call("GET", "__ds/subscriptions/forged")).status).toBe(404);
+      // The same id again is a new subscription whose generations continue past the old ones.
+      await call("PUT", "__ds/subscriptions/forged", { type: "webhook", streams: ["forged/a"], webhook: { url: receiver.url } });
+      expect((await call("GET", "__ds/subscriptions/forged")).body.streams[0].acked_offset).toBe(wake.streams[0]!.tail_offset);
+      await call("POST", "forged/a", { n: 2 });
+      await waitFor(() => receiver.requests.length >= 2);
+      expect(receiver.requests[1]!.body.generation).toBe(wake.generation + 1);
+      expect((await call("POST", "__ds/subscriptions/forged/callback", ack, wake.callback_token)).body.error.code).toBe("FENCED");
+    } finally {
+      await receiver.close();
+      await server.stop();
     }
   });
 });

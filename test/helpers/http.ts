@@ -1,4 +1,5 @@
 /* Small HTTP helpers for black-box tests: raw bytes on a socket, and paging a stream. */
+import { parseSseBlocks } from "./sse-reader.js";
 import { connect } from "node:net";
 import type { EventEnvelope } from "../../dist/core/types.js";
 
@@ -50,16 +51,5 @@ export function bodyBytes(event: Envelope): Buffer {
 
 /** Parses a complete SSE text into events. */
 export function parseSse(text: string): Array<{ event: string; data: string }> {
-  const events: Array<{ event: string; data: string }> = [];
-  for (const block of text.split("\n\n")) {
-    if (!block.trim() || block.startsWith(":")) continue;
-    let event = "message";
-    const data: string[] = [];
-    for (const line of block.split("\n")) {
-      if (line.startsWith("event: ")) event = line.slice(7);
-      else if (line.startsWith("data: ")) data.push(line.slice(6));
-    }
-    events.push({ event, data: data.join("\n") });
-  }
-  return events;
+  return parseSseBlocks(text).map(({ event, data }) => ({ event, data }));
 }

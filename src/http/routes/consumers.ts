@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { parseConsumerName, viewConsumer } from "../../core/consumers.js";
 import { TailhookError } from "../../core/errors.js";
+import { parseOffset } from "../../core/offsets.js";
 import type { Consumer, StreamInfo } from "../../core/types.js";
 import { presentedToken } from "../auth.js";
 import type { HttpContext } from "../context.js";
@@ -92,7 +93,8 @@ function resolveAckOffset(stream: StreamInfo, offset: string): number {
   try {
     return resolveStart(stream, offset);
   } catch (error) {
-    if (error instanceof TailhookError && error.code === "gone") return Number(offset);
+    const parsed = parseOffset(offset);
+    if (error instanceof TailhookError && error.code === "gone" && parsed?.kind === "after") return parsed.seq;
     throw error;
   }
 }

@@ -54,6 +54,41 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: "general streams: lifecycle, forks, producers; durable records",
+    // A deleted stream's name must become free again: a unique index over live streams
+    // replaces the UNIQUE constraint.
+    sql: `
+      ALTER TABLE streams DROP CONSTRAINT streams_name_key;
+      CREATE UNIQUE INDEX streams_live_name ON streams (name) WHERE deleted_at IS NULL;
+      ALTER TABLE streams
+        ADD COLUMN soft_deleted    BOOLEAN NOT NULL DEFAULT false,
+        ADD COLUMN ttl_seconds     BIGINT,
+        ADD COLUMN expires_at      BIGINT,
+        ADD COLUMN touched_at      BIGINT,
+        ADD COLUMN forked_from     BIGINT,
+        ADD COLUMN fork_seq        BIGINT,
+        ADD COLUMN fork_request    TEXT,
+        ADD COLUMN last_stream_seq TEXT,
+        ADD COLUMN closed_by       TEXT;
+      CREATE INDEX streams_forked_from ON streams (forked_from) WHERE forked_from IS NOT NULL;
+      CREATE TABLE producers (
+        stream_id   BIGINT NOT NULL,
+        producer_id TEXT   NOT NULL,
+        epoch       BIGINT NOT NULL,
+        last_seq    BIGINT NOT NULL,
+        updated_at  BIGINT NOT NULL,
+        PRIMARY KEY (stream_id, producer_id)
+      );
+      CREATE TABLE records (
+        kind  TEXT NOT NULL,
+        key   TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (kind, key)
+      );
+    `,
+  },
 ];
 
 /** Applies what is missing; an advisory lock keeps concurrent `serve` processes from racing. */
