@@ -121,7 +121,7 @@ export async function startTailhook(config: ServerConfig, options: StartOptions 
     store.onCommit((tails) => waiters.notify(tails));
     if (store.getTails) releasers.push("tail re-check", recheckTails(store, waiters, logger));
     let listening = "";
-    const { app, server } = buildHttpServer({
+    const { app, server, subscriptions } = buildHttpServer({
       store,
       auth: new Authorizer(adminToken),
       waiters,
@@ -140,6 +140,10 @@ export async function startTailhook(config: ServerConfig, options: StartOptions 
       await app.close();
     });
     releasers.push("live readers", () => waiters.shutdown());
+    if (subscriptions) {
+      await subscriptions.start();
+      releasers.push("subscriptions", () => subscriptions.close());
+    }
     logger.info({ url: listening, dataDir: options.store ? undefined : config.dataDir }, "tailhook is listening");
 
     let closing: Promise<void> | undefined;

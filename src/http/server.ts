@@ -12,8 +12,19 @@ import { registerInboxRoutes } from "./routes/inboxes.js";
 import { registerSmeeRoutes } from "./routes/smee.js";
 import { registerStreamRoutes } from "./routes/streams.js";
 import { registerWebSocketRoutes } from "./routes/websocket.js";
+import { generalStreamsFor } from "./protocol/stream-access.js";
+import { streamDirectory } from "./protocol/stream-directory.js";
+import { registerSubscriptionRoutes } from "../subscriptions/routes.js";
+import type { SubscriptionService } from "../subscriptions/service.js";
 
-export function buildHttpServer(ctx: HttpContext): { app: FastifyInstance; server: Server } {
+export interface HttpServer {
+  app: FastifyInstance;
+  server: Server;
+  /** The Durable Streams subscriptions (start after listening, close before the store). */
+  subscriptions: SubscriptionService | undefined;
+}
+
+export function buildHttpServer(ctx: HttpContext): HttpServer {
   let server: Server | undefined;
   const ingest = createIngestHandler({
     store: ctx.store,
@@ -56,8 +67,19 @@ export function buildHttpServer(ctx: HttpContext): { app: FastifyInstance; serve
   });
   registerInboxRoutes(app, ctx);
   registerConsumerRoutes(app, ctx);
+  // The reserved __ds routes are more specific than the stream routes, so they win.
+  const general = ctx.store.general;
+  const subscriptions = general
+    ? registerSubscriptionRoutes(app, {
+        directory: streamDirectory(ctx.store, general),
+        records: general,
+        baseUrl: ctx.baseUrl,
+        logger: ctx.logger,
+        authorize: (request) => void generalStreamsFor(ctx, request),
+      })
+    : undefined;
   registerStreamRoutes(app, ctx);
   registerSmeeRoutes(app, ctx);
   registerWebSocketRoutes(app, ctx);
-  return { app, server: server! };
+  return { app, server: server!, subscriptions };
 }

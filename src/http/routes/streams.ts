@@ -4,7 +4,9 @@
  * own Fastify scope, which takes any body as raw bytes and adds the browser headers
  * (nosniff, CORP, CORS) to every reply, errors included.
  */
+import type { IncomingMessage } from "node:http";
 import type { FastifyInstance } from "fastify";
+import { toErrorReply } from "../errors.js";
 import { TailhookError } from "../../core/errors.js";
 import { formatOffset } from "../../core/offsets.js";
 import type { HttpContext } from "../context.js";
@@ -14,11 +16,46 @@ import { catchUp, CORS_HEADERS, longPoll, SECURITY_HEADERS, serveSse } from "../
 import { appendStream, createStream, deleteStream } from "../protocol/stream-write.js";
 
 const URL_PATTERN = "/v1/stream/*";
+/** How much of a refused (too large) body is read and dropped so the client gets to see the 413. */
+const DISCARD_LIMIT_BYTES = 64 * 1024 * 1024;
+const DISCARD_TIMEOUT_MS = 10_000;
+
+/**
+ * A client still sending a body we refused would get a reset instead of our reply:
+ * read and drop the rest (bounded), then answer and close the connection.
+ */
+function discardBody(req: IncomingMessage): Promise<void> {
+  if (req.readableEnded) return Promise.resolve();
+  return new Promise((resolve) => {
+    let seen = 0;
+    const finish = () => {
+      clearTimeout(timer);
+      req.off("data", onData);
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > DISCARD_LIMIT_BYTES) finish();
+    };
+    const timer = setTimeout(finish, DISCARD_TIMEOUT_MS);
+    req.on("data", onData).once("end", finish).once("error", finish).once("close", finish);
+    req.resume();
+  });
+}
 
 export function registerStreamRoutes(app: FastifyInstance, ctx: HttpContext): void {
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: ctx.config.maxBodyBytes }, (_request, body, done) => done(null, body));
+    scope.setErrorHandler(async (error, request, reply) => {
+      const errorReply = toErrorReply(error);
+      if (errorReply.status === 413) {
+        await discardBody(request.raw);
+        reply.header("connection", "close");
+      }
+      if (errorReply.status >= 500) ctx.logger.error({ err: error, method: request.method }, "stream request failed");
+      return reply.code(errorReply.status).headers(errorReply.headers).send(errorReply.body);
+    });
     scope.addHook("onSend", async (_request, reply, payload) => {
       reply.headers({ ...SECURITY_HEADERS, ...CORS_HEADERS });
       return payload;

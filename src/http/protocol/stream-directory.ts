@@ -1,0 +1,58 @@
+/*
+ * The general streams as the subscription service sees them (subscriptions/ports.ts):
+ * paths, tail offsets, appends of wake events, and a feed of commits. A path whose
+ * stream id changed (or that was never seen) was created by that commit, which lets a
+ * subscription link a re-created stream from its start.
+ */
+import { formatOffset } from "../../core/offsets.js";
+import type { Store } from "../../storage/store.js";
+import { isExpired, type GeneralStreams } from "../../storage/streams.js";
+import type { StreamDirectory, StreamTail } from "../../subscriptions/ports.js";
+import { isInboxStreamName } from "./stream-access.js";
+
+export function streamDirectory(store: Store, general: GeneralStreams): StreamDirectory {
+  const knownIds = new Map<string, number>();
+  const loaded = general.listGeneralStreams().then((streams) => {
+    for (const stream of streams) knownIds.set(stream.name, stream.id);
+  });
+
+  return {
+    async list() {
+      return (await general.listGeneralStreams()).map((stream) => ({ path: stream.name, tailOffset: formatOffset(stream.tailSeq) }));
+    },
+    async tailOffset(path) {
+      if (isInboxStreamName(path)) return undefined;
+      const stream = await store.getStream(path);
+      if (!stream || stream.softDeleted || isExpired(stream, Date.now())) return undefined;
+      return formatOffset(stream.tailSeq);
+    },
+    async appendJson(path, value) {
+      const result = await general.appendStream({
+        name: path,
+        contentType: "application/json",
+        messages: [Buffer.from(JSON.stringify(value))],
+        close: false,
+        streamSeq: null,
+        producer: null,
+      });
+      if (result.status === "appended") return "appended";
+      return result.status === "not_found" || result.status === "gone" ? "not_found" : "rejected";
+    },
+    onAppend(listener) {
+      store.onCommit((tails) => {
+        void (async () => {
+          await loaded;
+          const changes: Array<StreamTail & { created: boolean }> = [];
+          for (const streamId of tails.keys()) {
+            const stream = await store.getStreamById(streamId);
+            if (!stream || stream.softDeleted || isInboxStreamName(stream.name)) continue;
+            const created = knownIds.get(stream.name) !== stream.id;
+            knownIds.set(stream.name, stream.id);
+            changes.push({ path: stream.name, tailOffset: formatOffset(stream.tailSeq), created });
+          }
+          if (changes.length > 0) listener(changes);
+        })();
+      });
+    },
+  };
+}
