@@ -27,6 +27,7 @@ export function streamDirectory(store: Store, general: GeneralStreams): StreamDi
       return formatOffset(stream.tailSeq);
     },
     async appendJson(path, value) {
+      if (isInboxStreamName(path)) return "not_found";
       const result = await general.appendStream({
         name: path,
         contentType: "application/json",

@@ -51,6 +51,8 @@ export async function createStream(ctx: HttpContext, request: FastifyRequest, re
   const general = generalStreamsFor(ctx, request);
   const expiry = parseExpiry(request.headers);
   const fork = parseFork(request.headers, STREAM_ROOT);
+  // An inbox's events are readable with its token only: forking one would publish them.
+  if (fork && isInboxStreamName(fork.source)) throw new TailhookError("not_found", "the stream named by Stream-Forked-From does not exist");
   let contentType = requestContentType(request);
   const body = bodyOf(request);
   // An initial body on a fork that names no type is framed by the source's type.
