@@ -14,6 +14,9 @@ const onBothBackends = [
   "test/api.test.ts",
   "test/consumers.test.ts",
   "test/websocket.test.ts",
+  "test/conformance.test.ts",
+  "test/general-streams.test.ts",
+  "test/durable-streams-client.test.ts",
 ];
 
 if (!pgUrl) {

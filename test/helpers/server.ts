@@ -29,7 +29,7 @@ export function schemaFor(dataDir: string): string {
   return `t_${createHash("sha256").update(dataDir).digest("hex").slice(0, 24)}`;
 }
 
-function backendEnv(dataDir: string): NodeJS.ProcessEnv {
+export function backendEnv(dataDir: string): NodeJS.ProcessEnv {
   if (testBackend !== "postgres") return {};
   const url = process.env.TAILHOOK_TEST_PG_URL;
   if (!url) throw new Error("TAILHOOK_TEST_BACKEND=postgres needs TAILHOOK_TEST_PG_URL");

@@ -24,6 +24,7 @@ export function registerServe(program: Command): void {
       });
       const storage = config.databaseUrl ? "data in PostgreSQL" : `data in ${config.dataDir}`;
       process.stderr.write(`tailhook: listening on ${running.url} (${storage})\n`);
+      if (config.open) process.stderr.write("tailhook: --open: anyone who reaches this port may create, write and read general streams\n");
       const stop = () => {
         void running.close().then(() => process.exit(0));
       };

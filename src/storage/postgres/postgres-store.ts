@@ -11,6 +11,8 @@ import type { CapturedRequest, Consumer, Inbox, InboxSettings, StoredInbox, Stor
 import type { AppendEventResult, CommitListener, InboxChanges, NewInbox, ReadLimits, Store } from "../store.js";
 import { toInbox, withoutToken, type InboxRow } from "../rows.js";
 import { GroupCommit } from "./group-commit.js";
+import { PgGeneralStreams } from "./pg-general-streams.js";
+import { readSegments, SegmentCache } from "../segments.js";
 import { migrate } from "./migrations.js";
 
 export interface PostgresStoreOptions {
@@ -63,6 +65,8 @@ export class PostgresStore implements Store {
 
   /** One channel per schema: stream ids repeat across schemas sharing a database. */
   readonly channel: string;
+  readonly general: PgGeneralStreams;
+  private readonly segments: SegmentCache;
 
   private constructor(
     private readonly sql: postgres.Sql,
@@ -70,6 +74,22 @@ export class PostgresStore implements Store {
   ) {
     this.channel = `tailhook_${schema ?? "public"}`.slice(0, 63);
     this.appends = new GroupCommit((ops) => this.commitAppends(ops));
+    this.segments = new SegmentCache(async (streamId) => {
+      const [point] = await this.track(
+        () => this.sql<Array<{ forkedFrom: number | null; forkSeq: number | null }>>`
+          SELECT forked_from AS "forkedFrom", fork_seq AS "forkSeq" FROM streams WHERE id = ${streamId}`,
+      );
+      return point;
+    });
+    this.general = new PgGeneralStreams({
+      sql,
+      track: (query) => this.track(query),
+      publish: async (tails, tx) => {
+        await tx`SELECT pg_notify(${this.channel}, ${[...tails].map(([id, tail]) => `${id}:${tail}`).join(",")})`;
+      },
+      listeners: this.listeners,
+      segments: this.segments,
+    });
   }
 
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
@@ -277,22 +297,25 @@ export class PostgresStore implements Store {
   async readMessages(streamId: number, afterSeq: number, limits: ReadLimits): Promise<StoredMessage[]> {
     // The running byte total stops the page in the database, so a page of huge bodies
     // is never fetched whole; the first message always comes.
-    return this.track(
-      () => this.sql<StoredMessage[]>`
-        SELECT seq, "createdAt", data, meta FROM (
-          SELECT seq, created_at AS "createdAt", data, meta,
-                 sum(octet_length(data)) OVER (ORDER BY seq) - octet_length(data) AS before
-          FROM messages WHERE stream_id = ${streamId} AND seq > ${afterSeq}
-          ORDER BY seq LIMIT ${limits.maxMessages}
-        ) page
-        WHERE before = 0 OR before < ${limits.maxBytes} ORDER BY seq`,
+    return readSegments(await this.segments.get(streamId), afterSeq, limits, (owner, from, toSeq, remaining) =>
+      this.track(
+        () => this.sql<StoredMessage[]>`
+          SELECT seq, "createdAt", data, meta FROM (
+            SELECT seq, created_at AS "createdAt", data, meta,
+                   sum(octet_length(data)) OVER (ORDER BY seq) - octet_length(data) AS before
+            FROM messages WHERE stream_id = ${owner} AND seq > ${from} AND seq <= ${toSeq}
+            ORDER BY seq LIMIT ${remaining.maxMessages}
+          ) page
+          WHERE before = 0 OR before < ${remaining.maxBytes} ORDER BY seq`,
+      ),
     );
   }
 
   async readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined> {
+    const owner = await this.segments.ownerOf(streamId, seq);
     const [row] = await this.track(
       () => this.sql<StoredMessage[]>`
-        SELECT seq, created_at AS "createdAt", data, meta FROM messages WHERE stream_id = ${streamId} AND seq = ${seq}`,
+        SELECT seq, created_at AS "createdAt", data, meta FROM messages WHERE stream_id = ${owner} AND seq = ${seq}`,
     );
     return row;
   }
@@ -348,6 +371,7 @@ export class PostgresStore implements Store {
 
   /** Retention and deleted inboxes' events, a chunk per pass; one process at a time. */
   async prune(): Promise<number> {
+    await this.general.expire();
     return this.sql.begin(async (tx) => {
       const [lock] = await tx<Array<{ locked: boolean }>>`SELECT pg_try_advisory_xact_lock(7442292) AS locked`;
       if (!lock?.locked) return 0;

@@ -23,6 +23,7 @@ import type {
   GeneralStreams,
 } from "../streams.js";
 import { isExpired } from "../streams.js";
+import { readSegments, SegmentCache, type ForkPoint } from "../segments.js";
 
 export interface SqliteStoreOptions {
   dataDir: string;
@@ -37,16 +38,9 @@ const INBOX_CACHE_SIZE = 10_000;
 const INBOX_COLUMNS = "id, name, stream_id AS streamId, token_hash AS tokenHash, settings, created_at AS createdAt";
 const MESSAGE_COLUMNS = "seq, created_at AS createdAt, data, meta";
 
-/** Where a stream's messages live: seqs up to `toSeq` (after the previous segment's) belong to `owner`. */
-interface Segment {
-  owner: number;
-  toSeq: number;
-}
-
 export class SqliteStore implements Store, GeneralStreams {
   readonly general: GeneralStreams = this;
-  /** Each stream's segments; fork points never change once a stream exists. */
-  private readonly segmentCache = new Map<number, Segment[]>();
+  private readonly segments = new SegmentCache(async (streamId) => this.sql.forkPoint.get(streamId) as ForkPoint | undefined);
   private readonly sql;
   private pruneTimer: NodeJS.Timeout | undefined;
   /** Inboxes by id, so ingest needs no query; this process is the only writer, so it stays true. */
@@ -193,45 +187,21 @@ export class SqliteStore implements Store, GeneralStreams {
     return row && toStream(row);
   }
 
-  /** A fork reads its source's segments up to the fork point, then its own messages. */
-  private segments(streamId: number): Segment[] {
-    const cached = this.segmentCache.get(streamId);
-    if (cached) return cached;
-    const point = this.sql.forkPoint.get(streamId) as { forkedFrom: number | null; forkSeq: number | null } | undefined;
-    const own: Segment = { owner: streamId, toSeq: Number.MAX_SAFE_INTEGER };
-    let segments = [own];
-    if (point?.forkedFrom != null && point.forkSeq !== null) {
-      const forkSeq = point.forkSeq;
-      const inherited = this.segments(point.forkedFrom)
-        .map((segment) => ({ owner: segment.owner, toSeq: Math.min(segment.toSeq, forkSeq) }))
-        .filter((segment, index, all) => index === 0 || segment.toSeq > all[index - 1]!.toSeq);
-      segments = [...inherited, own];
-    }
-    if (this.segmentCache.size >= INBOX_CACHE_SIZE) this.segmentCache.clear();
-    this.segmentCache.set(streamId, segments);
-    return segments;
-  }
-
   async readMessages(streamId: number, afterSeq: number, limits: ReadLimits): Promise<StoredMessage[]> {
-    const messages: StoredMessage[] = [];
-    let bytes = 0;
-    for (const segment of this.segments(streamId)) {
-      if (segment.toSeq <= afterSeq) continue;
-      const from = Math.max(afterSeq, messages.at(-1)?.seq ?? afterSeq);
-      const rows = this.sql.messages.iterate(segment.owner, from, segment.toSeq, limits.maxMessages - messages.length);
-      for (const row of rows as Iterable<StoredMessage>) {
+    return readSegments(await this.segments.get(streamId), afterSeq, limits, async (owner, from, toSeq, remaining) => {
+      const messages: StoredMessage[] = [];
+      let bytes = 0;
+      for (const row of this.sql.messages.iterate(owner, from, toSeq, remaining.maxMessages) as Iterable<StoredMessage>) {
         messages.push(row);
         bytes += row.data.length;
-        if (bytes >= limits.maxBytes) return messages;
+        if (bytes >= remaining.maxBytes) break;
       }
-      if (messages.length >= limits.maxMessages) return messages;
-    }
-    return messages;
+      return messages;
+    });
   }
 
   async readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined> {
-    const owner = this.segments(streamId).find((segment) => seq <= segment.toSeq)!.owner;
-    return this.sql.message.get(owner, seq) as StoredMessage | undefined;
+    return this.sql.message.get(await this.segments.ownerOf(streamId, seq), seq) as StoredMessage | undefined;
   }
 
   private async writeStream<T>(op: WriteOp): Promise<T> {

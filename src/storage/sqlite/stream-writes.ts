@@ -5,22 +5,22 @@
  * only writer, so every check-then-write here is atomic.
  */
 import type { StreamInfo } from "../../core/types.js";
+import { isExpired, type AppendRequest, type AppendResult, type CreateStreamRequest, type CreateStreamResult, type DeleteStreamResult } from "../streams.js";
 import {
-  isExpired,
-  mediaType,
-  type AppendRequest,
-  type AppendResult,
-  type CreateStreamRequest,
-  type CreateStreamResult,
-  type DeleteStreamResult,
-  type ProducerClaim,
-} from "../streams.js";
+  DEFAULT_CONTENT_TYPE,
+  forkAnchor,
+  forkNeedsNextMessage,
+  forkRequestKey,
+  judgeAppend,
+  planFork,
+  producerKey,
+  sameConfig,
+  WAKE_ALL,
+  type ProducerState,
+  type WriterStream,
+} from "../stream-rules.js";
 import type { Connection } from "./connection.js";
 import { STREAM_COLUMNS, toStream, type StreamRow } from "./stream-rows.js";
-
-export const DEFAULT_CONTENT_TYPE = "application/octet-stream";
-/** Reported as a stream's new tail when readers must wake without new data (closed, deleted). */
-export const WAKE_ALL = Number.MAX_SAFE_INTEGER;
 
 interface WriterStreamRow extends StreamRow {
   lastStreamSeq: string | null;
@@ -28,24 +28,7 @@ interface WriterStreamRow extends StreamRow {
   forkRequest: string | null;
 }
 
-type WriterStream = StreamInfo & { lastStreamSeq: string | null; closedBy: string | null; forkRequest: string | null };
-
 const COLUMNS = `${STREAM_COLUMNS}, last_stream_seq AS lastStreamSeq, closed_by AS closedBy, fork_request AS forkRequest`;
-
-function producerKey(producer: ProducerClaim): string {
-  return JSON.stringify([producer.id, producer.epoch, producer.seq]);
-}
-
-/** What a fork was asked for, kept to answer a repeated PUT with 200 or 409. */
-function forkRequestKey(request: CreateStreamRequest): string | null {
-  if (!request.fork) return null;
-  const { source, offsetSeq, subOffset } = request.fork;
-  return JSON.stringify({ source, offsetSeq, subOffset, ttlSeconds: request.ttlSeconds, expiresAt: request.expiresAt });
-}
-
-function byteCompare(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
-}
 
 export function prepareStreamWrites(db: Connection, extended: () => Map<number, number>) {
   const sql = {
@@ -130,63 +113,6 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
     return (sql.message.get(owner.id, seq) as { data: Buffer } | undefined)?.data;
   }
 
-  function sameConfig(existing: WriterStream, request: CreateStreamRequest): boolean {
-    if (existing.closed !== request.closed) return false;
-    if (existing.forkRequest !== forkRequestKey(request)) return false;
-    if (request.fork) return request.contentType === null || mediaType(request.contentType) === mediaType(existing.contentType);
-    return (
-      mediaType(request.contentType ?? DEFAULT_CONTENT_TYPE) === mediaType(existing.contentType) &&
-      existing.ttlSeconds === request.ttlSeconds &&
-      existing.expiresAt === request.expiresAt
-    );
-  }
-
-  interface ForkPlan {
-    source: WriterStream;
-    contentType: string;
-    forkSeq: number;
-    /** Bytes of the source's next message inherited by a byte sub-offset, stored as the fork's own. */
-    partial: Buffer | null;
-    ttlSeconds: number | null;
-    expiresAt: number | null;
-  }
-
-  function planFork(request: CreateStreamRequest, now: number): ForkPlan | CreateStreamResult {
-    const fork = request.fork!;
-    const source = live(fork.source, now);
-    if (!source) return { status: "source_not_found" };
-    if (source.softDeleted) return { status: "conflict", reason: "the source stream was deleted" };
-    if (request.contentType !== null && mediaType(request.contentType) !== mediaType(source.contentType)) {
-      return { status: "conflict", reason: "the content type differs from the source stream's" };
-    }
-    const anchor = fork.offsetSeq ?? source.tailSeq;
-    if (anchor > source.tailSeq) return { status: "bad_fork", reason: "the fork offset is beyond the source stream's tail" };
-    let forkSeq = anchor;
-    let partial: Buffer | null = null;
-    if (fork.subOffset > 0) {
-      if (mediaType(source.contentType) === "application/json") {
-        forkSeq = anchor + fork.subOffset;
-        if (forkSeq > source.tailSeq) return { status: "bad_fork", reason: "the fork sub-offset is past the source's last message" };
-      } else {
-        const next = anchor < source.tailSeq ? messageData(source, anchor + 1) : undefined;
-        if (!next || fork.subOffset > next.length) {
-          return { status: "bad_fork", reason: "the fork sub-offset is past the next data boundary" };
-        }
-        if (fork.subOffset === next.length) forkSeq = anchor + 1;
-        else partial = next.subarray(0, fork.subOffset);
-      }
-    }
-    const ownExpiry = request.ttlSeconds !== null || request.expiresAt !== null;
-    return {
-      source,
-      contentType: source.contentType,
-      forkSeq,
-      partial,
-      ttlSeconds: ownExpiry ? request.ttlSeconds : source.ttlSeconds,
-      expiresAt: ownExpiry ? request.expiresAt : source.expiresAt,
-    };
-  }
-
   function createStream(request: CreateStreamRequest, now: number): CreateStreamResult {
     const existing = live(request.name, now);
     if (existing) {
@@ -195,8 +121,17 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
         ? { status: "exists", stream: existing }
         : { status: "conflict", reason: "the stream exists with a different configuration" };
     }
-    const plan = request.fork ? planFork(request, now) : undefined;
-    if (plan && "status" in plan) return plan;
+    let plan = undefined;
+    let sourceId: number | null = null;
+    if (request.fork) {
+      const source = live(request.fork.source, now);
+      if (!source) return { status: "source_not_found" };
+      const next = forkNeedsNextMessage(request.fork, source) ? messageData(source, forkAnchor(request.fork, source) + 1) : undefined;
+      const planned = planFork(request, source, next);
+      if ("status" in planned) return planned;
+      plan = planned;
+      sourceId = source.id;
+    }
     const own = [...(plan?.partial ? [plan.partial] : []), ...request.messages];
     const baseSeq = plan?.forkSeq ?? 0;
     const id = Number(
@@ -208,7 +143,7 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
         now,
         ttlSeconds: plan ? plan.ttlSeconds : request.ttlSeconds,
         expiresAt: plan ? plan.expiresAt : request.expiresAt,
-        forkedFrom: plan?.source.id ?? null,
+        forkedFrom: sourceId,
         forkSeq: plan ? plan.forkSeq : null,
         forkRequest: forkRequestKey(request),
         closedBy: null,
@@ -219,48 +154,14 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
     return { status: "created", stream: byId(id) };
   }
 
-  type ProducerCheck = { outcome: "accept" } | { outcome: "duplicate"; lastSeq: number } | { outcome: "reject"; result: AppendResult };
-
-  function checkProducer(streamId: number, producer: ProducerClaim): ProducerCheck {
-    const state = sql.producer.get(streamId, producer.id) as { epoch: number; lastSeq: number } | undefined;
-    if (!state) {
-      return producer.seq === 0
-        ? { outcome: "accept" }
-        : { outcome: "reject", result: { status: "producer_seq_gap", expected: 0, received: producer.seq } };
-    }
-    if (producer.epoch < state.epoch) return { outcome: "reject", result: { status: "stale_epoch", epoch: state.epoch } };
-    if (producer.epoch > state.epoch) {
-      return producer.seq === 0 ? { outcome: "accept" } : { outcome: "reject", result: { status: "new_epoch_needs_seq_zero" } };
-    }
-    if (producer.seq <= state.lastSeq) return { outcome: "duplicate", lastSeq: state.lastSeq };
-    if (producer.seq > state.lastSeq + 1) {
-      return { outcome: "reject", result: { status: "producer_seq_gap", expected: state.lastSeq + 1, received: producer.seq } };
-    }
-    return { outcome: "accept" };
-  }
-
   function appendStream(request: AppendRequest, now: number): AppendResult {
     const stream = live(request.name, now);
     if (!stream) return { status: "not_found" };
     if (stream.softDeleted) return { status: "gone" };
     const producer = request.producer;
-    // Precedence from the protocol: closed, then content type, then sequence checks.
-    if (stream.closed) {
-      if (producer && stream.closedBy === producerKey(producer)) return { status: "duplicate", stream, producerSeq: producer.seq };
-      if (request.close && request.messages.length === 0) return { status: "duplicate", stream, producerSeq: null };
-      return { status: "closed", stream };
-    }
-    if (request.messages.length > 0 && (request.contentType === null || mediaType(request.contentType) !== mediaType(stream.contentType))) {
-      return { status: "content_type_mismatch", stream };
-    }
-    if (producer) {
-      const check = checkProducer(stream.id, producer);
-      if (check.outcome === "reject") return check.result;
-      if (check.outcome === "duplicate") return { status: "duplicate", stream, producerSeq: check.lastSeq };
-    }
-    if (request.streamSeq !== null && stream.lastStreamSeq !== null && byteCompare(request.streamSeq, stream.lastStreamSeq) <= 0) {
-      return { status: "stream_seq_regression", stream };
-    }
+    const state = producer ? (sql.producer.get(stream.id, producer.id) as ProducerState | undefined) : undefined;
+    const verdict = judgeAppend(stream, request, state);
+    if (verdict !== "write") return verdict;
     request.messages.forEach((data, index) => sql.insertMessage.run(stream.id, stream.tailSeq + index + 1, now, data));
     const tailSeq = stream.tailSeq + request.messages.length;
     sql.afterAppend.run({
