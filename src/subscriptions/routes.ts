@@ -35,7 +35,7 @@ export function registerSubscriptionRoutes(app: FastifyInstance, deps: Subscript
         .code(200)
         .header("content-type", "application/jwk-set+json")
         .header("cache-control", "public, max-age=300")
-        .send(JSON.stringify(service.jwks())),
+        .send(JSON.stringify(await service.jwks())),
     );
 
     scope.put(SUBSCRIPTION, async (request, reply) => {
@@ -51,7 +51,7 @@ export function registerSubscriptionRoutes(app: FastifyInstance, deps: Subscript
       deps.authorize(request);
       const id = readId(request);
       if (!id.ok) return sendRefusal(reply, id);
-      return send(reply, service.get(id.value), 200);
+      return send(reply, await service.get(id.value), 200);
     });
 
     scope.delete(SUBSCRIPTION, async (request, reply) => {

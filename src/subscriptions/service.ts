@@ -139,15 +139,37 @@ export class SubscriptionService {
   private keys: SigningKey[] = [];
   private started = false;
   private closed = false;
+  /**
+   * Requests wait for start(): the server listens before we have loaded our records (we
+   * need its address for callback URLs), and a PUT answered from an empty map would
+   * overwrite a stored subscription.
+   */
+  private readonly loaded: Promise<void>;
+  private markLoaded!: (error?: unknown) => void;
 
   constructor(private readonly options: SubscriptionServiceOptions) {
     this.urlPolicy = { allowLocalhost: options.allowLocalhostWebhooks ?? true };
     this.deliveryTimeoutMs = options.deliveryTimeoutMs ?? DEFAULT_DELIVERY_TIMEOUT_MS;
+    this.loaded = new Promise<void>((resolve, reject) => {
+      this.markLoaded = (error) => (error === undefined ? resolve() : reject(error));
+    });
+    this.loaded.catch(() => undefined);
   }
 
   async start(): Promise<void> {
-    if (this.started) return;
+    if (this.started) return this.loaded;
     this.started = true;
+    try {
+      await this.load();
+      this.markLoaded();
+    } catch (error) {
+      this.markLoaded(error);
+      throw error;
+    }
+    await this.reconcile();
+  }
+
+  private async load(): Promise<void> {
     await this.loadSigningKeys();
     for (const record of await this.options.records.listRecords(SUBSCRIPTION_KIND)) {
       try {
@@ -159,7 +181,10 @@ export class SubscriptionService {
       }
     }
     this.options.directory.onAppend((changes) => this.observe(changes));
-    // Streams may have appeared, leases run out and deliveries fallen due while we were down.
+  }
+
+  /** Streams may have appeared, leases run out and deliveries fallen due while we were down. */
+  private async reconcile(): Promise<void> {
     const streams = await this.options.directory.list();
     for (const id of [...this.subscriptions.keys()]) {
       await this.modify(id, "always", (subscription) => ({
@@ -179,7 +204,8 @@ export class SubscriptionService {
     await Promise.allSettled([...this.queues.values()]);
   }
 
-  jwks(): { keys: unknown[] } {
+  async jwks(): Promise<{ keys: unknown[] }> {
+    await this.loaded;
     return jwkSet(this.keys);
   }
 
@@ -188,6 +214,7 @@ export class SubscriptionService {
     if (!parsed.ok) return parsed;
     const config = parsed.value;
     const hash = configHash(config);
+    await this.loaded;
     return this.exclusive(id, async () => {
       const existing = this.subscriptions.get(id);
       if (existing) {
@@ -221,13 +248,15 @@ export class SubscriptionService {
     });
   }
 
-  get(id: string): Outcome<SubscriptionView> {
+  async get(id: string): Promise<Outcome<SubscriptionView>> {
+    await this.loaded;
     const subscription = this.subscriptions.get(id);
     return subscription ? { ok: true, value: this.view(subscription) } : notFound();
   }
 
   /** Tombstones the subscription; callbacks, acks and releases for it then fail without effect. */
   async delete(id: string): Promise<void> {
+    await this.loaded;
     await this.exclusive(id, async () => {
       const subscription = this.subscriptions.get(id);
       if (!subscription) return;
@@ -378,7 +407,7 @@ export class SubscriptionService {
     step: (subscription: Subscription, context: StepContext) => Step<T>,
     extraPaths: readonly string[] = [],
   ): Promise<Outcome<T>> {
-    return this.exclusive(id, () => this.update(id, tailNeed, step, extraPaths));
+    return this.loaded.then(() => this.exclusive(id, () => this.update(id, tailNeed, step, extraPaths)));
   }
 
   /** The body of modify, for callers already in the subscription's queue. */
