@@ -14,7 +14,7 @@ export function streamDirectory(store: Store, general: GeneralStreams): StreamDi
   const knownIds = new Map<string, number>();
   const loaded = general.listGeneralStreams().then((streams) => {
     for (const stream of streams) knownIds.set(stream.name, stream.id);
-  });
+  }, () => undefined);
 
   return {
     async list() {
@@ -41,7 +41,9 @@ export function streamDirectory(store: Store, general: GeneralStreams): StreamDi
     },
     onAppend(listener) {
       store.onCommit((tails) => {
-        void (async () => {
+        // A lookup that fails (the database just went away) loses this notice only: the
+        // subscription catches up at the stream's next commit, or at its next start.
+        (async () => {
           await loaded;
           const changes: Array<StreamTail & { created: boolean }> = [];
           for (const streamId of tails.keys()) {
@@ -52,7 +54,7 @@ export function streamDirectory(store: Store, general: GeneralStreams): StreamDi
             changes.push({ path: stream.name, tailOffset: formatOffset(stream.tailSeq), created });
           }
           if (changes.length > 0) listener(changes);
-        })();
+        })().catch(() => undefined);
       });
     },
   };
