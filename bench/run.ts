@@ -4,15 +4,21 @@
  * rate and `tailhook forward`'s throughput and memory; then prints the figures as
  * markdown tables next to the targets. The `pg` phase compares ingest on SQLite and on
  * PostgreSQL (one and two processes); it runs by default only when BENCH_PG_URL or
- * TAILHOOK_TEST_PG_URL is set. BENCH_ONLY=ingest,latency,catchup,forward,pg runs
- * some phases only. A missed target is reported, never fatal (this is a report, not a
- * test); an invalid run (errors, non-2xx replies, lost events) or a crash exits 1.
+ * TAILHOOK_TEST_PG_URL is set. The `ds` phase compares tailhook's Durable Streams
+ * endpoint with the reference server (@durable-streams/server): JSON-mode append
+ * throughput with and without an SSE reader, and append→reader latency
+ * (BENCH_DS_SERVERS=reference or =tailhook runs one side only, BENCH_DS_RATE sets the
+ * paced rate). BENCH_ONLY=ingest,latency,catchup,forward,pg,ds runs some phases only.
+ * A missed target is reported, never fatal (this is a report, not a test); an invalid
+ * run (errors, non-2xx replies, lost events) or a crash exits 1.
  */
 import { cpus, loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fillBacklog, type Backlog } from "./backlog.js";
 import { readCatchUp, type CatchUpResult } from "./catchup-read.js";
 import { startBare, startForwardTarget, startTailhook, stopAll } from "./children.js";
+import { measureDs, type DsLoadFigures, type DsServerFigures } from "./ds-bench.js";
+import type { DsServerKind } from "./ds-servers.js";
 import { drainForward, type ForwardDrainResult } from "./forward-drain.js";
 import { runLoad, type LoadResult } from "./ingest-load.js";
 import { measurePostgresIngest, pgBenchUrl, redactUrl, type PgIngestResult } from "./postgres-ingest.js";
@@ -26,7 +32,7 @@ function positiveSeconds(raw: string | undefined, fallback: number): number {
   return value;
 }
 
-const PHASES = ["ingest", "latency", "catchup", "forward", "pg"] as const;
+const PHASES = ["ingest", "latency", "catchup", "forward", "pg", "ds"] as const;
 type Phase = (typeof PHASES)[number];
 const PG_URL = pgBenchUrl();
 
@@ -42,6 +48,22 @@ function selectedPhases(raw: string | undefined): Set<Phase> {
   }
   if (names.includes("pg") && PG_URL === undefined) throw new Error("BENCH_ONLY: phase pg needs BENCH_PG_URL=postgres://… (or TAILHOOK_TEST_PG_URL)");
   return new Set(names as Phase[]);
+}
+
+function dsServers(raw: string | undefined): DsServerKind[] {
+  if (raw === undefined || raw.trim() === "") return ["reference", "tailhook"];
+  const names = raw.split(",").map((name) => name.trim()).filter(Boolean);
+  for (const name of names) {
+    if (name !== "reference" && name !== "tailhook") throw new Error(`BENCH_DS_SERVERS: unknown server ${name} (servers: reference, tailhook)`);
+  }
+  return names as DsServerKind[];
+}
+
+function dsRate(raw: string | undefined): number {
+  if (raw === undefined || raw === "") return 100;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`BENCH_DS_RATE must be a positive number of appends per second, got ${raw}`);
+  return value;
 }
 
 const ONLY = selectedPhases(process.env.BENCH_ONLY);
@@ -62,6 +84,20 @@ const TARGET = {
   forwardPerSecond: 2_000,
   /** "Flat": peak RSS for the large backlog vs the small one, and RSS at 90% vs 10% of a drain. */
   rssGrowth: 1.25,
+  /** ds phase: tailhook's append throughput over the reference server's. */
+  dsRatio: 20,
+  /** ds phase: at most this share of tailhook's append throughput lost with one SSE reader attached. */
+  dsReaderDrop: 0.1,
+};
+/** The ds phase: JSON-mode appends of DS.bodyBytes to a Durable Stream, on both servers. */
+const DS = {
+  servers: dsServers(process.env.BENCH_DS_SERVERS),
+  connections: CONNECTIONS,
+  bodyBytes: 150,
+  /** 100/s by default: the reference server commits one append at a time (~200-400/s on this machine), so 200/s already queues there. */
+  latency: { rate: dsRate(process.env.BENCH_DS_RATE), connections: 4 },
+  /** Each figure is the sum of windows this long, taken in turns (bench/ds-bench.ts explains why). */
+  windowSeconds: 2,
 };
 
 interface Figures {
@@ -73,6 +109,7 @@ interface Figures {
   catchUps: CatchUpResult[];
   forwards: ForwardDrainResult[];
   pg?: PgIngestResult;
+  ds?: DsServerFigures[];
 }
 
 function progress(message: string): void {
@@ -140,6 +177,10 @@ async function measure(): Promise<Figures> {
   if (ONLY.has("pg") && PG_URL !== undefined) {
     figures.pg = await measurePostgresIngest({ url: PG_URL, body, connections: CONNECTIONS, warmupSeconds: WARMUP_SECONDS, seconds: INGEST_SECONDS, progress });
   }
+
+  if (ONLY.has("ds")) {
+    figures.ds = await measureDs({ ...DS, seconds: INGEST_SECONDS, warmupSeconds: WARMUP_SECONDS, progress });
+  }
   return figures;
 }
 
@@ -156,7 +197,7 @@ const count = (value: number) => (Number.isFinite(value) ? Math.round(value).toL
 const mib = (kb: number) => (Number.isFinite(kb) ? (kb / 1024).toFixed(1) : "-");
 
 /** Prints the tables; returns what makes the run invalid (empty when it is valid). */
-function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, pg }: Figures): string[] {
+function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, pg, ds }: Figures): string[] {
   const problems: string[] = [];
   const targetRows: string[][] = [];
   const cpu = cpus();
@@ -315,9 +356,115 @@ function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, 
     console.log("\nOn one machine the second process competes for the same cores: row (c) shows the coordination cost, not a scale-out gain.");
   }
 
+  if (ds) reportDs(ds, problems, targetRows);
+
   console.log("\nTargets\n");
   console.log(table(["target", "goal", "measured", "result"], targetRows));
   return problems;
+}
+
+/** The ds phase's tables; adds its problems and target rows. */
+function reportDs(ds: DsServerFigures[], problems: string[], targetRows: string[][]): void {
+  const { connections, bodyBytes, latency } = DS;
+  const tailhook = ds.find((entry) => entry.kind === "tailhook");
+  const reference = ds.find((entry) => entry.kind === "reference");
+  const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? a / b : Number.NaN);
+  const times = (value: number) => (Number.isFinite(value) ? `${value.toFixed(2)}x` : "-");
+  const percent = (value: number) => (Number.isFinite(value) ? `${(value * 100).toFixed(1)}%` : "-");
+  const range = (values: number[]) => (values.length === 0 ? "-" : `${count(Math.min(...values))}–${count(Math.max(...values))}`);
+  const drop = (entry: DsServerFigures | undefined) => 1 - ratio(entry?.withReader?.requestsPerSecond, entry?.append?.requestsPerSecond);
+  const blank = (name: string, columns: number) => [name, "failed", ...Array<string>(columns - 2).fill("")];
+  for (const entry of ds) for (const failure of entry.failures) problems.push(`ds ${entry.name}: ${failure}`);
+  const checkLoad = (what: string, entry: DsServerFigures, run: DsLoadFigures) => {
+    if (run.non2xx + run.errors > 0) problems.push(`ds ${what}, ${entry.name}: ${run.non2xx} non-2xx, ${run.errors} errors`);
+    if (run.stored < run.acknowledged) problems.push(`ds ${what}, ${entry.name}: the stream holds ${run.stored} messages, ${run.acknowledged} appends were acknowledged`);
+  };
+
+  console.log(
+    `\nDurable Streams append (ds): POST ${bodyBytes} B JSON to a JSON-mode stream, ${connections} connections, both servers side by side (fresh, ${WARMUP_SECONDS} s warm-up each),` +
+      ` measured in ${DS.windowSeconds} s windows taken in turns with the reader rows below, ~${INGEST_SECONDS} s per row\n`,
+  );
+  const appendRows = ds.map((entry) => {
+    const run = entry.append;
+    if (!run) return blank(entry.name, 10);
+    checkLoad("append", entry, run);
+    return [entry.name, count(run.requestsPerSecond), range(run.windowRates), ms(run.p50), ms(run.p99), String(run.non2xx), String(run.errors), count(run.acknowledged), count(run.stored), run.serverCpuUs.toFixed(1)];
+  });
+  const appendRatio = ratio(tailhook?.append?.requestsPerSecond, reference?.append?.requestsPerSecond);
+  if (tailhook && reference) appendRows.push(["tailhook / reference", times(appendRatio), ...Array<string>(8).fill("")]);
+  console.log(table(["server", "req/s", "per window", "p50 ms", "p99 ms", "non-2xx", "errors", "2xx", "stored", "server CPU µs/append"], appendRows));
+
+  console.log(`\nThe same with one SSE reader (live=sse from offset -1, in a worker thread of the bench process) following another stream on the same server\n`);
+  const readerRows = ds.map((entry) => {
+    const run = entry.withReader;
+    if (!run) return blank(entry.name, 12);
+    checkLoad("append with a reader", entry, run);
+    if (run.readerMessages !== run.stored) problems.push(`ds append with a reader, ${entry.name}: the reader got ${run.readerMessages} messages, the stream holds ${run.stored}`);
+    const lags = summarize(run.readerLagMs);
+    return [
+      entry.name,
+      count(run.requestsPerSecond),
+      range(run.windowRates),
+      percent(drop(entry)),
+      ms(run.p50),
+      ms(run.p99),
+      `${run.non2xx} / ${run.errors}`,
+      `${count(run.acknowledged)} / ${count(run.stored)}`,
+      `${count(run.readerMessages)} in ${count(run.readerDataEvents)} events`,
+      `${count(lags.p50)} / ${count(lags.max)}`,
+      run.serverCpuUs.toFixed(1),
+      entry.append ? `${((run.serverCpuUs / entry.append.serverCpuUs - 1) * 100).toFixed(1)}%` : "-",
+    ];
+  });
+  if (tailhook && reference) readerRows.push(["tailhook / reference", times(ratio(tailhook.withReader?.requestsPerSecond, reference.withReader?.requestsPerSecond)), ...Array<string>(10).fill("")]);
+  const readerHeader = [
+    "server",
+    "req/s",
+    "per window",
+    "drop vs no reader",
+    "p50 ms",
+    "p99 ms",
+    "non-2xx / errors",
+    "2xx / stored",
+    "reader got",
+    "reader at tail after ms (median / max)",
+    "server CPU µs/append",
+    "CPU vs no reader",
+  ];
+  console.log(table(readerHeader, readerRows));
+  for (const entry of ds) {
+    const reconnects = (entry.withReader?.readerReconnects ?? 0) + (entry.latency?.readerReconnects ?? 0);
+    if (reconnects > 0) console.log(`(${entry.name}: the server ended the SSE response ${reconnects} times; the readers reconnected from their last control offset)`);
+  }
+
+  console.log(
+    `\nAppend→reader latency (ds): open-loop ${latency.rate} appends/s over ${latency.connections} connections, one SSE reader from offset -1 in the bench process;` +
+      ` two fresh servers side by side, ${DS.windowSeconds} s windows in turns after one paced second each, ~${INGEST_SECONDS} s per row\n`,
+  );
+  const latencyRows = ds.map((entry) => {
+    const run = entry.latency;
+    if (!run) return blank(entry.name, 9);
+    if (run.sendFailures > 0) problems.push(`ds latency, ${entry.name}: ${run.sendFailures} appends failed`);
+    if (run.received !== run.sent - run.sendFailures) problems.push(`ds latency, ${entry.name}: received ${run.received} of ${run.sent - run.sendFailures} messages`);
+    if (run.duplicates > 0) problems.push(`ds latency, ${entry.name}: ${run.duplicates} messages delivered twice`);
+    const got = summarize(run.latencies);
+    const ack = summarize(run.ackLatencies);
+    return [entry.name, String(run.sent), run.sendRate.toFixed(0), String(run.received), ms(got.p50), ms(got.p99), ms(got.max), ms(ack.p50), ms(ack.p99)];
+  });
+  if (tailhook?.latency && reference?.latency) {
+    const t = summarize(tailhook.latency.latencies);
+    const r = summarize(reference.latency.latencies);
+    latencyRows.push(["reference / tailhook", "", "", "", times(r.p50 / t.p50), times(r.p99 / t.p99), "", "", ""]);
+  }
+  console.log(table(["server", "sent", "sent/s", "received", "p50 ms", "p99 ms", "max ms", "ack p50 ms", "ack p99 ms"], latencyRows));
+
+  if (tailhook && reference) {
+    targetRows.push(["ds append throughput, tailhook / reference", `>= ${TARGET.dsRatio}x`, times(appendRatio), verdict(appendRatio >= TARGET.dsRatio)]);
+  }
+  if (tailhook) {
+    const tailhookDrop = drop(tailhook);
+    targetRows.push(["ds append throughput drop with one SSE reader, tailhook", `<= ${percent(TARGET.dsReaderDrop)}`, percent(tailhookDrop), verdict(tailhookDrop <= TARGET.dsReaderDrop)]);
+  }
 }
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
