@@ -2,11 +2,13 @@
  * The general streams as the subscription service sees them (subscriptions/ports.ts):
  * paths, tail offsets, appends of wake events, and a feed of commits. A path whose
  * stream id changed (or that was never seen) was created by that commit, which lets a
- * subscription link a re-created stream from its start.
+ * subscription link a re-created stream from its start. Each stream id is looked up
+ * once; after that a commit costs no query.
  */
 import { formatOffset } from "../../core/offsets.js";
 import type { Store } from "../../storage/store.js";
 import { isExpired, type GeneralStreams } from "../../storage/streams.js";
+import { WAKE_ALL } from "../../storage/stream-rules.js";
 import type { StreamDirectory, StreamTail } from "../../subscriptions/ports.js";
 import { isInboxStreamName } from "./stream-access.js";
 
@@ -40,20 +42,40 @@ export function streamDirectory(store: Store, general: GeneralStreams): StreamDi
       return result.status === "not_found" || result.status === "gone" ? "not_found" : "rejected";
     },
     onAppend(listener) {
+      /** Stream names by id (null: an inbox's stream); names never change, so commits need no query. */
+      const nameById = new Map<number, string | null>();
       store.onCommit((tails) => {
+        const changes: Array<StreamTail & { created: boolean }> = [];
+        const unknown: number[] = [];
+        for (const [streamId, tail] of tails) {
+          const name = nameById.get(streamId);
+          if (name === null) continue;
+          if (name === undefined || tail === WAKE_ALL) unknown.push(streamId);
+          else changes.push({ path: name, tailOffset: formatOffset(tail), created: false });
+        }
+        if (changes.length > 0) listener(changes);
+        if (unknown.length === 0) return;
         // A lookup that fails (the database just went away) loses this notice only: the
         // subscription catches up at the stream's next commit, or at its next start.
         (async () => {
           await loaded;
-          const changes: Array<StreamTail & { created: boolean }> = [];
-          for (const streamId of tails.keys()) {
+          const found: Array<StreamTail & { created: boolean }> = [];
+          for (const streamId of unknown) {
             const stream = await store.getStreamById(streamId);
-            if (!stream || stream.softDeleted || isInboxStreamName(stream.name)) continue;
+            if (!stream) continue;
+            if (isInboxStreamName(stream.name)) {
+              if (nameById.size >= 100_000) nameById.clear();
+              nameById.set(streamId, null);
+              continue;
+            }
+            if (nameById.size >= 100_000) nameById.clear();
+            nameById.set(streamId, stream.name);
+            if (stream.softDeleted) continue;
             const created = knownIds.get(stream.name) !== stream.id;
             knownIds.set(stream.name, stream.id);
-            changes.push({ path: stream.name, tailOffset: formatOffset(stream.tailSeq), created });
+            found.push({ path: stream.name, tailOffset: formatOffset(stream.tailSeq), created });
           }
-          if (changes.length > 0) listener(changes);
+          if (found.length > 0) listener(found);
         })().catch(() => undefined);
       });
     },

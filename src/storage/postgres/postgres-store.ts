@@ -25,6 +25,8 @@ export interface PostgresStoreOptions {
 
 
 const INBOX_CACHE_MS = 1000;
+/** The `postgres` client's codes for a connection that was already closed when used. */
+const DEAD_CONNECTION_CODES = new Set(["CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED"]);
 const PRUNE_ROWS = 2000;
 
 interface AppendOp {
@@ -59,7 +61,6 @@ export class PostgresStore implements Store {
   private readonly inboxCache = new Map<string, { inbox: StoredInbox; until: number }>();
   private readonly appends: GroupCommit<AppendOp, AppendEventResult>;
   private healthy = true;
-  private lastSuccessAt = 0;
   private pruneTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
 
@@ -70,6 +71,7 @@ export class PostgresStore implements Store {
 
   private constructor(
     private readonly sql: postgres.Sql,
+    private readonly pingSql: postgres.Sql,
     schema: string | undefined,
   ) {
     this.channel = `tailhook_${schema ?? "public"}`.slice(0, 63);
@@ -111,7 +113,9 @@ export class PostgresStore implements Store {
     try {
       if (schema) await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
       await migrate(sql);
-      const store = new PostgresStore(sql, schema);
+      // One connection for /readyz, dropped when idle: no backoff, no queue behind load.
+      const pingSql = postgres(options.url, { max: 1, idle_timeout: 2, connect_timeout: 1, backoff: () => 0, onnotice: () => undefined });
+      const store = new PostgresStore(sql, pingSql, schema);
       await sql.listen(store.channel, (payload) => store.onNotification(payload));
       store.pruneTimer = setInterval(() => void store.prune().catch(() => undefined), options.pruneIntervalMs ?? 5000);
       store.pruneTimer.unref();
@@ -136,7 +140,6 @@ export class PostgresStore implements Store {
     try {
       const result = await query();
       this.healthy = true;
-      this.lastSuccessAt = Date.now();
       return result;
     } catch (error) {
       if (!(error instanceof postgres.PostgresError)) this.healthy = false;
@@ -416,17 +419,22 @@ export class PostgresStore implements Store {
     return this.healthy && !this.closing;
   }
 
-  /** Asks the database; also brings `isHealthy` back once it answers again. */
+  /**
+   * Asks the database on a connection of its own, so the answer is about the database
+   * now, not about the state of the pool after an outage; also brings `isHealthy` back
+   * once it answers again.
+   */
   async ping(): Promise<boolean> {
-    // After an outage one pooled connection can stay broken for a while; when other
-    // queries have just succeeded, a failed ping is that connection, not the
-    // database, so ask again (the pool hands out another connection).
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.track(() => this.sql`SELECT 1`);
+        await this.pingSql`SELECT 1`;
+        this.healthy = true;
         return true;
-      } catch {
-        if (attempt >= 4 || Date.now() - this.lastSuccessAt > 500) return false;
+      } catch (error) {
+        // Its connection may have died with the old server: it fails once and is
+        // replaced, which says nothing about the database now, so that is retried once.
+        const deadConnection = DEAD_CONNECTION_CODES.has((error as { code?: string }).code ?? "");
+        if (attempt >= 2 || !deadConnection) return false;
       }
     }
   }
@@ -436,6 +444,7 @@ export class PostgresStore implements Store {
       clearInterval(this.pruneTimer);
       await this.appends.idle();
       await this.sql.end({ timeout: 5 });
+      await this.pingSql.end({ timeout: 1 });
     })();
     return this.closing;
   }
