@@ -10,6 +10,7 @@ import { TailhookError } from "../core/errors.js";
 import { looksLikeInboxId, newEventId } from "../core/ids.js";
 import type { CapturedRequest, StoredInbox } from "../core/types.js";
 import type { Store } from "../storage/store.js";
+import { readBody } from "./body.js";
 import { sendErrorRaw } from "./errors.js";
 
 export const INGEST_PREFIX = "/h/";
@@ -46,41 +47,6 @@ function notFound(): TailhookError {
 
 function tooLarge(limit: number): TailhookError {
   return new TailhookError("payload_too_large", `body exceeds this inbox's limit of ${limit} bytes`, { limit });
-}
-
-/** Collects the body, refusing it as soon as it passes the limit (nothing past it is kept). */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        cleanup();
-        reject(tooLarge(limit));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-    };
-    const onAbort = () => {
-      cleanup();
-      reject(new TailhookError("bad_request", "the request body was cut off"));
-    };
-    const cleanup = () => {
-      req.off("data", onData);
-      req.off("end", onEnd);
-      req.off("aborted", onAbort);
-      req.off("error", onAbort);
-    };
-    req.on("data", onData);
-    req.on("end", onEnd);
-    req.on("aborted", onAbort);
-    req.on("error", onAbort);
-  });
 }
 
 function refuseAndClose(req: IncomingMessage, res: ServerResponse, error: TailhookError): void {
@@ -120,7 +86,7 @@ export function createIngestHandler(deps: IngestDeps) {
       }
       let body: Buffer;
       try {
-        body = await readBody(req, limit);
+        body = await readBody(req, limit, () => tooLarge(limit));
       } catch (error) {
         refuseAndClose(req, res, error as TailhookError);
         return;

@@ -1,12 +1,13 @@
 /*
- * The HTTP server: ingest on bare node:http (see ingest.ts), everything else through
- * Fastify, with one error funnel for both.
+ * The HTTP server: webhook ingest and stream appends on bare node:http (ingest.ts,
+ * append-handler.ts), everything else through Fastify, with one error funnel for all.
  */
 import { createServer, type Server } from "node:http";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { HttpContext } from "./context.js";
 import { toErrorReply } from "./errors.js";
 import { createIngestHandler, parseIngestUrl } from "./ingest.js";
+import { createAppendHandler, parseAppendUrl } from "./append-handler.js";
 import { registerConsumerRoutes } from "./routes/consumers.js";
 import { registerInboxRoutes } from "./routes/inboxes.js";
 import { registerSmeeRoutes } from "./routes/smee.js";
@@ -31,6 +32,7 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
     defaultMaxBodyBytes: ctx.config.maxBodyBytes,
     isShuttingDown: ctx.isShuttingDown,
   });
+  const appendToStream = createAppendHandler(ctx);
   const app = Fastify({
     logger: false,
     exposeHeadRoutes: false,
@@ -39,9 +41,12 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
     bodyLimit: 1024 * 1024,
     serverFactory: (route) => {
       server = createServer((req, res) => {
-        const target = parseIngestUrl(req.url ?? "/");
-        if (target) void ingest(req, res, target);
-        else route(req, res);
+        const url = req.url ?? "/";
+        const target = parseIngestUrl(url);
+        if (target) return void ingest(req, res, target);
+        const append = parseAppendUrl(req.method, url);
+        if (append) return void appendToStream(req, res, append);
+        route(req, res);
       });
       return server;
     },

@@ -24,14 +24,18 @@ export interface StreamTarget {
   public: boolean;
 }
 
-export function streamName(request: FastifyRequest): string {
-  const name = (request.params as { "*": string })["*"];
+/** Checks a stream name taken from a URL path (already percent-decoded). */
+export function checkStreamName(name: string): string {
   if (name === "" || name.length > MAX_NAME_LENGTH || name.split("/").some((part) => part === "" || part === "." || part === "..")) {
     throw new TailhookError("bad_request", "a stream name is one or more non-empty path segments, at most 1024 characters");
   }
   // The protocol reserves "__ds" for its control APIs (subscriptions), routed elsewhere.
   if (name === RESERVED_PREFIX || name.startsWith(`${RESERVED_PREFIX}/`)) throw new TailhookError("not_found", "no such stream");
   return name;
+}
+
+export function streamName(request: FastifyRequest): string {
+  return checkStreamName((request.params as { "*": string })["*"]);
 }
 
 export function isInboxStreamName(name: string): boolean {
@@ -42,13 +46,17 @@ function token(request: FastifyRequest): string | undefined {
   return presentedToken(request.headers, request.query as Record<string, unknown>);
 }
 
-/** The general-stream store, after checking the caller may use general streams. */
-export function generalStreamsFor(ctx: HttpContext, request: FastifyRequest): GeneralStreams {
-  if (!ctx.config.open) ctx.auth.requireAdmin(token(request));
+/** The general-stream store, after checking the caller (by the token it presented) may use general streams. */
+export function generalStreamsForToken(ctx: HttpContext, presented: string | undefined): GeneralStreams {
+  if (!ctx.config.open) ctx.auth.requireAdmin(presented);
   if (!ctx.store.general) {
-    throw new TailhookError("not_implemented", "this storage backend does not support general streams yet (use the SQLite store)");
+    throw new TailhookError("not_implemented", "this storage backend does not support general streams");
   }
   return ctx.store.general;
+}
+
+export function generalStreamsFor(ctx: HttpContext, request: FastifyRequest): GeneralStreams {
+  return generalStreamsForToken(ctx, token(request));
 }
 
 /** A live general stream, or 404 (absent or expired) / 410 (soft-deleted). */

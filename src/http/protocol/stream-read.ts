@@ -14,7 +14,7 @@ import type { HttpContext } from "../context.js";
 import { controlEvent, KEEP_ALIVE, sseDataEvent, writeAndDrain, type ControlEvent } from "../sse.js";
 import { goneError, readPage, resolveStart, type Page } from "../stream-reads.js";
 import { emptyBody, isBinaryForSse, responseBody, sseDataText } from "./bodies.js";
-import { EXPOSED_HEADERS } from "./headers.js";
+import { browserHeaders } from "./browser-headers.js";
 import type { StreamTarget } from "./stream-access.js";
 
 interface ReadQuery {
@@ -23,16 +23,6 @@ interface ReadQuery {
   live?: string;
   cursor?: string;
 }
-
-export const SECURITY_HEADERS = {
-  "x-content-type-options": "nosniff",
-  "cross-origin-resource-policy": "cross-origin",
-};
-
-export const CORS_HEADERS = {
-  "access-control-allow-origin": "*",
-  "access-control-expose-headers": EXPOSED_HEADERS,
-};
 
 function offsetParam(query: ReadQuery): string | undefined {
   if (Array.isArray(query.offset)) throw new TailhookError("bad_request", "send one offset");
@@ -156,8 +146,7 @@ export async function serveSse(ctx: HttpContext, request: FastifyRequest, reply:
   const res = reply.raw;
   reply.hijack();
   res.writeHead(200, {
-    ...SECURITY_HEADERS,
-    ...CORS_HEADERS,
+    ...browserHeaders(request.headers.origin !== undefined),
     "content-type": "text/event-stream",
     "cache-control": "no-cache",
     connection: "keep-alive",

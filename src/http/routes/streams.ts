@@ -1,63 +1,35 @@
 /*
  * The Durable Streams protocol under /v1/stream/<name>: reads of every stream (general
- * streams and inbox events) and writes of general streams. The routes live in their
+ * streams and inbox events), creation and deletion of general streams (appends are
+ * served ahead of the router, see http/append-handler.ts). The routes live in their
  * own Fastify scope, which takes any body as raw bytes and adds the browser headers
  * (nosniff, CORP, CORS) to every reply, errors included.
  */
-import type { IncomingMessage } from "node:http";
 import type { FastifyInstance } from "fastify";
+import { discardBody } from "../body.js";
 import { toErrorReply } from "../errors.js";
 import { TailhookError } from "../../core/errors.js";
 import { formatOffset } from "../../core/offsets.js";
 import type { HttpContext } from "../context.js";
 import { REQUEST_HEADERS } from "../protocol/headers.js";
 import { openForRead } from "../protocol/stream-access.js";
-import { catchUp, CORS_HEADERS, longPoll, SECURITY_HEADERS, serveSse } from "../protocol/stream-read.js";
-import { appendStream, createStream, deleteStream } from "../protocol/stream-write.js";
+import { browserHeaders } from "../protocol/browser-headers.js";
+import { catchUp, longPoll, serveSse } from "../protocol/stream-read.js";
+import { createStream, deleteStream } from "../protocol/stream-write.js";
 
 const URL_PATTERN = "/v1/stream/*";
-/** How much of a refused (too large) body is read and dropped so the client gets to see the 413. */
-const DISCARD_LIMIT_BYTES = 64 * 1024 * 1024;
-const DISCARD_TIMEOUT_MS = 10_000;
-
-/**
- * A client still sending a body we refused would get a reset instead of our reply:
- * read and drop the rest (bounded), then answer and close the connection.
- */
-function discardBody(req: IncomingMessage): Promise<void> {
-  if (req.readableEnded) return Promise.resolve();
-  return new Promise((resolve) => {
-    let seen = 0;
-    const finish = () => {
-      clearTimeout(timer);
-      req.off("data", onData);
-      resolve();
-    };
-    const onData = (chunk: Buffer) => {
-      seen += chunk.length;
-      if (seen > DISCARD_LIMIT_BYTES) finish();
-    };
-    const timer = setTimeout(finish, DISCARD_TIMEOUT_MS);
-    req.on("data", onData).once("end", finish).once("error", finish).once("close", finish);
-    req.resume();
-  });
-}
-
 export function registerStreamRoutes(app: FastifyInstance, ctx: HttpContext): void {
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: ctx.config.maxBodyBytes }, (_request, body, done) => done(null, body));
     scope.setErrorHandler(async (error, request, reply) => {
       const errorReply = toErrorReply(error);
-      if (errorReply.status === 413) {
-        await discardBody(request.raw);
-        reply.header("connection", "close");
-      }
+      if (errorReply.status === 413 && !(await discardBody(request.raw))) reply.header("connection", "close");
       if (errorReply.status >= 500) ctx.logger.error({ err: error, method: request.method }, "stream request failed");
       return reply.code(errorReply.status).headers(errorReply.headers).send(errorReply.body);
     });
-    scope.addHook("onSend", async (_request, reply, payload) => {
-      reply.headers({ ...SECURITY_HEADERS, ...CORS_HEADERS });
+    scope.addHook("onSend", async (request, reply, payload) => {
+      reply.headers(browserHeaders(request.headers.origin !== undefined));
       return payload;
     });
 
@@ -89,7 +61,7 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: HttpContext): vo
       return reply.send();
     });
     scope.put(URL_PATTERN, (request, reply) => createStream(ctx, request, reply));
-    scope.post(URL_PATTERN, (request, reply) => appendStream(ctx, request, reply));
+    // POST (append) is served ahead of the router: see http/append-handler.ts.
     scope.delete(URL_PATTERN, (request, reply) => deleteStream(ctx, request, reply));
   });
 }

@@ -67,6 +67,34 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
     deleteRecord: db.prepare("DELETE FROM records WHERE kind = ? AND key = ?"),
   };
 
+  /*
+   * Live streams by name, as committed. This thread is the only writer, so an entry
+   * stays true as long as every change to a stream updates or drops it; a rolled-back
+   * batch drops them all (forget()). Appends then need no query to find their stream.
+   */
+  const cache = new Map<string, WriterStream>();
+  const cachedNames = new Map<number, string>();
+  const CACHE_SIZE = 10_000;
+
+  function remember(stream: WriterStream): WriterStream {
+    if (cache.size >= CACHE_SIZE) forget();
+    cache.set(stream.name, stream);
+    cachedNames.set(stream.id, stream.name);
+    return stream;
+  }
+
+  function forgetId(id: number): void {
+    const name = cachedNames.get(id);
+    if (name === undefined) return;
+    cachedNames.delete(id);
+    if (cache.get(name)?.id === id) cache.delete(name);
+  }
+
+  function forget(): void {
+    cache.clear();
+    cachedNames.clear();
+  }
+
   function read(row: WriterStreamRow | undefined): WriterStream | undefined {
     return row && { ...toStream(row), lastStreamSeq: row.lastStreamSeq, closedBy: row.closedBy, forkRequest: row.forkRequest };
   }
@@ -84,6 +112,7 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
     let current: StreamInfo | undefined = stream;
     while (current) {
       const forks = (sql.forkCount.get(current.id) as { n: number }).n;
+      forgetId(current.id);
       if (forks > 0) {
         sql.softDelete.run(current.id);
         break;
@@ -98,7 +127,9 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
 
   /** The live stream with this name; an expired one is retired on the way and counts as absent. */
   function live(name: string, now: number): WriterStream | undefined {
-    const stream = read(sql.live.get(name) as WriterStreamRow | undefined);
+    const cached = cache.get(name);
+    const found = cached ?? read(sql.live.get(name) as WriterStreamRow | undefined);
+    const stream = found && !cached ? remember(found) : found;
     if (stream && !stream.softDeleted && isExpired(stream, now)) {
       retire(stream, now);
       return undefined;
@@ -151,7 +182,7 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
     );
     own.forEach((data, index) => sql.insertMessage.run(id, baseSeq + index + 1, now, data));
     extended().set(id, baseSeq + own.length);
-    return { status: "created", stream: byId(id) };
+    return { status: "created", stream: remember(byId(id)) };
   }
 
   function appendStream(request: AppendRequest, now: number): AppendResult {
@@ -174,7 +205,15 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
     });
     if (producer) sql.saveProducer.run(stream.id, producer.id, producer.epoch, producer.seq, now);
     if (request.messages.length > 0 || request.close) extended().set(stream.id, request.close ? WAKE_ALL : tailSeq);
-    return { status: "appended", stream: byId(stream.id), producerSeq: producer?.seq ?? null };
+    const updated = remember({
+      ...stream,
+      tailSeq,
+      closed: request.close,
+      touchedAt: now,
+      lastStreamSeq: request.streamSeq ?? stream.lastStreamSeq,
+      closedBy: request.close && producer ? producerKey(producer) : stream.closedBy,
+    });
+    return { status: "appended", stream: updated, producerSeq: producer?.seq ?? null };
   }
 
   function deleteStream(name: string, now: number): DeleteStreamResult {
@@ -191,8 +230,12 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
     appendStream,
     deleteStream,
     touch(streamIds: number[], now: number): void {
-      for (const id of streamIds) sql.touch.run(now, id);
+      for (const id of streamIds) {
+        sql.touch.run(now, id);
+        forgetId(id);
+      }
     },
+    forget,
     /** Retires streams whose TTL or expiry has passed; returns how many. */
     expire(now: number): number {
       const ids = sql.expired.all({ now }) as Array<{ id: number }>;

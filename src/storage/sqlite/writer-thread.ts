@@ -213,8 +213,9 @@ port.on("message", (message: ToWriter) => {
     send({ type: "done", id: message.id, results, extended: [...extended] });
     rewindWalIfDue(message.ops);
   } catch (error) {
-    // The transaction rolled back: cached tails may be ahead of the file.
+    // The transaction rolled back: cached tails and streams may be ahead of the file.
     tails.clear();
+    streams.forget();
     send({ type: "failed", id: message.id, message: (error as Error).message });
   }
 });

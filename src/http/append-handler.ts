@@ -1,0 +1,79 @@
+/*
+ * Stream appends (POST /v1/stream/<name>) on bare node:http, ahead of the router, like
+ * webhook ingest: an append is the hot path of a stream server, and the router's
+ * per-request work cost more than the append itself. Everything else under
+ * /v1/stream goes through Fastify (routes/streams.ts).
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { TailhookError } from "../core/errors.js";
+import { presentedToken } from "./auth.js";
+import { discardBody, readBody } from "./body.js";
+import type { HttpContext } from "./context.js";
+import { sendErrorRaw } from "./errors.js";
+import { browserHeaders } from "./protocol/browser-headers.js";
+import { appendToStream } from "./protocol/stream-append.js";
+import { checkStreamName, generalStreamsForToken, STREAM_ROOT } from "./protocol/stream-access.js";
+
+const PREFIX = `${STREAM_ROOT}/`;
+
+export interface AppendTarget {
+  /** The percent-encoded name, as sent. */
+  rawName: string;
+  query: URLSearchParams;
+}
+
+/** A POST to a stream (but not to the reserved __ds control APIs), or undefined. */
+export function parseAppendUrl(method: string | undefined, url: string): AppendTarget | undefined {
+  if (method !== "POST" || !url.startsWith(PREFIX) || url.startsWith(`${PREFIX}__ds`)) return undefined;
+  const questionMark = url.indexOf("?");
+  const rawName = url.slice(PREFIX.length, questionMark === -1 ? undefined : questionMark);
+  return { rawName, query: new URLSearchParams(questionMark === -1 ? "" : url.slice(questionMark + 1)) };
+}
+
+function decodedName(rawName: string): string {
+  try {
+    return checkStreamName(decodeURIComponent(rawName));
+  } catch (error) {
+    if (error instanceof TailhookError) throw error;
+    throw new TailhookError("bad_request", "the stream name is not valid percent-encoding");
+  }
+}
+
+function tooLarge(limit: number): TailhookError {
+  return new TailhookError("payload_too_large", `an append may be at most ${limit} bytes`, { limit });
+}
+
+export function createAppendHandler(ctx: HttpContext) {
+  const limit = ctx.config.maxBodyBytes;
+  return async function handleAppend(req: IncomingMessage, res: ServerResponse, target: AppendTarget): Promise<void> {
+    const headers = browserHeaders(req.headers.origin !== undefined);
+    try {
+      const name = decodedName(target.rawName);
+      const token = presentedToken(req.headers, { token: target.query.get("token") ?? undefined });
+      generalStreamsForToken(ctx, token); // refuse before reading a body we would not take
+      if (Number(req.headers["content-length"] ?? 0) > limit) throw tooLarge(limit);
+      const body = await readBody(req, limit, () => tooLarge(limit));
+      const reply = await appendToStream(ctx, { name, headers: req.headers, body, token });
+      const payload = reply.body === undefined ? undefined : JSON.stringify(reply.body);
+      const connection: Record<string, string> = ctx.isShuttingDown() ? { connection: "close" } : {};
+      if (payload === undefined) {
+        res.writeHead(reply.status, { ...headers, ...reply.headers, ...connection });
+        res.end();
+      } else {
+        res.writeHead(reply.status, {
+          ...headers,
+          ...reply.headers,
+          ...connection,
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(payload),
+        });
+        res.end(payload);
+      }
+    } catch (error) {
+      const refusal = error instanceof TailhookError ? error : new TailhookError("store_unavailable", "storage is unavailable; nothing was stored");
+      const bodyEnded = await discardBody(req);
+      if (refusal.code === "store_unavailable") ctx.logger.error({ err: error }, "stream append failed");
+      sendErrorRaw(res, refusal, bodyEnded ? headers : { ...headers, connection: "close" });
+    }
+  };
+}
