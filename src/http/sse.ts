@@ -20,12 +20,17 @@ function field(name: string, value: string): string {
   return `${name}:${value.startsWith(" ") ? " " : ""}${value}\n`;
 }
 
-/** One `data` event carrying `text`; every line of it gets its own `data:` field. */
-export function sseDataEvent(text: string): string {
-  return `event: data\n${text
+/** `data:` fields carrying `text`, one per line of it. */
+export function sseDataLines(text: string): string {
+  return text
     .split(/\r\n|\r|\n/)
     .map((line) => field("data", line))
-    .join("")}\n`;
+    .join("");
+}
+
+/** One `data` event carrying `text`. */
+export function sseDataEvent(text: string): string {
+  return `event: data\n${sseDataLines(text)}\n`;
 }
 
 export function controlEvent(control: ControlEvent): string {

@@ -6,6 +6,7 @@
 import { messageJson } from "../../core/capture.js";
 import type { StoredMessage, StreamInfo } from "../../core/types.js";
 import { mediaType } from "../../storage/streams.js";
+import { sseDataEvent, sseDataLines } from "../sse.js";
 
 export function isJsonStream(stream: Pick<StreamInfo, "contentType">): boolean {
   return mediaType(stream.contentType) === "application/json";
@@ -26,9 +27,22 @@ export function responseBody(stream: StreamInfo, messages: StoredMessage[]): Buf
   return Buffer.concat(messages.map((message) => message.data));
 }
 
-/** The text of one SSE `data` event for these messages (before line framing). */
-export function sseDataText(stream: StreamInfo, messages: StoredMessage[]): string {
-  if (isJsonStream(stream)) return `[\n${messages.map(messageJson).join(",\n")}\n]`;
-  const bytes = Buffer.concat(messages.map((message) => message.data));
-  return isBinaryForSse(stream) ? bytes.toString("base64") : bytes.toString("utf8");
+/**
+ * One SSE `data` event for these messages: a JSON array with one message per line for
+ * a JSON stream (a message that spans lines gets a `data:` field per line), else the
+ * bytes as text or base64.
+ */
+export function sseDataEventFor(stream: StreamInfo, messages: StoredMessage[]): string {
+  if (!isJsonStream(stream)) {
+    const bytes = Buffer.concat(messages.map((message) => message.data));
+    return sseDataEvent(isBinaryForSse(stream) ? bytes.toString("base64") : bytes.toString("utf8"));
+  }
+  let event = "event: data\ndata:[\n";
+  messages.forEach((message, index) => {
+    const json = messageJson(message) + (index < messages.length - 1 ? "," : "");
+    event += MULTI_LINE.test(json) ? sseDataLines(json) : `data:${json}\n`;
+  });
+  return `${event}data:]\n\n`;
 }
+
+const MULTI_LINE = /[\r\n]/;

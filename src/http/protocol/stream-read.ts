@@ -11,9 +11,9 @@ import { formatOffset } from "../../core/offsets.js";
 import { parseConsumerName } from "../../core/consumers.js";
 import type { StreamInfo } from "../../core/types.js";
 import type { HttpContext } from "../context.js";
-import { controlEvent, KEEP_ALIVE, sseDataEvent, writeAndDrain, type ControlEvent } from "../sse.js";
+import { controlEvent, KEEP_ALIVE, writeAndDrain, type ControlEvent } from "../sse.js";
 import { goneError, readPage, resolveStart, type Page } from "../stream-reads.js";
-import { emptyBody, isBinaryForSse, responseBody, sseDataText } from "./bodies.js";
+import { emptyBody, isBinaryForSse, responseBody, sseDataEventFor } from "./bodies.js";
 import { browserHeaders } from "./browser-headers.js";
 import type { StreamTarget } from "./stream-access.js";
 
@@ -163,7 +163,7 @@ export async function serveSse(ctx: HttpContext, request: FastifyRequest, reply:
       if (!current) break;
       stream = current;
       const page = await readPage(ctx.store, stream, afterSeq);
-      if (page.messages.length > 0) await writeAndDrain(res, sseDataEvent(sseDataText(stream, page.messages)));
+      if (page.messages.length > 0) await writeAndDrain(res, sseDataEventFor(stream, page.messages));
       if (page.messages.length > 0 || !sentControl || atEnd(stream, page.lastSeq)) {
         afterSeq = page.lastSeq;
         cursor = nextCursor(cursor);

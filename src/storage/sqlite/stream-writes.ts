@@ -41,9 +41,9 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
     ),
     insertMessage: db.prepare("INSERT INTO messages (stream_id, seq, created_at, data, meta) VALUES (?, ?, ?, ?, NULL)"),
     message: db.prepare("SELECT data FROM messages WHERE stream_id = ? AND seq = ?"),
-    afterAppend: db.prepare(
-      `UPDATE streams SET tail_seq = @tailSeq, closed = @closed, touched_at = @now,
-         last_stream_seq = COALESCE(@streamSeq, last_stream_seq), closed_by = COALESCE(@closedBy, closed_by)
+    saveState: db.prepare(
+      `UPDATE streams SET tail_seq = @tailSeq, closed = @closed, touched_at = @touchedAt,
+         last_stream_seq = @lastStreamSeq, closed_by = @closedBy
        WHERE id = @id`,
     ),
     producer: db.prepare("SELECT epoch, last_seq AS lastSeq FROM producers WHERE stream_id = ? AND producer_id = ?"),
@@ -75,15 +75,46 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
   const cache = new Map<string, WriterStream>();
   const cachedNames = new Map<number, string>();
   const CACHE_SIZE = 10_000;
+  /**
+   * Streams appended to in the running batch, whose row is written once at its end
+   * (flush()) instead of once per append: a batch of a thousand appends to one stream
+   * updates its row once. Anything that reads or changes such a row first flushes it.
+   */
+  const dirty = new Map<number, WriterStream>();
+
+  function save(stream: WriterStream): void {
+    sql.saveState.run({
+      id: stream.id,
+      tailSeq: stream.tailSeq,
+      closed: stream.closed ? 1 : 0,
+      touchedAt: stream.touchedAt,
+      lastStreamSeq: stream.lastStreamSeq,
+      closedBy: stream.closedBy,
+    });
+  }
+
+  function flush(): void {
+    for (const stream of dirty.values()) save(stream);
+    dirty.clear();
+  }
 
   function remember(stream: WriterStream): WriterStream {
-    if (cache.size >= CACHE_SIZE) forget();
+    if (cache.size >= CACHE_SIZE) {
+      flush();
+      cache.clear();
+      cachedNames.clear();
+    }
     cache.set(stream.name, stream);
     cachedNames.set(stream.id, stream.name);
     return stream;
   }
 
   function forgetId(id: number): void {
+    const pending = dirty.get(id);
+    if (pending) {
+      save(pending);
+      dirty.delete(id);
+    }
     const name = cachedNames.get(id);
     if (name === undefined) return;
     cachedNames.delete(id);
@@ -93,6 +124,7 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
   function forget(): void {
     cache.clear();
     cachedNames.clear();
+    dirty.clear();
   }
 
   function read(row: WriterStreamRow | undefined): WriterStream | undefined {
@@ -195,14 +227,6 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
     if (verdict !== "write") return verdict;
     request.messages.forEach((data, index) => sql.insertMessage.run(stream.id, stream.tailSeq + index + 1, now, data));
     const tailSeq = stream.tailSeq + request.messages.length;
-    sql.afterAppend.run({
-      id: stream.id,
-      tailSeq,
-      closed: request.close ? 1 : 0,
-      now,
-      streamSeq: request.streamSeq,
-      closedBy: request.close && producer ? producerKey(producer) : null,
-    });
     if (producer) sql.saveProducer.run(stream.id, producer.id, producer.epoch, producer.seq, now);
     if (request.messages.length > 0 || request.close) extended().set(stream.id, request.close ? WAKE_ALL : tailSeq);
     const updated = remember({
@@ -213,6 +237,7 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
       lastStreamSeq: request.streamSeq ?? stream.lastStreamSeq,
       closedBy: request.close && producer ? producerKey(producer) : stream.closedBy,
     });
+    dirty.set(stream.id, updated);
     return { status: "appended", stream: updated, producerSeq: producer?.seq ?? null };
   }
 
@@ -236,8 +261,11 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
       }
     },
     forget,
+    /** Writes the rows of the streams this batch appended to; call before the commit. */
+    flush,
     /** Retires streams whose TTL or expiry has passed; returns how many. */
     expire(now: number): number {
+      flush();
       const ids = sql.expired.all({ now }) as Array<{ id: number }>;
       for (const { id } of ids) retire(byId(id), now);
       return ids.length;

@@ -197,7 +197,11 @@ function rewindWalIfDue(ops: WriteOp[]): void {
   }
 }
 
-const runBatch = db.transaction((ops: WriteOp[], extended: Map<number, number>) => ops.map((op) => apply(op, extended)));
+const runBatch = db.transaction((ops: WriteOp[], extended: Map<number, number>) => {
+  const results = ops.map((op) => apply(op, extended));
+  streams.flush();
+  return results;
+});
 
 port.on("message", (message: ToWriter) => {
   if (message.type === "close") {
