@@ -34,6 +34,9 @@ export interface SqliteStoreOptions {
 
 const PRUNE_ROWS_PER_BATCH = 2000;
 const INBOX_CACHE_SIZE = 10_000;
+/** Rows fetched per query when paging; small enough that a page of large bodies stays small. */
+const READ_CHUNK_ROWS = 64;
+const FIRST_CHUNK_ROWS = 8;
 
 const INBOX_COLUMNS = "id, name, stream_id AS streamId, token_hash AS tokenHash, settings, created_at AS createdAt";
 const MESSAGE_COLUMNS = "seq, created_at AS createdAt, data, meta";
@@ -189,12 +192,23 @@ export class SqliteStore implements Store, GeneralStreams {
 
   async readMessages(streamId: number, afterSeq: number, limits: ReadLimits): Promise<StoredMessage[]> {
     return readSegments(await this.segments.get(streamId), afterSeq, limits, async (owner, from, toSeq, remaining) => {
+      // Rows come in chunks (all() is much cheaper per row than iterate()), sized from the
+      // rows seen so far so that a chunk of large bodies stays near the byte limit.
       const messages: StoredMessage[] = [];
       let bytes = 0;
-      for (const row of this.sql.messages.iterate(owner, from, toSeq, remaining.maxMessages) as Iterable<StoredMessage>) {
-        messages.push(row);
-        bytes += row.data.length;
-        if (bytes >= remaining.maxBytes) break;
+      let after = from;
+      while (messages.length < remaining.maxMessages) {
+        const average = messages.length === 0 ? 0 : bytes / messages.length;
+        const fitting = average === 0 ? FIRST_CHUNK_ROWS : Math.ceil((remaining.maxBytes - bytes) / average);
+        const chunk = Math.max(1, Math.min(READ_CHUNK_ROWS, fitting, remaining.maxMessages - messages.length));
+        const rows = this.sql.messages.all(owner, after, toSeq, chunk) as StoredMessage[];
+        for (const row of rows) {
+          messages.push(row);
+          bytes += row.data.length;
+          if (bytes >= remaining.maxBytes) return messages;
+        }
+        if (rows.length < chunk) break;
+        after = rows.at(-1)!.seq;
       }
       return messages;
     });
