@@ -65,7 +65,8 @@ export function spawnNode(args: string[], env: NodeJS.ProcessEnv, ipc = false): 
   return child;
 }
 
-async function startChild(name: string, args: string[], env: NodeJS.ProcessEnv, ipc = false): Promise<{ child: ChildProcess; url: string }> {
+/** Spawns a server, waits for its "listening on <url>" line, then relays what it prints. */
+export async function startChild(name: string, args: string[], env: NodeJS.ProcessEnv, ipc = false): Promise<{ child: ChildProcess; url: string }> {
   const child = spawnNode(args, env, ipc);
   let output = "";
   let ready = false;
@@ -119,6 +120,8 @@ export interface TailhookOptions {
   adminToken?: string;
   /** Name in the child's log prefix. */
   name?: string;
+  /** More `serve` flags, e.g. --open. */
+  args?: string[];
 }
 
 export async function startTailhook(options: TailhookOptions = {}): Promise<Tailhook> {
@@ -132,7 +135,7 @@ export async function startTailhook(options: TailhookOptions = {}): Promise<Tail
   delete env.DATABASE_URL;
   delete env.TAILHOOK_DATABASE_URL;
   delete env.TAILHOOK_DATABASE_SCHEMA;
-  const args = [main, "serve", "--port", "0", "--data", dataDir];
+  const args = [main, "serve", "--port", "0", "--data", dataDir, ...(options.args ?? [])];
   if (options.db !== undefined) {
     args.push("--db", options.db);
     if (options.schema !== undefined) env.TAILHOOK_DATABASE_SCHEMA = options.schema;

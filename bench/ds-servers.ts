@@ -6,17 +6,13 @@
  * protocol requests the phase makes: create a JSON stream, read its tail offset, and
  * count its messages with catch-up reads.
  */
-import type { ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { spawnNode, stopChild } from "./children.js";
-
-const READY_TIMEOUT_MS = 15_000;
+import { startChild, startTailhook, stopChild } from "./children.js";
 
 export type DsServerKind = "tailhook" | "reference";
 
@@ -34,45 +30,6 @@ process.once("exit", () => {
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
-/** Like children.ts's own start-up: spawn, wait for "listening on <url>", then relay the child's output. */
-async function startListening(name: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string; stop(): Promise<void> }> {
-  const child = spawnNode(args, env);
-  let output = "";
-  let ready = false;
-  let stopping = false;
-  try {
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${name} did not start within ${READY_TIMEOUT_MS} ms:\n${output}`)), READY_TIMEOUT_MS);
-      const onOutput = (chunk: Buffer) => {
-        const text = chunk.toString("utf8");
-        if (ready) process.stderr.write(text.replace(/^(?=.)/gm, `[${name}] `));
-        else output += text;
-        const match = /listening on (http:\/\/\S+)/.exec(output);
-        if (!ready && match) {
-          ready = true;
-          clearTimeout(timer);
-          resolve(match[1]!);
-        }
-      };
-      child.stdout!.on("data", onOutput);
-      child.stderr!.on("data", onOutput);
-      child.once("exit", (code, signal) => {
-        clearTimeout(timer);
-        if (!ready) reject(new Error(`${name} exited (${signal ?? code}) before listening:\n${output}`));
-        else if (!stopping) process.stderr.write(`[${name}] exited unexpectedly (${signal ?? code})\n`);
-      });
-    });
-    const stop = () => {
-      stopping = true;
-      return stopChild(child);
-    };
-    return { child, url, stop };
-  } catch (error) {
-    await stopChild(child);
-    throw error;
-  }
-}
-
 function tempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   tempDirs.add(dir);
@@ -85,36 +42,27 @@ function removeDir(dir: string): void {
 }
 
 export async function startDsTailhook(): Promise<DsServer> {
-  const main = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
-  const dataDir = tempDir("tailhook-bench-ds-");
-  const env: NodeJS.ProcessEnv = { ...process.env, TAILHOOK_ADMIN_TOKEN: `bench_${randomBytes(24).toString("hex")}`, TAILHOOK_LOG_LEVEL: "warn" };
-  delete env.DATABASE_URL;
-  delete env.TAILHOOK_DATABASE_URL;
-  delete env.TAILHOOK_DATABASE_SCHEMA;
-  const { child, url, stop } = await startListening("tailhook", [main, "serve", "--open", "--port", "0", "--data", dataDir], env);
+  const tailhook = await startTailhook({ args: ["--open"] });
   return {
     kind: "tailhook",
     name: "tailhook",
-    pid: child.pid!,
-    streamUrl: (name) => `${url}/v1/stream/bench/${encodeURIComponent(name)}`,
-    async stop() {
-      await stop();
-      removeDir(dataDir);
-    },
+    pid: tailhook.pid,
+    streamUrl: (name) => `${tailhook.url}/v1/stream/bench/${encodeURIComponent(name)}`,
+    stop: () => tailhook.stop(),
   };
 }
 
 export async function startDsReference(): Promise<DsServer> {
   const script = fileURLToPath(new URL("./ds-reference-server.js", import.meta.url));
   const dataDir = tempDir("ds-reference-bench-");
-  const { child, url, stop } = await startListening("reference", [script, dataDir], process.env);
+  const { child, url } = await startChild("reference", [script, dataDir], process.env);
   return {
     kind: "reference",
     name: "@durable-streams/server",
     pid: child.pid!,
     streamUrl: (name) => `${url}/bench/${encodeURIComponent(name)}`,
     async stop() {
-      await stop();
+      await stopChild(child);
       removeDir(dataDir);
     },
   };
