@@ -14,6 +14,7 @@ import { Authorizer } from "./http/auth.js";
 import { buildHttpServer } from "./http/server.js";
 import { StreamWaiters } from "./live/stream-waiters.js";
 import { ReleaserStack } from "./shutdown.js";
+import { followLeadership } from "./subscriptions/follow-leadership.js";
 import { PostgresStore } from "./storage/postgres/postgres-store.js";
 import { SqliteStore } from "./storage/sqlite/sqlite-store.js";
 import type { Store } from "./storage/store.js";
@@ -141,8 +142,14 @@ export async function startTailhook(config: ServerConfig, options: StartOptions 
     });
     releasers.push("live readers", () => waiters.shutdown());
     if (subscriptions) {
-      await subscriptions.start();
-      releasers.push("subscriptions", () => subscriptions.close());
+      // A shared store (PostgreSQL) has several processes: only its leader runs them.
+      const leadership = store.leadership?.("subscriptions", (error) => logger.debug({ err: error }, "subscription leadership check failed"));
+      if (leadership) {
+        releasers.push("subscriptions", await followLeadership(subscriptions, leadership, logger));
+      } else {
+        await subscriptions.lead();
+        releasers.push("subscriptions", () => subscriptions.close());
+      }
     }
     logger.info({ url: listening, dataDir: options.store ? undefined : config.dataDir }, "tailhook is listening");
 

@@ -16,13 +16,16 @@ import { registerWebSocketRoutes } from "./routes/websocket.js";
 import { generalStreamsFor } from "./protocol/stream-access.js";
 import { streamDirectory } from "./protocol/stream-directory.js";
 import { registerSubscriptionRoutes } from "../subscriptions/routes.js";
-import type { SubscriptionService } from "../subscriptions/service.js";
+import type { SubscriptionHost } from "../subscriptions/service-host.js";
 
 export interface HttpServer {
   app: FastifyInstance;
   server: Server;
-  /** The Durable Streams subscriptions (start after listening, close before the store). */
-  subscriptions: SubscriptionService | undefined;
+  /**
+   * The Durable Streams subscriptions: lead() after listening (on a shared store, only
+   * while this process leads), close() before the store.
+   */
+  subscriptions: SubscriptionHost | undefined;
 }
 
 export function buildHttpServer(ctx: HttpContext): HttpServer {

@@ -34,6 +34,21 @@ export interface ReadLimits {
  */
 export type CommitListener = (streams: ReadonlyMap<number, number>) => void;
 
+/**
+ * Leadership among the processes sharing a store: at most one holds it at a time, for
+ * work that must run once per database (e.g. the subscription service).
+ */
+export interface Leadership {
+  /**
+   * Tries to become leader now and then keeps trying (or keeps checking it still is);
+   * onChange hears every change. Resolves after the first attempt, so a process that
+   * could lead at once already does.
+   */
+  start(onChange: (leading: boolean) => void): Promise<void>;
+  /** Gives leadership up (if held) and releases what it used. */
+  stop(): Promise<void>;
+}
+
 export interface Store {
   createInbox(inbox: NewInbox): Promise<Inbox>;
   getInbox(id: string): Promise<StoredInbox | undefined>;
@@ -73,6 +88,12 @@ export interface Store {
   /** Durable Streams protocol streams (create/append/delete/fork); absent when the backend lacks them. */
   readonly general?: GeneralStreams;
   ping?(): Promise<boolean>;
+  /**
+   * Leadership named `name` among the processes sharing this store; absent on stores
+   * only one process opens (SQLite), where that process always leads. onError hears
+   * failed tries and checks (the database may be down).
+   */
+  leadership?(name: string, onError?: (error: unknown) => void): Leadership;
   /** Waits for queued writes, then releases files and threads. */
   close(): Promise<void>;
 }

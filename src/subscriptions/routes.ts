@@ -6,10 +6,15 @@
  * Control requests (create, read, delete, membership, claim) go through the server's
  * authorize(); callback, ack and release carry their own wake token instead, and the
  * JWK Set is public so that any receiver can verify signatures.
+ *
+ * Only the leading process runs the service (service-host.ts); the others answer 503
+ * NOT_LEADER with Retry-After at once, never waiting for a term that may not come.
+ * The JWK Set is served by every process once the key exists.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { STATUS_BY_CODE, type Outcome, type Refusal } from "./errors.js";
-import { SubscriptionService, type SubscriptionServiceOptions } from "./service.js";
+import type { SubscriptionServiceOptions } from "./service.js";
+import { SubscriptionHost } from "./service-host.js";
 
 export interface SubscriptionDeps extends SubscriptionServiceOptions {
   /** Throws when the caller may not manage subscriptions (allows everything in --open mode). */
@@ -21,8 +26,8 @@ const SUBSCRIPTION = `${ROOT}/subscriptions/:id`;
 const MAX_BODY_BYTES = 1024 * 1024;
 const SUBSCRIPTION_ID = /^[^/\u0000-\u001f\u007f]{1,200}$/;
 
-export function registerSubscriptionRoutes(app: FastifyInstance, deps: SubscriptionDeps): SubscriptionService {
-  const service = new SubscriptionService(deps);
+export function registerSubscriptionRoutes(app: FastifyInstance, deps: SubscriptionDeps): SubscriptionHost {
+  const host = new SubscriptionHost(deps);
 
   // A plugin scope of our own, so that bodies reach us as bytes whatever parsers the
   // stream routes install, and a malformed body gets the protocol's INVALID_REQUEST.
@@ -30,16 +35,20 @@ export function registerSubscriptionRoutes(app: FastifyInstance, deps: Subscript
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: MAX_BODY_BYTES }, (_request, body, done) => done(null, body));
 
-    scope.get(`${ROOT}/jwks.json`, async (_request, reply) =>
-      reply
+    scope.get(`${ROOT}/jwks.json`, async (_request, reply) => {
+      const keys = await host.jwks();
+      if (!keys) return sendNotLeader(reply);
+      return reply
         .code(200)
         .header("content-type", "application/jwk-set+json")
         .header("cache-control", "public, max-age=300")
-        .send(JSON.stringify(await service.jwks())),
-    );
+        .send(JSON.stringify(keys));
+    });
 
     scope.put(SUBSCRIPTION, async (request, reply) => {
       deps.authorize(request);
+      const service = host.serving();
+      if (!service) return sendNotLeader(reply);
       const input = readInput(request);
       if (!input.ok) return sendRefusal(reply, input);
       const outcome = await service.put(input.value.id, input.value.body);
@@ -49,6 +58,8 @@ export function registerSubscriptionRoutes(app: FastifyInstance, deps: Subscript
 
     scope.get(SUBSCRIPTION, async (request, reply) => {
       deps.authorize(request);
+      const service = host.serving();
+      if (!service) return sendNotLeader(reply);
       const id = readId(request);
       if (!id.ok) return sendRefusal(reply, id);
       return send(reply, await service.get(id.value), 200);
@@ -56,6 +67,8 @@ export function registerSubscriptionRoutes(app: FastifyInstance, deps: Subscript
 
     scope.delete(SUBSCRIPTION, async (request, reply) => {
       deps.authorize(request);
+      const service = host.serving();
+      if (!service) return sendNotLeader(reply);
       const id = readId(request);
       if (!id.ok) return sendRefusal(reply, id);
       await service.delete(id.value);
@@ -64,6 +77,8 @@ export function registerSubscriptionRoutes(app: FastifyInstance, deps: Subscript
 
     scope.post(`${SUBSCRIPTION}/streams`, async (request, reply) => {
       deps.authorize(request);
+      const service = host.serving();
+      if (!service) return sendNotLeader(reply);
       const input = readInput(request);
       if (!input.ok) return sendRefusal(reply, input);
       return send(reply, await service.addStreams(input.value.id, input.value.body), 204);
@@ -71,6 +86,8 @@ export function registerSubscriptionRoutes(app: FastifyInstance, deps: Subscript
 
     scope.delete(`${SUBSCRIPTION}/streams/*`, async (request, reply) => {
       deps.authorize(request);
+      const service = host.serving();
+      if (!service) return sendNotLeader(reply);
       const id = readId(request);
       if (!id.ok) return sendRefusal(reply, id);
       const path = encodedStreamPath(request.url);
@@ -79,6 +96,8 @@ export function registerSubscriptionRoutes(app: FastifyInstance, deps: Subscript
     });
 
     scope.post(`${SUBSCRIPTION}/callback`, async (request, reply) => {
+      const service = host.serving();
+      if (!service) return sendNotLeader(reply);
       const input = readInput(request);
       if (!input.ok) return sendRefusal(reply, input);
       return send(reply, await service.callback(input.value.id, bearerToken(request), input.value.body), 200);
@@ -86,18 +105,24 @@ export function registerSubscriptionRoutes(app: FastifyInstance, deps: Subscript
 
     scope.post(`${SUBSCRIPTION}/claim`, async (request, reply) => {
       deps.authorize(request);
+      const service = host.serving();
+      if (!service) return sendNotLeader(reply);
       const input = readInput(request);
       if (!input.ok) return sendRefusal(reply, input);
       return send(reply, await service.claim(input.value.id, input.value.body), 200);
     });
 
     scope.post(`${SUBSCRIPTION}/ack`, async (request, reply) => {
+      const service = host.serving();
+      if (!service) return sendNotLeader(reply);
       const input = readInput(request);
       if (!input.ok) return sendRefusal(reply, input);
       return send(reply, await service.ack(input.value.id, bearerToken(request), input.value.body), 200);
     });
 
     scope.post(`${SUBSCRIPTION}/release`, async (request, reply) => {
+      const service = host.serving();
+      if (!service) return sendNotLeader(reply);
       const input = readInput(request);
       if (!input.ok) return sendRefusal(reply, input);
       return send(reply, await service.release(input.value.id, bearerToken(request), input.value.body), 204);
@@ -110,7 +135,15 @@ export function registerSubscriptionRoutes(app: FastifyInstance, deps: Subscript
     scope.all(`${ROOT}/*`, unknown);
   });
 
-  return service;
+  return host;
+}
+
+/** No term runs here: another process leads (or this one is between terms). */
+function sendNotLeader(reply: FastifyReply): FastifyReply {
+  return reply
+    .code(503)
+    .header("retry-after", "1")
+    .send({ error: { code: "NOT_LEADER", message: "subscriptions are served by another tailhook process; retry" } });
 }
 
 function send<T>(reply: FastifyReply, outcome: Outcome<T>, status: number): FastifyReply {

@@ -8,9 +8,10 @@
 import postgres from "postgres";
 import { encodeEventMeta } from "../../core/capture.js";
 import type { CapturedRequest, Consumer, Inbox, InboxSettings, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
-import type { AppendEventResult, CommitListener, InboxChanges, NewInbox, ReadLimits, Store } from "../store.js";
+import type { AppendEventResult, CommitListener, InboxChanges, Leadership, NewInbox, ReadLimits, Store } from "../store.js";
 import { toInbox, withoutToken, type InboxRow } from "../rows.js";
 import { GroupCommit } from "./group-commit.js";
+import { LeaderLock } from "./leader-lock.js";
 import { PgGeneralStreams } from "./pg-general-streams.js";
 import { readSegments, SegmentCache } from "../segments.js";
 import { migrate } from "./migrations.js";
@@ -72,7 +73,8 @@ export class PostgresStore implements Store {
   private constructor(
     private readonly sql: postgres.Sql,
     private readonly pingSql: postgres.Sql,
-    schema: string | undefined,
+    private readonly url: string,
+    private readonly schema: string | undefined,
   ) {
     this.channel = `tailhook_${schema ?? "public"}`.slice(0, 63);
     this.appends = new GroupCommit((ops) => this.commitAppends(ops));
@@ -115,7 +117,7 @@ export class PostgresStore implements Store {
       await migrate(sql);
       // One connection for /readyz, dropped when idle: no backoff, no queue behind load.
       const pingSql = postgres(options.url, { max: 1, idle_timeout: 2, connect_timeout: 1, backoff: () => 0, onnotice: () => undefined });
-      const store = new PostgresStore(sql, pingSql, schema);
+      const store = new PostgresStore(sql, pingSql, options.url, schema);
       await sql.listen(store.channel, (payload) => store.onNotification(payload));
       store.pruneTimer = setInterval(() => void store.prune().catch(() => undefined), options.pruneIntervalMs ?? 5000);
       store.pruneTimer.unref();
@@ -437,6 +439,11 @@ export class PostgresStore implements Store {
         if (attempt >= 2 || !deadConnection) return false;
       }
     }
+  }
+
+  /** An advisory lock per schema and name, on a connection of its own (see leader-lock.ts); the caller stops it. */
+  leadership(name: string, onError?: (error: unknown) => void): Leadership {
+    return new LeaderLock({ url: this.url, name, ...(this.schema ? { schema: this.schema } : {}), ...(onError ? { onError } : {}) });
   }
 
   close(): Promise<void> {
