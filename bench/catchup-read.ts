@@ -27,7 +27,8 @@ export interface CatchUpResult {
   readerCpuUs: number;
 }
 
-const EVENT_PREFIX = 'data: {"seq":';
+/** An event line of a data event; SSE allows one optional space after "data:". */
+const EVENT_LINE = /^data: ?\{"seq":(\d+),/;
 const TIMEOUT_MS = 60_000;
 
 export function readCatchUp(server: Tailhook, inbox: Inbox): Promise<CatchUpResult> {
@@ -64,8 +65,9 @@ export function readCatchUp(server: Tailhook, inbox: Inbox): Promise<CatchUpResu
       resolve({ events, outOfOrder, lastSeq, bytes, firstByteMs, seconds, eventsPerSecond: events / seconds, pages, serverCpuUs, readerCpuUs });
     }
     function line(text: string) {
-      if (text.startsWith(EVENT_PREFIX)) {
-        const seq = Number(text.slice(EVENT_PREFIX.length, text.indexOf(",", EVENT_PREFIX.length)));
+      const event = EVENT_LINE.exec(text);
+      if (event) {
+        const seq = Number(event[1]);
         if (seq !== lastSeq + 1) outOfOrder++;
         lastSeq = seq;
         events++;

@@ -40,7 +40,8 @@ export function sseDataEventFor(stream: StreamInfo, messages: StoredMessage[]): 
   let event = "event: data\ndata:[\n";
   messages.forEach((message, index) => {
     const json = messageJson(message) + (index < messages.length - 1 ? "," : "");
-    event += MULTI_LINE.test(json) ? sseDataLines(json) : `data:${json}\n`;
+    // An event envelope is JSON.stringify output, which never holds a raw line break.
+    event += message.meta === null && MULTI_LINE.test(json) ? sseDataLines(json) : `data:${json}\n`;
   });
   return `${event}data:]\n\n`;
 }
