@@ -70,6 +70,10 @@ describe("open mode", () => {
   it("reserves __ds for the protocol's control APIs", async () => {
     expect((await fetch(`${server.url}/v1/stream/__ds/mine`, { method: "PUT" })).status).toBe(404);
     expect((await fetch(`${server.url}/v1/stream/__ds`, { method: "PUT" })).status).toBe(404);
+    // Only the segment "__ds" is reserved: "__dsx" is an ordinary stream, appends included.
+    expect((await fetch(`${server.url}/v1/stream/__dsx`, { method: "PUT", headers: { "content-type": "text/plain" } })).status).toBe(201);
+    expect((await fetch(`${server.url}/v1/stream/__dsx`, { method: "POST", body: "a" })).status).toBe(204);
+    expect(await (await fetch(`${server.url}/v1/stream/__dsx`)).text()).toBe("a");
   });
 });
 

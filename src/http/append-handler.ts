@@ -15,6 +15,7 @@ import { appendToStream } from "./protocol/stream-append.js";
 import { checkStreamName, generalStreamsForToken, STREAM_ROOT } from "./protocol/stream-access.js";
 
 const PREFIX = `${STREAM_ROOT}/`;
+const RESERVED = "__ds";
 
 export interface AppendTarget {
   /** The percent-encoded name, as sent. */
@@ -24,9 +25,11 @@ export interface AppendTarget {
 
 /** A POST to a stream (but not to the reserved __ds control APIs), or undefined. */
 export function parseAppendUrl(method: string | undefined, url: string): AppendTarget | undefined {
-  if (method !== "POST" || !url.startsWith(PREFIX) || url.startsWith(`${PREFIX}__ds`)) return undefined;
+  if (method !== "POST" || !url.startsWith(PREFIX)) return undefined;
   const questionMark = url.indexOf("?");
   const rawName = url.slice(PREFIX.length, questionMark === -1 ? undefined : questionMark);
+  // "__ds" and "__ds/…" are the protocol's control APIs (the router serves them); "__dsx" is a stream.
+  if (rawName === RESERVED || rawName.startsWith(`${RESERVED}/`)) return undefined;
   return { rawName, query: new URLSearchParams(questionMark === -1 ? "" : url.slice(questionMark + 1)) };
 }
 

@@ -71,7 +71,7 @@ export interface GeneralStreams {
   createStream(request: CreateStreamRequest): Promise<CreateStreamResult>;
   appendStream(request: AppendRequest): Promise<AppendResult>;
   deleteStream(name: string): Promise<DeleteStreamResult>;
-  /** Records a read, which restarts a sliding TTL (coalesced; never delays the read). */
+  /** Records a read, which restarts a sliding TTL (throttled, see TouchThrottle; never delays the read). */
   touchStream(stream: StreamInfo): void;
   /** Live general streams (not inboxes), for subscriptions' glob backfill. */
   listGeneralStreams(): Promise<StreamInfo[]>;
@@ -88,4 +88,23 @@ export function mediaType(contentType: string): string {
 export function isExpired(stream: StreamInfo, now: number, lastTouch = stream.touchedAt ?? stream.createdAt): boolean {
   if (stream.expiresAt !== null && now >= stream.expiresAt) return true;
   return stream.ttlSeconds !== null && now >= lastTouch + stream.ttlSeconds * 1000;
+}
+
+/**
+ * Reads restart a sliding TTL, but recording every read would turn each read into a
+ * committed write (and let anyone force writes with reads). A stream's reads are
+ * recorded at most once per 5% of its TTL, so it may expire up to that much earlier
+ * than its last read says; a stream without a TTL is never recorded.
+ */
+export class TouchThrottle {
+  private readonly recorded = new Map<number, number>();
+
+  due(stream: StreamInfo, now: number): boolean {
+    if (stream.ttlSeconds === null) return false;
+    const last = this.recorded.get(stream.id) ?? stream.touchedAt ?? 0;
+    if (now - last < stream.ttlSeconds * 50) return false;
+    if (this.recorded.size >= 10_000) this.recorded.clear();
+    this.recorded.set(stream.id, now);
+    return true;
+  }
 }

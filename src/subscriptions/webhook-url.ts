@@ -85,12 +85,15 @@ function isPublicIpv6(address: string): boolean {
   if (words.every((word) => word === 0)) return false; // unspecified
   if (words.slice(0, 7).every((word) => word === 0) && words[7] === 1) return false; // loopback
   if (words.slice(0, 5).every((word) => word === 0) && words[5] === 0xffff) return false; // mapped, other spelling
+  if (words.slice(0, 6).every((word) => word === 0)) return false; // IPv4-compatible (::a.b.c.d), deprecated
   const first = words[0]!;
   if ((first & 0xfe00) === 0xfc00) return false; // unique local
   if ((first & 0xffc0) === 0xfe80) return false; // link-local
   if ((first & 0xff00) === 0xff00) return false; // multicast
   if (first === 0x2001 && words[1] === 0x0db8) return false; // documentation
-  if (first === 0x0064 && words[1] === 0xff9b) return false; // NAT64 can reach IPv4 private space
+  if (first === 0x0064 && words[1] === 0xff9b) return false; // NAT64 (also local-use 64:ff9b:1::/48) can reach IPv4 private space
+  if ((first & 0xffc0) === 0xfec0) return false; // site-local, deprecated but still local
+  if (first === 0x2001 && words[1] === 0x0000) return false; // Teredo embeds arbitrary IPv4
   if (first === 0x2002) return false; // 6to4 embeds arbitrary IPv4
   return true;
 }

@@ -62,7 +62,13 @@ export function streamDirectory(store: Store, general: GeneralStreams): StreamDi
           const found: Array<StreamTail & { created: boolean }> = [];
           for (const streamId of unknown) {
             const stream = await store.getStreamById(streamId);
-            if (!stream) continue;
+            if (!stream) {
+              // Removed: forget its name, so the maps hold live streams only.
+              const name = nameById.get(streamId);
+              if (name && knownIds.get(name) === streamId) knownIds.delete(name);
+              nameById.delete(streamId);
+              continue;
+            }
             if (isInboxStreamName(stream.name)) {
               if (nameById.size >= 100_000) nameById.clear();
               nameById.set(streamId, null);

@@ -11,6 +11,7 @@ import type { StreamInfo } from "../../core/types.js";
 import type { CommitListener } from "../store.js";
 import {
   isExpired,
+  TouchThrottle,
   type AppendRequest,
   type AppendResult,
   type CreateStreamRequest,
@@ -49,6 +50,8 @@ export interface PgGeneralStreamsDeps {
 const UNIQUE_VIOLATION = "23505";
 
 export class PgGeneralStreams implements GeneralStreams {
+  private readonly touches = new TouchThrottle();
+
   constructor(private readonly deps: PgGeneralStreamsDeps) {}
 
   private columns(tx: Tx | postgres.Sql) {
@@ -72,8 +75,10 @@ export class PgGeneralStreams implements GeneralStreams {
     return result as T;
   }
 
-  private async byId(tx: Tx, id: number): Promise<WriterStream> {
-    const [row] = await tx<WriterStream[]>`SELECT ${this.columns(tx)} FROM streams WHERE id = ${id}`;
+  private async byId(tx: Tx, id: number, lock = false): Promise<WriterStream> {
+    const [row] = lock
+      ? await tx<WriterStream[]>`SELECT ${this.columns(tx)} FROM streams WHERE id = ${id} FOR UPDATE`
+      : await tx<WriterStream[]>`SELECT ${this.columns(tx)} FROM streams WHERE id = ${id}`;
     return row!;
   }
 
@@ -90,7 +95,9 @@ export class PgGeneralStreams implements GeneralStreams {
       await tx`UPDATE streams SET deleted_at = ${now} WHERE id = ${current.id}`;
       await tx`DELETE FROM producers WHERE stream_id = ${current.id}`;
       tails.set(current.id, WAKE_ALL);
-      const parent: WriterStream | undefined = current.forkedFrom === null ? undefined : await this.byId(tx, current.forkedFrom);
+      // Locked before its forks are counted: two forks deleted at once would otherwise
+      // each still see the other and leave the source soft-deleted with no forks.
+      const parent: WriterStream | undefined = current.forkedFrom === null ? undefined : await this.byId(tx, current.forkedFrom, true);
       current = parent?.softDeleted ? parent : undefined;
     }
   }
@@ -228,8 +235,8 @@ export class PgGeneralStreams implements GeneralStreams {
   }
 
   touchStream(stream: StreamInfo): void {
-    if (stream.ttlSeconds === null) return;
     const now = Date.now();
+    if (!this.touches.due(stream, now)) return;
     void this.deps
       .track(() => this.deps.sql`UPDATE streams SET touched_at = GREATEST(COALESCE(touched_at, 0), ${now}) WHERE id = ${stream.id}`)
       .catch(() => undefined);

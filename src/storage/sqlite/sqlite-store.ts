@@ -22,7 +22,7 @@ import type {
   DeleteStreamResult,
   GeneralStreams,
 } from "../streams.js";
-import { isExpired } from "../streams.js";
+import { isExpired, TouchThrottle } from "../streams.js";
 import { readSegments, SegmentCache, type ForkPoint } from "../segments.js";
 
 export interface SqliteStoreOptions {
@@ -43,6 +43,7 @@ const MESSAGE_COLUMNS = "seq, created_at AS createdAt, data, meta";
 
 export class SqliteStore implements Store, GeneralStreams {
   readonly general: GeneralStreams = this;
+  private readonly touches = new TouchThrottle();
   private readonly segments = new SegmentCache(async (streamId) => this.sql.forkPoint.get(streamId) as ForkPoint | undefined);
   private readonly sql;
   private pruneTimer: NodeJS.Timeout | undefined;
@@ -237,9 +238,9 @@ export class SqliteStore implements Store, GeneralStreams {
   }
 
   touchStream(stream: StreamInfo): void {
-    // Only a sliding TTL cares when a stream was last read.
-    if (stream.ttlSeconds === null) return;
-    this.write({ kind: "touchStreams", streamIds: [stream.id], now: Date.now() }).catch(() => undefined);
+    const now = Date.now();
+    if (!this.touches.due(stream, now)) return;
+    this.write({ kind: "touchStreams", streamIds: [stream.id], now }).catch(() => undefined);
   }
 
   async listGeneralStreams(): Promise<StreamInfo[]> {

@@ -42,7 +42,7 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
     insertMessage: db.prepare("INSERT INTO messages (stream_id, seq, created_at, data, meta) VALUES (?, ?, ?, ?, NULL)"),
     message: db.prepare("SELECT data FROM messages WHERE stream_id = ? AND seq = ?"),
     saveState: db.prepare(
-      `UPDATE streams SET tail_seq = @tailSeq, closed = @closed, touched_at = @touchedAt,
+      `UPDATE streams SET tail_seq = @tailSeq, closed = @closed, touched_at = MAX(COALESCE(touched_at, 0), @touchedAt),
          last_stream_seq = @lastStreamSeq, closed_by = @closedBy
        WHERE id = @id`,
     ),
@@ -257,7 +257,12 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
     touch(streamIds: number[], now: number): void {
       for (const id of streamIds) {
         sql.touch.run(now, id);
-        forgetId(id);
+        const name = cachedNames.get(id);
+        const cached = name === undefined ? undefined : cache.get(name);
+        if (!cached || cached.id !== id) continue;
+        const touched = { ...cached, touchedAt: Math.max(cached.touchedAt ?? 0, now) };
+        cache.set(touched.name, touched);
+        if (dirty.has(id)) dirty.set(id, touched);
       }
     },
     forget,
