@@ -12,6 +12,7 @@ import type { ServerConfig } from "./config.js";
 import { newToken } from "./core/ids.js";
 import { Authorizer } from "./http/auth.js";
 import { buildHttpServer } from "./http/server.js";
+import { StreamGrants } from "./http/stream-grants.js";
 import { StreamWaiters } from "./live/stream-waiters.js";
 import { ReleaserStack } from "./shutdown.js";
 import { followLeadership } from "./subscriptions/follow-leadership.js";
@@ -125,6 +126,7 @@ export async function startTailhook(config: ServerConfig, options: StartOptions 
     const { app, server, subscriptions } = buildHttpServer({
       store,
       auth: new Authorizer(adminToken),
+      grants: store.general ? new StreamGrants(store.general) : undefined,
       waiters,
       config,
       logger,

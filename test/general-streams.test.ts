@@ -45,6 +45,76 @@ describe("access", () => {
   });
 });
 
+describe("stream tokens", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  async function grant(body: Record<string, unknown>): Promise<{ id: string; token: string; prefix: string; access: string }> {
+    const response = await server.admin("/api/stream-tokens", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    expect(response.status, await response.clone().text()).toBe(201);
+    return (await response.json()) as { id: string; token: string; prefix: string; access: string };
+  }
+
+  it("a read token reads the streams under its prefix, and nothing else", async () => {
+    for (const name of ["app/chat/room-1", "app/chatx", "app/other"]) {
+      expect((await server.admin(`/v1/stream/${name}`, { method: "PUT", headers: { "content-type": "text/plain" }, body: name })).status).toBe(201);
+    }
+    const reader = await grant({ prefix: "app/chat" });
+    expect(reader).toMatchObject({ prefix: "app/chat", access: "read" });
+    expect(reader.token).toMatch(/^ths_/);
+    const as = (token: string, init: RequestInit = {}) => ({ ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${token}` } });
+    const room = `${server.url}/v1/stream/app/chat/room-1`;
+    expect(await (await fetch(room, as(reader.token))).text()).toBe("app/chat/room-1");
+    expect((await fetch(`${room}?offset=-1&token=${reader.token}`)).status).toBe(200); // EventSource style
+    expect((await fetch(room, as(reader.token, { method: "HEAD" }))).status).toBe(200);
+    expect((await fetch(room, as(reader.token, { method: "POST", headers: { "content-type": "text/plain" }, body: "x" }))).status).toBe(401);
+    expect((await fetch(`${server.url}/v1/stream/app/chatx`, as(reader.token))).status).toBe(401);
+    expect((await fetch(`${server.url}/v1/stream/app/other`, as(reader.token))).status).toBe(401);
+    expect((await fetch(`${server.url}/api/stream-tokens`, as(reader.token))).status).toBe(401);
+  });
+
+  it("a write token writes under its prefix, cannot fork what it cannot read, and can be revoked", async () => {
+    const writer = await grant({ prefix: "jobs", access: "write" });
+    const auth = { authorization: `Bearer ${writer.token}`, "content-type": "application/json" };
+    expect((await fetch(`${server.url}/v1/stream/jobs/1`, { method: "PUT", headers: auth })).status).toBe(201);
+    expect((await fetch(`${server.url}/v1/stream/jobs/1`, { method: "POST", headers: auth, body: '{"step":1}' })).status).toBe(204);
+    expect(await (await fetch(`${server.url}/v1/stream/jobs/1`, { headers: auth })).json()).toEqual([{ step: 1 }]);
+    const leak = await fetch(`${server.url}/v1/stream/jobs/copy`, { method: "PUT", headers: { ...auth, "stream-forked-from": "app/other" } });
+    expect(leak.status).toBe(401);
+    expect((await fetch(`${server.url}/v1/stream/jobs/1`, { method: "DELETE", headers: auth })).status).toBe(204);
+
+    const listed = (await (await server.admin("/api/stream-tokens")).json()) as { tokens: Array<Record<string, unknown>> };
+    const entry = listed.tokens.find((token) => token.id === writer.id)!;
+    expect(entry).toMatchObject({ prefix: "jobs", access: "write", expiresAt: null });
+    expect(entry.token).toBeUndefined();
+    expect(entry.tokenHash).toBeUndefined();
+    expect((await server.admin(`/api/stream-tokens/${writer.id}`, { method: "DELETE" })).status).toBe(204);
+    expect((await fetch(`${server.url}/v1/stream/jobs/2`, { method: "PUT", headers: auth })).status).toBe(401);
+    expect((await server.admin(`/api/stream-tokens/${writer.id}`, { method: "DELETE" })).status).toBe(404);
+  });
+
+  it("expires, refuses bad requests, and never covers inbox streams", async () => {
+    const brief = await grant({ prefix: "brief", access: "write", expiresInSeconds: 1 });
+    const auth = { authorization: `Bearer ${brief.token}` };
+    expect((await fetch(`${server.url}/v1/stream/brief/a`, { method: "PUT", headers: auth })).status).toBe(201);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect((await fetch(`${server.url}/v1/stream/brief/a`, { headers: auth })).status).toBe(401);
+    for (const body of [{}, { prefix: "" }, { prefix: "a//b" }, { prefix: "a", access: "admin" }, { prefix: "a", expiresInSeconds: 0 }, { prefix: "a", extra: 1 }, { prefix: "inbox" }]) {
+      const response = await server.admin("/api/stream-tokens", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      expect(response.status, JSON.stringify(body)).toBe(400);
+    }
+  });
+});
+
 describe("open mode", () => {
   let server: TestServer;
   beforeAll(async () => {
@@ -65,6 +135,11 @@ describe("open mode", () => {
     });
     expect(fork.status).toBe(404);
     expect((await fetch(`${server.url}/v1/stream/dev/leak`)).status).toBe(404);
+  });
+
+  it("still keeps stream-token management for the admin", async () => {
+    const response = await fetch(`${server.url}/api/stream-tokens`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"prefix":"x"}' });
+    expect(response.status).toBe(401);
   });
 
   it("reserves __ds for the protocol's control APIs", async () => {

@@ -12,7 +12,8 @@ export function newInboxId(): string {
   }
 }
 
-export function newToken(prefix: "thk" | "tha" = "thk"): string {
+/** thk_: an inbox's read token; tha_: the admin token; ths_: a stream token (stream-grants.ts). */
+export function newToken(prefix: "thk" | "tha" | "ths" = "thk"): string {
   return `${prefix}_${randomBytes(32).toString("base64url")}`;
 }
 

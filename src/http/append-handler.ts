@@ -12,7 +12,7 @@ import type { HttpContext } from "./context.js";
 import { sendErrorRaw } from "./errors.js";
 import { browserHeaders } from "./protocol/browser-headers.js";
 import { appendToStream } from "./protocol/stream-append.js";
-import { checkStreamName, generalStreamsForToken, STREAM_ROOT } from "./protocol/stream-access.js";
+import { authorizeStream, checkStreamName, isInboxStreamName, STREAM_ROOT } from "./protocol/stream-access.js";
 
 const PREFIX = `${STREAM_ROOT}/`;
 const RESERVED = "__ds";
@@ -53,7 +53,7 @@ export function createAppendHandler(ctx: HttpContext) {
     try {
       const name = decodedName(target.rawName);
       const token = presentedToken(req.headers, { token: target.query.get("token") ?? undefined });
-      generalStreamsForToken(ctx, token); // refuse before reading a body we would not take
+      if (!isInboxStreamName(name)) await authorizeStream(ctx, token, name, "write"); // refuse before reading a body we would not take
       if (Number(req.headers["content-length"] ?? 0) > limit) throw tooLarge(limit);
       const body = await readBody(req, limit, () => tooLarge(limit));
       const reply = await appendToStream(ctx, { name, headers: req.headers, body, token });

@@ -4,10 +4,13 @@ import type { ServerConfig } from "../config.js";
 import type { StreamWaiters } from "../live/stream-waiters.js";
 import type { Store } from "../storage/store.js";
 import type { Authorizer } from "./auth.js";
+import type { StreamGrants } from "./stream-grants.js";
 
 export interface HttpContext {
   store: Store;
   auth: Authorizer;
+  /** Stream tokens (absent when the store has no general streams). */
+  grants: StreamGrants | undefined;
   waiters: StreamWaiters;
   config: ServerConfig;
   logger: Logger;

@@ -12,6 +12,7 @@ import { registerConsumerRoutes } from "./routes/consumers.js";
 import { registerInboxRoutes } from "./routes/inboxes.js";
 import { registerSmeeRoutes } from "./routes/smee.js";
 import { registerStreamRoutes } from "./routes/streams.js";
+import { registerStreamTokenRoutes } from "./routes/stream-tokens.js";
 import { registerWebSocketRoutes } from "./routes/websocket.js";
 import { generalStreamsFor } from "./protocol/stream-access.js";
 import { streamDirectory } from "./protocol/stream-directory.js";
@@ -87,6 +88,7 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
       })
     : undefined;
   registerStreamRoutes(app, ctx);
+  registerStreamTokenRoutes(app, ctx);
   registerSmeeRoutes(app, ctx);
   registerWebSocketRoutes(app, ctx);
   return { app, server: server!, subscriptions };

@@ -10,6 +10,7 @@ import type { StreamInfo } from "../../core/types.js";
 import { isExpired, type GeneralStreams } from "../../storage/streams.js";
 import { presentedToken } from "../auth.js";
 import { INBOX_STREAM_PREFIX, type HttpContext } from "../context.js";
+import { grantCovers, type StreamAccess } from "../stream-grants.js";
 
 export const STREAM_ROOT = "/v1/stream";
 const MAX_NAME_LENGTH = 1024;
@@ -46,17 +47,36 @@ function token(request: FastifyRequest): string | undefined {
   return presentedToken(request.headers, request.query as Record<string, unknown>);
 }
 
-/** The general-stream store, after checking the caller (by the token it presented) may use general streams. */
+function requireGeneral(ctx: HttpContext): GeneralStreams {
+  if (!ctx.store.general) throw new TailhookError("not_implemented", "this storage backend does not support general streams");
+  return ctx.store.general;
+}
+
+/** For what only the admin may do with general streams (subscriptions, token management), or anyone with --open. */
 export function generalStreamsForToken(ctx: HttpContext, presented: string | undefined): GeneralStreams {
   if (!ctx.config.open) ctx.auth.requireAdmin(presented);
-  if (!ctx.store.general) {
-    throw new TailhookError("not_implemented", "this storage backend does not support general streams");
-  }
-  return ctx.store.general;
+  return requireGeneral(ctx);
 }
 
 export function generalStreamsFor(ctx: HttpContext, request: FastifyRequest): GeneralStreams {
   return generalStreamsForToken(ctx, token(request));
+}
+
+/**
+ * May the presented token use the general stream `name` this way? Anyone with
+ * --open, the admin always, and a stream token within its prefix and access. A wrong
+ * token and a token for other streams get the same 401.
+ */
+export async function authorizeStream(ctx: HttpContext, presented: string | undefined, name: string, access: StreamAccess): Promise<GeneralStreams> {
+  const general = requireGeneral(ctx);
+  if (ctx.config.open || ctx.auth.isAdmin(presented)) return general;
+  const grant = presented === undefined || !ctx.grants ? undefined : await ctx.grants.find(presented);
+  if (grant && grantCovers(grant, name, access, Date.now())) return general;
+  throw new TailhookError("unauthorized", `the admin token or a stream token that may ${access} this stream is required`);
+}
+
+export function requestToken(request: FastifyRequest): string | undefined {
+  return token(request);
 }
 
 /** A live general stream, or 404 (absent or expired) / 410 (soft-deleted). */
@@ -77,7 +97,7 @@ export async function openForRead(ctx: HttpContext, request: FastifyRequest, tou
     if (!stream) throw new TailhookError("not_found", "no such stream");
     return { name, stream, general: false, public: false };
   }
-  const general = generalStreamsFor(ctx, request);
+  const general = await authorizeStream(ctx, token(request), name, "read");
   const stream = await liveGeneralStream(ctx, name);
   if (touch) general.touchStream(stream);
   return { name, stream, general: true, public: ctx.config.open };

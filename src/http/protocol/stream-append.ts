@@ -13,7 +13,7 @@ import type { HttpContext } from "../context.js";
 import { isJsonStream } from "./bodies.js";
 import { parseProducer, parseStreamSeq, wantsClose } from "./headers.js";
 import { jsonMessages } from "./json-messages.js";
-import { generalStreamsForToken, isInboxStreamName } from "./stream-access.js";
+import { authorizeStream, isInboxStreamName } from "./stream-access.js";
 
 export interface StreamReply {
   status: number;
@@ -100,7 +100,7 @@ function replyTo(input: AppendInput, result: AppendResult, sentType: string | nu
 
 export async function appendToStream(ctx: HttpContext, input: AppendInput): Promise<StreamReply> {
   const name = writableName(input.name);
-  const general = generalStreamsForToken(ctx, input.token);
+  const general = await authorizeStream(ctx, input.token, name, "write");
   const close = wantsClose(input.headers);
   const producer = parseProducer(input.headers);
   const streamSeq = parseStreamSeq(input.headers);

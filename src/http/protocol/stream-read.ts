@@ -59,6 +59,23 @@ async function startSeqOf(ctx: HttpContext, stream: StreamInfo, query: ReadQuery
   return Math.min(consumer.committedSeq, stream.tailSeq);
 }
 
+/**
+ * The first page of a read. "-1" means the earliest retained message: when retention
+ * moves that forward between finding the start and reading (a 410 from readPage), the
+ * read starts again at the new earliest instead of failing.
+ */
+async function firstPage(ctx: HttpContext, stream: StreamInfo, startSeq: number, query: ReadQuery) {
+  try {
+    return { stream, startSeq, page: await readPage(ctx.store, stream, startSeq) };
+  } catch (error) {
+    const fromStart = query.consumer === undefined && (offsetParam(query) ?? "-1") === "-1";
+    if (!fromStart || !(error instanceof TailhookError && error.code === "gone")) throw error;
+    const current = (await ctx.store.getStreamById(stream.id)) ?? stream;
+    const restart = current.firstSeq - 1;
+    return { stream: current, startSeq: restart, page: await readPage(ctx.store, current, restart) };
+  }
+}
+
 function positionHeaders(stream: StreamInfo, nextSeq: number, upToDate: boolean): Record<string, string> {
   const headers: Record<string, string> = { "stream-next-offset": formatOffset(nextSeq) };
   if (upToDate || atEnd(stream, nextSeq)) headers["stream-up-to-date"] = "true";
@@ -86,10 +103,10 @@ function sendEmptyAtTail(reply: FastifyReply, stream: StreamInfo, seq: number, s
 export async function catchUp(ctx: HttpContext, request: FastifyRequest, reply: FastifyReply, target: StreamTarget) {
   const query = request.query as ReadQuery;
   const { stream } = target;
-  const startSeq = await startSeqOf(ctx, stream, query);
-  if (offsetParam(query) === "now") return sendEmptyAtTail(reply, stream, startSeq, 200);
-  const page = await readPage(ctx.store, stream, startSeq);
-  return sendPage(reply, target, startSeq, page, nextCursor(query.cursor), request.headers["if-none-match"]);
+  if (offsetParam(query) === "now") return sendEmptyAtTail(reply, stream, await startSeqOf(ctx, stream, query), 200);
+  const first = await firstPage(ctx, stream, await startSeqOf(ctx, stream, query), query);
+  const read = { ...target, stream: first.stream };
+  return sendPage(reply, read, first.startSeq, first.page, nextCursor(query.cursor), request.headers["if-none-match"]);
 }
 
 async function currentTail(ctx: HttpContext, streamId: number): Promise<number | undefined> {
@@ -111,10 +128,10 @@ export async function longPoll(ctx: HttpContext, request: FastifyRequest, reply:
   if (offsetParam(query) === undefined && query.consumer === undefined) {
     throw new TailhookError("bad_request", "long-poll needs an offset or a consumer");
   }
-  let stream = target.stream;
-  const startSeq = await startSeqOf(ctx, stream, query);
+  const first = await firstPage(ctx, target.stream, await startSeqOf(ctx, target.stream, query), query);
+  let { stream, page } = first;
+  const { startSeq } = first;
   const cursor = nextCursor(query.cursor);
-  let page = await readPage(ctx.store, stream, startSeq);
   if (page.messages.length === 0 && !stream.closed) {
     const outcome = await ctx.waiters.waitAfterCheck(stream.id, startSeq, ctx.config.longPollTimeoutMs, abortOnClose(reply), () =>
       currentTail(ctx, stream.id),

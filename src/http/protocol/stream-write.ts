@@ -9,7 +9,7 @@ import { TailhookError } from "../../core/errors.js";
 import type { HttpContext } from "../context.js";
 import { parseExpiry, parseFork, wantsClose } from "./headers.js";
 import { messagesOf, requestContentType, streamHeaders, writableName } from "./stream-append.js";
-import { generalStreamsFor, isInboxStreamName, liveGeneralStream, STREAM_ROOT, streamName } from "./stream-access.js";
+import { authorizeStream, isInboxStreamName, liveGeneralStream, requestToken, STREAM_ROOT, streamName } from "./stream-access.js";
 
 function bodyOf(request: FastifyRequest): Buffer {
   return Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
@@ -21,11 +21,13 @@ function conflict(reply: FastifyReply, message: string, extra: Record<string, un
 
 export async function createStream(ctx: HttpContext, request: FastifyRequest, reply: FastifyReply) {
   const name = writableName(streamName(request));
-  const general = generalStreamsFor(ctx, request);
+  const general = await authorizeStream(ctx, requestToken(request), name, "write");
   const expiry = parseExpiry(request.headers);
   const fork = parseFork(request.headers, STREAM_ROOT);
   // An inbox's events are readable with its token only: forking one would publish them.
   if (fork && isInboxStreamName(fork.source)) throw new TailhookError("not_found", "the stream named by Stream-Forked-From does not exist");
+  // A fork reads its source: the caller must be allowed to read it.
+  if (fork) await authorizeStream(ctx, requestToken(request), fork.source, "read");
   let contentType = requestContentType(request.headers);
   const body = bodyOf(request);
   // An initial body on a fork that names no type is framed by the source's type.
@@ -58,7 +60,7 @@ export async function createStream(ctx: HttpContext, request: FastifyRequest, re
 
 export async function deleteStream(ctx: HttpContext, request: FastifyRequest, reply: FastifyReply) {
   const name = writableName(streamName(request));
-  const general = generalStreamsFor(ctx, request);
+  const general = await authorizeStream(ctx, requestToken(request), name, "write");
   const result = await general.deleteStream(name);
   if (result.status === "not_found") throw new TailhookError("not_found", "no such stream");
   if (result.status === "gone") throw new TailhookError("gone", "the stream was already deleted; its forks still read its data");
