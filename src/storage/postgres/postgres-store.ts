@@ -102,9 +102,9 @@ export class PostgresStore implements Store {
     guardAgainstClientWriteBug();
     const sql = postgres(options.url, {
       max: options.poolSize ?? 10,
-      // Come back quickly after an outage: reconnect within half a second at most, and
+      // Come back quickly after an outage: reconnect within a quarter second at most, and
       // give up on a connection attempt after 1 s so requests answer 503 instead of hanging.
-      backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 0.5),
+      backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 0.25),
       connect_timeout: 1,
       onnotice: () => undefined,
       types: {
