@@ -11,8 +11,8 @@ import { discardBody, readBody } from "./body.js";
 import type { HttpContext } from "./context.js";
 import { sendErrorRaw } from "./errors.js";
 import { browserHeaders } from "./protocol/browser-headers.js";
-import { appendToStream } from "./protocol/stream-append.js";
-import { authorizeStream, checkStreamName, isInboxStreamName, STREAM_ROOT } from "./protocol/stream-access.js";
+import { appendToStream, writableName } from "./protocol/stream-append.js";
+import { authorizeStream, checkStreamName, STREAM_ROOT } from "./protocol/stream-access.js";
 
 const PREFIX = `${STREAM_ROOT}/`;
 const RESERVED = "__ds";
@@ -51,12 +51,13 @@ export function createAppendHandler(ctx: HttpContext) {
   return async function handleAppend(req: IncomingMessage, res: ServerResponse, target: AppendTarget): Promise<void> {
     const headers = browserHeaders(req.headers.origin !== undefined);
     try {
-      const name = decodedName(target.rawName);
+      const name = writableName(decodedName(target.rawName));
       const token = presentedToken(req.headers, { token: target.query.get("token") ?? undefined });
-      if (!isInboxStreamName(name)) await authorizeStream(ctx, token, name, "write"); // refuse before reading a body we would not take
+      // Refused before reading a body we would not take.
+      const general = await authorizeStream(ctx, token, name, "write");
       if (Number(req.headers["content-length"] ?? 0) > limit) throw tooLarge(limit);
       const body = await readBody(req, limit, () => tooLarge(limit));
-      const reply = await appendToStream(ctx, { name, headers: req.headers, body, token });
+      const reply = await appendToStream(general, { name, headers: req.headers, body });
       const payload = reply.body === undefined ? undefined : JSON.stringify(reply.body);
       const connection: Record<string, string> = ctx.isShuttingDown() ? { connection: "close" } : {};
       if (payload === undefined) {

@@ -5,6 +5,7 @@
 import { createServer, type Server } from "node:http";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { HttpContext } from "./context.js";
+import { discardBody } from "./body.js";
 import { toErrorReply } from "./errors.js";
 import { createIngestHandler, parseIngestUrl } from "./ingest.js";
 import { createAppendHandler, parseAppendUrl } from "./append-handler.js";
@@ -56,8 +57,10 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
     },
   });
 
-  app.setErrorHandler((error, request, reply) => {
+  app.setErrorHandler(async (error, request, reply) => {
     const errorReply = toErrorReply(error);
+    // A client still sending a refused body would see a reset instead of the 413.
+    if (errorReply.status === 413 && !(await discardBody(request.raw))) reply.header("connection", "close");
     if (errorReply.status >= 500) ctx.logger.error({ err: error, method: request.method, route: request.routeOptions.url }, "request failed");
     return reply.code(errorReply.status).headers(errorReply.headers).send(errorReply.body);
   });

@@ -43,7 +43,7 @@ export function isInboxStreamName(name: string): boolean {
   return name.startsWith(INBOX_STREAM_PREFIX);
 }
 
-function token(request: FastifyRequest): string | undefined {
+export function requestToken(request: FastifyRequest): string | undefined {
   return presentedToken(request.headers, request.query as Record<string, unknown>);
 }
 
@@ -59,7 +59,7 @@ export function generalStreamsForToken(ctx: HttpContext, presented: string | und
 }
 
 export function generalStreamsFor(ctx: HttpContext, request: FastifyRequest): GeneralStreams {
-  return generalStreamsForToken(ctx, token(request));
+  return generalStreamsForToken(ctx, requestToken(request));
 }
 
 /**
@@ -75,10 +75,6 @@ export async function authorizeStream(ctx: HttpContext, presented: string | unde
   throw new TailhookError("unauthorized", `the admin token or a stream token that may ${access} this stream is required`);
 }
 
-export function requestToken(request: FastifyRequest): string | undefined {
-  return token(request);
-}
-
 /** A live general stream, or 404 (absent or expired) / 410 (soft-deleted). */
 export async function liveGeneralStream(ctx: HttpContext, name: string): Promise<StreamInfo> {
   const stream = await ctx.store.getStream(name);
@@ -92,12 +88,12 @@ export async function openForRead(ctx: HttpContext, request: FastifyRequest, tou
   const name = streamName(request);
   if (isInboxStreamName(name)) {
     const inbox = await ctx.store.getInbox(name.slice(INBOX_STREAM_PREFIX.length));
-    ctx.auth.requireInboxReader(token(request), inbox);
+    ctx.auth.requireInboxReader(requestToken(request), inbox);
     const stream = inbox && (await ctx.store.getStreamById(inbox.streamId));
     if (!stream) throw new TailhookError("not_found", "no such stream");
     return { name, stream, general: false, public: false };
   }
-  const general = await authorizeStream(ctx, token(request), name, "read");
+  const general = await authorizeStream(ctx, requestToken(request), name, "read");
   const stream = await liveGeneralStream(ctx, name);
   if (touch) general.touchStream(stream);
   return { name, stream, general: true, public: ctx.config.open };

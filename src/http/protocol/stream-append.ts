@@ -8,12 +8,11 @@ import type { IncomingHttpHeaders } from "node:http";
 import { TailhookError } from "../../core/errors.js";
 import { formatOffset } from "../../core/offsets.js";
 import type { StreamInfo } from "../../core/types.js";
-import { mediaType, type AppendResult } from "../../storage/streams.js";
-import type { HttpContext } from "../context.js";
+import { mediaType, type AppendResult, type GeneralStreams } from "../../storage/streams.js";
 import { isJsonStream } from "./bodies.js";
 import { parseProducer, parseStreamSeq, wantsClose } from "./headers.js";
 import { jsonMessages } from "./json-messages.js";
-import { authorizeStream, isInboxStreamName } from "./stream-access.js";
+import { isInboxStreamName } from "./stream-access.js";
 
 export interface StreamReply {
   status: number;
@@ -26,7 +25,6 @@ export interface AppendInput {
   name: string;
   headers: IncomingHttpHeaders;
   body: Buffer;
-  token: string | undefined;
 }
 
 export function writableName(name: string): string {
@@ -51,7 +49,7 @@ export function streamHeaders(stream: StreamInfo): Record<string, string> {
   return headers;
 }
 
-function conflict(message: string, headers: Record<string, string> = {}): StreamReply {
+export function conflict(message: string, headers: Record<string, string> = {}): StreamReply {
   return { status: 409, headers, body: { error: { code: "conflict", message } } };
 }
 
@@ -98,9 +96,8 @@ function replyTo(input: AppendInput, result: AppendResult, sentType: string | nu
   }
 }
 
-export async function appendToStream(ctx: HttpContext, input: AppendInput): Promise<StreamReply> {
-  const name = writableName(input.name);
-  const general = await authorizeStream(ctx, input.token, name, "write");
+/** Appends to a stream the caller was already authorized to write (see authorizeStream). */
+export async function appendToStream(general: GeneralStreams, input: AppendInput): Promise<StreamReply> {
   const close = wantsClose(input.headers);
   const producer = parseProducer(input.headers);
   const streamSeq = parseStreamSeq(input.headers);
@@ -109,7 +106,7 @@ export async function appendToStream(ctx: HttpContext, input: AppendInput): Prom
   const messages = messagesOf(input.body, sentType);
   if (input.body.length > 0 && messages.length === 0) throw new TailhookError("bad_request", "an empty JSON array appends nothing");
   const result = await general.appendStream({
-    name,
+    name: input.name,
     contentType: sentType === null ? null : mediaType(sentType),
     messages,
     close,

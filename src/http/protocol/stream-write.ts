@@ -8,15 +8,11 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { TailhookError } from "../../core/errors.js";
 import type { HttpContext } from "../context.js";
 import { parseExpiry, parseFork, wantsClose } from "./headers.js";
-import { messagesOf, requestContentType, streamHeaders, writableName } from "./stream-append.js";
+import { conflict, messagesOf, requestContentType, streamHeaders, writableName } from "./stream-append.js";
 import { authorizeStream, isInboxStreamName, liveGeneralStream, requestToken, STREAM_ROOT, streamName } from "./stream-access.js";
 
 function bodyOf(request: FastifyRequest): Buffer {
   return Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-}
-
-function conflict(reply: FastifyReply, message: string, extra: Record<string, unknown> = {}) {
-  return reply.code(409).send({ error: { code: "conflict", message, ...extra } });
 }
 
 export async function createStream(ctx: HttpContext, request: FastifyRequest, reply: FastifyReply) {
@@ -49,8 +45,10 @@ export async function createStream(ctx: HttpContext, request: FastifyRequest, re
       if (result.status === "exists") return reply.code(200).send();
       return reply.code(201).header("location", `${ctx.baseUrl()}${STREAM_ROOT}/${name}`).send();
     }
-    case "conflict":
-      return conflict(reply, result.reason);
+    case "conflict": {
+      const refusal = conflict(result.reason);
+      return reply.code(refusal.status).send(refusal.body);
+    }
     case "source_not_found":
       throw new TailhookError("not_found", "the stream named by Stream-Forked-From does not exist");
     case "bad_fork":

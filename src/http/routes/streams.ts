@@ -6,8 +6,6 @@
  * (nosniff, CORP, CORS) to every reply, errors included.
  */
 import type { FastifyInstance } from "fastify";
-import { discardBody } from "../body.js";
-import { toErrorReply } from "../errors.js";
 import { TailhookError } from "../../core/errors.js";
 import { formatOffset } from "../../core/offsets.js";
 import type { HttpContext } from "../context.js";
@@ -22,12 +20,6 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: HttpContext): vo
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: ctx.config.maxBodyBytes }, (_request, body, done) => done(null, body));
-    scope.setErrorHandler(async (error, request, reply) => {
-      const errorReply = toErrorReply(error);
-      if (errorReply.status === 413 && !(await discardBody(request.raw))) reply.header("connection", "close");
-      if (errorReply.status >= 500) ctx.logger.error({ err: error, method: request.method }, "stream request failed");
-      return reply.code(errorReply.status).headers(errorReply.headers).send(errorReply.body);
-    });
     scope.addHook("onSend", async (request, reply, payload) => {
       reply.headers(browserHeaders(request.headers.origin !== undefined));
       return payload;
