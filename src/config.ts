@@ -24,6 +24,16 @@ export interface ServerConfig {
   readonly sseMaxConnectionMs: number;
   readonly pruneIntervalMs: number;
   readonly logLevel: string;
+  /** An idle keep-alive connection is closed after this long (longer than load balancers' idle timeouts). */
+  readonly keepAliveTimeoutMs: number;
+  /** A request's headers must arrive within this long (slowloris). */
+  readonly headersTimeoutMs: number;
+  /** A whole request, body included, must arrive within this long. */
+  readonly requestTimeoutMs: number;
+  /** Open connections, all addresses together; 0: no limit. */
+  readonly maxConnections: number;
+  /** Open connections from one address (IPv6: one /64); 0: no limit. */
+  readonly maxConnectionsPerAddress: number;
 }
 
 export interface ServerFlags {
@@ -36,6 +46,8 @@ export interface ServerFlags {
   longPollTimeout?: string | number;
   logLevel?: string;
   open?: boolean;
+  maxConnections?: string | number;
+  maxConnectionsPerAddress?: string | number;
 }
 
 function integer(value: string | number | undefined, name: string, fallback: number, min: number, max: number): number {
@@ -87,7 +99,27 @@ export function loadServerConfig(flags: ServerFlags = {}, env: NodeJS.ProcessEnv
     sseMaxConnectionMs: integer(env.TAILHOOK_SSE_MAX_CONNECTION_MS, "SSE connection lifetime", 60_000, 100, 3_600_000),
     pruneIntervalMs: integer(env.TAILHOOK_PRUNE_INTERVAL_MS, "prune interval", 5_000, 10, 3_600_000),
     logLevel: flags.logLevel ?? env.TAILHOOK_LOG_LEVEL ?? "info",
+    ...connectionSettings(flags, env),
   });
+}
+
+/** Timeouts and limits of the HTTP connection edge (see docs/ops-notes/http-edges.md). */
+function connectionSettings(flags: ServerFlags, env: NodeJS.ProcessEnv) {
+  const headersTimeoutMs = integer(env.TAILHOOK_HEADERS_TIMEOUT_MS, "headers timeout", 20_000, 100, 60_000);
+  const requestTimeoutMs = integer(env.TAILHOOK_REQUEST_TIMEOUT_MS, "request timeout", 120_000, headersTimeoutMs, 3_600_000);
+  return {
+    keepAliveTimeoutMs: integer(env.TAILHOOK_KEEP_ALIVE_TIMEOUT_MS, "keep-alive timeout", 75_000, 1000, 3_600_000),
+    headersTimeoutMs,
+    requestTimeoutMs,
+    maxConnections: integer(flags.maxConnections ?? env.TAILHOOK_MAX_CONNECTIONS, "max connections", 10_000, 0, 1_000_000),
+    maxConnectionsPerAddress: integer(
+      flags.maxConnectionsPerAddress ?? env.TAILHOOK_MAX_CONNECTIONS_PER_ADDRESS,
+      "max connections per address",
+      1_000,
+      0,
+      1_000_000,
+    ),
+  };
 }
 
 export interface ClientFlags {

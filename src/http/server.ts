@@ -6,6 +6,7 @@ import { createServer, type Server } from "node:http";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { HttpContext } from "./context.js";
 import { discardBody } from "./body.js";
+import { guardConnections, inRequestOrder, serverOptions } from "./connections.js";
 import { toErrorReply } from "./errors.js";
 import { createIngestHandler, parseIngestUrl } from "./ingest.js";
 import { createAppendHandler, parseAppendUrl } from "./append-handler.js";
@@ -44,15 +45,19 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
     // Consumer names may be 100 characters; let the routes give the clear 400, not a 414.
     routerOptions: { maxParamLength: 500 },
     bodyLimit: 1024 * 1024,
+    // connections.ts answers parse errors and timeouts, after the replies already in flight.
+    clientErrorHandler: () => undefined,
     serverFactory: (route) => {
-      server = createServer((req, res) => {
+      // inRequestOrder: targets in origin form, one request at a time per connection.
+      server = createServer(serverOptions(ctx.config), inRequestOrder((req, res) => {
         const url = req.url ?? "/";
         const target = parseIngestUrl(url);
         if (target) return void ingest(req, res, target);
         const append = parseAppendUrl(req.method, url);
         if (append) return void appendToStream(req, res, append);
         route(req, res);
-      });
+      }));
+      guardConnections(server, ctx.config);
       return server;
     },
   });

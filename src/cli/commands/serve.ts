@@ -14,6 +14,8 @@ export function registerServe(program: Command): void {
     .option("--public-url <url>", "base URL for the links the API returns")
     .option("--max-body-bytes <n>", "default body limit per event")
     .option("--long-poll-timeout <ms>", "how long a long-poll read waits (default 30000)")
+    .option("--max-connections <n>", "open connections at most, 0 for no limit (default 10000)")
+    .option("--max-connections-per-address <n>", "open connections from one address at most, 0 for no limit (default 1000)")
     .option("--open", "let anyone create, write and read general streams without a token (local development only)")
     .action(async (flags) => {
       const config = loadServerConfig(flags);

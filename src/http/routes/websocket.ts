@@ -215,7 +215,8 @@ export function registerWebSocketRoutes(app: FastifyInstance, ctx: HttpContext):
     for (const connection of open) connection.close(CLOSE_GOING_AWAY, "server shutting down");
   });
 
-  // This listener owns every upgrade; another WebSocket endpoint belongs in this file.
+  // Node hands this listener only WebSocket upgrades of /v1/ws/… (connections.ts serves
+  // every other upgrade offer as an ordinary request); another WebSocket endpoint belongs here.
   app.server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const onEarlyError = () => socket.destroy();
     socket.on("error", onEarlyError);
