@@ -13,7 +13,7 @@ import { toInbox, withoutToken, type InboxRow } from "../rows.js";
 import { GroupCommit } from "./group-commit.js";
 import { LeaderLock } from "./leader-lock.js";
 import { PgGeneralStreams } from "./pg-general-streams.js";
-import { readSegments, SegmentCache } from "../segments.js";
+import { readSegments, SegmentCache, spansSegments } from "../segments.js";
 import { migrate } from "./migrations.js";
 
 export interface PostgresStoreOptions {
@@ -300,20 +300,30 @@ export class PostgresStore implements Store {
   }
 
   async readMessages(streamId: number, afterSeq: number, limits: ReadLimits): Promise<StoredMessage[]> {
-    // The running byte total stops the page in the database, so a page of huge bodies
-    // is never fetched whole; the first message always comes.
-    return readSegments(await this.segments.get(streamId), afterSeq, limits, (owner, from, toSeq, remaining) =>
-      this.track(
-        () => this.sql<StoredMessage[]>`
-          SELECT seq, "createdAt", data, meta FROM (
-            SELECT seq, created_at AS "createdAt", data, meta,
-                   sum(octet_length(data)) OVER (ORDER BY seq) - octet_length(data) AS before
-            FROM messages WHERE stream_id = ${owner} AND seq > ${from} AND seq <= ${toSeq}
-            ORDER BY seq LIMIT ${remaining.maxMessages}
-          ) page
-          WHERE before = 0 OR before < ${remaining.maxBytes} ORDER BY seq`,
+    const segments = await this.segments.get(streamId);
+    // A read of one segment is one statement, hence one snapshot. A fork's read spans
+    // several: they share one REPEATABLE READ transaction, so the page is one snapshot too.
+    if (!spansSegments(segments, afterSeq)) return this.track(() => readSegments(segments, afterSeq, limits, (...range) => this.readRange(this.sql, ...range)));
+    return this.track(() =>
+      this.sql.begin("isolation level repeatable read read only", (tx) =>
+        readSegments(segments, afterSeq, limits, (...range) => this.readRange(tx, ...range)),
       ),
     );
+  }
+
+  /**
+   * One stream's own rows in (from, toSeq]. The running byte total stops the page in
+   * the database, so a page of huge bodies is never fetched whole; the first message always comes.
+   */
+  private readRange(sql: postgres.Sql | postgres.TransactionSql, owner: number, from: number, toSeq: number, remaining: ReadLimits) {
+    return sql<StoredMessage[]>`
+      SELECT seq, "createdAt", data, meta FROM (
+        SELECT seq, created_at AS "createdAt", data, meta,
+               sum(octet_length(data)) OVER (ORDER BY seq) - octet_length(data) AS before
+        FROM messages WHERE stream_id = ${owner} AND seq > ${from} AND seq <= ${toSeq}
+        ORDER BY seq LIMIT ${remaining.maxMessages}
+      ) page
+      WHERE before = 0 OR before < ${remaining.maxBytes} ORDER BY seq`;
   }
 
   async readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined> {
