@@ -15,6 +15,7 @@ import { LeaderLock } from "./leader-lock.js";
 import { PgGeneralStreams } from "./pg-general-streams.js";
 import { readSegments, SegmentCache, spansSegments } from "../segments.js";
 import { migrate } from "./migrations.js";
+import { WAKE_ALL } from "../stream-rules.js";
 
 export interface PostgresStoreOptions {
   url: string;
@@ -256,17 +257,23 @@ export class PostgresStore implements Store {
 
   async deleteInbox(id: string): Promise<boolean> {
     this.inboxCache.delete(id);
-    return this.track(() =>
+    const streamId = await this.track(() =>
       this.sql.begin(async (tx) => {
         const now = Date.now();
         const [inbox] = await tx<Array<{ streamId: number }>>`
           UPDATE inboxes SET deleted_at = ${now} WHERE id = ${id} AND deleted_at IS NULL RETURNING stream_id AS "streamId"`;
-        if (!inbox) return false;
+        if (!inbox) return undefined;
         await tx`UPDATE streams SET deleted_at = ${now} WHERE id = ${inbox.streamId}`;
         await tx`DELETE FROM consumers WHERE stream_id = ${inbox.streamId}`;
-        return true;
+        // Wake the inbox's live readers in every process (sent on commit), so they end now.
+        await tx`SELECT pg_notify(${this.channel}, ${`${inbox.streamId}:${WAKE_ALL}`})`;
+        return inbox.streamId;
       }),
     );
+    if (streamId === undefined) return false;
+    const tails = new Map([[streamId, WAKE_ALL]]);
+    for (const listener of this.listeners) listener(tails);
+    return true;
   }
 
   private streamColumns() {
@@ -294,8 +301,10 @@ export class PostgresStore implements Store {
     if (streamIds.length === 0) return new Map();
     const rows = await this.track(
       () => this.sql<Array<{ id: number; tailSeq: number }>>`
-        SELECT id, tail_seq AS "tailSeq" FROM streams WHERE id IN ${this.sql(streamIds)}`,
+        SELECT id, CASE WHEN deleted_at IS NULL AND NOT soft_deleted THEN tail_seq ELSE ${String(WAKE_ALL)}::bigint END AS "tailSeq"
+        FROM streams WHERE id IN ${this.sql(streamIds)}`,
     );
+    // A removed stream reads as "wake everyone", so a lost NOTIFY of a delete still ends its readers.
     return new Map(rows.map((row) => [row.id, row.tailSeq]));
   }
 
