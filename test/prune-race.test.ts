@@ -1,12 +1,14 @@
 /*
  * Readers racing the retention prune. A large backlog is loaded into an inbox whose
  * retention keeps only a few events, so the prune removes it in batches while readers
- * page from "-1" over catch-up, SSE and WebSocket. Whatever a reader gets must be
+ * page from "-1" over catch-up, SSE, WebSocket and the client library's tail(). Whatever a reader gets must be
  * contiguous (each seq the previous + 1) or an explicit "gone" (410, the SSE stream
  * ending, a WebSocket "gone" frame): never a page that silently skips events.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { TailhookClient } from "../dist/client/client.js";
+import { parseOffset } from "../dist/core/offsets.js";
 import type { CapturedRequest } from "../dist/core/types.js";
 import { bearer, parseSse, type Envelope } from "./helpers/http.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
@@ -25,6 +27,7 @@ beforeAll(async () => {
 afterAll(() => server.stop());
 
 interface Race {
+  inboxId: string;
   streamUrl: string;
   wsUrl: string;
   token: string;
@@ -125,6 +128,27 @@ async function webSocketReader(race: Race): Promise<void> {
   }
 }
 
+/** The client library's tail (long-poll): after each reported loss it goes on exactly after the earliest offset. */
+async function clientTailReader(race: Race): Promise<void> {
+  const controller = new AbortController();
+  const stop = setInterval(() => running(race) || controller.abort(), 50);
+  const client = new TailhookClient({ server: server.url, token: race.token });
+  let last: number | undefined;
+  const onLoss = ({ earliestOffset }: { earliestOffset: string | undefined }) => {
+    race.gone++;
+    const earliest = parseOffset(earliestOffset);
+    last = earliest?.kind === "after" ? earliest.seq : undefined;
+  };
+  try {
+    for await (const { event } of client.tail(race.inboxId, { from: "start", signal: controller.signal, onLoss })) {
+      race.pages++;
+      last = follow(race, "client tail", last, [event.seq]);
+    }
+  } finally {
+    clearInterval(stop);
+  }
+}
+
 function captured(n: number): CapturedRequest {
   return {
     id: `evt_${n}`,
@@ -151,10 +175,11 @@ async function loadBacklogs(race: Race, streamId: number): Promise<number> {
 }
 
 describe("reads racing the retention prune", () => {
-  it("see contiguous pages or 410, never a page with a hole (catch-up, SSE, WebSocket)", async () => {
+  it("see contiguous pages or 410, never a page with a hole (catch-up, SSE, WebSocket, client tail)", async () => {
     const inbox = await server.createInbox({ settings: { retention: { maxEvents: 50 } } });
     const streamId = (await server.store.getInbox(inbox.id))!.streamId;
     const race: Race = {
+      inboxId: inbox.id,
       streamUrl: inbox.streamUrl,
       wsUrl: `${server.url.replace("http", "ws")}/v1/ws/inbox/${inbox.id}`,
       token: inbox.token,
@@ -168,6 +193,7 @@ describe("reads racing the retention prune", () => {
       ...Array.from({ length: CATCH_UP_READERS }, (_, i) => catchUpReader(race, `catch-up ${i}`)),
       sseReader(race),
       webSocketReader(race),
+      clientTailReader(race),
     ]);
     const stream = (await server.store.getStreamById(streamId))!;
     expect(race.holes).toEqual([]);
