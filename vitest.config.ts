@@ -17,6 +17,8 @@ const onBothBackends = [
   "test/conformance.test.ts",
   "test/general-streams.test.ts",
   "test/durable-streams-client.test.ts",
+  "test/prune-race.test.ts",
+  "test/inbox-delete-wakes.test.ts",
 ];
 
 if (!pgUrl) {

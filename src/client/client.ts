@@ -5,7 +5,8 @@
  * dropped connection or a server restart costs neither a gap nor a repeat.
  */
 import type { EventEnvelope, InboxSettings } from "../core/types.js";
-import { formatOffset } from "../core/offsets.js";
+import { findGap } from "../core/continuity.js";
+import { formatOffset, parseOffset } from "../core/offsets.js";
 import { errorFromResponse, TailhookGoneError, TailhookHttpError } from "./errors.js";
 
 export interface ClientOptions {
@@ -192,6 +193,10 @@ export class TailhookClient {
         cursor = response.headers.get("stream-cursor") ?? cursor;
         const next = response.headers.get("stream-next-offset");
         events = response.status === 204 || offset === "now" ? [] : ((await response.json()) as EventEnvelope[]);
+        // The server checks its pages; a page with a hole anyway is a loss, never skipped over.
+        const after = parseOffset(offset);
+        const gap = findGap(events.map((event) => event.seq), after?.kind === "after" ? after.seq : undefined);
+        if (gap) throw new TailhookGoneError(offset ?? `consumer ${options.consumer}`, formatOffset(gap.found - 1));
         if (events.length === 0 && next) offset = next;
         backoff = MIN_BACKOFF_MS;
       } catch (error) {

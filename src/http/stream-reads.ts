@@ -4,6 +4,7 @@
  * and every page is checked for continuity: if retention removed what the reader
  * asked for, it is told "gone" instead of silently skipping ahead.
  */
+import { findGap } from "../core/continuity.js";
 import { TailhookError } from "../core/errors.js";
 import { formatOffset, parseOffset } from "../core/offsets.js";
 import type { StoredMessage, StreamInfo } from "../core/types.js";
@@ -35,12 +36,18 @@ export function resolveStart(stream: StreamInfo, rawOffset: string | undefined):
   return offset.seq;
 }
 
+/**
+ * One page after `afterSeq`. The store reads it as one consistent snapshot; the whole
+ * page is checked anyway (every seq the previous + 1, the first afterSeq + 1), and a
+ * page with a hole is "gone", with the earliest offset as it is now.
+ */
 export async function readPage(store: Store, stream: StreamInfo, afterSeq: number, limits = PAGE_LIMITS): Promise<Page> {
   const messages = await store.readMessages(stream.id, afterSeq, limits);
-  const first = messages[0];
-  if (first ? first.seq !== afterSeq + 1 : false) throw goneError(stream);
+  if (findGap(messages.map((message) => message.seq), afterSeq)) {
+    throw goneError((await store.getStreamById(stream.id)) ?? stream);
+  }
   const lastSeq = messages.at(-1)?.seq ?? afterSeq;
-  if (!first) {
+  if (messages.length === 0) {
     // Nothing after afterSeq: either we are at the tail, or it was all pruned.
     const current = await store.getStreamById(stream.id);
     if (current && current.firstSeq - 1 > afterSeq) throw goneError(current);

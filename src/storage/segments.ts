@@ -51,21 +51,65 @@ export class SegmentCache {
 
 /** Reads one stream's own rows with afterSeq < seq <= toSeq, within the limits. */
 export type SegmentReader = (owner: number, afterSeq: number, toSeq: number, limits: ReadLimits) => Promise<StoredMessage[]>;
+export type SyncSegmentReader = (owner: number, afterSeq: number, toSeq: number, limits: ReadLimits) => StoredMessage[];
+
+interface SegmentRead {
+  owner: number;
+  from: number;
+  toSeq: number;
+  limits: ReadLimits;
+}
+
+/** The walk over the segments a read covers: which range to read next, and what was read so far. */
+class SegmentWalk {
+  readonly messages: StoredMessage[] = [];
+  private bytes = 0;
+  private from: number;
+  private index = 0;
+  private full = false;
+
+  constructor(
+    private readonly segments: Segment[],
+    afterSeq: number,
+    private readonly limits: ReadLimits,
+  ) {
+    this.from = afterSeq;
+  }
+
+  next(): SegmentRead | undefined {
+    if (this.full) return undefined;
+    while (this.index < this.segments.length && this.segments[this.index]!.toSeq <= this.from) this.index++;
+    const segment = this.segments[this.index];
+    if (!segment) return undefined;
+    const limits = { maxMessages: this.limits.maxMessages - this.messages.length, maxBytes: this.limits.maxBytes - this.bytes };
+    return { owner: segment.owner, from: this.from, toSeq: segment.toSeq, limits };
+  }
+
+  take(read: SegmentRead, rows: StoredMessage[]): void {
+    for (const row of rows) {
+      this.messages.push(row);
+      this.bytes += row.data.length;
+    }
+    this.full = this.messages.length >= this.limits.maxMessages || this.bytes >= this.limits.maxBytes;
+    this.from = read.toSeq;
+  }
+}
 
 /** Messages after `afterSeq` across the segments, oldest first, within the limits. */
 export async function readSegments(segments: Segment[], afterSeq: number, limits: ReadLimits, read: SegmentReader): Promise<StoredMessage[]> {
-  const messages: StoredMessage[] = [];
-  let bytes = 0;
-  let from = afterSeq;
-  for (const segment of segments) {
-    if (segment.toSeq <= from) continue;
-    const rows = await read(segment.owner, from, segment.toSeq, { maxMessages: limits.maxMessages - messages.length, maxBytes: limits.maxBytes - bytes });
-    for (const row of rows) {
-      messages.push(row);
-      bytes += row.data.length;
-    }
-    if (messages.length >= limits.maxMessages || bytes >= limits.maxBytes) return messages;
-    from = segment.toSeq;
-  }
-  return messages;
+  const walk = new SegmentWalk(segments, afterSeq, limits);
+  for (let next = walk.next(); next; next = walk.next()) walk.take(next, await read(next.owner, next.from, next.toSeq, next.limits));
+  return walk.messages;
+}
+
+/** readSegments for synchronous reads, so that a store can run them all inside one read transaction. */
+export function readSegmentsSync(segments: Segment[], afterSeq: number, limits: ReadLimits, read: SyncSegmentReader): StoredMessage[] {
+  const walk = new SegmentWalk(segments, afterSeq, limits);
+  for (let next = walk.next(); next; next = walk.next()) walk.take(next, read(next.owner, next.from, next.toSeq, next.limits));
+  return walk.messages;
+}
+
+/** Whether a read covers more than one segment (so more than one query). */
+export function spansSegments(segments: Segment[], afterSeq: number): boolean {
+  return segments.filter((segment) => segment.toSeq > afterSeq).length > 1;
 }

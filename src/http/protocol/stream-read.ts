@@ -112,7 +112,7 @@ export async function catchUp(ctx: HttpContext, request: FastifyRequest, reply: 
 async function currentTail(ctx: HttpContext, streamId: number): Promise<number | undefined> {
   const stream = await ctx.store.getStreamById(streamId);
   // A closed or removed stream has nothing to wait for: report it as moved on.
-  if (!stream || stream.closed) return Number.MAX_SAFE_INTEGER;
+  if (!stream || stream.closed || stream.softDeleted) return Number.MAX_SAFE_INTEGER;
   return stream.tailSeq;
 }
 
@@ -139,6 +139,7 @@ export async function longPoll(ctx: HttpContext, request: FastifyRequest, reply:
     if (outcome === "data") {
       const current = await ctx.store.getStreamById(stream.id);
       if (!current) throw new TailhookError("not_found", "the stream was deleted");
+      if (current.softDeleted) throw new TailhookError("gone", "the stream was deleted; its forks still read its data");
       stream = current;
       page = await readPage(ctx.store, stream, startSeq);
     }
@@ -177,7 +178,8 @@ export async function serveSse(ctx: HttpContext, request: FastifyRequest, reply:
   try {
     while (!signal.aborted) {
       const current = await ctx.store.getStreamById(stream.id);
-      if (!current) break;
+      // Deleted (woken by the delete's commit): end the stream; a reconnect gets 404 or 410.
+      if (!current || current.softDeleted) break;
       stream = current;
       const page = await readPage(ctx.store, stream, afterSeq);
       if (page.messages.length > 0) await writeAndDrain(res, sseDataEventFor(stream, page.messages));

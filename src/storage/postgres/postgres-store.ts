@@ -13,8 +13,9 @@ import { toInbox, withoutToken, type InboxRow } from "../rows.js";
 import { GroupCommit } from "./group-commit.js";
 import { LeaderLock } from "./leader-lock.js";
 import { PgGeneralStreams } from "./pg-general-streams.js";
-import { readSegments, SegmentCache } from "../segments.js";
+import { readSegments, SegmentCache, spansSegments } from "../segments.js";
 import { migrate } from "./migrations.js";
+import { WAKE_ALL } from "../stream-rules.js";
 
 export interface PostgresStoreOptions {
   url: string;
@@ -256,17 +257,23 @@ export class PostgresStore implements Store {
 
   async deleteInbox(id: string): Promise<boolean> {
     this.inboxCache.delete(id);
-    return this.track(() =>
+    const streamId = await this.track(() =>
       this.sql.begin(async (tx) => {
         const now = Date.now();
         const [inbox] = await tx<Array<{ streamId: number }>>`
           UPDATE inboxes SET deleted_at = ${now} WHERE id = ${id} AND deleted_at IS NULL RETURNING stream_id AS "streamId"`;
-        if (!inbox) return false;
+        if (!inbox) return undefined;
         await tx`UPDATE streams SET deleted_at = ${now} WHERE id = ${inbox.streamId}`;
         await tx`DELETE FROM consumers WHERE stream_id = ${inbox.streamId}`;
-        return true;
+        // Wake the inbox's live readers in every process (sent on commit), so they end now.
+        await tx`SELECT pg_notify(${this.channel}, ${`${inbox.streamId}:${WAKE_ALL}`})`;
+        return inbox.streamId;
       }),
     );
+    if (streamId === undefined) return false;
+    const tails = new Map([[streamId, WAKE_ALL]]);
+    for (const listener of this.listeners) listener(tails);
+    return true;
   }
 
   private streamColumns() {
@@ -294,26 +301,38 @@ export class PostgresStore implements Store {
     if (streamIds.length === 0) return new Map();
     const rows = await this.track(
       () => this.sql<Array<{ id: number; tailSeq: number }>>`
-        SELECT id, tail_seq AS "tailSeq" FROM streams WHERE id IN ${this.sql(streamIds)}`,
+        SELECT id, CASE WHEN deleted_at IS NULL AND NOT soft_deleted THEN tail_seq ELSE ${String(WAKE_ALL)}::bigint END AS "tailSeq"
+        FROM streams WHERE id IN ${this.sql(streamIds)}`,
     );
+    // A removed stream reads as "wake everyone", so a lost NOTIFY of a delete still ends its readers.
     return new Map(rows.map((row) => [row.id, row.tailSeq]));
   }
 
   async readMessages(streamId: number, afterSeq: number, limits: ReadLimits): Promise<StoredMessage[]> {
-    // The running byte total stops the page in the database, so a page of huge bodies
-    // is never fetched whole; the first message always comes.
-    return readSegments(await this.segments.get(streamId), afterSeq, limits, (owner, from, toSeq, remaining) =>
-      this.track(
-        () => this.sql<StoredMessage[]>`
-          SELECT seq, "createdAt", data, meta FROM (
-            SELECT seq, created_at AS "createdAt", data, meta,
-                   sum(octet_length(data)) OVER (ORDER BY seq) - octet_length(data) AS before
-            FROM messages WHERE stream_id = ${owner} AND seq > ${from} AND seq <= ${toSeq}
-            ORDER BY seq LIMIT ${remaining.maxMessages}
-          ) page
-          WHERE before = 0 OR before < ${remaining.maxBytes} ORDER BY seq`,
+    const segments = await this.segments.get(streamId);
+    // A read of one segment is one statement, hence one snapshot. A fork's read spans
+    // several: they share one REPEATABLE READ transaction, so the page is one snapshot too.
+    if (!spansSegments(segments, afterSeq)) return this.track(() => readSegments(segments, afterSeq, limits, (...range) => this.readRange(this.sql, ...range)));
+    return this.track(() =>
+      this.sql.begin("isolation level repeatable read read only", (tx) =>
+        readSegments(segments, afterSeq, limits, (...range) => this.readRange(tx, ...range)),
       ),
     );
+  }
+
+  /**
+   * One stream's own rows in (from, toSeq]. The running byte total stops the page in
+   * the database, so a page of huge bodies is never fetched whole; the first message always comes.
+   */
+  private readRange(sql: postgres.Sql | postgres.TransactionSql, owner: number, from: number, toSeq: number, remaining: ReadLimits) {
+    return sql<StoredMessage[]>`
+      SELECT seq, "createdAt", data, meta FROM (
+        SELECT seq, created_at AS "createdAt", data, meta,
+               sum(octet_length(data)) OVER (ORDER BY seq) - octet_length(data) AS before
+        FROM messages WHERE stream_id = ${owner} AND seq > ${from} AND seq <= ${toSeq}
+        ORDER BY seq LIMIT ${remaining.maxMessages}
+      ) page
+      WHERE before = 0 OR before < ${remaining.maxBytes} ORDER BY seq`;
   }
 
   async readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined> {

@@ -23,7 +23,7 @@ import type {
   GeneralStreams,
 } from "../streams.js";
 import { isExpired, TouchThrottle } from "../streams.js";
-import { readSegments, SegmentCache, type ForkPoint } from "../segments.js";
+import { readSegmentsSync, SegmentCache, type ForkPoint } from "../segments.js";
 
 export interface SqliteStoreOptions {
   dataDir: string;
@@ -46,6 +46,7 @@ export class SqliteStore implements Store, GeneralStreams {
   private readonly touches = new TouchThrottle();
   private readonly segments = new SegmentCache(async (streamId) => this.sql.forkPoint.get(streamId) as ForkPoint | undefined);
   private readonly sql;
+  private readonly readSnapshot: <T>(read: () => T) => T;
   private pruneTimer: NodeJS.Timeout | undefined;
   /** Inboxes by id, so ingest needs no query; this process is the only writer, so it stays true. */
   private readonly inboxCache = new Map<string, StoredInbox>();
@@ -75,6 +76,9 @@ export class SqliteStore implements Store, GeneralStreams {
       consumer: reader.prepare(`SELECT ${CONSUMER_COLUMNS} FROM consumers WHERE stream_id = ? AND name = ?`),
       consumers: reader.prepare(`SELECT ${CONSUMER_COLUMNS} FROM consumers WHERE stream_id = ? ORDER BY name`),
     };
+    // BEGIN (deferred) … COMMIT on the read-only connection: the snapshot is taken at the first SELECT.
+    const inTransaction = reader.transaction((read: () => unknown) => read());
+    this.readSnapshot = <T>(read: () => T): T => inTransaction(read) as T;
     this.pruneTimer = setInterval(() => this.prune(), pruneIntervalMs);
     this.pruneTimer.unref();
   }
@@ -192,27 +196,34 @@ export class SqliteStore implements Store, GeneralStreams {
   }
 
   async readMessages(streamId: number, afterSeq: number, limits: ReadLimits): Promise<StoredMessage[]> {
-    return readSegments(await this.segments.get(streamId), afterSeq, limits, async (owner, from, toSeq, remaining) => {
-      // Rows come in chunks (all() is much cheaper per row than iterate()), sized from the
-      // rows seen so far so that a chunk of large bodies stays near the byte limit.
-      const messages: StoredMessage[] = [];
-      let bytes = 0;
-      let after = from;
-      while (messages.length < remaining.maxMessages) {
-        const average = messages.length === 0 ? 0 : bytes / messages.length;
-        const fitting = average === 0 ? FIRST_CHUNK_ROWS : Math.ceil((remaining.maxBytes - bytes) / average);
-        const chunk = Math.max(1, Math.min(READ_CHUNK_ROWS, fitting, remaining.maxMessages - messages.length));
-        const rows = this.sql.messages.all(owner, after, toSeq, chunk) as StoredMessage[];
-        for (const row of rows) {
-          messages.push(row);
-          bytes += row.data.length;
-          if (bytes >= remaining.maxBytes) return messages;
-        }
-        if (rows.length < chunk) break;
-        after = rows.at(-1)!.seq;
+    const segments = await this.segments.get(streamId);
+    // All chunks of a page in one read transaction: one snapshot, so a prune committed
+    // between two chunks cannot make the page jump over the rows it removed.
+    return this.readSnapshot(() => readSegmentsSync(segments, afterSeq, limits, (owner, from, toSeq, remaining) => this.readChunks(owner, from, toSeq, remaining)));
+  }
+
+  /**
+   * Rows come in chunks (all() is much cheaper per row than iterate()), sized from the
+   * rows seen so far so that a chunk of large bodies stays near the byte limit.
+   */
+  private readChunks(owner: number, from: number, toSeq: number, remaining: ReadLimits): StoredMessage[] {
+    const messages: StoredMessage[] = [];
+    let bytes = 0;
+    let after = from;
+    while (messages.length < remaining.maxMessages) {
+      const average = messages.length === 0 ? 0 : bytes / messages.length;
+      const fitting = average === 0 ? FIRST_CHUNK_ROWS : Math.ceil((remaining.maxBytes - bytes) / average);
+      const chunk = Math.max(1, Math.min(READ_CHUNK_ROWS, fitting, remaining.maxMessages - messages.length));
+      const rows = this.sql.messages.all(owner, after, toSeq, chunk) as StoredMessage[];
+      for (const row of rows) {
+        messages.push(row);
+        bytes += row.data.length;
+        if (bytes >= remaining.maxBytes) return messages;
       }
-      return messages;
-    });
+      if (rows.length < chunk) break;
+      after = rows.at(-1)!.seq;
+    }
+    return messages;
   }
 
   async readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined> {

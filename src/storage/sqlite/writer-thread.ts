@@ -10,6 +10,7 @@ import type { InboxSettings } from "../../core/types.js";
 import { migrate, openWriterConnection } from "./connection.js";
 import { prepareConsumerWrites } from "./consumer-writes.js";
 import { prepareStreamWrites } from "./stream-writes.js";
+import { WAKE_ALL } from "../stream-rules.js";
 import { writeOpBytes, type FromWriter, type ToWriter, type WriteOp, type WriteResult, type WriterOptions } from "./write-ops.js";
 
 const port = parentPort!;
@@ -143,6 +144,8 @@ function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
       consumers.removeAll(inbox.streamId);
       const state = streamState(inbox.streamId);
       if (state) state.deleted = true;
+      // Wake the inbox's live readers now, so they end instead of waiting out a timeout.
+      extended.set(inbox.streamId, WAKE_ALL);
       return { status: "deleted" };
     }
     case "prune":
