@@ -36,6 +36,7 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
     store: ctx.store,
     defaultMaxBodyBytes: ctx.config.maxBodyBytes,
     isShuttingDown: ctx.isShuttingDown,
+    logger: ctx.logger,
   });
   const appendToStream = createAppendHandler(ctx);
   const app = Fastify({
