@@ -17,6 +17,8 @@ const onBothBackends = [
   "test/conformance.test.ts",
   "test/general-streams.test.ts",
   "test/durable-streams-client.test.ts",
+  "test/inbox-replies.test.ts",
+  "test/stream-names.test.ts",
 ];
 
 if (!pgUrl) {
