@@ -88,6 +88,8 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
         records: general,
         baseUrl: ctx.baseUrl,
         logger: ctx.logger,
+        allowLocalhostWebhooks: ctx.config.allowLocalWebhooks,
+        ...(ctx.resolveWebhookHost ? { resolveWebhookHost: ctx.resolveWebhookHost } : {}),
         authorize: (request) => void generalStreamsFor(ctx, request),
       })
     : undefined;

@@ -15,6 +15,7 @@ export function registerServe(program: Command): void {
     .option("--max-body-bytes <n>", "default body limit per event")
     .option("--long-poll-timeout <ms>", "how long a long-poll read waits (default 30000)")
     .option("--open", "let anyone create, write and read general streams without a token (local development only)")
+    .option("--allow-local-webhooks", "let subscriptions send webhooks to localhost and 127.0.0.x (implied by --open)")
     .action(async (flags) => {
       const config = loadServerConfig(flags);
       const running = await startTailhook(config, {
