@@ -28,7 +28,9 @@ describe("stream names", () => {
         });
         expect([method, response.status]).toEqual([method, 400]);
       }
-      expect(await server.store.getStream(decodeURIComponent(raw))).toBeUndefined();
+      // PostgreSQL text cannot even hold a NUL, so there is nothing to look up there.
+      const decoded = decodeURIComponent(raw);
+      if (!decoded.includes("\u0000")) expect(await server.store.getStream(decoded)).toBeUndefined();
       // A stream token for such a prefix is refused as well.
       const token = await server.admin("/api/stream-tokens", {
         method: "POST",
