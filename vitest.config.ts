@@ -19,6 +19,8 @@ const onBothBackends = [
   "test/durable-streams-client.test.ts",
   "test/prune-race.test.ts",
   "test/inbox-delete-wakes.test.ts",
+  "test/inbox-replies.test.ts",
+  "test/stream-names.test.ts",
 ];
 
 if (!pgUrl) {

@@ -19,6 +19,7 @@ import { followLeadership } from "./subscriptions/follow-leadership.js";
 import { PostgresStore } from "./storage/postgres/postgres-store.js";
 import { SqliteStore } from "./storage/sqlite/sqlite-store.js";
 import type { Store } from "./storage/store.js";
+import type { WebhookResolver } from "./subscriptions/delivery.js";
 
 export interface RunningTailhook {
   url: string;
@@ -34,6 +35,8 @@ export interface StartOptions {
   store?: Store;
   /** Told once when an admin token was generated. */
   onAdminTokenCreated?: (token: string, file: string) => void;
+  /** Resolves subscription webhook hosts instead of DNS (tests: no real lookups). */
+  webhookResolver?: WebhookResolver;
 }
 
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -132,6 +135,7 @@ export async function startTailhook(config: ServerConfig, options: StartOptions 
       logger,
       baseUrl: () => config.publicUrl ?? listening,
       isShuttingDown: () => shuttingDown,
+      ...(options.webhookResolver ? { resolveWebhookHost: options.webhookResolver } : {}),
     });
     await app.ready();
     await listen(server, config.host, config.port);

@@ -17,6 +17,8 @@ export interface ServerConfig {
   readonly adminToken: string | undefined;
   /** Anyone may create, write and read general streams without a token (local development). */
   readonly open: boolean;
+  /** Subscriptions may send webhooks to localhost / 127.0.0.x (on with --open). */
+  readonly allowLocalWebhooks: boolean;
   readonly maxBodyBytes: number;
   readonly longPollTimeoutMs: number;
   readonly sseKeepAliveMs: number;
@@ -48,6 +50,7 @@ export interface ServerFlags {
   open?: boolean;
   maxConnections?: string | number;
   maxConnectionsPerAddress?: string | number;
+  allowLocalWebhooks?: boolean;
 }
 
 function integer(value: string | number | undefined, name: string, fallback: number, min: number, max: number): number {
@@ -57,6 +60,10 @@ function integer(value: string | number | undefined, name: string, fallback: num
     throw new TailhookError("bad_request", `${name} must be an integer from ${min} to ${max}, got ${value}`);
   }
   return parsed;
+}
+
+function isTrue(value: string | undefined): boolean {
+  return ["1", "true"].includes((value ?? "").toLowerCase());
 }
 
 function url(value: string | undefined, name: string): string | undefined {
@@ -84,6 +91,7 @@ export function loadServerConfig(flags: ServerFlags = {}, env: NodeJS.ProcessEnv
   if (adminToken !== undefined && adminToken.length < 16) {
     throw new TailhookError("bad_request", "TAILHOOK_ADMIN_TOKEN must be at least 16 characters");
   }
+  const open = flags.open ?? isTrue(env.TAILHOOK_OPEN);
   return Object.freeze({
     host: flags.host ?? env.TAILHOOK_HOST ?? "127.0.0.1",
     port: integer(flags.port ?? env.TAILHOOK_PORT, "port", 8080, 0, 65535),
@@ -92,7 +100,8 @@ export function loadServerConfig(flags: ServerFlags = {}, env: NodeJS.ProcessEnv
     databaseSchema: env.TAILHOOK_DATABASE_SCHEMA || undefined,
     publicUrl: url(flags.publicUrl ?? env.TAILHOOK_PUBLIC_URL, "public URL"),
     adminToken,
-    open: flags.open ?? ["1", "true"].includes((env.TAILHOOK_OPEN ?? "").toLowerCase()),
+    open,
+    allowLocalWebhooks: open || (flags.allowLocalWebhooks ?? isTrue(env.TAILHOOK_ALLOW_LOCAL_WEBHOOKS)),
     maxBodyBytes: integer(flags.maxBodyBytes ?? env.TAILHOOK_MAX_BODY_BYTES, "max body bytes", 1024 * 1024, 1, 256 * 1024 * 1024),
     longPollTimeoutMs: integer(flags.longPollTimeout ?? env.TAILHOOK_LONG_POLL_TIMEOUT_MS, "long-poll timeout", 30_000, 10, 600_000),
     sseKeepAliveMs: integer(env.TAILHOOK_SSE_KEEPALIVE_MS, "SSE keep-alive", 15_000, 10, 600_000),

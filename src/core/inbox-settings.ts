@@ -3,10 +3,13 @@
  * rather than ignored, so a typo never silently leaves a default in place.
  */
 import { TailhookError } from "./errors.js";
+import { isSendableHeaderName, isSendableHeaderValue } from "./header-text.js";
 import type { InboxResponseSettings, InboxSettings, RetentionSettings } from "./types.js";
 
 const MAX_BODY_LIMIT = 256 * 1024 * 1024;
 const FORBIDDEN_REPLY_HEADERS = new Set(["content-length", "transfer-encoding", "connection"]);
+/** Replies that HTTP says carry no body (RFC 9110 §15.3.5, §15.4.5). */
+export const BODYLESS_STATUSES: ReadonlySet<number> = new Set([204, 304]);
 
 function fail(message: string): never {
   throw new TailhookError("bad_request", message);
@@ -40,8 +43,10 @@ function parseResponse(value: unknown): InboxResponseSettings {
   if (value.headers !== undefined) {
     if (!isObject(value.headers)) fail("settings.response.headers must be an object of strings");
     for (const [name, headerValue] of Object.entries(value.headers)) {
-      if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || typeof headerValue !== "string" || /[\r\n]/.test(headerValue)) {
-        fail(`settings.response.headers has an invalid header: ${name}`);
+      // Exactly what node:http can send: anything else would fail every reply to this inbox.
+      if (!isSendableHeaderName(name)) fail(`settings.response.headers has an invalid header name: ${JSON.stringify(name)}`);
+      if (typeof headerValue !== "string" || !isSendableHeaderValue(headerValue)) {
+        fail(`settings.response.headers.${name} must be a string of tab, visible ASCII, space or Latin-1 (0x80-0xff) characters`);
       }
       if (FORBIDDEN_REPLY_HEADERS.has(name.toLowerCase())) fail(`settings.response.headers may not set ${name}`);
       headers[name] = headerValue;
@@ -49,6 +54,7 @@ function parseResponse(value: unknown): InboxResponseSettings {
   }
   const body = value.body ?? "";
   if (typeof body !== "string") fail("settings.response.body must be a string");
+  if (body !== "" && BODYLESS_STATUSES.has(status)) fail(`settings.response.body must be empty for status ${status}`);
   return { status, headers, body };
 }
 

@@ -5,6 +5,7 @@ import type { StreamWaiters } from "../live/stream-waiters.js";
 import type { Store } from "../storage/store.js";
 import type { Authorizer } from "./auth.js";
 import type { StreamGrants } from "./stream-grants.js";
+import type { WebhookResolver } from "../subscriptions/delivery.js";
 
 export interface HttpContext {
   store: Store;
@@ -17,6 +18,8 @@ export interface HttpContext {
   /** The base URL for links in replies (the public URL, or where we listen). */
   baseUrl: () => string;
   isShuttingDown: () => boolean;
+  /** Resolves subscription webhook hosts (tests inject one; the system resolver otherwise). */
+  resolveWebhookHost?: WebhookResolver;
 }
 
 export const INBOX_STREAM_PREFIX = "inbox/";

@@ -5,10 +5,12 @@
  * microsecond here is paid by every webhook. The sender gets its 2xx only after the
  * store says the event is committed.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { validateHeaderName, validateHeaderValue, type IncomingMessage, type ServerResponse } from "node:http";
+import type { Logger } from "pino";
 import { TailhookError } from "../core/errors.js";
 import { looksLikeInboxId, newEventId } from "../core/ids.js";
-import type { CapturedRequest, StoredInbox } from "../core/types.js";
+import { BODYLESS_STATUSES } from "../core/inbox-settings.js";
+import type { CapturedRequest, InboxResponseSettings, StoredInbox } from "../core/types.js";
 import type { Store } from "../storage/store.js";
 import { readBody } from "./body.js";
 import { sendErrorRaw } from "./errors.js";
@@ -39,6 +41,7 @@ export interface IngestDeps {
   defaultMaxBodyBytes: number;
   /** Set while the server drains: replies then ask clients to close the connection. */
   isShuttingDown: () => boolean;
+  logger: Logger;
 }
 
 function notFound(): TailhookError {
@@ -56,17 +59,48 @@ function refuseAndClose(req: IncomingMessage, res: ServerResponse, error: Tailho
   res.once("finish", () => req.socket.destroySoon());
 }
 
-function sendAck(res: ServerResponse, inbox: StoredInbox, id: string, seq: number, closeConnection: boolean): void {
+/**
+ * The event is committed: whatever goes wrong writing the inbox's own reply (settings an
+ * older version accepted, that Node cannot send), the sender still gets a 2xx.
+ */
+function sendAck(res: ServerResponse, inbox: StoredInbox, id: string, seq: number, closeConnection: boolean, logger: Logger): void {
   const connection: Record<string, string> = closeConnection ? { connection: "close" } : {};
   const custom = inbox.settings.response;
   if (custom) {
-    res.writeHead(custom.status, { ...custom.headers, "content-length": Buffer.byteLength(custom.body), ...connection });
-    res.end(custom.body);
-    return;
+    try {
+      sendConfiguredReply(res, custom, connection);
+      return;
+    } catch (error) {
+      logger.error({ err: error, inbox: inbox.id, seq }, "the inbox's configured reply cannot be sent; sending the default ack instead");
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      res.statusMessage = "";
+    }
   }
   const ack = JSON.stringify({ ok: true, id, seq });
   res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(ack), ...connection });
   res.end(ack);
+}
+
+function sendConfiguredReply(res: ServerResponse, reply: InboxResponseSettings, connection: Record<string, string>): void {
+  // Checked before writing, so a bad header cannot leave a half-set status behind.
+  for (const [name, value] of Object.entries(reply.headers)) {
+    validateHeaderName(name);
+    validateHeaderValue(name, value);
+  }
+  if (BODYLESS_STATUSES.has(reply.status)) {
+    // No Content-Length and no body, or the connection's next reply would be misread.
+    res.writeHead(reply.status, { ...reply.headers, ...connection });
+    res.end();
+    return;
+  }
+  // A Buffer, not a string: Node writes a string body in one piece with the head, in the
+  // body's UTF-8, which would turn a Latin-1 header value into different bytes.
+  const body = Buffer.from(reply.body, "utf8");
+  res.writeHead(reply.status, { ...reply.headers, "content-length": body.length, ...connection });
+  res.end(body);
 }
 
 export function createIngestHandler(deps: IngestDeps) {
@@ -106,7 +140,7 @@ export function createIngestHandler(deps: IngestDeps) {
         sendErrorRaw(res, notFound());
         return;
       }
-      sendAck(res, inbox, request.id, result.seq, deps.isShuttingDown());
+      sendAck(res, inbox, request.id, result.seq, deps.isShuttingDown(), deps.logger);
     } catch (error) {
       sendErrorRaw(res, error instanceof TailhookError ? error : new TailhookError("store_unavailable", "storage is unavailable; nothing was stored"));
     }

@@ -37,6 +37,7 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
     store: ctx.store,
     defaultMaxBodyBytes: ctx.config.maxBodyBytes,
     isShuttingDown: ctx.isShuttingDown,
+    logger: ctx.logger,
   });
   const appendToStream = createAppendHandler(ctx);
   const app = Fastify({
@@ -92,6 +93,8 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
         records: general,
         baseUrl: ctx.baseUrl,
         logger: ctx.logger,
+        allowLocalhostWebhooks: ctx.config.allowLocalWebhooks,
+        ...(ctx.resolveWebhookHost ? { resolveWebhookHost: ctx.resolveWebhookHost } : {}),
         authorize: (request) => void generalStreamsFor(ctx, request),
       })
     : undefined;

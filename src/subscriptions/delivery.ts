@@ -2,14 +2,21 @@
  * One webhook POST. Built on node:http rather than fetch for two reasons: redirects are
  * never followed (a 302 to http://169.254.169.254 would undo the URL check), and every
  * address a host name resolves to is checked before we connect (a public-looking name
- * can resolve to a private address). The reply is read up to a small limit, because we
- * only look for { "done": true } in it.
+ * can resolve to a private address). The socket's peer address is checked again once
+ * connected, before the request is written, whatever path led there. The reply is read
+ * up to a small limit, because we only look for { "done": true } in it.
  */
-import { lookup as dnsLookup, type LookupAddress } from "node:dns";
+import type { LookupAddress } from "node:dns";
+import { lookup as dnsLookup } from "node:dns/promises";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
-import type { LookupFunction } from "node:net";
-import { isPublicAddress } from "./webhook-url.js";
+import type { LookupFunction, Socket } from "node:net";
+import { isLoopbackAddress, isPublicAddress } from "./webhook-url.js";
+
+/** Resolves a webhook host to every address it has (dns.lookup by default; tests inject one). */
+export type WebhookResolver = (hostname: string) => Promise<LookupAddress[]>;
+
+const systemResolver: WebhookResolver = (hostname) => dnsLookup(hostname, { all: true });
 
 export type PostOutcome = { kind: "response"; status: number; body: string } | { kind: "error"; message: string };
 
@@ -19,6 +26,7 @@ export interface PostOptions {
   signal: AbortSignal;
   /** The development exception (localhost, 127.0.0.x): loopback addresses are allowed, nothing else private. */
   loopbackAllowed: boolean;
+  resolve?: WebhookResolver;
 }
 
 const MAX_REPLY_BYTES = 64 * 1024;
@@ -36,9 +44,18 @@ export function postJson(url: URL, body: string, options: PostOptions): Promise<
     const request = send(url, {
       method: "POST",
       headers: { ...options.headers, "content-type": "application/json", "content-length": String(Buffer.byteLength(body)) },
-      lookup: guardedLookup(options.loopbackAllowed),
+      lookup: guardedLookup(options.resolve ?? systemResolver, options.loopbackAllowed),
       signal: options.signal,
       agent: false,
+    });
+    // Registered before the request is flushed to the socket, so this runs first on connect.
+    request.once("socket", (socket: Socket) => {
+      socket.once("connect", () => {
+        const peer = socket.remoteAddress;
+        if (peer === undefined || !isAllowedAddress(peer, options.loopbackAllowed)) {
+          socket.destroy(blockedError(`${url.hostname} connected to a non-public address`));
+        }
+      });
     });
     const timer = setTimeout(() => {
       request.destroy(new Error(`no reply within ${options.timeoutMs} ms`));
@@ -71,23 +88,27 @@ export function repliedDone(body: string): boolean {
   }
 }
 
-function guardedLookup(loopbackAllowed: boolean): LookupFunction {
-  const lookup = (hostname: string, options: { all?: boolean; family?: number | string }, callback: (...args: unknown[]) => void) => {
-    dnsLookup(hostname, { ...options, all: true } as { all: true }, (error, addresses: LookupAddress[]) => {
-      if (error) return callback(error);
-      const refused = addresses.find((entry) => !isAllowedAddress(entry.address, loopbackAllowed));
-      if (refused || addresses.length === 0) {
-        const blocked = Object.assign(new Error(`${hostname} resolves to a non-public address`), { code: "EWEBHOOKBLOCKED" });
-        return callback(blocked);
-      }
-      if (options.all) return callback(null, addresses);
-      return callback(null, addresses[0]!.address, addresses[0]!.family);
-    });
+function blockedError(message: string): Error {
+  return Object.assign(new Error(message), { code: "EWEBHOOKBLOCKED" });
+}
+
+/** A lookup for node:net that refuses the host if any address it resolves to is not allowed. */
+function guardedLookup(resolve: WebhookResolver, loopbackAllowed: boolean): LookupFunction {
+  const lookup = (hostname: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) => {
+    resolve(hostname).then(
+      (addresses) => {
+        const refused = addresses.find((entry) => !isAllowedAddress(entry.address, loopbackAllowed));
+        if (refused || addresses.length === 0) return callback(blockedError(`${hostname} resolves to a non-public address`));
+        if (options.all) return callback(null, addresses);
+        return callback(null, addresses[0]!.address, addresses[0]!.family);
+      },
+      (error: unknown) => callback(error),
+    );
   };
   return lookup as unknown as LookupFunction;
 }
 
 function isAllowedAddress(address: string, loopbackAllowed: boolean): boolean {
   if (isPublicAddress(address)) return true;
-  return loopbackAllowed && (/^127\./.test(address) || address === "::1" || address === "::ffff:127.0.0.1");
+  return loopbackAllowed && isLoopbackAddress(address);
 }

@@ -11,7 +11,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import type { Logger } from "pino";
-import { postJson, repliedDone } from "./delivery.js";
+import { postJson, repliedDone, type WebhookResolver } from "./delivery.js";
 import { refuse, type Outcome } from "./errors.js";
 import type { RecordStore, StreamDirectory, StreamTail } from "./ports.js";
 import {
@@ -68,8 +68,10 @@ export interface SubscriptionServiceOptions {
   /** Where callers reach us, e.g. http://127.0.0.1:1234, for callback and JWKS URLs. */
   baseUrl: () => string;
   logger: Logger;
-  /** The protocol's development exception for webhooks to localhost and 127.0.0.x (default true). */
+  /** The protocol's development exception for webhooks to localhost and 127.0.0.x (default false). */
   allowLocalhostWebhooks?: boolean;
+  /** Resolves webhook hosts (the system resolver by default; tests inject one). */
+  resolveWebhookHost?: WebhookResolver;
   /** How long one webhook POST may take (default 10 s). */
   deliveryTimeoutMs?: number;
 }
@@ -148,7 +150,7 @@ export class SubscriptionService {
   private markLoaded!: (error?: unknown) => void;
 
   constructor(private readonly options: SubscriptionServiceOptions) {
-    this.urlPolicy = { allowLocalhost: options.allowLocalhostWebhooks ?? true };
+    this.urlPolicy = { allowLocalhost: options.allowLocalhostWebhooks ?? false };
     this.deliveryTimeoutMs = options.deliveryTimeoutMs ?? DEFAULT_DELIVERY_TIMEOUT_MS;
     this.loaded = new Promise<void>((resolve, reject) => {
       this.markLoaded = (error) => (error === undefined ? resolve() : reject(error));
@@ -571,6 +573,7 @@ export class SubscriptionService {
       timeoutMs: this.deliveryTimeoutMs,
       signal,
       loopbackAllowed: check.loopbackAllowed,
+      ...(this.options.resolveWebhookHost ? { resolve: this.options.resolveWebhookHost } : {}),
     });
     if (reply.kind === "response" && reply.status >= 200 && reply.status < 300) {
       return repliedDone(reply.body) ? "done" : "accepted";

@@ -1,18 +1,20 @@
 /*
  * Webhook targets are chosen by API callers, so a careless server becomes a proxy into
  * its own network (SSRF). We accept https to public hosts, plus the protocol's
- * development exception: http or https to localhost and 127.0.0.x. The host name is
+ * development exception when the server allows it (--open or --allow-local-webhooks):
+ * http or https to localhost and 127.0.0.x. The host name is
  * checked here; what a name resolves to is checked again at delivery (delivery.ts),
  * because DNS can point a public-looking name at 10.0.0.1.
  */
 import { isIP } from "node:net";
+import ipaddr from "ipaddr.js";
 
 export type WebhookUrlCheck =
   | { ok: true; url: URL; loopbackAllowed: boolean }
   | { ok: false; message: string };
 
 export interface WebhookUrlPolicy {
-  /** The development exception; on by default, as the protocol allows. */
+  /** The development exception: only under `serve --open` or `--allow-local-webhooks`. */
   allowLocalhost: boolean;
 }
 
@@ -30,7 +32,10 @@ export function checkWebhookUrl(raw: string, policy: WebhookUrlPolicy): WebhookU
   const devHost = isDevelopmentHost(host);
   if (devHost) {
     if (policy.allowLocalhost) return { ok: true, url, loopbackAllowed: true };
-    return { ok: false, message: "webhook URLs to localhost are disabled on this server" };
+    return {
+      ok: false,
+      message: "webhook URLs to localhost are disabled on this server (start it with --allow-local-webhooks or --open to allow them)",
+    };
   }
   if (url.protocol === "http:") {
     return { ok: false, message: "webhook.url must use https (http is only for localhost and 127.0.0.x)" };
@@ -56,61 +61,35 @@ function bareHost(hostname: string): string {
   return hostname.toLowerCase().replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "");
 }
 
-/** Whether an IP address is globally routable (not private, loopback, link-local, reserved...). */
+/**
+ * Whether an IP address is globally routable. ipaddr.js knows the special-purpose
+ * ranges (private, loopback, link-local, documentation, benchmarking, reserved, ...);
+ * only its "unicast" is public. process() turns IPv4-mapped IPv6 into the IPv4 it
+ * carries; every other range that embeds an IPv4 (translated, NAT64, 6to4, Teredo) has
+ * a name of its own and is refused whole, since the IPv4 inside may be private. IPv6
+ * must also lie in 2000::/3, the only block IANA hands out for global unicast: that
+ * covers the deprecated IPv4-compatible ::a.b.c.d and whatever ipaddr.js does not name.
+ */
 export function isPublicAddress(address: string): boolean {
-  const version = isIP(address);
-  if (version === 4) return isPublicIpv4(address);
-  if (version === 6) return isPublicIpv6(address.toLowerCase());
-  return false;
-}
-
-function isPublicIpv4(address: string): boolean {
-  const [a = 0, b = 0] = address.split(".").map(Number);
-  if (a === 0 || a === 10 || a === 127) return false; // "this network", RFC1918, loopback
-  if (a === 100 && b >= 64 && b <= 127) return false; // carrier-grade NAT (RFC 6598)
-  if (a === 169 && b === 254) return false; // link-local, cloud metadata services
-  if (a === 172 && b >= 16 && b <= 31) return false; // RFC1918
-  if (a === 192 && b === 168) return false; // RFC1918
-  if (a === 192 && b === 0) return false; // IETF protocol assignments, documentation
-  if (a === 198 && (b === 18 || b === 19)) return false; // benchmarking
-  if (a >= 224) return false; // multicast, reserved, broadcast
-  return true;
-}
-
-function isPublicIpv6(address: string): boolean {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(address);
-  if (mapped) return isPublicIpv4(mapped[1]!);
-  const words = expandIpv6(address);
-  if (!words) return false;
-  if (words.every((word) => word === 0)) return false; // unspecified
-  if (words.slice(0, 7).every((word) => word === 0) && words[7] === 1) return false; // loopback
-  if (words.slice(0, 5).every((word) => word === 0) && words[5] === 0xffff) return false; // mapped, other spelling
-  if (words.slice(0, 6).every((word) => word === 0)) return false; // IPv4-compatible (::a.b.c.d), deprecated
-  const first = words[0]!;
-  if ((first & 0xfe00) === 0xfc00) return false; // unique local
-  if ((first & 0xffc0) === 0xfe80) return false; // link-local
-  if ((first & 0xff00) === 0xff00) return false; // multicast
-  if (first === 0x2001 && words[1] === 0x0db8) return false; // documentation
-  if (first === 0x0064 && words[1] === 0xff9b) return false; // NAT64 (also local-use 64:ff9b:1::/48) can reach IPv4 private space
-  if ((first & 0xffc0) === 0xfec0) return false; // site-local, deprecated but still local
-  if (first === 0x2001 && words[1] === 0x0000) return false; // Teredo embeds arbitrary IPv4
-  if (first === 0x2002) return false; // 6to4 embeds arbitrary IPv4
-  return true;
-}
-
-/** The eight 16-bit words of an IPv6 address (with an embedded IPv4 tail converted). */
-function expandIpv6(address: string): number[] | undefined {
-  let text = address.replace(/%.*$/, "");
-  const ipv4Tail = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (ipv4Tail) {
-    const [a = 0, b = 0, c = 0, d = 0] = ipv4Tail[1]!.split(".").map(Number);
-    text = text.slice(0, -ipv4Tail[1]!.length) + `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  if (isIP(address) === 0) return false;
+  let parsed: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    parsed = ipaddr.process(address);
+  } catch {
+    return false;
   }
-  const [head = "", tail] = text.split("::");
-  const headWords = head === "" ? [] : head.split(":");
-  const tailWords = tail === undefined || tail === "" ? [] : tail.split(":");
-  const missing = 8 - headWords.length - tailWords.length;
-  if (tail === undefined ? missing !== 0 : missing < 0) return undefined;
-  const words = [...headWords, ...Array<string>(Math.max(0, missing)).fill("0"), ...tailWords].map((word) => parseInt(word, 16));
-  return words.length === 8 && words.every((word) => Number.isInteger(word) && word >= 0 && word <= 0xffff) ? words : undefined;
+  if (parsed.range() !== "unicast") return false;
+  return parsed instanceof ipaddr.IPv4 || parsed.match(GLOBAL_UNICAST_V6);
+}
+
+const GLOBAL_UNICAST_V6 = ipaddr.IPv6.parseCIDR("2000::/3");
+
+/** Loopback in any spelling (127/8, ::1, ::ffff:127.x): the development exception's addresses. */
+export function isLoopbackAddress(address: string): boolean {
+  if (isIP(address) === 0) return false;
+  try {
+    return ipaddr.process(address).range() === "loopback";
+  } catch {
+    return false;
+  }
 }

@@ -86,8 +86,9 @@ export interface PrivateCluster {
 /**
  * initdb and start a PostgreSQL server of our own on a free port, in a temp folder,
  * trust auth for user postgres. As root, the server runs as the postgres user.
+ * `fsync: false` starts it unsafe on purpose (to test that tailhook refuses it).
  */
-export async function startPrivateCluster(): Promise<PrivateCluster> {
+export async function startPrivateCluster(settings: { fsync?: boolean } = {}): Promise<PrivateCluster> {
   const bin = postgresBinaries();
   if (!bin) throw new Error("no local PostgreSQL installation under /usr/lib/postgresql for a private test server");
   const dir = mkdtempSync(join(tmpdir(), "tailhook-pg-"));
@@ -108,7 +109,7 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
     "-c listen_addresses=127.0.0.1",
     "-c shared_buffers=16MB",
     "-c max_connections=60",
-    "-c fsync=on",
+    `-c fsync=${settings.fsync === false ? "off" : "on"}`,
   ].join(" ");
   const ctl = (action: string, extra: string[] = []) => exec("pg_ctl", [action, "-w", "-t", "60", "-D", data, "-l", logFile, ...extra]);
 

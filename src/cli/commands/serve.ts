@@ -17,6 +17,7 @@ export function registerServe(program: Command): void {
     .option("--max-connections <n>", "open connections at most, 0 for no limit (default 10000)")
     .option("--max-connections-per-address <n>", "open connections from one address at most, 0 for no limit (default 1000)")
     .option("--open", "let anyone create, write and read general streams without a token (local development only)")
+    .option("--allow-local-webhooks", "let subscriptions send webhooks to localhost and 127.0.0.x (implied by --open)")
     .action(async (flags) => {
       const config = loadServerConfig(flags);
       const running = await startTailhook(config, {

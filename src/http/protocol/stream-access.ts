@@ -15,6 +15,7 @@ import { grantCovers, type StreamAccess } from "../stream-grants.js";
 export const STREAM_ROOT = "/v1/stream";
 const MAX_NAME_LENGTH = 1024;
 const RESERVED_PREFIX = "__ds";
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 
 export interface StreamTarget {
   name: string;
@@ -30,9 +31,19 @@ export function checkStreamName(name: string): string {
   if (name === "" || name.length > MAX_NAME_LENGTH || name.split("/").some((part) => part === "" || part === "." || part === "..")) {
     throw new TailhookError("bad_request", "a stream name is one or more non-empty path segments, at most 1024 characters");
   }
+  // Names reach headers (Location, tokens' prefixes): control characters and non-ASCII
+  // would make every reply about the stream fail in Node, so they are refused up front.
+  if (!PRINTABLE_ASCII.test(name)) {
+    throw new TailhookError("bad_request", "a stream name may only hold printable ASCII characters (space to ~, percent-encoded in URLs)");
+  }
   // The protocol reserves "__ds" for its control APIs (subscriptions), routed elsewhere.
   if (name === RESERVED_PREFIX || name.startsWith(`${RESERVED_PREFIX}/`)) throw new TailhookError("not_found", "no such stream");
   return name;
+}
+
+/** The URL path of a stream, each segment percent-encoded (for Location headers and links). */
+export function streamUrlPath(name: string): string {
+  return `${STREAM_ROOT}/${name.split("/").map(encodeURIComponent).join("/")}`;
 }
 
 export function streamName(request: FastifyRequest): string {

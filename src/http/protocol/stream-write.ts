@@ -9,7 +9,7 @@ import { TailhookError } from "../../core/errors.js";
 import type { HttpContext } from "../context.js";
 import { parseExpiry, parseFork, wantsClose } from "./headers.js";
 import { conflict, messagesOf, requestContentType, streamHeaders, writableName } from "./stream-append.js";
-import { authorizeStream, isInboxStreamName, liveGeneralStream, requestToken, STREAM_ROOT, streamName } from "./stream-access.js";
+import { authorizeStream, isInboxStreamName, liveGeneralStream, requestToken, STREAM_ROOT, streamName, streamUrlPath } from "./stream-access.js";
 
 function bodyOf(request: FastifyRequest): Buffer {
   return Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
@@ -43,7 +43,7 @@ export async function createStream(ctx: HttpContext, request: FastifyRequest, re
       const { stream } = result;
       reply.headers({ "content-type": stream.contentType, ...streamHeaders(stream) });
       if (result.status === "exists") return reply.code(200).send();
-      return reply.code(201).header("location", `${ctx.baseUrl()}${STREAM_ROOT}/${name}`).send();
+      return reply.code(201).header("location", `${ctx.baseUrl()}${streamUrlPath(name)}`).send();
     }
     case "conflict": {
       const refusal = conflict(result.reason);

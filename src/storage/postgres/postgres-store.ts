@@ -13,6 +13,7 @@ import { toInbox, withoutToken, type InboxRow } from "../rows.js";
 import { GroupCommit } from "./group-commit.js";
 import { LeaderLock } from "./leader-lock.js";
 import { PgGeneralStreams } from "./pg-general-streams.js";
+import { checkServerDurability, DURABLE_SESSION_PARAMETERS, readServerDurability, type ServerDurability } from "./durability.js";
 import { readSegments, SegmentCache, spansSegments } from "../segments.js";
 import { migrate } from "./migrations.js";
 import { WAKE_ALL } from "../stream-rules.js";
@@ -97,6 +98,11 @@ export class PostgresStore implements Store {
     });
   }
 
+  /** fsync and synchronous_commit as one of the pool's sessions sees them (checked at open). */
+  durabilitySettings(): Promise<ServerDurability> {
+    return readServerDurability(this.sql);
+  }
+
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
     const schema = options.schema;
     if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`invalid schema name ${schema}`);
@@ -111,9 +117,11 @@ export class PostgresStore implements Store {
       types: {
         bigint: { to: 20, from: [20], serialize: (value: number) => String(value), parse: (value: string) => Number(value) },
       },
-      ...(schema ? { connection: { search_path: schema } } : {}),
+      // Startup parameters: synchronous_commit here wins over the database's and role's.
+      connection: { ...DURABLE_SESSION_PARAMETERS, ...(schema ? { search_path: schema } : {}) },
     });
     try {
+      checkServerDurability(await readServerDurability(sql));
       if (schema) await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
       await migrate(sql);
       // One connection for /readyz, dropped when idle: no backoff, no queue behind load.
