@@ -9,6 +9,7 @@ import { discardBody } from "./body.js";
 import { toErrorReply } from "./errors.js";
 import { createIngestHandler, parseIngestUrl } from "./ingest.js";
 import { createAppendHandler, parseAppendUrl } from "./append-handler.js";
+import { logRequest, logUpgrade, noteFailure, recordRouteNames } from "./request-log.js";
 import { registerConsumerRoutes } from "./routes/consumers.js";
 import { registerInboxRoutes } from "./routes/inboxes.js";
 import { registerSmeeRoutes } from "./routes/smee.js";
@@ -46,6 +47,7 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
     bodyLimit: 1024 * 1024,
     serverFactory: (route) => {
       server = createServer((req, res) => {
+        logRequest(req, res, ctx.logger);
         const url = req.url ?? "/";
         const target = parseIngestUrl(url);
         if (target) return void ingest(req, res, target);
@@ -53,6 +55,8 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
         if (append) return void appendToStream(req, res, append);
         route(req, res);
       });
+      // Registered before the WebSocket route's listener, so the upgrade is tracked first.
+      server.on("upgrade", (req, socket) => logUpgrade(req, socket, ctx.logger));
       return server;
     },
   });
@@ -61,12 +65,14 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
     const errorReply = toErrorReply(error);
     // A client still sending a refused body would see a reset instead of the 413.
     if (errorReply.status === 413 && !(await discardBody(request.raw))) reply.header("connection", "close");
-    if (errorReply.status >= 500) ctx.logger.error({ err: error, method: request.method, route: request.routeOptions.url }, "request failed");
+    if (errorReply.status >= 500) noteFailure(request.raw, error);
     return reply.code(errorReply.status).headers(errorReply.headers).send(errorReply.body);
   });
   app.setNotFoundHandler((_request, reply) =>
     reply.code(404).send({ error: { code: "not_found", message: "no such route" } }),
   );
+
+  recordRouteNames(app);
 
   // Ready: the store answers now (PostgreSQL reachable). Healthy: the process can serve.
   app.get("/readyz", async (_request, reply) => {
