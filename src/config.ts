@@ -80,6 +80,16 @@ function url(value: string | undefined, name: string): string | undefined {
   return parsed.toString().replace(/\/+$/, "");
 }
 
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+function logLevel(value: string | undefined): string {
+  if (value === undefined || value === "") return "info";
+  if (!(LOG_LEVELS as readonly string[]).includes(value)) {
+    throw new TailhookError("bad_request", `the log level must be one of ${LOG_LEVELS.join(", ")}, got ${value}`);
+  }
+  return value;
+}
+
 function databaseUrl(value: string | undefined): string | undefined {
   if (value === undefined || value === "") return undefined;
   if (!/^postgres(ql)?:\/\//.test(value)) throw new TailhookError("bad_request", "the database URL must start with postgres://");
@@ -107,7 +117,7 @@ export function loadServerConfig(flags: ServerFlags = {}, env: NodeJS.ProcessEnv
     sseKeepAliveMs: integer(env.TAILHOOK_SSE_KEEPALIVE_MS, "SSE keep-alive", 15_000, 10, 600_000),
     sseMaxConnectionMs: integer(env.TAILHOOK_SSE_MAX_CONNECTION_MS, "SSE connection lifetime", 60_000, 100, 3_600_000),
     pruneIntervalMs: integer(env.TAILHOOK_PRUNE_INTERVAL_MS, "prune interval", 5_000, 10, 3_600_000),
-    logLevel: flags.logLevel ?? env.TAILHOOK_LOG_LEVEL ?? "info",
+    logLevel: logLevel(flags.logLevel ?? env.TAILHOOK_LOG_LEVEL),
     ...connectionSettings(flags, env),
   });
 }

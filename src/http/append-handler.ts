@@ -10,6 +10,7 @@ import { presentedToken } from "./auth.js";
 import { discardBody, readBody } from "./body.js";
 import type { HttpContext } from "./context.js";
 import { sendErrorRaw } from "./errors.js";
+import { noteFailure, noteRequestBytes, noteRoute } from "./request-log.js";
 import { browserHeaders } from "./protocol/browser-headers.js";
 import { appendToStream, writableName } from "./protocol/stream-append.js";
 import { authorizeStream, checkStreamName, STREAM_ROOT } from "./protocol/stream-access.js";
@@ -50,6 +51,7 @@ export function createAppendHandler(ctx: HttpContext) {
   const limit = ctx.config.maxBodyBytes;
   return async function handleAppend(req: IncomingMessage, res: ServerResponse, target: AppendTarget): Promise<void> {
     const headers = browserHeaders(req.headers.origin !== undefined);
+    noteRoute(req, "/v1/stream/*");
     try {
       const name = writableName(decodedName(target.rawName));
       const token = presentedToken(req.headers, { token: target.query.get("token") ?? undefined });
@@ -57,6 +59,7 @@ export function createAppendHandler(ctx: HttpContext) {
       const general = await authorizeStream(ctx, token, name, "write");
       if (Number(req.headers["content-length"] ?? 0) > limit) throw tooLarge(limit);
       const body = await readBody(req, limit, () => tooLarge(limit));
+      noteRequestBytes(req, body.length);
       const reply = await appendToStream(general, { name, headers: req.headers, body });
       const payload = reply.body === undefined ? undefined : JSON.stringify(reply.body);
       const connection: Record<string, string> = ctx.isShuttingDown() ? { connection: "close" } : {};
@@ -76,7 +79,7 @@ export function createAppendHandler(ctx: HttpContext) {
     } catch (error) {
       const refusal = error instanceof TailhookError ? error : new TailhookError("store_unavailable", "storage is unavailable; nothing was stored");
       const bodyEnded = await discardBody(req);
-      if (refusal.code === "store_unavailable") ctx.logger.error({ err: error }, "stream append failed");
+      if (refusal.code === "store_unavailable") noteFailure(req, error);
       sendErrorRaw(res, refusal, bodyEnded ? headers : { ...headers, connection: "close" });
     }
   };

@@ -14,6 +14,7 @@ import type { CapturedRequest, InboxResponseSettings, StoredInbox } from "../cor
 import type { Store } from "../storage/store.js";
 import { readBody } from "./body.js";
 import { sendErrorRaw } from "./errors.js";
+import { noteFailure, noteInbox, noteRequestBytes, noteRoute } from "./request-log.js";
 
 export const INGEST_PREFIX = "/h/";
 
@@ -106,8 +107,11 @@ function sendConfiguredReply(res: ServerResponse, reply: InboxResponseSettings, 
 export function createIngestHandler(deps: IngestDeps) {
   return async function handleIngest(req: IncomingMessage, res: ServerResponse, target: IngestTarget): Promise<void> {
     const receivedAt = Date.now();
+    noteRoute(req, "/h/:inbox");
+    const wellFormed = looksLikeInboxId(target.inboxId);
+    if (wellFormed) noteInbox(req, target.inboxId);
     try {
-      const inbox = looksLikeInboxId(target.inboxId) ? await deps.store.getInbox(target.inboxId) : undefined;
+      const inbox = wellFormed ? await deps.store.getInbox(target.inboxId) : undefined;
       if (!inbox) {
         refuseAndClose(req, res, notFound());
         return;
@@ -121,6 +125,7 @@ export function createIngestHandler(deps: IngestDeps) {
       let body: Buffer;
       try {
         body = await readBody(req, limit, () => tooLarge(limit));
+        noteRequestBytes(req, body.length);
       } catch (error) {
         refuseAndClose(req, res, error as TailhookError);
         return;
@@ -142,6 +147,8 @@ export function createIngestHandler(deps: IngestDeps) {
       }
       sendAck(res, inbox, request.id, result.seq, deps.isShuttingDown(), deps.logger);
     } catch (error) {
+      // The request's log line carries the cause; the sender only learns nothing was stored.
+      noteFailure(req, error);
       sendErrorRaw(res, error instanceof TailhookError ? error : new TailhookError("store_unavailable", "storage is unavailable; nothing was stored"));
     }
   };

@@ -10,6 +10,7 @@ import { guardConnections, inRequestOrder, serverOptions } from "./connections.j
 import { toErrorReply } from "./errors.js";
 import { createIngestHandler, parseIngestUrl } from "./ingest.js";
 import { createAppendHandler, parseAppendUrl } from "./append-handler.js";
+import { logRequest, logUpgrade, noteFailure, recordRouteNames } from "./request-log.js";
 import { registerConsumerRoutes } from "./routes/consumers.js";
 import { registerInboxRoutes } from "./routes/inboxes.js";
 import { registerSmeeRoutes } from "./routes/smee.js";
@@ -51,6 +52,7 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
     serverFactory: (route) => {
       // inRequestOrder: targets in origin form, one request at a time per connection.
       server = createServer(serverOptions(ctx.config), inRequestOrder((req, res) => {
+        logRequest(req, res, ctx.logger);
         const url = req.url ?? "/";
         const target = parseIngestUrl(url);
         if (target) return void ingest(req, res, target);
@@ -59,6 +61,8 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
         route(req, res);
       }));
       guardConnections(server, ctx.config);
+      // Registered before the WebSocket route's listener, so the upgrade is tracked first.
+      server.on("upgrade", (req, socket) => logUpgrade(req, socket, ctx.logger));
       return server;
     },
   });
@@ -67,12 +71,14 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
     const errorReply = toErrorReply(error);
     // A client still sending a refused body would see a reset instead of the 413.
     if (errorReply.status === 413 && !(await discardBody(request.raw))) reply.header("connection", "close");
-    if (errorReply.status >= 500) ctx.logger.error({ err: error, method: request.method, route: request.routeOptions.url }, "request failed");
+    if (errorReply.status >= 500) noteFailure(request.raw, error);
     return reply.code(errorReply.status).headers(errorReply.headers).send(errorReply.body);
   });
   app.setNotFoundHandler((_request, reply) =>
     reply.code(404).send({ error: { code: "not_found", message: "no such route" } }),
   );
+
+  recordRouteNames(app);
 
   // Ready: the store answers now (PostgreSQL reachable). Healthy: the process can serve.
   app.get("/readyz", async (_request, reply) => {

@@ -16,13 +16,16 @@ export function registerServe(program: Command): void {
     .option("--long-poll-timeout <ms>", "how long a long-poll read waits (default 30000)")
     .option("--max-connections <n>", "open connections at most, 0 for no limit (default 10000)")
     .option("--max-connections-per-address <n>", "open connections from one address at most, 0 for no limit (default 1000)")
+    .option("--log-level <level>", "fatal, error, warn, info (default; one JSON line per request on stdout), debug, trace or silent")
     .option("--open", "let anyone create, write and read general streams without a token (local development only)")
     .option("--allow-local-webhooks", "let subscriptions send webhooks to localhost and 127.0.0.x (implied by --open)")
     .action(async (flags) => {
       const config = loadServerConfig(flags);
       const running = await startTailhook(config, {
         onAdminTokenCreated: (token, file) => {
-          process.stderr.write(`tailhook: created the admin token (kept in ${file}, mode 0600):\n  ${token}\n`);
+          // Shown only on a terminal: under a supervisor stderr ends up in logs, which must hold no token.
+          const shown = process.stderr.isTTY ? `:\n  ${token}` : "; read it from there";
+          process.stderr.write(`tailhook: created the admin token (kept in ${file}, mode 0600)${shown}\n`);
         },
       });
       const storage = config.databaseUrl ? "data in PostgreSQL" : `data in ${config.dataDir}`;

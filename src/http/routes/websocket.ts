@@ -16,6 +16,7 @@ import type { StoredMessage, StreamInfo } from "../../core/types.js";
 import { presentedToken } from "../auth.js";
 import type { HttpContext } from "../context.js";
 import { toErrorReply } from "../errors.js";
+import { noteFailure, noteRoute, noteUpgradeStatus } from "../request-log.js";
 import { readPage, resolveStart } from "../stream-reads.js";
 
 const INBOX_PATH = /^\/v1\/ws\/inbox\/([^/]+)$/;
@@ -50,6 +51,7 @@ async function openInboxStream(ctx: HttpContext, request: IncomingMessage): Prom
   const url = new URL(request.url ?? "/", "http://upgrade.invalid");
   const match = INBOX_PATH.exec(url.pathname);
   if (!match) throw new TailhookError("not_found", "no such route");
+  noteRoute(request, "/v1/ws/inbox/:id");
   if (ctx.isShuttingDown()) throw new TailhookError("shutting_down", "the server is stopping");
   const token = presentedToken(request.headers, { token: url.searchParams.get("token") ?? undefined });
   let inboxId: string;
@@ -225,6 +227,7 @@ export function registerWebSocketRoutes(app: FastifyInstance, ctx: HttpContext):
         socket.off("error", onEarlyError);
         if (socket.destroyed) return;
         wss.handleUpgrade(request, socket, head, (ws) => {
+          noteUpgradeStatus(request, 101);
           const connection = new InboxConnection(ctx, ws, stream.id, afterSeq);
           open.add(connection);
           ws.once("close", () => open.delete(connection));
@@ -233,7 +236,9 @@ export function registerWebSocketRoutes(app: FastifyInstance, ctx: HttpContext):
         });
       },
       (error: unknown) => {
-        if (toErrorReply(error).status >= 500) ctx.logger.error({ err: error }, "WebSocket upgrade failed");
+        const status = toErrorReply(error).status;
+        noteUpgradeStatus(request, status);
+        if (status >= 500) noteFailure(request, error);
         if (!socket.destroyed) refuseUpgrade(socket, error);
       },
     );
