@@ -3,14 +3,13 @@
  * the writer thread (group commit); reads run on the main thread's own read-only
  * connection, which WAL lets proceed while the writer commits.
  */
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { CapturedRequest, Consumer, Inbox, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
 import type { AppendEventResult, CommitListener, InboxChanges, NewInbox, ReadLimits, Store } from "../store.js";
 import { openReaderConnection, type Connection } from "./connection.js";
 import { CONSUMER_COLUMNS } from "./consumer-writes.js";
 import { toInbox, withoutToken, type InboxRow } from "../rows.js";
+import { openDataFolder, type DataFolder } from "./data-folder.js";
 import { SqliteWriter } from "./writer.js";
 import { STREAM_COLUMNS, toStream, type StreamRow } from "./stream-rows.js";
 import type { WriteOp, WriteResult } from "./write-ops.js";
@@ -30,6 +29,8 @@ export interface SqliteStoreOptions {
   /** How often retention and deleted inboxes are pruned (ms). */
   pruneIntervalMs?: number;
   checkpointIntervalMs?: number;
+  /** Where the loud lines go: a new data folder, and writes stopped for good. */
+  logger?: { warn(object: object, message: string): void; error(object: object, message: string): void };
 }
 
 const PRUNE_ROWS_PER_BATCH = 2000;
@@ -58,6 +59,7 @@ export class SqliteStore implements Store, GeneralStreams {
     private readonly writer: SqliteWriter,
     private readonly checkpointer: Worker,
     pruneIntervalMs: number,
+    private readonly folder: DataFolder,
   ) {
     this.sql = {
       inbox: reader.prepare(`SELECT ${INBOX_COLUMNS} FROM inboxes WHERE id = ? AND deleted_at IS NULL`),
@@ -84,13 +86,29 @@ export class SqliteStore implements Store, GeneralStreams {
   }
 
   static async open(options: SqliteStoreOptions): Promise<SqliteStore> {
-    mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-    const file = join(options.dataDir, "tailhook.db");
-    const writer = await SqliteWriter.start(file);
+    const { logger } = options;
+    const folder = openDataFolder(options.dataDir, logger);
+    const file = folder.databaseFile;
+    let writer: SqliteWriter;
+    try {
+      writer = await SqliteWriter.start(file);
+      folder.markInitialised();
+    } catch (error) {
+      folder.release();
+      throw error;
+    }
+    writer.onFailure((error) => {
+      if (!error.permanent) return;
+      logger?.error(
+        { reason: error.permanent, dataDir: options.dataDir, err: error },
+        `the data folder ${options.dataDir} lost its database under the running server (${error.message}); ` +
+          "no longer accepting writes (503) until an operator restores the folder and restarts",
+      );
+    });
     const checkpointer = new Worker(new URL("./checkpoint-thread.js", import.meta.url), {
       workerData: { file, intervalMs: options.checkpointIntervalMs ?? 1000 },
     });
-    return new SqliteStore(openReaderConnection(file), writer, checkpointer, options.pruneIntervalMs ?? 5000);
+    return new SqliteStore(openReaderConnection(file), writer, checkpointer, options.pruneIntervalMs ?? 5000, folder);
   }
 
   private write(op: WriteOp): Promise<WriteResult> {
@@ -283,6 +301,7 @@ export class SqliteStore implements Store, GeneralStreams {
       this.checkpointer.postMessage({ type: "close" });
       await stopped;
       this.reader.close();
+      this.folder.release();
     })();
     return this.closing;
   }

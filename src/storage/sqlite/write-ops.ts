@@ -47,8 +47,16 @@ export type FromWriter =
   | { type: "ready" }
   | { type: "open_failed"; message: string }
   | { type: "done"; id: number; results: WriteResult[]; extended: Array<[number, number]> }
-  | { type: "failed"; id: number; message: string }
+  /** `permanent`: the thread will never commit again (see PermanentWriteFailure). */
+  | { type: "failed"; id: number; message: string; permanent?: PermanentWriteFailure }
   | { type: "closed" };
+
+/**
+ * Failures after which the writer must never be restarted: "data_folder_lost" means
+ * the folder no longer names the database file the writer commits to, so a restart
+ * would acknowledge events into a file nobody can read again (or a fresh one).
+ */
+export type PermanentWriteFailure = "data_folder_lost";
 
 export interface WriterOptions {
   file: string;

@@ -9,6 +9,7 @@ import { encodeEventMeta } from "../../core/capture.js";
 import type { InboxSettings } from "../../core/types.js";
 import { migrate, openWriterConnection } from "./connection.js";
 import { prepareConsumerWrites } from "./consumer-writes.js";
+import { DatabaseIdentity } from "./data-folder.js";
 import { prepareStreamWrites } from "./stream-writes.js";
 import { WAKE_ALL } from "../stream-rules.js";
 import { writeOpBytes, type FromWriter, type ToWriter, type WriteOp, type WriteResult, type WriterOptions } from "./write-ops.js";
@@ -28,6 +29,10 @@ try {
   send({ type: "open_failed", message: (error as Error).message });
   process.exit(1);
 }
+
+/** Which files we opened, to notice before each reply that the folder still names them. */
+const identity = new DatabaseIdentity(options.file);
+let folderLost: string | undefined;
 
 const sql = {
   streamState: db.prepare("SELECT tail_seq AS tailSeq, deleted_at AS deletedAt FROM streams WHERE id = ?"),
@@ -213,10 +218,20 @@ port.on("message", (message: ToWriter) => {
     port.close();
     return;
   }
+  if (folderLost) {
+    send({ type: "failed", id: message.id, message: folderLost, permanent: "data_folder_lost" });
+    return;
+  }
   const extended = new Map<number, number>();
   batchExtended = extended;
   try {
     const results = runBatch(message.ops, extended);
+    // Committed, but into a file the folder may no longer name: then no one is told "stored".
+    folderLost = identity.lostReason();
+    if (folderLost) {
+      send({ type: "failed", id: message.id, message: folderLost, permanent: "data_folder_lost" });
+      return;
+    }
     send({ type: "done", id: message.id, results, extended: [...extended] });
     rewindWalIfDue(message.ops);
   } catch (error) {

@@ -5,7 +5,14 @@
  */
 import { Worker } from "node:worker_threads";
 import type { CommitListener } from "../store.js";
-import { writeOpBytes, type FromWriter, type ToWriter, type WriteOp, type WriteResult } from "./write-ops.js";
+import {
+  writeOpBytes,
+  type FromWriter,
+  type PermanentWriteFailure,
+  type ToWriter,
+  type WriteOp,
+  type WriteResult,
+} from "./write-ops.js";
 
 const MAX_BATCH_OPS = 2000;
 const MAX_BATCH_BYTES = 32 * 1024 * 1024;
@@ -22,15 +29,24 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
-export class StoreWriteError extends Error {}
+export class StoreWriteError extends Error {
+  /** Set when the writer must stay down (never restarted): see PermanentWriteFailure. */
+  constructor(
+    message: string,
+    readonly permanent?: PermanentWriteFailure,
+  ) {
+    super(message);
+  }
+}
 
 export class SqliteWriter {
   private queue: Pending[] = [];
   /** Batches sent to the writer thread and not answered yet, oldest first. */
   private readonly inFlight: Array<{ id: number; batch: Pending[] }> = [];
   private nextBatchId = 1;
-  private failure: Error | undefined;
+  private failure: StoreWriteError | undefined;
   private readonly listeners: CommitListener[] = [];
+  private readonly failureListeners: Array<(error: StoreWriteError) => void> = [];
   private closed: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
 
@@ -57,6 +73,11 @@ export class SqliteWriter {
 
   get healthy(): boolean {
     return this.failure === undefined;
+  }
+
+  /** Told once, when the writer stops for good. */
+  onFailure(listener: (error: StoreWriteError) => void): void {
+    this.failureListeners.push(listener);
   }
 
   onCommit(listener: CommitListener): void {
@@ -101,6 +122,11 @@ export class SqliteWriter {
         for (const listener of this.listeners) listener(extended);
       }
       inFlight.batch.forEach((pending, index) => pending.resolve(message.results[index]!));
+    } else if (message.permanent) {
+      const error = new StoreWriteError(`writes stopped: ${message.message}`, message.permanent);
+      this.inFlight.unshift(inFlight);
+      this.fail(error);
+      return;
     } else {
       const error = new StoreWriteError(`commit failed: ${message.message}`);
       for (const pending of inFlight.batch) pending.reject(error);
@@ -108,12 +134,13 @@ export class SqliteWriter {
     this.flush();
   }
 
-  private fail(error: Error): void {
+  private fail(error: StoreWriteError): void {
     if (this.failure) return;
     this.failure = error;
     const pending = [...this.inFlight.splice(0).flatMap((entry) => entry.batch), ...this.queue.splice(0)];
     for (const entry of pending) entry.reject(error);
     for (const wake of this.idleWaiters.splice(0)) wake();
+    for (const listener of this.failureListeners) listener(error);
   }
 
   /** Lets queued operations commit, then stops the thread. */
@@ -122,7 +149,8 @@ export class SqliteWriter {
       if (this.inFlight.length > 0 || this.queue.length > 0) {
         await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
       }
-      if (this.failure) return;
+      // A permanently failed thread is still running (it refuses batches) and must be stopped.
+      if (this.failure && !this.failure.permanent) return;
       const stopped = new Promise<void>((resolve) => this.worker.once("exit", () => resolve()));
       this.worker.postMessage({ type: "close" } satisfies ToWriter);
       await stopped;
