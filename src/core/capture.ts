@@ -4,7 +4,7 @@
  * decode back to the exact bytes received.
  */
 import { isUtf8 } from "node:buffer";
-import type { CapturedRequest, EventEnvelope, StoredMessage } from "./types.js";
+import type { CapturedRequest, EventAnnotations, EventEnvelope, StoredMessage } from "./types.js";
 
 export function headerPairs(rawHeaders: string[]): Array<[string, string]> {
   const pairs: Array<[string, string]> = [];
@@ -19,16 +19,21 @@ export function findContentType(headers: Array<[string, string]>): string | null
   return null;
 }
 
-/** What an event keeps besides its body: `[id, method, path, query, remoteAddr, rawHeaders]`. */
-type EventMeta = [string, string, string, string, string, string[]];
+/**
+ * What an event keeps besides its body: `[id, method, path, query, remoteAddr, rawHeaders]`,
+ * plus its annotations as a seventh element only when there are any (older events and
+ * plain webhooks have six).
+ */
+type EventMeta = [string, string, string, string, string, string[], EventAnnotations?];
 
 export function encodeEventMeta(request: CapturedRequest): string {
   const meta: EventMeta = [request.id, request.method, request.path, request.query, request.remoteAddr, request.rawHeaders];
+  if (request.annotations && Object.keys(request.annotations).length > 0) meta.push(request.annotations);
   return JSON.stringify(meta);
 }
 
 export function buildEnvelope(message: StoredMessage): EventEnvelope {
-  const [id, method, path, query, remoteAddr, rawHeaders] = JSON.parse(message.meta ?? "null") as EventMeta;
+  const [id, method, path, query, remoteAddr, rawHeaders, annotations] = JSON.parse(message.meta ?? "null") as EventMeta;
   const body = message.data;
   const utf8 = isUtf8(body);
   const headers = headerPairs(rawHeaders);
@@ -45,6 +50,7 @@ export function buildEnvelope(message: StoredMessage): EventEnvelope {
     body: utf8 ? body.toString("utf8") : body.toString("base64"),
     bodyEncoding: utf8 ? "utf8" : "base64",
     remoteAddr,
+    ...annotations,
   };
 }
 

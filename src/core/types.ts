@@ -25,6 +25,29 @@ export interface CapturedRequest {
   rawHeaders: string[];
   remoteAddr: string;
   body: Uint8Array;
+  /** What tailhook learnt about the request besides its bytes (absent for a plain webhook). */
+  annotations?: EventAnnotations;
+}
+
+/** The outcome of checking a request's signature against the inbox's verify settings. */
+export interface VerificationVerdict {
+  scheme: string;
+  ok: boolean;
+  /** Why it failed (or which secret matched, never the secret itself). */
+  reason?: string;
+}
+
+/**
+ * Where an event came from: a webhook delivery (the default), a reconciliation source
+ * that found it in the sender's own record, or a poll of a full-state URL.
+ */
+export type EventOrigin = "webhook" | "reconciled" | "poll";
+
+export interface EventAnnotations {
+  verification?: VerificationVerdict;
+  origin?: EventOrigin;
+  /** The source that appended it (reconciled and poll events). */
+  source?: string;
 }
 
 /** The JSON message an inbox stream holds for each event. */
@@ -41,6 +64,11 @@ export interface EventEnvelope {
   body: string;
   bodyEncoding: "utf8" | "base64";
   remoteAddr: string;
+  /** Present when the inbox verifies signatures. */
+  verification?: VerificationVerdict;
+  /** Absent for an ordinary webhook delivery. */
+  origin?: EventOrigin;
+  source?: string;
 }
 
 export interface InboxResponseSettings {
