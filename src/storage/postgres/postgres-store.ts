@@ -8,7 +8,7 @@
 import postgres from "postgres";
 import { encodeEventMeta } from "../../core/capture.js";
 import type { CapturedRequest, Consumer, Inbox, InboxSettings, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
-import type { AppendEventResult, CommitListener, InboxChanges, Leadership, NewInbox, ReadLimits, Store } from "../store.js";
+import type { AppendEventOptions, AppendEventResult, CommitListener, DeliveryRecord, InboxChanges, Leadership, NewInbox, ReadLimits, Store } from "../store.js";
 import { toInbox, withoutToken, type InboxRow } from "../rows.js";
 import { GroupCommit } from "./group-commit.js";
 import { LeaderLock } from "./leader-lock.js";
@@ -199,9 +199,13 @@ export class PostgresStore implements Store {
     return results;
   }
 
-  appendEvent(streamId: number, request: CapturedRequest): Promise<AppendEventResult> {
+  appendEvent(streamId: number, request: CapturedRequest, _options?: AppendEventOptions): Promise<AppendEventResult> {
     if (this.closing) return Promise.reject(new Error("store is closing"));
     return this.appends.submit({ streamId, request });
+  }
+
+  async findDelivery(_streamId: number, _key: string): Promise<DeliveryRecord | undefined> {
+    return undefined; // implemented in the next commit
   }
 
   async createInbox(inbox: NewInbox): Promise<Inbox> {

@@ -5,7 +5,7 @@
  */
 import { Worker } from "node:worker_threads";
 import type { CapturedRequest, Consumer, Inbox, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
-import type { AppendEventResult, CommitListener, InboxChanges, NewInbox, ReadLimits, Store } from "../store.js";
+import type { AppendEventOptions, AppendEventResult, CommitListener, DeliveryRecord, InboxChanges, NewInbox, ReadLimits, Store } from "../store.js";
 import { openReaderConnection, type Connection } from "./connection.js";
 import { CONSUMER_COLUMNS } from "./consumer-writes.js";
 import { toInbox, withoutToken, type InboxRow } from "../rows.js";
@@ -162,9 +162,13 @@ export class SqliteStore implements Store, GeneralStreams {
     return result.status === "deleted";
   }
 
-  async appendEvent(streamId: number, request: CapturedRequest): Promise<AppendEventResult> {
+  async appendEvent(streamId: number, request: CapturedRequest, _options?: AppendEventOptions): Promise<AppendEventResult> {
     const result = await this.write({ kind: "appendEvent", streamId, request });
     return result.status === "appended" ? result : { status: "not_found" };
+  }
+
+  async findDelivery(_streamId: number, _key: string): Promise<DeliveryRecord | undefined> {
+    return undefined; // implemented in the next commit
   }
 
   async getConsumer(streamId: number, name: string): Promise<Consumer | undefined> {
