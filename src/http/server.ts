@@ -21,6 +21,8 @@ import { generalStreamsFor } from "./protocol/stream-access.js";
 import { streamDirectory } from "./protocol/stream-directory.js";
 import { registerSubscriptionRoutes } from "../subscriptions/routes.js";
 import type { SubscriptionHost } from "../subscriptions/service-host.js";
+import { SourceRecords } from "../sources/records.js";
+import { registerSourceRoutes } from "../sources/routes.js";
 
 export interface HttpServer {
   app: FastifyInstance;
@@ -104,6 +106,7 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
         authorize: (request) => void generalStreamsFor(ctx, request),
       })
     : undefined;
+  if (general) registerSourceRoutes(app, ctx, new SourceRecords(general));
   registerStreamRoutes(app, ctx);
   registerStreamTokenRoutes(app, ctx);
   registerSmeeRoutes(app, ctx);
