@@ -205,6 +205,16 @@ describe("dedupe over HTTP", () => {
     expect((await readAll(inbox.streamUrl, inbox.token)).events.map((event) => event.body)).toEqual(["copy 0"]);
   });
 
+  it("an append with a delivery id to a deleted inbox's stream is not_found, even for a known id", async () => {
+    const inbox = await server.createInbox({ settings: { dedupe: "github" } });
+    const stream = (await server.store.getStream(`inbox/${inbox.id}`))!;
+    const options = { dedupe: { key: "known", windowMs: 60_000 } };
+    expect(await server.store.appendEvent(stream.id, captured([], "first"), options)).toEqual({ status: "appended", seq: 1 });
+    expect((await server.admin(`/api/inboxes/${inbox.id}`, { method: "DELETE" })).status).toBe(204);
+    expect(await server.store.appendEvent(stream.id, captured([], "again"), options)).toEqual({ status: "not_found" });
+    expect(await server.store.appendEvent(stream.id, captured([], "new"), { dedupe: { key: "new", windowMs: 60_000 } })).toEqual({ status: "not_found" });
+  });
+
   it("past the window the same id is appended again, and the expired entry is pruned", async () => {
     const inbox = await server.createInbox({ settings: { dedupe: { header: "X-Delivery", windowSeconds: 1 } } });
     const first = JSON.parse((await post(inbox.ingestUrl, { "x-delivery": "d" }, "one")).text) as { seq: number };
