@@ -186,6 +186,7 @@ function statusView(state: SourceState | undefined) {
       : null,
     error: run?.error ?? null,
     failures: state?.failures ?? 0,
+    recentErrors: (state?.recentErrors ?? []).map(({ at, error }) => ({ at: iso(at), error })),
     nextRunAt: state ? iso(state.nextRunAt) : null,
     rateLimitedUntil: iso(state?.rateLimitedUntil),
   };

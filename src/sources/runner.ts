@@ -27,6 +27,9 @@ export interface SourceRunnerOptions {
 }
 
 const DEFAULT_TICK_MS = 500;
+const RECENT_ERRORS = 5;
+/** Every this many ticks, sources whose inbox was deleted are removed. */
+const ORPHAN_SWEEP_TICKS = 10;
 
 const RUNS = { github: runGithub, stripe: runStripe, poll: runPoll } as const;
 
@@ -35,6 +38,7 @@ export class SourceRunner implements LeaderWork {
   private ticking: Promise<void> | undefined;
   private readonly running = new Map<string, Promise<void>>();
   private leading = false;
+  private ticks = 0;
 
   constructor(private readonly options: SourceRunnerOptions) {}
 
@@ -73,6 +77,7 @@ export class SourceRunner implements LeaderWork {
     const ids = new Set(definitions.map((source) => source.id));
     for (const id of states.keys()) if (!ids.has(id) && !this.running.has(id)) await records.removeState(id);
     for (const id of requested) if (!ids.has(id)) await records.clearRunRequest(id);
+    if (this.ticks++ % ORPHAN_SWEEP_TICKS === 0) await this.removeOrphans(definitions);
     for (const source of definitions) {
       if (!this.leading || this.running.has(source.id)) continue;
       const state = states.get(source.id);
@@ -86,6 +91,15 @@ export class SourceRunner implements LeaderWork {
         .catch((error: unknown) => this.options.logger.error({ err: error, source: source.id }, "sources: a run could not record its outcome"))
         .finally(() => this.running.delete(source.id));
       this.running.set(source.id, run);
+    }
+  }
+
+  /** Deleting an inbox deletes its sources (and their credentials) too. */
+  private async removeOrphans(definitions: SourceDefinition[]): Promise<void> {
+    if (definitions.length === 0) return;
+    const inboxes = new Set((await this.options.store.listInboxes()).map((inbox) => inbox.id));
+    for (const source of definitions) {
+      if (!inboxes.has(source.inboxId) && !this.running.has(source.id)) await this.options.records.remove(source.id);
     }
   }
 
@@ -129,6 +143,7 @@ export class SourceRunner implements LeaderWork {
       ...ctx.changes,
       lastRun: { startedAt, finishedAt, ...ctx.counts, error },
       failures,
+      recentErrors: error === null ? state.recentErrors : [...(state.recentErrors ?? []), { at: finishedAt, error }].slice(-RECENT_ERRORS),
       nextRunAt: nextRunAt(finishedAt, source.intervalSeconds * 1000, failures, rateLimitedUntil),
       ...(rateLimitedUntil > finishedAt ? { rateLimitedUntil } : { rateLimitedUntil: undefined }),
     };

@@ -62,6 +62,8 @@ export interface SourceState {
   nextRunAt: number;
   /** Consecutive failed runs (0 after a good one), for the back-off. */
   failures: number;
+  /** The last few failed runs, newest last, so a passing problem can still be seen. */
+  recentErrors?: Array<{ at: number; error: string }>;
   /** The provider asked for nothing before this (ms); "run now" waits for it too. */
   rateLimitedUntil?: number;
   /** Stripe: the newest `created` (s) of a fully listed run; GitHub: unused. */
