@@ -221,6 +221,25 @@ describe("github source", () => {
     expect(done.status.lastRun).toMatchObject({ appended: 2 });
   });
 
+  it("a 2xx that spends the last request of the limit holds the next request until x-ratelimit-reset", async () => {
+    const github = await startGithub();
+    const server = await startServer({ TAILHOOK_GITHUB_API_URL: github.url });
+    const admin = adminFor(server.url, ADMIN);
+    const inbox = await createInbox(admin, { dedupe: "github" });
+    github.ingestUrl = "http://127.0.0.1:9/closed";
+    for (let n = 1; n <= 4; n++) await github.send("issues", { n });
+    const reset = Math.ceil(Date.now() / 1000) + 2;
+    github.answerHeaders.push({ "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(reset) });
+    const { view } = await createSource(admin, inbox.id, { kind: "github", repository: "acme/widgets", hookId: 42, token: GITHUB_TOKEN, intervalSeconds: 3600 });
+    const done = await waitForStatus(admin, inbox.id, view.id, (source) => source.status.lastRun?.error === null);
+    expect(done.status.recentErrors.map((entry) => entry.error)).toEqual([expect.stringMatching(/rate limit spent/)]);
+    const [first, ...later] = github.requests;
+    expect(first!.status).toBe(200);
+    expect(later.length).toBeGreaterThan(0);
+    expect(later.every((request) => request.at >= reset * 1000)).toBe(true);
+    expect((await readAll(inbox.streamUrl, inbox.token)).events).toHaveLength(4);
+  });
+
   it("in redeliver mode asks GitHub to send the missing delivery again, whose original bytes then verify; append mode's copy verifies only for compact JSON", async () => {
     const github = await startGithub();
     const server = await startServer({ TAILHOOK_GITHUB_API_URL: github.url });
@@ -339,6 +358,17 @@ describe("poll source", () => {
     expect(after.status.lastRun).toMatchObject({ listed: 1, missing: 0, appended: 0, error: null });
     expect(target.served).toBe(6);
     expect(await states()).toEqual(["A", "B", "A"]);
+  });
+});
+
+describe("provider base URLs", () => {
+  it("are https, or http only to loopback, and default to the providers' APIs", async () => {
+    const { loadServerConfig } = await import("../dist/config.js");
+    expect(loadServerConfig({}, {})).toMatchObject({ githubApiUrl: "https://api.github.com", stripeApiUrl: "https://api.stripe.com" });
+    expect(loadServerConfig({}, { TAILHOOK_GITHUB_API_URL: "http://127.0.0.1:4010" }).githubApiUrl).toBe("http://127.0.0.1:4010");
+    expect(loadServerConfig({}, { TAILHOOK_STRIPE_API_URL: "https://stripe.internal.example/" }).stripeApiUrl).toBe("https://stripe.internal.example");
+    expect(() => loadServerConfig({}, { TAILHOOK_GITHUB_API_URL: "http://api.github.com" })).toThrow(/https/);
+    expect(() => loadServerConfig({}, { TAILHOOK_STRIPE_API_URL: "ftp://127.0.0.1" })).toThrow();
   });
 });
 

@@ -31,6 +31,8 @@ export interface LoggedRequest {
 abstract class FakeApi {
   url = "";
   readonly faults: Fault[] = [];
+  /** Extra headers on the next ordinary (not faulted) answers, one set each: e.g. a spent rate limit on a 200. */
+  readonly answerHeaders: Array<Record<string, string>> = [];
   readonly requests: LoggedRequest[] = [];
   private server: Server | undefined;
   private readonly sockets = new Set<import("node:net").Socket>();
@@ -78,7 +80,7 @@ abstract class FakeApi {
     }
     if (req.headers.authorization !== `Bearer ${this.credential}`) return send(401, { message: "Bad credentials" });
     const answer = await this.route(req.method ?? "GET", url);
-    send(answer.status, answer.body, answer.headers);
+    send(answer.status, answer.body, { ...answer.headers, ...this.answerHeaders.shift() });
   }
 
   protected abstract route(method: string, url: URL): Promise<{ status: number; body?: unknown; headers?: Record<string, string> }>;
