@@ -4,13 +4,14 @@
  * it. Each batch is one transaction (group commit); results go back only after the
  * commit returned, i.e. after the WAL was fsynced.
  */
+import { statSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import { encodeEventMeta } from "../../core/capture.js";
 import type { InboxSettings } from "../../core/types.js";
-import { migrate, openWriterConnection } from "./connection.js";
+import { BUSY_TIMEOUT_MS, migrate, openWriterConnection } from "./connection.js";
 import { prepareConsumerWrites } from "./consumer-writes.js";
 import { prepareStreamWrites } from "./stream-writes.js";
-import { writeOpBytes, type FromWriter, type ToWriter, type WriteOp, type WriteResult, type WriterOptions } from "./write-ops.js";
+import { type FromWriter, type ToWriter, type WriteOp, type WriteResult, type WriterOptions } from "./write-ops.js";
 
 const port = parentPort!;
 const options = workerData as WriterOptions;
@@ -173,27 +174,40 @@ function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
 }
 
 /*
- * The checkpoint thread copies the WAL into the database file without blocking us, but
- * while we keep writing it never completes, and SQLite only rewinds the WAL after a
- * complete checkpoint: the file would grow forever and each fsync would extend it.
- * Now and then, right after answering a batch, we checkpoint the few frames it has
- * not copied yet; no write can slip in meanwhile, so this one completes.
+ * The WAL, bounded in bytes. The checkpoint thread copies it into the database file
+ * without blocking us, but while we keep writing its checkpoints never complete, and
+ * SQLite only rewinds the WAL after a complete one: the file would grow (about 7 bytes
+ * per byte of events) until the disk is full. So after a batch, when the -wal file
+ * (a stat, cheap) has reached WAL_LIMIT_BYTES, we checkpoint the few frames the thread
+ * has not copied yet and truncate the file; no write can slip in meanwhile, so this
+ * one completes. After a failed commit (SQLITE_FULL, I/O errors) we try the same after
+ * every batch until it works: an emptied WAL gives its space back.
  */
-const REWIND_AFTER_BYTES = 8 * 1024 * 1024;
-const REWIND_EVERY_MS = 500;
-let bytesSinceRewind = 0;
-let lastRewind = Date.now();
+const WAL_LIMIT_BYTES = 4 * 1024 * 1024;
+/** How long the truncating checkpoint waits for readers on an old snapshot, at most. */
+const TRUNCATE_BUSY_MS = 20;
+const walFile = `${options.file}-wal`;
+let truncateWanted = false;
 
-function rewindWalIfDue(ops: WriteOp[]): void {
-  for (const op of ops) bytesSinceRewind += writeOpBytes(op);
-  const now = Date.now();
-  if (bytesSinceRewind < REWIND_AFTER_BYTES || now - lastRewind < REWIND_EVERY_MS) return;
-  bytesSinceRewind = 0;
-  lastRewind = now;
+function walBytes(): number {
   try {
-    db.pragma("wal_checkpoint(PASSIVE)");
+    return statSync(walFile).size;
   } catch {
-    // Retried at the next opportunity; the WAL stays correct either way.
+    return 0;
+  }
+}
+
+function boundWal(): void {
+  if (!truncateWanted && walBytes() < WAL_LIMIT_BYTES) return;
+  try {
+    db.pragma(`busy_timeout = ${TRUNCATE_BUSY_MS}`);
+    const [outcome] = db.pragma("wal_checkpoint(TRUNCATE)") as Array<{ busy: number }>;
+    truncateWanted = outcome?.busy !== 0;
+  } catch {
+    // SQLITE_FULL, I/O trouble, or the checkpoint thread is mid-copy: retried after the next batch.
+    truncateWanted = true;
+  } finally {
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   }
 }
 
@@ -215,13 +229,14 @@ port.on("message", (message: ToWriter) => {
   try {
     const results = runBatch(message.ops, extended);
     send({ type: "done", id: message.id, results, extended: [...extended] });
-    rewindWalIfDue(message.ops);
   } catch (error) {
     // The transaction rolled back: cached tails and streams may be ahead of the file.
     tails.clear();
     streams.forget();
     send({ type: "failed", id: message.id, message: (error as Error).message });
+    truncateWanted = true;
   }
+  boundWal();
 });
 
 send({ type: "ready" });
