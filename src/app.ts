@@ -77,7 +77,7 @@ async function closeServer(server: Server): Promise<void> {
 }
 
 /** The one place a backend is chosen. */
-async function openStore(config: ServerConfig): Promise<Store> {
+async function openStore(config: ServerConfig, logger: Logger): Promise<Store> {
   if (config.databaseUrl) {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     return PostgresStore.open({
@@ -86,7 +86,7 @@ async function openStore(config: ServerConfig): Promise<Store> {
       ...(config.databaseSchema ? { schema: config.databaseSchema } : {}),
     });
   }
-  return SqliteStore.open({ dataDir: config.dataDir, pruneIntervalMs: config.pruneIntervalMs });
+  return SqliteStore.open({ dataDir: config.dataDir, pruneIntervalMs: config.pruneIntervalMs, log: logger });
 }
 
 /*
@@ -115,7 +115,7 @@ export async function startTailhook(config: ServerConfig, options: StartOptions 
   const releasers = new ReleaserStack();
   let shuttingDown = false;
   try {
-    const store = options.store ?? (await openStore(config));
+    const store = options.store ?? (await openStore(config, logger));
     releasers.push("store", () => store.close());
     const adminToken = resolveAdminToken(config, options.onAdminTokenCreated);
 

@@ -11,7 +11,7 @@ import type { AppendEventResult, CommitListener, InboxChanges, NewInbox, ReadLim
 import { openReaderConnection, type Connection } from "./connection.js";
 import { CONSUMER_COLUMNS } from "./consumer-writes.js";
 import { toInbox, withoutToken, type InboxRow } from "../rows.js";
-import { SqliteWriter } from "./writer.js";
+import { SqliteWriter, type WriterLog } from "./writer.js";
 import { STREAM_COLUMNS, toStream, type StreamRow } from "./stream-rows.js";
 import type { WriteOp, WriteResult } from "./write-ops.js";
 import type {
@@ -30,6 +30,8 @@ export interface SqliteStoreOptions {
   /** How often retention and deleted inboxes are pruned (ms). */
   pruneIntervalMs?: number;
   checkpointIntervalMs?: number;
+  /** Hears storage trouble worth an operator's attention (failing writes, thread restarts). */
+  log?: WriterLog;
 }
 
 const PRUNE_ROWS_PER_BATCH = 2000;
@@ -52,12 +54,16 @@ export class SqliteStore implements Store, GeneralStreams {
   private closing: Promise<void> | undefined;
   private readonly lastSeenWrites = new Map<string, number>();
 
+  private checkpointer: Worker;
+
   private constructor(
     private readonly reader: Connection,
     private readonly writer: SqliteWriter,
-    private readonly checkpointer: Worker,
+    private readonly startCheckpointer: () => Worker,
+    private readonly log: WriterLog | undefined,
     pruneIntervalMs: number,
   ) {
+    this.checkpointer = this.watchCheckpointer();
     this.sql = {
       inbox: reader.prepare(`SELECT ${INBOX_COLUMNS} FROM inboxes WHERE id = ? AND deleted_at IS NULL`),
       inboxes: reader.prepare(`SELECT ${INBOX_COLUMNS} FROM inboxes WHERE deleted_at IS NULL ORDER BY created_at, id`),
@@ -82,11 +88,29 @@ export class SqliteStore implements Store, GeneralStreams {
   static async open(options: SqliteStoreOptions): Promise<SqliteStore> {
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
     const file = join(options.dataDir, "tailhook.db");
-    const writer = await SqliteWriter.start(file);
-    const checkpointer = new Worker(new URL("./checkpoint-thread.js", import.meta.url), {
-      workerData: { file, intervalMs: options.checkpointIntervalMs ?? 1000 },
+    const writer = await SqliteWriter.start(file, options.log);
+    const startCheckpointer = () =>
+      new Worker(new URL("./checkpoint-thread.js", import.meta.url), {
+        workerData: { file, intervalMs: options.checkpointIntervalMs ?? 1000 },
+      });
+    return new SqliteStore(openReaderConnection(file), writer, startCheckpointer, options.log, options.pruneIntervalMs ?? 5000);
+  }
+
+  /*
+   * The checkpoint thread is an optimisation (the writer bounds the WAL by itself), so
+   * its death is logged and it is started again a second later, never thrown at the
+   * process as an unhandled worker error.
+   */
+  private watchCheckpointer(): Worker {
+    const worker = this.startCheckpointer();
+    worker.on("error", (error) => this.log?.error({ err: error }, "sqlite checkpoint thread failed"));
+    worker.on("exit", () => {
+      if (this.closing || this.checkpointer !== worker) return;
+      setTimeout(() => {
+        if (!this.closing) this.checkpointer = this.watchCheckpointer();
+      }, 1000).unref();
     });
-    return new SqliteStore(openReaderConnection(file), writer, checkpointer, options.pruneIntervalMs ?? 5000);
+    return worker;
   }
 
   private write(op: WriteOp): Promise<WriteResult> {
@@ -268,8 +292,13 @@ export class SqliteStore implements Store, GeneralStreams {
     this.closing ??= (async () => {
       clearInterval(this.pruneTimer);
       await this.writer.close();
-      const stopped = new Promise<void>((resolve) => this.checkpointer.once("exit", () => resolve()));
-      this.checkpointer.postMessage({ type: "close" });
+      const checkpointer = this.checkpointer;
+      checkpointer.on("message", (message: { type: string; error?: string }) => {
+        // The WAL is durable: the next start copies what this last checkpoint could not.
+        if (message.type === "closed" && message.error) this.log?.error({ error: message.error }, "final sqlite checkpoint failed");
+      });
+      const stopped = new Promise<void>((resolve) => checkpointer.once("exit", () => resolve()));
+      checkpointer.postMessage({ type: "close" });
       await stopped;
       this.reader.close();
     })();
