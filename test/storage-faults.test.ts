@@ -264,6 +264,10 @@ describe.skipIf(canMount !== true)("storage faults on real filesystems (tailhook
       ledger.record(await send(ingestUrl, body), body);
     }
     expect(ledger.acked.length).toBe(50);
+    const streamUrl = `${server.url}/v1/stream/faults/log`;
+    const asAdmin = { authorization: `Bearer ${server.adminToken}`, "content-type": "text/plain" };
+    expect((await fetch(streamUrl, { method: "PUT", headers: asAdmin })).status).toBe(201);
+    expect((await fetch(streamUrl, { method: "POST", headers: asAdmin, body: "before" })).status).toBeLessThan(300);
     expect(await health(server)).toEqual({ healthz: 200, readyz: 200 });
 
     // What the kernel does on a filesystem error with errors=remount-ro.
@@ -273,6 +277,8 @@ describe.skipIf(canMount !== true)("storage faults on real filesystems (tailhook
       const outcome = await send(ingestUrl, body);
       expect(outcome).toMatchObject({ status: 503, retryAfter: expect.any(String) });
     }
+    const append = await fetch(streamUrl, { method: "POST", headers: asAdmin, body: "during" });
+    expect({ status: append.status, retryAfter: append.headers.get("retry-after") }).toEqual({ status: 503, retryAfter: "1" });
     // Soft, so that a run before the fixes also shows what SIGTERM does next.
     expect.soft(await health(server)).toEqual({ healthz: 503, readyz: 503 });
     // Still unhealthy a while later with no traffic at all: nothing can be written.
