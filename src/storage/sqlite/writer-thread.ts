@@ -197,16 +197,22 @@ function walBytes(): number {
   }
 }
 
+/** After a busy or failed try, the next waits this long, so readers on old snapshots do not cost every batch 20 ms. */
+const TRUNCATE_RETRY_MS = 100;
+let nextTruncateAt = 0;
+
 function boundWal(): void {
   if (!truncateWanted && walBytes() < WAL_LIMIT_BYTES) return;
+  if (Date.now() < nextTruncateAt) return;
   try {
     db.pragma(`busy_timeout = ${TRUNCATE_BUSY_MS}`);
     const [outcome] = db.pragma("wal_checkpoint(TRUNCATE)") as Array<{ busy: number }>;
     truncateWanted = outcome?.busy !== 0;
   } catch {
-    // SQLITE_FULL, I/O trouble, or the checkpoint thread is mid-copy: retried after the next batch.
+    // SQLITE_FULL, I/O trouble, or the checkpoint thread is mid-copy: retried after a later batch.
     truncateWanted = true;
   } finally {
+    if (truncateWanted) nextTruncateAt = Date.now() + TRUNCATE_RETRY_MS;
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   }
 }
