@@ -4,7 +4,8 @@
  * it. Each batch is one transaction (group commit); results go back only after the
  * commit returned, i.e. after the WAL was fsynced.
  */
-import { statSync } from "node:fs";
+import { statfsSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
 import { encodeEventMeta } from "../../core/capture.js";
 import type { InboxSettings } from "../../core/types.js";
@@ -178,16 +179,24 @@ function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
  * without blocking us, but while we keep writing its checkpoints never complete, and
  * SQLite only rewinds the WAL after a complete one: the file would grow (about 7 bytes
  * per byte of events) until the disk is full. So after a batch, when the -wal file
- * (a stat, cheap) has reached WAL_LIMIT_BYTES, we checkpoint the few frames the thread
- * has not copied yet and truncate the file; no write can slip in meanwhile, so this
- * one completes. After a failed commit (SQLITE_FULL, I/O errors) we try the same after
+ * (a stat, cheap) has reached the limit, we checkpoint the few frames the thread has
+ * not copied yet and truncate the file; no write can slip in meanwhile, so this one
+ * completes. The limit is an eighth of the space the WAL could have (free space plus
+ * its own size), between 1 and 64 MiB: large on a roomy disk, where each truncation
+ * costs throughput, small on a nearly full one, where the WAL must not take the last
+ * megabytes. After a failed commit (SQLITE_FULL, I/O errors) we try the same after
  * every batch until it works: an emptied WAL gives its space back.
  */
-const WAL_LIMIT_BYTES = 4 * 1024 * 1024;
+const WAL_MAX_BYTES = 64 * 1024 * 1024;
+const WAL_MIN_BYTES = 1024 * 1024;
+const WAL_SHARE_OF_SPACE = 1 / 8;
+const SPACE_CHECK_MS = 250;
 /** How long the truncating checkpoint waits for readers on an old snapshot, at most. */
 const TRUNCATE_BUSY_MS = 20;
 const walFile = `${options.file}-wal`;
 let truncateWanted = false;
+let walLimit = WAL_MIN_BYTES;
+let spaceCheckedAt = 0;
 
 function walBytes(): number {
   try {
@@ -197,12 +206,29 @@ function walBytes(): number {
   }
 }
 
+function walLimitBytes(wal: number): number {
+  const now = Date.now();
+  if (now - spaceCheckedAt < SPACE_CHECK_MS) return walLimit;
+  spaceCheckedAt = now;
+  try {
+    const space = statfsSync(dirname(options.file));
+    const room = (space.bavail * space.bsize + wal) * WAL_SHARE_OF_SPACE;
+    walLimit = Math.min(WAL_MAX_BYTES, Math.max(WAL_MIN_BYTES, room));
+  } catch {
+    walLimit = WAL_MIN_BYTES;
+  }
+  return walLimit;
+}
+
 /** After a busy or failed try, the next waits this long, so readers on old snapshots do not cost every batch 20 ms. */
 const TRUNCATE_RETRY_MS = 100;
 let nextTruncateAt = 0;
 
 function boundWal(): void {
-  if (!truncateWanted && walBytes() < WAL_LIMIT_BYTES) return;
+  if (!truncateWanted) {
+    const wal = walBytes();
+    if (wal < walLimitBytes(wal)) return;
+  }
   if (Date.now() < nextTruncateAt) return;
   try {
     db.pragma(`busy_timeout = ${TRUNCATE_BUSY_MS}`);
