@@ -24,7 +24,7 @@ function run(command: string, args: string[]): string {
   return execFileSync(command, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
 
-/** Mounts a tmpfs of `sizeMiB` at a new folder; undefined (and why) if this machine cannot. */
+/** Mounts a tmpfs of `sizeMiB` at a new folder, or says why this machine cannot. */
 function mountTmpfs(name: string, sizeMiB: number): string | { skip: string } {
   const dir = join(root, name);
   mkdirSync(dir, { recursive: true });
