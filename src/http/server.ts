@@ -80,9 +80,10 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
 
   recordRouteNames(app);
 
-  // Ready: the store answers now (PostgreSQL reachable). Healthy: the process can serve.
+  // Ready: the store answers now (PostgreSQL reachable) and its writes work. Healthy: the process can serve.
   app.get("/readyz", async (_request, reply) => {
-    const ready = !ctx.isShuttingDown() && (ctx.store.ping ? await ctx.store.ping() : ctx.store.isHealthy());
+    const reachable = ctx.store.ping ? await ctx.store.ping() : true;
+    const ready = !ctx.isShuttingDown() && reachable && ctx.store.isHealthy();
     return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not ready" });
   });
   app.get("/healthz", async (_request, reply) => {
