@@ -122,7 +122,7 @@ export function loadServerConfig(flags: ServerFlags = {}, env: NodeJS.ProcessEnv
   });
 }
 
-/** Timeouts and limits of the HTTP connection edge (see docs/ops-notes/http-edges.md). */
+/** Timeouts and limits of the HTTP connection edge (see docs/operations.md). */
 function connectionSettings(flags: ServerFlags, env: NodeJS.ProcessEnv) {
   const headersTimeoutMs = integer(env.TAILHOOK_HEADERS_TIMEOUT_MS, "headers timeout", 20_000, 100, 60_000);
   const requestTimeoutMs = integer(env.TAILHOOK_REQUEST_TIMEOUT_MS, "request timeout", 120_000, headersTimeoutMs, 3_600_000);
