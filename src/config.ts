@@ -151,6 +151,8 @@ export interface ClientEnvironment {
   token: string | undefined;
   configFile: string | undefined;
   home: string | undefined;
+  /** TAILHOOK_SIGN_SECRET: the whsec_ key forward/replay re-sign with (kept off the command line, where `ps` shows it). */
+  signSecret: string | undefined;
 }
 
 /** What the CLI takes from its flags and the environment (the config file comes after). */
@@ -161,5 +163,6 @@ export function loadClientEnvironment(flags: ClientFlags, env: NodeJS.ProcessEnv
     token: flags.token ?? (env.TAILHOOK_TOKEN || undefined),
     configFile: env.TAILHOOK_CONFIG || (configHome ? `${configHome}/tailhook/config.json` : undefined),
     home: env.HOME,
+    signSecret: env.TAILHOOK_SIGN_SECRET || undefined,
   };
 }
