@@ -2,6 +2,7 @@
  * Validation of inbox settings sent to the management API. Unknown keys are refused
  * rather than ignored, so a typo never silently leaves a default in place.
  */
+import { parseDedupeSettings } from "./dedupe.js";
 import { TailhookError } from "./errors.js";
 import { isSendableHeaderName, isSendableHeaderValue } from "./header-text.js";
 import type { InboxResponseSettings, InboxSettings, RetentionSettings } from "./types.js";
@@ -73,7 +74,7 @@ function parseRetention(value: unknown): RetentionSettings {
 export function parseInboxSettings(value: unknown, base: InboxSettings = {}): InboxSettings {
   if (value === undefined) return base;
   if (!isObject(value)) fail("settings must be an object");
-  onlyKeys(value, ["maxBodyBytes", "response", "retention"], "settings");
+  onlyKeys(value, ["maxBodyBytes", "response", "retention", "dedupe"], "settings");
   const settings: InboxSettings = { ...base };
   if (value.maxBodyBytes === null) delete settings.maxBodyBytes;
   else if (value.maxBodyBytes !== undefined) {
@@ -83,6 +84,8 @@ export function parseInboxSettings(value: unknown, base: InboxSettings = {}): In
   else if (value.response !== undefined) settings.response = parseResponse(value.response);
   if (value.retention === null) delete settings.retention;
   else if (value.retention !== undefined) settings.retention = parseRetention(value.retention);
+  if (value.dedupe === null) delete settings.dedupe;
+  else if (value.dedupe !== undefined) settings.dedupe = parseDedupeSettings(value.dedupe);
   return settings;
 }
 

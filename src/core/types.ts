@@ -90,6 +90,7 @@ export interface InboxSettings {
   /** The reply a sender gets once its event is stored; a JSON ack when absent. */
   response?: InboxResponseSettings;
   retention?: RetentionSettings;
+  dedupe?: import("./dedupe.js").DedupeSettings;
 }
 
 export interface Inbox {

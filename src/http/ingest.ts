@@ -7,11 +7,12 @@
  */
 import { validateHeaderName, validateHeaderValue, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Logger } from "pino";
+import { dedupeKeyOf, dedupeWindowMs } from "../core/dedupe.js";
 import { TailhookError } from "../core/errors.js";
 import { looksLikeInboxId, newEventId } from "../core/ids.js";
 import { BODYLESS_STATUSES } from "../core/inbox-settings.js";
 import type { CapturedRequest, InboxResponseSettings, StoredInbox } from "../core/types.js";
-import type { Store } from "../storage/store.js";
+import type { AppendEventOptions, Store } from "../storage/store.js";
 import { readBody } from "./body.js";
 import { sendErrorRaw } from "./errors.js";
 import { noteFailure, noteInbox, noteRequestBytes, noteRoute } from "./request-log.js";
@@ -104,6 +105,14 @@ function sendConfiguredReply(res: ServerResponse, reply: InboxResponseSettings, 
   res.end(body);
 }
 
+/** The delivery id to dedupe on, when the inbox dedupes and the request carries one. */
+function dedupeOptions(inbox: StoredInbox, request: CapturedRequest): AppendEventOptions | undefined {
+  const settings = inbox.settings.dedupe;
+  if (!settings) return undefined;
+  const key = dedupeKeyOf(settings, request);
+  return key === undefined ? undefined : { dedupe: { key, windowMs: dedupeWindowMs(settings) } };
+}
+
 export function createIngestHandler(deps: IngestDeps) {
   return async function handleIngest(req: IncomingMessage, res: ServerResponse, target: IngestTarget): Promise<void> {
     const receivedAt = Date.now();
@@ -140,12 +149,14 @@ export function createIngestHandler(deps: IngestDeps) {
         remoteAddr: req.socket.remoteAddress ?? "",
         body,
       };
-      const result = await deps.store.appendEvent(inbox.streamId, request);
+      const result = await deps.store.appendEvent(inbox.streamId, request, dedupeOptions(inbox, request));
       if (result.status === "not_found") {
         sendErrorRaw(res, notFound());
         return;
       }
-      sendAck(res, inbox, request.id, result.seq, deps.isShuttingDown(), deps.logger);
+      // A duplicate delivery is answered as its first one was: that event's id and seq.
+      const ackId = result.status === "duplicate" ? result.id : request.id;
+      sendAck(res, inbox, ackId, result.seq, deps.isShuttingDown(), deps.logger);
     } catch (error) {
       // The request's log line carries the cause; the sender only learns nothing was stored.
       noteFailure(req, error);

@@ -7,7 +7,33 @@
 import type { GeneralStreams } from "./streams.js";
 import type { CapturedRequest, Consumer, Inbox, InboxSettings, StoredInbox, StoredMessage, StreamInfo } from "../core/types.js";
 
-export type AppendEventResult = { status: "appended"; seq: number } | { status: "not_found" };
+/**
+ * A duplicate names the event it repeats (its seq and event id), which may since have
+ * been pruned by retention while its dedupe entry is still inside the window.
+ */
+export type AppendEventResult =
+  | { status: "appended"; seq: number }
+  | { status: "duplicate"; seq: number; id: string }
+  | { status: "not_found" };
+
+export interface AppendEventOptions {
+  /**
+   * Append only if no event of this stream carried `key` within the last `windowMs`;
+   * otherwise count one more delivery of that event and answer "duplicate". Checked
+   * and recorded in the transaction of the append.
+   */
+  dedupe?: { key: string; windowMs: number };
+}
+
+/** A delivery id the stream has seen: the event that carried it first, and how many times it came. */
+export interface DeliveryRecord {
+  seq: number;
+  /** The event id of that first delivery. */
+  id: string;
+  /** Deliveries seen, the first included (1 = never repeated). */
+  deliveries: number;
+  firstAt: number;
+}
 
 export interface NewInbox {
   id: string;
@@ -57,7 +83,9 @@ export interface Store {
   /** Removes the inbox and, in the background, its events. False if it did not exist. */
   deleteInbox(id: string): Promise<boolean>;
 
-  appendEvent(streamId: number, request: CapturedRequest): Promise<AppendEventResult>;
+  appendEvent(streamId: number, request: CapturedRequest, options?: AppendEventOptions): Promise<AppendEventResult>;
+  /** The dedupe entry for this delivery id, while it is kept (its window, until pruned). */
+  findDelivery(streamId: number, key: string): Promise<DeliveryRecord | undefined>;
 
   getStream(name: string): Promise<StreamInfo | undefined>;
   getStreamById(id: number): Promise<StreamInfo | undefined>;

@@ -12,6 +12,7 @@ import type { Inbox, StoredInbox, StoredMessage } from "../../core/types.js";
 import { presentedToken } from "../auth.js";
 import { inboxStreamName, type HttpContext } from "../context.js";
 import { smeeUrlFor } from "./smee.js";
+import { withDeliveries } from "./event-deliveries.js";
 
 export interface InboxView {
   id: string;
@@ -61,6 +62,10 @@ export function registerInboxRoutes(app: FastifyInstance, ctx: HttpContext): voi
   }
 
   async function readEvent(request: FastifyRequest): Promise<StoredMessage> {
+    return (await readInboxEvent(request)).message;
+  }
+
+  async function readInboxEvent(request: FastifyRequest): Promise<{ inbox: StoredInbox; message: StoredMessage }> {
     const inbox = await readableInbox(request);
     const seq = parseSeq((request.params as { seq: string }).seq);
     const message = await ctx.store.readMessage(inbox.streamId, seq);
@@ -69,7 +74,7 @@ export function registerInboxRoutes(app: FastifyInstance, ctx: HttpContext): voi
       if (stream && seq < stream.firstSeq) throw new TailhookError("gone", "this event was removed by retention");
       throw new TailhookError("not_found", "no such event");
     }
-    return message;
+    return { inbox, message };
   }
 
   app.post("/api/inboxes", async (request, reply) => {
@@ -116,7 +121,9 @@ export function registerInboxRoutes(app: FastifyInstance, ctx: HttpContext): voi
   });
 
   app.get("/api/inboxes/:id/events/:seq", async (request, reply) => {
-    return reply.type("application/json").send(messageJson(await readEvent(request)));
+    const { inbox, message } = await readInboxEvent(request);
+    if (!inbox.settings.dedupe || message.meta === null) return reply.type("application/json").send(messageJson(message));
+    return reply.type("application/json").send(JSON.stringify(await withDeliveries(ctx.store, inbox, message)));
   });
 
   app.get("/api/inboxes/:id/events/:seq/body", async (request, reply) => {

@@ -89,6 +89,24 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: "dedupe: delivery ids per inbox stream",
+    // The primary key is what keeps two processes from both appending one delivery id.
+    sql: `
+      CREATE TABLE dedupe (
+        stream_id  BIGINT NOT NULL,
+        key        TEXT   NOT NULL,
+        seq        BIGINT NOT NULL,
+        event_id   TEXT   NOT NULL,
+        first_at   BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        deliveries BIGINT NOT NULL,
+        PRIMARY KEY (stream_id, key)
+      );
+      CREATE INDEX dedupe_expires_at ON dedupe (expires_at);
+    `,
+  },
 ];
 
 /** Applies what is missing; an advisory lock keeps concurrent `serve` processes from racing. */

@@ -100,4 +100,22 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: "dedupe: delivery ids per inbox stream",
+    // One row per delivery id seen within its window; expires_at drives the prune.
+    sql: `
+      CREATE TABLE dedupe (
+        stream_id  INTEGER NOT NULL,
+        key        TEXT    NOT NULL,
+        seq        INTEGER NOT NULL,
+        event_id   TEXT    NOT NULL,
+        first_at   INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        deliveries INTEGER NOT NULL,
+        PRIMARY KEY (stream_id, key)
+      );
+      CREATE INDEX dedupe_expires_at ON dedupe (expires_at);
+    `,
+  },
 ];

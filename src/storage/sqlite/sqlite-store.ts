@@ -5,7 +5,7 @@
  */
 import { Worker } from "node:worker_threads";
 import type { CapturedRequest, Consumer, Inbox, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
-import type { AppendEventResult, CommitListener, InboxChanges, NewInbox, ReadLimits, Store } from "../store.js";
+import type { AppendEventOptions, AppendEventResult, CommitListener, DeliveryRecord, InboxChanges, NewInbox, ReadLimits, Store } from "../store.js";
 import { openReaderConnection, type Connection } from "./connection.js";
 import { CONSUMER_COLUMNS } from "./consumer-writes.js";
 import { toInbox, withoutToken, type InboxRow } from "../rows.js";
@@ -81,6 +81,9 @@ export class SqliteStore implements Store, GeneralStreams {
       message: reader.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE stream_id = ? AND seq = ?`),
       consumer: reader.prepare(`SELECT ${CONSUMER_COLUMNS} FROM consumers WHERE stream_id = ? AND name = ?`),
       consumers: reader.prepare(`SELECT ${CONSUMER_COLUMNS} FROM consumers WHERE stream_id = ? ORDER BY name`),
+      delivery: reader.prepare(
+        "SELECT seq, event_id AS id, deliveries, first_at AS firstAt FROM dedupe WHERE stream_id = ? AND key = ?",
+      ),
     };
     // BEGIN (deferred) … COMMIT on the read-only connection: the snapshot is taken at the first SELECT.
     const inTransaction = reader.transaction((read: () => unknown) => read());
@@ -184,9 +187,14 @@ export class SqliteStore implements Store, GeneralStreams {
     return result.status === "deleted";
   }
 
-  async appendEvent(streamId: number, request: CapturedRequest): Promise<AppendEventResult> {
-    const result = await this.write({ kind: "appendEvent", streamId, request });
-    return result.status === "appended" ? result : { status: "not_found" };
+  async appendEvent(streamId: number, request: CapturedRequest, options?: AppendEventOptions): Promise<AppendEventResult> {
+    const dedupe = options?.dedupe && { ...options.dedupe, now: Date.now() };
+    const result = await this.write({ kind: "appendEvent", streamId, request, ...(dedupe ? { dedupe } : {}) });
+    return result.status === "appended" || result.status === "duplicate" ? result : { status: "not_found" };
+  }
+
+  async findDelivery(streamId: number, key: string): Promise<DeliveryRecord | undefined> {
+    return this.sql.delivery.get(streamId, key) as DeliveryRecord | undefined;
   }
 
   async getConsumer(streamId: number, name: string): Promise<Consumer | undefined> {

@@ -7,7 +7,7 @@ import type { InboxChanges, NewInbox } from "../store.js";
 import type { AppendRequest, AppendResult, CreateStreamRequest, CreateStreamResult, DeleteStreamResult } from "../streams.js";
 
 export type WriteOp =
-  | { kind: "appendEvent"; streamId: number; request: CapturedRequest }
+  | { kind: "appendEvent"; streamId: number; request: CapturedRequest; dedupe?: { key: string; windowMs: number; now: number } }
   | { kind: "createInbox"; inbox: NewInbox; now: number }
   | { kind: "updateInbox"; id: string; changes: InboxChanges }
   | { kind: "deleteInbox"; id: string; now: number }
@@ -24,6 +24,7 @@ export type WriteOp =
 
 export type WriteResult =
   | { status: "appended"; seq: number }
+  | { status: "duplicate"; seq: number; id: string }
   | { status: "created"; streamId: number }
   | { status: "updated" }
   | { status: "deleted" }

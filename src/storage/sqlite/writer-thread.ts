@@ -57,6 +57,14 @@ const sql = {
     "DELETE FROM messages WHERE stream_id = ? AND seq >= ? AND seq < ? ",
   ),
   setFirst: db.prepare("UPDATE streams SET first_seq = ? WHERE id = ?"),
+  delivery: db.prepare("SELECT seq, event_id AS id, first_at AS firstAt FROM dedupe WHERE stream_id = ? AND key = ?"),
+  countDelivery: db.prepare("UPDATE dedupe SET deliveries = deliveries + 1 WHERE stream_id = ? AND key = ?"),
+  saveDelivery: db.prepare(
+    `INSERT INTO dedupe (stream_id, key, seq, event_id, first_at, expires_at, deliveries) VALUES (?, ?, ?, ?, ?, ?, 1)
+     ON CONFLICT (stream_id, key) DO UPDATE SET seq = excluded.seq, event_id = excluded.event_id, first_at = excluded.first_at,
+       expires_at = excluded.expires_at, deliveries = 1`,
+  ),
+  pruneDeliveries: db.prepare("DELETE FROM dedupe WHERE rowid IN (SELECT rowid FROM dedupe WHERE expires_at <= ? LIMIT ?)"),
   deletedStreams: db.prepare(
     "SELECT id, first_seq AS firstSeq, tail_seq AS tailSeq FROM streams WHERE deleted_at IS NOT NULL AND first_seq <= tail_seq",
   ),
@@ -109,6 +117,7 @@ function prune(now: number, maxRows: number): number {
     if (budget <= 0) break;
     budget -= dropHead(stream.id, stream.firstSeq, stream.tailSeq + 1, budget);
   }
+  if (budget > 0) budget -= sql.pruneDeliveries.run(now, budget).changes;
   return maxRows - budget;
 }
 
@@ -117,10 +126,19 @@ function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
     case "appendEvent": {
       const state = streamState(op.streamId);
       if (!state || state.deleted) return { status: "not_found" };
+      const { request, dedupe } = op;
+      // In this transaction, after every earlier op of the batch: a repeat in the same batch sees the first.
+      if (dedupe) {
+        const seen = sql.delivery.get(op.streamId, dedupe.key) as { seq: number; id: string; firstAt: number } | undefined;
+        if (seen && dedupe.now - seen.firstAt < dedupe.windowMs) {
+          sql.countDelivery.run(op.streamId, dedupe.key);
+          return { status: "duplicate", seq: seen.seq, id: seen.id };
+        }
+      }
       const seq = state.tailSeq + 1;
-      const { request } = op;
       sql.insertMessage.run(op.streamId, seq, request.receivedAt, request.body, encodeEventMeta(request));
       sql.setTail.run(seq, op.streamId);
+      if (dedupe) sql.saveDelivery.run(op.streamId, dedupe.key, seq, request.id, dedupe.now, dedupe.now + dedupe.windowMs);
       state.tailSeq = seq;
       extended.set(op.streamId, seq);
       return { status: "appended", seq };
