@@ -90,6 +90,8 @@ export interface InboxSettings {
   /** The reply a sender gets once its event is stored; a JSON ack when absent. */
   response?: InboxResponseSettings;
   retention?: RetentionSettings;
+  /** Signature verification (secrets never leave the server). */
+  verify?: import("./verify/settings.js").VerifySettings;
 }
 
 export interface Inbox {

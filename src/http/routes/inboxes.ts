@@ -9,6 +9,7 @@ import { TailhookError } from "../../core/errors.js";
 import { hashToken, newInboxId, newToken } from "../../core/ids.js";
 import { parseInboxName, parseInboxSettings } from "../../core/inbox-settings.js";
 import type { Inbox, StoredInbox, StoredMessage } from "../../core/types.js";
+import { maskVerifySettings, type VerifySettingsView } from "../../core/verify/settings.js";
 import { presentedToken } from "../auth.js";
 import { inboxStreamName, type HttpContext } from "../context.js";
 import { smeeUrlFor } from "./smee.js";
@@ -18,9 +19,14 @@ export interface InboxView {
   name: string | null;
   ingestUrl: string;
   streamUrl: string;
-  settings: Inbox["settings"];
+  settings: Omit<Inbox["settings"], "verify"> & { verify?: VerifySettingsView };
   createdAt: string;
   lastSeq: number;
+}
+
+/** Secrets are write-only: the verify secrets are shown as a count. */
+function publicSettings({ verify, ...rest }: Inbox["settings"]): InboxView["settings"] {
+  return verify ? { ...rest, verify: maskVerifySettings(verify) } : rest;
 }
 
 function tokenOf(request: FastifyRequest): string | undefined {
@@ -47,7 +53,7 @@ export function registerInboxRoutes(app: FastifyInstance, ctx: HttpContext): voi
       name: inbox.name,
       ingestUrl: `${base}/h/${inbox.id}`,
       streamUrl: `${base}/v1/stream/${inboxStreamName(inbox.id)}`,
-      settings: inbox.settings,
+      settings: publicSettings(inbox.settings),
       createdAt: new Date(inbox.createdAt).toISOString(),
       lastSeq: stream?.tailSeq ?? 0,
     };
