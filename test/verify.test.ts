@@ -15,6 +15,7 @@ import WebSocket from "ws";
 import { bodyBytes, readAll, type Envelope } from "./helpers/http.js";
 import { startTestServer, tempDir, type TestServer } from "./helpers/server.js";
 import { rmSync } from "node:fs";
+import { get } from "node:http";
 
 type Headers = Record<string, string>;
 type Inbox = Awaited<ReturnType<TestServer["createInbox"]>>;
@@ -456,7 +457,7 @@ describe("the verdict is part of every read and survives a restart", () => {
         const streamUrl = `${restartable.url}/v1/stream/inbox/${created.id}`;
         const catchUp = (await readAll(streamUrl, created.token)).events;
         const sse = await readSseEvents(`${streamUrl}?offset=-1&live=sse&token=${created.token}`, 2);
-        const ws = await readWebSocketEvents(`${restartable.url.replace(/^http/, "ws")}/v1/ws/inbox/${created.id}?offset=-1&token=${created.token}`, 2);
+        const ws: Envelope[] = await readWebSocketEvents(`${restartable.url.replace(/^http/, "ws")}/v1/ws/inbox/${created.id}?offset=-1&token=${created.token}`, 2);
         return { catchUp, sse, ws };
       };
       for (const round of ["before", "after"]) {
@@ -477,27 +478,28 @@ describe("the verdict is part of every read and survives a restart", () => {
   });
 });
 
-async function readSseEvents(url: string, count: number): Promise<Envelope[]> {
-  const controller = new AbortController();
-  const response = await fetch(url, { signal: controller.signal });
-  expect(response.status).toBe(200);
-  const reader = response.body!.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`SSE ended early: ${text}`);
-    text += decoder.decode(value, { stream: true });
-    const events = text
-      .slice(0, text.lastIndexOf("\n\n") + 2)
-      .split("\n\n")
-      .filter((block) => block.startsWith("event: data"))
-      .flatMap((block) => JSON.parse(block.split("\n").filter((line) => line.startsWith("data:")).map((line) => line.slice(5).replace(/^ /, "")).join("\n")) as Envelope[]);
-    if (events.length >= count) {
-      controller.abort();
-      return events;
-    }
-  }
+/** Reads a live SSE response until `count` events came, then drops the connection. */
+function readSseEvents(url: string, count: number): Promise<Envelope[]> {
+  return new Promise((resolve, reject) => {
+    const request = get(url, (response) => {
+      expect(response.statusCode).toBe(200);
+      let text = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk: string) => {
+        text += chunk;
+        const events = text
+          .slice(0, text.lastIndexOf("\n\n") + 2)
+          .split("\n\n")
+          .filter((block) => block.startsWith("event: data"))
+          .flatMap((block) => JSON.parse(block.split("\n").filter((line) => line.startsWith("data:")).map((line) => line.slice(5).replace(/^ /, "")).join("\n")) as Envelope[]);
+        if (events.length >= count) {
+          request.destroy();
+          resolve(events);
+        }
+      });
+    });
+    request.on("error", reject); // also fires after destroy(), when it is already resolved
+  });
 }
 
 function readWebSocketEvents(url: string, count: number): Promise<Envelope[]> {
@@ -507,12 +509,10 @@ function readWebSocketEvents(url: string, count: number): Promise<Envelope[]> {
     socket.on("message", (data) => {
       const frame = JSON.parse(String(data)) as { type: string; event?: Envelope };
       if (frame.type === "event") events.push(frame.event!);
-      if (events.length >= count) {
-        socket.close();
-        resolve(events);
-      }
+      if (events.length === count) socket.close();
     });
     socket.on("error", reject);
-    socket.on("close", () => events.length < count && reject(new Error(`WebSocket closed after ${events.length} events`)));
+    // Resolved once closed, so the server has nothing of this reader left when it stops.
+    socket.on("close", () => (events.length >= count ? resolve(events) : reject(new Error(`WebSocket closed after ${events.length} events`))));
   });
 }
