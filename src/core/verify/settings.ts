@@ -6,6 +6,7 @@
 import { createPublicKey } from "node:crypto";
 import { TailhookError } from "../errors.js";
 import { isSendableHeaderName } from "../header-text.js";
+import type { InboxSettings } from "../types.js";
 
 export const VERIFY_SCHEMES = ["standard-webhooks", "stripe", "github", "slack", "shopify", "hmac"] as const;
 export type VerifyScheme = (typeof VERIFY_SCHEMES)[number];
@@ -40,6 +41,8 @@ export interface VerifySettings {
 
 /** What the API shows: the secrets as a count. */
 export type VerifySettingsView = Omit<VerifySettings, "secrets"> & { secrets: number };
+/** An inbox's settings as the API shows them. */
+export type InboxSettingsView = Omit<InboxSettings, "verify"> & { verify?: VerifySettingsView };
 
 export const DEFAULT_TOLERANCE_SECONDS = 300;
 const MAX_TOLERANCE_SECONDS = 366 * 24 * 3600;

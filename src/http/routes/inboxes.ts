@@ -9,7 +9,7 @@ import { TailhookError } from "../../core/errors.js";
 import { hashToken, newInboxId, newToken } from "../../core/ids.js";
 import { parseInboxName, parseInboxSettings } from "../../core/inbox-settings.js";
 import type { Inbox, StoredInbox, StoredMessage } from "../../core/types.js";
-import { maskVerifySettings, type VerifySettingsView } from "../../core/verify/settings.js";
+import { maskVerifySettings, type InboxSettingsView } from "../../core/verify/settings.js";
 import { presentedToken } from "../auth.js";
 import { inboxStreamName, type HttpContext } from "../context.js";
 import { smeeUrlFor } from "./smee.js";
@@ -19,13 +19,13 @@ export interface InboxView {
   name: string | null;
   ingestUrl: string;
   streamUrl: string;
-  settings: Omit<Inbox["settings"], "verify"> & { verify?: VerifySettingsView };
+  settings: InboxSettingsView;
   createdAt: string;
   lastSeq: number;
 }
 
 /** Secrets are write-only: the verify secrets are shown as a count. */
-function publicSettings({ verify, ...rest }: Inbox["settings"]): InboxView["settings"] {
+function publicSettings({ verify, ...rest }: Inbox["settings"]): InboxSettingsView {
   return verify ? { ...rest, verify: maskVerifySettings(verify) } : rest;
 }
 
