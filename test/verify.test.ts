@@ -60,7 +60,8 @@ interface Scheme {
 }
 
 const bump = (digits: string) => String(Number(digits) + 1);
-const flipLastChar = (text: string) => text.slice(0, -2) + (text.at(-2) === "A" ? "B" : "A") + text.at(-1);
+// The first character: base64's last one may carry padding bits that decode to the same bytes.
+const flipFirstChar = (text: string) => (text[0] === "A" ? "B" : "A") + text.slice(1);
 
 function standardWebhooksV1(): Scheme {
   const secrets = [`whsec_${randomBytes(24).toString("base64")}`, `whsec_${randomBytes(32).toString("base64")}`];
@@ -166,7 +167,7 @@ function shopifyScheme(): Scheme {
     async sign(body, secret) {
       return { "x-shopify-hmac-sha256": hmacOf("sha256", secret, body).toString("base64") };
     },
-    tamperHeader: (headers) => ({ ...headers, "x-shopify-hmac-sha256": flipLastChar(headers["x-shopify-hmac-sha256"]!) }),
+    tamperHeader: (headers) => ({ ...headers, "x-shopify-hmac-sha256": flipFirstChar(headers["x-shopify-hmac-sha256"]!) }),
   };
 }
 
