@@ -22,6 +22,7 @@ const onBothBackends = [
   "test/inbox-replies.test.ts",
   "test/stream-names.test.ts",
   "test/dedupe.test.ts",
+  "test/verify.test.ts",
 ];
 
 if (!pgUrl) {

@@ -21,6 +21,8 @@ import { generalStreamsFor } from "./protocol/stream-access.js";
 import { streamDirectory } from "./protocol/stream-directory.js";
 import { registerSubscriptionRoutes } from "../subscriptions/routes.js";
 import type { SubscriptionHost } from "../subscriptions/service-host.js";
+import { RefusalLog } from "../core/verify/refusals.js";
+import { registerVerificationRoutes } from "./routes/verification.js";
 
 export interface HttpServer {
   app: FastifyInstance;
@@ -34,7 +36,9 @@ export interface HttpServer {
 
 export function buildHttpServer(ctx: HttpContext): HttpServer {
   let server: Server | undefined;
+  const refusals = new RefusalLog();
   const ingest = createIngestHandler({
+    refusals,
     store: ctx.store,
     defaultMaxBodyBytes: ctx.config.maxBodyBytes,
     isShuttingDown: ctx.isShuttingDown,
@@ -91,6 +95,7 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
     return reply.code(healthy ? 200 : 503).send({ status: healthy ? "ok" : "unavailable" });
   });
   registerInboxRoutes(app, ctx);
+  registerVerificationRoutes(app, ctx, refusals);
   registerConsumerRoutes(app, ctx);
   // The reserved __ds routes are more specific than the stream routes, so they win.
   const general = ctx.store.general;
