@@ -29,7 +29,7 @@ export interface Inbox {
 
 export interface Tailhook extends Server {
   pid: number;
-  createInbox(): Promise<Inbox>;
+  createInbox(settings?: Record<string, unknown>): Promise<Inbox>;
 }
 
 const running = new Set<ChildProcess>();
@@ -150,11 +150,11 @@ export async function startTailhook(options: TailhookOptions = {}): Promise<Tail
       rmSync(dataDir, { recursive: true, force: true });
       tempDirs.delete(dataDir);
     },
-    async createInbox() {
+    async createInbox(settings?: Record<string, unknown>) {
       const response = await fetch(`${url}/api/inboxes`, {
         method: "POST",
         headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
-        body: "{}",
+        body: JSON.stringify(settings ? { settings } : {}),
       });
       if (response.status !== 201) throw new Error(`creating an inbox: ${response.status} ${await response.text()}`);
       return (await response.json()) as Inbox;

@@ -21,6 +21,8 @@ export interface LoadOptions {
   body: string;
   connections: number;
   seconds: number;
+  /** More request headers (e.g. a signature). */
+  headers?: Record<string, string>;
 }
 
 export function runLoad(options: LoadOptions): Promise<LoadResult> {
@@ -30,7 +32,7 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
       {
         url: options.url,
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", ...options.headers },
         body: options.body,
         connections: options.connections,
         duration: options.seconds,

@@ -8,10 +8,13 @@
  * endpoint with the reference server (@durable-streams/server): JSON-mode append
  * throughput with and without an SSE reader, and append→reader latency
  * (BENCH_DS_SERVERS=reference or =tailhook runs one side only, BENCH_DS_RATE sets the
- * paced rate). BENCH_ONLY=ingest,latency,catchup,forward,pg,ds runs some phases only.
+ * paced rate). The `verify` phase compares ingest into an inbox that checks an HMAC-SHA256
+ * signature with ingest into a plain one, on one server, in windows taken in turns.
+ * BENCH_ONLY=ingest,latency,catchup,forward,pg,ds,verify runs some phases only.
  * A missed target is reported, never fatal (this is a report, not a test); an invalid
  * run (errors, non-2xx replies, lost events) or a crash exits 1.
  */
+import { randomBytes } from "node:crypto";
 import { cpus, loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fillBacklog, type Backlog } from "./backlog.js";
@@ -24,6 +27,7 @@ import { runLoad, type LoadResult } from "./ingest-load.js";
 import { measurePostgresIngest, pgBenchUrl, redactUrl, type PgIngestResult } from "./postgres-ingest.js";
 import { measureReaderLatency, type ReaderLatencyOptions, type ReaderLatencyResult } from "./reader-latency.js";
 import { paddedJson, summarize } from "./stats.js";
+import { measureVerifyIngest, type VerifyIngestResult } from "./verify-ingest.js";
 
 function positiveSeconds(raw: string | undefined, fallback: number): number {
   if (raw === undefined || raw === "") return fallback;
@@ -32,7 +36,7 @@ function positiveSeconds(raw: string | undefined, fallback: number): number {
   return value;
 }
 
-const PHASES = ["ingest", "latency", "catchup", "forward", "pg", "ds"] as const;
+const PHASES = ["ingest", "latency", "catchup", "forward", "pg", "ds", "verify"] as const;
 type Phase = (typeof PHASES)[number];
 const PG_URL = pgBenchUrl();
 
@@ -88,7 +92,11 @@ const TARGET = {
   dsRatio: 20,
   /** ds phase: at most this share of tailhook's append throughput lost with one SSE reader attached. */
   dsReaderDrop: 0.1,
+  /** verify phase: ingest with HMAC-SHA256 verification on, over ingest with it off. */
+  verifyRatio: 0.9,
 };
+/** The verify phase's windows: off and on in turns, this long each. */
+const VERIFY_WINDOW_SECONDS = 2;
 /** The ds phase: JSON-mode appends of DS.bodyBytes to a Durable Stream, on both servers. */
 const DS = {
   servers: dsServers(process.env.BENCH_DS_SERVERS),
@@ -110,6 +118,7 @@ interface Figures {
   forwards: ForwardDrainResult[];
   pg?: PgIngestResult;
   ds?: DsServerFigures[];
+  verify?: VerifyIngestResult;
 }
 
 function progress(message: string): void {
@@ -181,6 +190,20 @@ async function measure(): Promise<Figures> {
   if (ONLY.has("ds")) {
     figures.ds = await measureDs({ ...DS, seconds: INGEST_SECONDS, warmupSeconds: WARMUP_SECONDS, progress });
   }
+
+  if (ONLY.has("verify")) {
+    progress(`ingest with verification on and off, in ${VERIFY_WINDOW_SECONDS} s windows taken in turns, ~${INGEST_SECONDS} s each`);
+    const adminToken = `bench_${randomBytes(24).toString("hex")}`;
+    const tailhook = await startTailhook({ adminToken });
+    figures.verify = await measureVerifyIngest(tailhook, adminToken, {
+      body,
+      connections: CONNECTIONS,
+      warmupSeconds: WARMUP_SECONDS,
+      seconds: INGEST_SECONDS,
+      windowSeconds: VERIFY_WINDOW_SECONDS,
+    });
+    await tailhook.stop();
+  }
   return figures;
 }
 
@@ -197,7 +220,7 @@ const count = (value: number) => (Number.isFinite(value) ? Math.round(value).toL
 const mib = (kb: number) => (Number.isFinite(kb) ? (kb / 1024).toFixed(1) : "-");
 
 /** Prints the tables; returns what makes the run invalid (empty when it is valid). */
-function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, pg, ds }: Figures): string[] {
+function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, pg, ds, verify }: Figures): string[] {
   const problems: string[] = [];
   const targetRows: string[][] = [];
   const cpu = cpus();
@@ -357,10 +380,35 @@ function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, 
   }
 
   if (ds) reportDs(ds, problems, targetRows);
+  if (verify) reportVerify(verify, problems, targetRows);
 
   console.log("\nTargets\n");
   console.log(table(["target", "goal", "measured", "result"], targetRows));
   return problems;
+}
+
+/** The verify phase's table; adds its problems and target row. */
+function reportVerify({ off, on, verdict: stored }: VerifyIngestResult, problems: string[], targetRows: string[][]): void {
+  console.log(
+    `\nIngest with signature verification (verify): POST ${BODY_BYTES} B JSON, ${CONNECTIONS} connections, one fresh server, a plain inbox and one verifying` +
+      ` X-Hub-Signature-256 (HMAC-SHA256, enforce), ${VERIFY_WINDOW_SECONDS} s windows in turns after ${WARMUP_SECONDS} s warm-up each, ~${INGEST_SECONDS} s per row\n`,
+  );
+  const rows = ([["verification off", off], ["verification on (HMAC-SHA256)", on]] as const).map(([name, result]) => {
+    if (result.non2xx + result.errors > 0) problems.push(`verify, ${name}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+    return [name, result.requestsPerSecond.toFixed(0), ms(result.p50), ms(result.p99), String(result.non2xx), String(result.errors)];
+  });
+  const ratio = on.requestsPerSecond / off.requestsPerSecond;
+  rows.push(["on / off", `${ratio.toFixed(2)}x`, "", "", "", ""]);
+  console.log(table(["inbox", "req/s", "p50 ms", "p99 ms", "non-2xx", "errors"], rows));
+  if ((stored as { ok?: boolean } | undefined)?.ok !== true) {
+    problems.push(`verify: the verified inbox's first event carries ${JSON.stringify(stored)}, not ok:true`);
+  }
+  targetRows.push([
+    "ingest with verification on (HMAC-SHA256) vs off",
+    `>= ${TARGET.verifyRatio}x`,
+    `${ratio.toFixed(2)}x (${count(on.requestsPerSecond)} vs ${count(off.requestsPerSecond)} req/s)`,
+    verdict(ratio >= TARGET.verifyRatio),
+  ]);
 }
 
 /** The ds phase's tables; adds its problems and target rows. */

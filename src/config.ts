@@ -138,7 +138,7 @@ function providerApiUrl(value: string | undefined, name: string, fallback: strin
   return parsed;
 }
 
-/** Timeouts and limits of the HTTP connection edge (see docs/ops-notes/http-edges.md). */
+/** Timeouts and limits of the HTTP connection edge (see docs/operations.md). */
 function connectionSettings(flags: ServerFlags, env: NodeJS.ProcessEnv) {
   const headersTimeoutMs = integer(env.TAILHOOK_HEADERS_TIMEOUT_MS, "headers timeout", 20_000, 100, 60_000);
   const requestTimeoutMs = integer(env.TAILHOOK_REQUEST_TIMEOUT_MS, "request timeout", 120_000, headersTimeoutMs, 3_600_000);
@@ -167,6 +167,8 @@ export interface ClientEnvironment {
   token: string | undefined;
   configFile: string | undefined;
   home: string | undefined;
+  /** TAILHOOK_SIGN_SECRET: the whsec_ key forward/replay re-sign with (kept off the command line, where `ps` shows it). */
+  signSecret: string | undefined;
 }
 
 /** What the CLI takes from its flags and the environment (the config file comes after). */
@@ -177,5 +179,6 @@ export function loadClientEnvironment(flags: ClientFlags, env: NodeJS.ProcessEnv
     token: flags.token ?? (env.TAILHOOK_TOKEN || undefined),
     configFile: env.TAILHOOK_CONFIG || (configHome ? `${configHome}/tailhook/config.json` : undefined),
     home: env.HOME,
+    signSecret: env.TAILHOOK_SIGN_SECRET || undefined,
   };
 }

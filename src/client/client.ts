@@ -6,6 +6,7 @@
  */
 import type { EventEnvelope, InboxSettings } from "../core/types.js";
 import { findGap } from "../core/continuity.js";
+import type { InboxSettingsView } from "../core/verify/settings.js";
 import { formatOffset, parseOffset } from "../core/offsets.js";
 import { errorFromResponse, TailhookGoneError, TailhookHttpError } from "./errors.js";
 
@@ -20,7 +21,8 @@ export interface InboxInfo {
   name: string | null;
   ingestUrl: string;
   streamUrl: string;
-  settings: InboxSettings;
+  /** Verify secrets are shown as a count (write-only). */
+  settings: InboxSettingsView;
   createdAt: string;
   lastSeq: number;
 }

@@ -6,6 +6,7 @@ import { parseDedupeSettings } from "./dedupe.js";
 import { TailhookError } from "./errors.js";
 import { isSendableHeaderName, isSendableHeaderValue } from "./header-text.js";
 import type { InboxResponseSettings, InboxSettings, RetentionSettings } from "./types.js";
+import { parseVerifySettings } from "./verify/settings.js";
 
 const MAX_BODY_LIMIT = 256 * 1024 * 1024;
 const FORBIDDEN_REPLY_HEADERS = new Set(["content-length", "transfer-encoding", "connection"]);
@@ -74,7 +75,7 @@ function parseRetention(value: unknown): RetentionSettings {
 export function parseInboxSettings(value: unknown, base: InboxSettings = {}): InboxSettings {
   if (value === undefined) return base;
   if (!isObject(value)) fail("settings must be an object");
-  onlyKeys(value, ["maxBodyBytes", "response", "retention", "dedupe"], "settings");
+  onlyKeys(value, ["maxBodyBytes", "response", "retention", "dedupe", "verify"], "settings");
   const settings: InboxSettings = { ...base };
   if (value.maxBodyBytes === null) delete settings.maxBodyBytes;
   else if (value.maxBodyBytes !== undefined) {
@@ -86,6 +87,8 @@ export function parseInboxSettings(value: unknown, base: InboxSettings = {}): In
   else if (value.retention !== undefined) settings.retention = parseRetention(value.retention);
   if (value.dedupe === null) delete settings.dedupe;
   else if (value.dedupe !== undefined) settings.dedupe = parseDedupeSettings(value.dedupe);
+  if (value.verify === null) delete settings.verify;
+  else if (value.verify !== undefined) settings.verify = parseVerifySettings(value.verify, base.verify);
   return settings;
 }
 

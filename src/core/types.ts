@@ -91,6 +91,8 @@ export interface InboxSettings {
   response?: InboxResponseSettings;
   retention?: RetentionSettings;
   dedupe?: import("./dedupe.js").DedupeSettings;
+  /** Signature verification (secrets never leave the server). */
+  verify?: import("./verify/settings.js").VerifySettings;
 }
 
 export interface Inbox {

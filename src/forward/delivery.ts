@@ -1,11 +1,13 @@
 /*
  * Turns a stored event into the request delivered to a target: same method, the
  * event's sub-path appended to the target's path, the query, the original headers
- * (minus hop-by-hop ones and host, plus X-Tailhook-*), and the exact body bytes.
+ * (minus hop-by-hop ones and host, plus X-Tailhook-*), and the exact body bytes;
+ * with a signing key, the sender's webhook-* signature is replaced by a fresh one.
  * The target comes from the forwarder's own configuration, never from the payload.
  */
 import { decodeEnvelopeBody } from "../core/capture.js";
 import type { EventEnvelope } from "../core/types.js";
+import { REPLACED_HEADERS, signatureHeaders, type SigningKey } from "./resign.js";
 
 /** Headers that belong to one connection (RFC 9110 §7.6.1) or that we must set ourselves. */
 const DROPPED_HEADERS = new Set([
@@ -45,7 +47,13 @@ export function targetPath(target: URL, event: Pick<EventEnvelope, "path" | "que
   return queries.length > 0 ? `${path}?${queries.join("&")}` : path;
 }
 
-export function buildDelivery(event: EventEnvelope, target: URL, inboxId: string, attempt: number): Delivery {
+export function buildDelivery(
+  event: EventEnvelope,
+  target: URL,
+  inboxId: string,
+  attempt: number,
+  signing?: SigningKey,
+): Delivery {
   const url = new URL(target.origin);
   const path = targetPath(target, event);
   const connectionTokens = new Set(
@@ -57,9 +65,12 @@ export function buildDelivery(event: EventEnvelope, target: URL, inboxId: string
   for (const [name, value] of event.headers) {
     const lower = name.toLowerCase();
     if (DROPPED_HEADERS.has(lower) || connectionTokens.has(lower) || lower.startsWith("x-tailhook-")) continue;
+    if (signing && REPLACED_HEADERS.has(lower)) continue;
     headers.push(name, value);
   }
   const body = decodeEnvelopeBody(event);
+  // Signed per attempt: the timestamp is this attempt's, the id (the event's) is stable for dedupe.
+  if (signing) headers.push(...signatureHeaders(signing, event.id, body));
   headers.push(
     "X-Tailhook-Inbox",
     inboxId,

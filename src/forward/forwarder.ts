@@ -9,6 +9,7 @@ import type { EventEnvelope } from "../core/types.js";
 import { AckCommitter } from "./ack-committer.js";
 import { buildDelivery } from "./delivery.js";
 import { judge, retryDelay, type AttemptOutcome, type On4xx, type Verdict } from "./retry-policy.js";
+import type { SigningKey } from "./resign.js";
 import { sendDelivery } from "./send.js";
 
 export interface DeliveryReport {
@@ -32,6 +33,8 @@ export interface ForwardOptions {
   on4xx?: On4xx;
   /** Per-attempt timeout. */
   timeoutMs?: number;
+  /** Re-sign every delivery with this Standard Webhooks key (see resign.ts). */
+  signing?: SigningKey;
   /** Delivered events that may wait for their commit before delivery pauses. */
   maxUnacked?: number;
   signal?: AbortSignal;
@@ -58,11 +61,11 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /** Delivers one event, retrying as the policy says, until it is delivered, skipped or stopped. */
 export async function deliverUntilSettled(
-  options: Pick<ForwardOptions, "inboxId" | "target" | "on4xx" | "timeoutMs" | "signal" | "onDelivery">,
+  options: Pick<ForwardOptions, "inboxId" | "target" | "on4xx" | "timeoutMs" | "signal" | "onDelivery" | "signing">,
   event: EventEnvelope,
 ): Promise<{ verdict: Verdict; status: number }> {
   for (let attempt = 1; ; attempt++) {
-    const delivery = buildDelivery(event, options.target, options.inboxId, attempt);
+    const delivery = buildDelivery(event, options.target, options.inboxId, attempt, options.signing);
     const started = performance.now();
     const outcome = await sendDelivery(delivery, options.timeoutMs ?? 30_000, options.signal);
     const verdict = judge(outcome, options.on4xx ?? "retry");

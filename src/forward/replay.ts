@@ -5,6 +5,7 @@
 import type { TailhookClient } from "../client/client.js";
 import { formatOffset } from "../core/offsets.js";
 import { deliverUntilSettled, type DeliveryReport } from "./forwarder.js";
+import type { SigningKey } from "./resign.js";
 import type { On4xx } from "./retry-policy.js";
 
 export interface ReplayOptions {
@@ -15,6 +16,8 @@ export interface ReplayOptions {
   toSeq: number;
   on4xx?: On4xx;
   timeoutMs?: number;
+  /** Re-sign every delivery with this Standard Webhooks key (see resign.ts). */
+  signing?: SigningKey;
   signal?: AbortSignal;
   onDelivery?: (report: DeliveryReport) => void;
 }

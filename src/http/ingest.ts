@@ -13,7 +13,9 @@ import { looksLikeInboxId, newEventId } from "../core/ids.js";
 import { BODYLESS_STATUSES } from "../core/inbox-settings.js";
 import type { CapturedRequest, InboxResponseSettings, StoredInbox } from "../core/types.js";
 import type { AppendEventOptions, Store } from "../storage/store.js";
+import type { RefusalLog } from "../core/verify/refusals.js";
 import { readBody } from "./body.js";
+import { verifyOrRefuse } from "./ingest-verify.js";
 import { sendErrorRaw } from "./errors.js";
 import { noteFailure, noteInbox, noteRequestBytes, noteRoute } from "./request-log.js";
 
@@ -44,6 +46,8 @@ export interface IngestDeps {
   /** Set while the server drains: replies then ask clients to close the connection. */
   isShuttingDown: () => boolean;
   logger: Logger;
+  /** Where enforcing inboxes note the requests they refuse. */
+  refusals: RefusalLog;
 }
 
 function notFound(): TailhookError {
@@ -149,6 +153,8 @@ export function createIngestHandler(deps: IngestDeps) {
         remoteAddr: req.socket.remoteAddress ?? "",
         body,
       };
+      // Verified first: in enforce mode a forged request cannot claim a delivery id.
+      if (inbox.settings.verify && !verifyOrRefuse(req, res, inbox, request, deps.refusals)) return;
       const result = await deps.store.appendEvent(inbox.streamId, request, dedupeOptions(inbox, request));
       if (result.status === "not_found") {
         sendErrorRaw(res, notFound());

@@ -21,6 +21,8 @@ import { generalStreamsFor } from "./protocol/stream-access.js";
 import { streamDirectory } from "./protocol/stream-directory.js";
 import { registerSubscriptionRoutes } from "../subscriptions/routes.js";
 import type { SubscriptionHost } from "../subscriptions/service-host.js";
+import { RefusalLog } from "../core/verify/refusals.js";
+import { registerVerificationRoutes } from "./routes/verification.js";
 import { SourceRecords } from "../sources/records.js";
 import { registerSourceRoutes } from "../sources/routes.js";
 
@@ -36,7 +38,9 @@ export interface HttpServer {
 
 export function buildHttpServer(ctx: HttpContext): HttpServer {
   let server: Server | undefined;
+  const refusals = new RefusalLog();
   const ingest = createIngestHandler({
+    refusals,
     store: ctx.store,
     defaultMaxBodyBytes: ctx.config.maxBodyBytes,
     isShuttingDown: ctx.isShuttingDown,
@@ -82,9 +86,10 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
 
   recordRouteNames(app);
 
-  // Ready: the store answers now (PostgreSQL reachable). Healthy: the process can serve.
+  // Ready: the store answers now (PostgreSQL reachable) and its writes work. Healthy: the process can serve.
   app.get("/readyz", async (_request, reply) => {
-    const ready = !ctx.isShuttingDown() && (ctx.store.ping ? await ctx.store.ping() : ctx.store.isHealthy());
+    const reachable = ctx.store.ping ? await ctx.store.ping() : true;
+    const ready = !ctx.isShuttingDown() && reachable && ctx.store.isHealthy();
     return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not ready" });
   });
   app.get("/healthz", async (_request, reply) => {
@@ -92,6 +97,7 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
     return reply.code(healthy ? 200 : 503).send({ status: healthy ? "ok" : "unavailable" });
   });
   registerInboxRoutes(app, ctx);
+  registerVerificationRoutes(app, ctx, refusals);
   registerConsumerRoutes(app, ctx);
   // The reserved __ds routes are more specific than the stream routes, so they win.
   const general = ctx.store.general;

@@ -6,7 +6,9 @@
 import type { Command } from "commander";
 import { forward, type DeliveryReport } from "../../forward/forwarder.js";
 import { replay } from "../../forward/replay.js";
+import { parseSigningSecret, type SigningKey } from "../../forward/resign.js";
 import type { On4xx } from "../../forward/retry-policy.js";
+import { loadClientEnvironment } from "../../config.js";
 import { connect } from "../connection.js";
 import { CliError } from "../errors.js";
 
@@ -32,6 +34,19 @@ function parseTimeout(raw: string): number {
   const ms = Number(raw);
   if (!Number.isInteger(ms) || ms < 1) throw new CliError(`--timeout must be a positive number of milliseconds, got ${raw}`);
   return ms;
+}
+
+/** --sign wins over TAILHOOK_SIGN_SECRET; neither: deliveries carry the sender's headers only. */
+function signingKey(flag: string | undefined, globals: Record<string, unknown>): SigningKey | undefined {
+  const fromEnv = loadClientEnvironment(globals).signSecret;
+  const raw = flag ?? fromEnv;
+  if (raw === undefined) return undefined;
+  try {
+    return parseSigningSecret(raw);
+  } catch (error) {
+    const source = flag !== undefined ? "--sign" : "TAILHOOK_SIGN_SECRET";
+    throw new CliError(`${source}: ${(error as Error).message}`);
+  }
 }
 
 function printDelivery(report: DeliveryReport): void {
@@ -61,7 +76,8 @@ function withDeliveryOptions(command: Command, on4xxDefault: On4xx): Command {
   return command
     .requiredOption("--to <url>", "where to deliver (the event's sub-path is appended)")
     .option("--on-4xx <policy>", "retry, skip or stop on 4xx other than 408/429", on4xxDefault)
-    .option("--timeout <ms>", "per-attempt timeout", "30000");
+    .option("--timeout <ms>", "per-attempt timeout", "30000")
+    .option("--sign <whsec_secret>", "re-sign every delivery with this Standard Webhooks secret (or set TAILHOOK_SIGN_SECRET)");
 }
 
 export function registerForwardCommands(program: Command): void {
@@ -71,10 +87,11 @@ export function registerForwardCommands(program: Command): void {
       .description("deliver every event to a URL, at least once and in order, resuming where it stopped")
       .option("--consumer <name>", "server-side consumer that remembers the position", "forward"),
     "retry",
-  ).action(async (inboxId: string, flags: { to: string; consumer: string; on4xx: string; timeout: string }, command: Command) => {
+  ).action(async (inboxId: string, flags: { to: string; consumer: string; on4xx: string; timeout: string; sign?: string }, command: Command) => {
       const target = parseTarget(flags.to);
       const on4xx = parseOn4xx(flags.on4xx);
       const timeoutMs = parseTimeout(flags.timeout);
+      const signing = signingKey(flags.sign, command.optsWithGlobals());
       const { client } = connect(command.optsWithGlobals(), inboxId);
       const signal = stopSignal();
       const progress = setInterval(() => {
@@ -93,6 +110,7 @@ export function registerForwardCommands(program: Command): void {
         consumer: flags.consumer,
         on4xx,
         timeoutMs,
+        signing,
         signal,
         onDelivery: printDelivery,
         onTrouble: (message) => process.stderr.write(`tailhook: ${message}\n`),
@@ -110,7 +128,8 @@ export function registerForwardCommands(program: Command): void {
   withDeliveryOptions(
     program.command("replay <inbox-id> <range>").description("redeliver one event (<seq>) or a range (<from>..<to>) to a URL"),
     "stop",
-  ).action(async (inboxId: string, range: string, flags: { to: string; on4xx: string; timeout: string }, command: Command) => {
+  ).action(async (inboxId: string, range: string, flags: { to: string; on4xx: string; timeout: string; sign?: string }, command: Command) => {
+      const signing = signingKey(flags.sign, command.optsWithGlobals());
       const match = /^(\d+)(?:\.\.(\d+))?$/.exec(range);
       if (!match) throw new CliError(`the range is <seq> or <from>..<to>, got ${range}`);
       const fromSeq = Number(match[1]);
@@ -127,6 +146,7 @@ export function registerForwardCommands(program: Command): void {
         toSeq: Math.min(toSeq, lastSeq),
         on4xx: parseOn4xx(flags.on4xx),
         timeoutMs: parseTimeout(flags.timeout),
+        signing,
         signal: stopSignal(),
         onDelivery: printDelivery,
       });

@@ -9,6 +9,7 @@ import { TailhookError } from "../../core/errors.js";
 import { hashToken, newInboxId, newToken } from "../../core/ids.js";
 import { parseInboxName, parseInboxSettings } from "../../core/inbox-settings.js";
 import type { Inbox, StoredInbox, StoredMessage } from "../../core/types.js";
+import { maskVerifySettings, type InboxSettingsView } from "../../core/verify/settings.js";
 import { presentedToken } from "../auth.js";
 import { inboxStreamName, type HttpContext } from "../context.js";
 import { smeeUrlFor } from "./smee.js";
@@ -19,9 +20,14 @@ export interface InboxView {
   name: string | null;
   ingestUrl: string;
   streamUrl: string;
-  settings: Inbox["settings"];
+  settings: InboxSettingsView;
   createdAt: string;
   lastSeq: number;
+}
+
+/** Secrets are write-only: the verify secrets are shown as a count. */
+function publicSettings({ verify, ...rest }: Inbox["settings"]): InboxSettingsView {
+  return verify ? { ...rest, verify: maskVerifySettings(verify) } : rest;
 }
 
 function tokenOf(request: FastifyRequest): string | undefined {
@@ -48,7 +54,7 @@ export function registerInboxRoutes(app: FastifyInstance, ctx: HttpContext): voi
       name: inbox.name,
       ingestUrl: `${base}/h/${inbox.id}`,
       streamUrl: `${base}/v1/stream/${inboxStreamName(inbox.id)}`,
-      settings: inbox.settings,
+      settings: publicSettings(inbox.settings),
       createdAt: new Date(inbox.createdAt).toISOString(),
       lastSeq: stream?.tailSeq ?? 0,
     };

@@ -32,6 +32,18 @@ const INBOX_CACHE_MS = 1000;
 /** The `postgres` client's codes for a connection that was already closed when used. */
 const DEAD_CONNECTION_CODES = new Set(["CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED"]);
 const PRUNE_ROWS = 2000;
+/* While writes fail, a tiny write every WRITE_PROBE_MS finds out when they work again, traffic or not. */
+const WRITE_PROBE_MS = 1000;
+
+/*
+ * Errors that say the database cannot take writes now: read-only (25006), out of disk
+ * or memory (53), I/O and system errors (58), shutting down (57), connection trouble
+ * (08), internal errors (XX) — as opposed to a refused request (a constraint, bad input).
+ */
+function isWriteTrouble(error: unknown): boolean {
+  if (!(error instanceof postgres.PostgresError)) return false;
+  return error.code === "25006" || ["53", "58", "57", "08", "XX"].includes(error.code.slice(0, 2));
+}
 
 interface AppendOp {
   streamId: number;
@@ -66,6 +78,8 @@ export class PostgresStore implements Store {
   private readonly inboxCache = new Map<string, { inbox: StoredInbox; until: number }>();
   private readonly appends: GroupCommit<AppendOp, AppendEventResult>;
   private healthy = true;
+  /** Runs while writes fail (the database refused one for its own trouble); the next write that commits stops it. */
+  private writeProbe: NodeJS.Timeout | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
 
@@ -156,8 +170,27 @@ export class PostgresStore implements Store {
       return result;
     } catch (error) {
       if (!(error instanceof postgres.PostgresError)) this.healthy = false;
+      if (isWriteTrouble(error)) this.writesFailing();
       throw error;
     }
+  }
+
+  private writesFailing(): void {
+    if (this.writeProbe || this.closing) return;
+    this.writeProbe = setInterval(() => {
+      void this.sql`
+        INSERT INTO records (kind, key, value) VALUES ('tailhook/health', 'probe', ${String(Date.now())})
+        ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value`.then(
+        () => this.writesWork(),
+        () => undefined,
+      );
+    }, WRITE_PROBE_MS);
+    this.writeProbe.unref();
+  }
+
+  private writesWork(): void {
+    clearInterval(this.writeProbe);
+    this.writeProbe = undefined;
   }
 
   private async commitAppends(ops: AppendOp[]): Promise<AppendEventResult[]> {
@@ -212,6 +245,7 @@ export class PostgresStore implements Store {
         return out;
       }),
     );
+    this.writesWork();
     if (tails.size > 0) for (const listener of this.listeners) listener(tails);
     return results;
   }
@@ -521,8 +555,9 @@ export class PostgresStore implements Store {
     this.listeners.push(listener);
   }
 
+  /** The database answers, and writes are not failing (see writesFailing). */
   isHealthy(): boolean {
-    return this.healthy && !this.closing;
+    return this.healthy && this.writeProbe === undefined && !this.closing;
   }
 
   /**
@@ -553,6 +588,7 @@ export class PostgresStore implements Store {
   close(): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.pruneTimer);
+      this.writesWork();
       await this.appends.idle();
       await this.sql.end({ timeout: 5 });
       await this.pingSql.end({ timeout: 1 });

@@ -8,14 +8,16 @@ import { migrations } from "./migrations.js";
 
 export type Connection = Database.Database;
 
-export function openWriterConnection(file: string): Connection {
-  const db = new Database(file);
+export const BUSY_TIMEOUT_MS = 5000;
+
+export function openWriterConnection(file: string, mustExist = false): Connection {
+  const db = new Database(file, { fileMustExist: mustExist });
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = FULL");
   db.pragma("wal_autocheckpoint = 0");
   // After a checkpoint rewinds the WAL, trim the file if a burst made it larger than this.
   db.pragma("journal_size_limit = 67108864");
-  db.pragma("busy_timeout = 5000");
+  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   db.pragma("foreign_keys = ON");
   return db;
 }

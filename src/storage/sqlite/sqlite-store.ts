@@ -10,7 +10,7 @@ import { openReaderConnection, type Connection } from "./connection.js";
 import { CONSUMER_COLUMNS } from "./consumer-writes.js";
 import { toInbox, withoutToken, type InboxRow } from "../rows.js";
 import { openDataFolder, type DataFolder } from "./data-folder.js";
-import { SqliteWriter } from "./writer.js";
+import { SqliteWriter, type WriterLog } from "./writer.js";
 import { STREAM_COLUMNS, toStream, type StreamRow } from "./stream-rows.js";
 import type { WriteOp, WriteResult } from "./write-ops.js";
 import type {
@@ -29,8 +29,8 @@ export interface SqliteStoreOptions {
   /** How often retention and deleted inboxes are pruned (ms). */
   pruneIntervalMs?: number;
   checkpointIntervalMs?: number;
-  /** Where the loud lines go: a new data folder, and writes stopped for good. */
-  logger?: { warn(object: object, message: string): void; error(object: object, message: string): void };
+  /** Where storage trouble worth an operator's attention goes (a new data folder, failing writes, lost files). */
+  logger?: WriterLog & { warn(object: object, message: string): void };
 }
 
 const PRUNE_ROWS_PER_BATCH = 2000;
@@ -54,13 +54,17 @@ export class SqliteStore implements Store, GeneralStreams {
   private closing: Promise<void> | undefined;
   private readonly lastSeenWrites = new Map<string, number>();
 
+  private checkpointer: Worker;
+
   private constructor(
     private readonly reader: Connection,
     private readonly writer: SqliteWriter,
-    private readonly checkpointer: Worker,
+    private readonly startCheckpointer: () => Worker,
+    private readonly log: WriterLog | undefined,
     pruneIntervalMs: number,
     private readonly folder: DataFolder,
   ) {
+    this.checkpointer = this.watchCheckpointer();
     this.sql = {
       inbox: reader.prepare(`SELECT ${INBOX_COLUMNS} FROM inboxes WHERE id = ? AND deleted_at IS NULL`),
       inboxes: reader.prepare(`SELECT ${INBOX_COLUMNS} FROM inboxes WHERE deleted_at IS NULL ORDER BY created_at, id`),
@@ -94,7 +98,7 @@ export class SqliteStore implements Store, GeneralStreams {
     const file = folder.databaseFile;
     let writer: SqliteWriter;
     try {
-      writer = await SqliteWriter.start(file);
+      writer = await SqliteWriter.start(file, logger);
       folder.markInitialised();
     } catch (error) {
       folder.release();
@@ -108,10 +112,28 @@ export class SqliteStore implements Store, GeneralStreams {
           "no longer accepting writes (503) until an operator restores the folder and restarts",
       );
     });
-    const checkpointer = new Worker(new URL("./checkpoint-thread.js", import.meta.url), {
-      workerData: { file, intervalMs: options.checkpointIntervalMs ?? 1000 },
+    const startCheckpointer = () =>
+      new Worker(new URL("./checkpoint-thread.js", import.meta.url), {
+        workerData: { file, intervalMs: options.checkpointIntervalMs ?? 1000 },
+      });
+    return new SqliteStore(openReaderConnection(file), writer, startCheckpointer, logger, options.pruneIntervalMs ?? 5000, folder);
+  }
+
+  /*
+   * The checkpoint thread is an optimisation (the writer bounds the WAL by itself), so
+   * its death is logged and it is started again a second later, never thrown at the
+   * process as an unhandled worker error.
+   */
+  private watchCheckpointer(): Worker {
+    const worker = this.startCheckpointer();
+    worker.on("error", (error) => this.log?.error({ err: error }, "sqlite checkpoint thread failed"));
+    worker.on("exit", () => {
+      if (this.closing || this.checkpointer !== worker) return;
+      setTimeout(() => {
+        if (!this.closing) this.checkpointer = this.watchCheckpointer();
+      }, 1000).unref();
     });
-    return new SqliteStore(openReaderConnection(file), writer, checkpointer, options.pruneIntervalMs ?? 5000, folder);
+    return worker;
   }
 
   private write(op: WriteOp): Promise<WriteResult> {
@@ -305,8 +327,13 @@ export class SqliteStore implements Store, GeneralStreams {
     this.closing ??= (async () => {
       clearInterval(this.pruneTimer);
       await this.writer.close();
-      const stopped = new Promise<void>((resolve) => this.checkpointer.once("exit", () => resolve()));
-      this.checkpointer.postMessage({ type: "close" });
+      const checkpointer = this.checkpointer;
+      checkpointer.on("message", (message: { type: string; error?: string }) => {
+        // The WAL is durable: the next start copies what this last checkpoint could not.
+        if (message.type === "closed" && message.error) this.log?.error({ error: message.error }, "final sqlite checkpoint failed");
+      });
+      const stopped = new Promise<void>((resolve) => checkpointer.once("exit", () => resolve()));
+      checkpointer.postMessage({ type: "close" });
       await stopped;
       this.reader.close();
       this.folder.release();

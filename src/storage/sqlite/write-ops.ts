@@ -33,7 +33,7 @@ export type WriteResult =
   | { status: "consumer"; consumer: Consumer }
   | { status: "stream"; result: CreateStreamResult | AppendResult | DeleteStreamResult };
 
-/** Roughly what an operation adds to a transaction, to bound batches and pace WAL rewinds. */
+/** Roughly what an operation adds to a transaction, to bound batches. */
 export function writeOpBytes(op: WriteOp): number {
   if (op.kind === "appendEvent") return op.request.body.byteLength + 256;
   if (op.kind === "appendStream" || op.kind === "createStream") {
@@ -61,4 +61,6 @@ export type PermanentWriteFailure = "data_folder_lost";
 
 export interface WriterOptions {
   file: string;
+  /** A restarted thread must find the database it replaces, never create a fresh one. */
+  mustExist: boolean;
 }

@@ -4,15 +4,17 @@
  * it. Each batch is one transaction (group commit); results go back only after the
  * commit returned, i.e. after the WAL was fsynced.
  */
+import { statfsSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
 import { encodeEventMeta } from "../../core/capture.js";
 import type { InboxSettings } from "../../core/types.js";
-import { migrate, openWriterConnection } from "./connection.js";
+import { BUSY_TIMEOUT_MS, migrate, openWriterConnection } from "./connection.js";
 import { prepareConsumerWrites } from "./consumer-writes.js";
 import { DatabaseIdentity } from "./data-folder.js";
 import { prepareStreamWrites } from "./stream-writes.js";
 import { WAKE_ALL } from "../stream-rules.js";
-import { writeOpBytes, type FromWriter, type ToWriter, type WriteOp, type WriteResult, type WriterOptions } from "./write-ops.js";
+import { type FromWriter, type ToWriter, type WriteOp, type WriteResult, type WriterOptions } from "./write-ops.js";
 
 const port = parentPort!;
 const options = workerData as WriterOptions;
@@ -23,7 +25,7 @@ function send(message: FromWriter): void {
 
 let db: ReturnType<typeof openWriterConnection>;
 try {
-  db = openWriterConnection(options.file);
+  db = openWriterConnection(options.file, options.mustExist);
   migrate(db);
 } catch (error) {
   send({ type: "open_failed", message: (error as Error).message });
@@ -199,27 +201,71 @@ function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
 }
 
 /*
- * The checkpoint thread copies the WAL into the database file without blocking us, but
- * while we keep writing it never completes, and SQLite only rewinds the WAL after a
- * complete checkpoint: the file would grow forever and each fsync would extend it.
- * Now and then, right after answering a batch, we checkpoint the few frames it has
- * not copied yet; no write can slip in meanwhile, so this one completes.
+ * The WAL, bounded in bytes. The checkpoint thread copies it into the database file
+ * without blocking us, but while we keep writing its checkpoints never complete, and
+ * SQLite only rewinds the WAL after a complete one: the file would grow (about 7 bytes
+ * per byte of events) until the disk is full. So after a batch, when the -wal file
+ * (a stat, cheap) has reached the limit, we checkpoint the few frames the thread has
+ * not copied yet and truncate the file; no write can slip in meanwhile, so this one
+ * completes. The limit is an eighth of the space the WAL could have (free space plus
+ * its own size), between 1 and 64 MiB: large on a roomy disk, where each truncation
+ * costs throughput, small on a nearly full one, where the WAL must not take the last
+ * megabytes. After a failed commit (SQLITE_FULL, I/O errors) we try the same after
+ * every batch until it works: an emptied WAL gives its space back.
  */
-const REWIND_AFTER_BYTES = 8 * 1024 * 1024;
-const REWIND_EVERY_MS = 500;
-let bytesSinceRewind = 0;
-let lastRewind = Date.now();
+const WAL_MAX_BYTES = 64 * 1024 * 1024;
+const WAL_MIN_BYTES = 1024 * 1024;
+const WAL_SHARE_OF_SPACE = 1 / 8;
+const SPACE_CHECK_MS = 250;
+/** How long the truncating checkpoint waits for readers on an old snapshot, at most. */
+const TRUNCATE_BUSY_MS = 20;
+const walFile = `${options.file}-wal`;
+let truncateWanted = false;
+let walLimit = WAL_MIN_BYTES;
+let spaceCheckedAt = 0;
 
-function rewindWalIfDue(ops: WriteOp[]): void {
-  for (const op of ops) bytesSinceRewind += writeOpBytes(op);
-  const now = Date.now();
-  if (bytesSinceRewind < REWIND_AFTER_BYTES || now - lastRewind < REWIND_EVERY_MS) return;
-  bytesSinceRewind = 0;
-  lastRewind = now;
+function walBytes(): number {
   try {
-    db.pragma("wal_checkpoint(PASSIVE)");
+    return statSync(walFile).size;
   } catch {
-    // Retried at the next opportunity; the WAL stays correct either way.
+    return 0;
+  }
+}
+
+function walLimitBytes(wal: number): number {
+  const now = Date.now();
+  if (now - spaceCheckedAt < SPACE_CHECK_MS) return walLimit;
+  spaceCheckedAt = now;
+  try {
+    const space = statfsSync(dirname(options.file));
+    const room = (space.bavail * space.bsize + wal) * WAL_SHARE_OF_SPACE;
+    walLimit = Math.min(WAL_MAX_BYTES, Math.max(WAL_MIN_BYTES, room));
+  } catch {
+    walLimit = WAL_MIN_BYTES;
+  }
+  return walLimit;
+}
+
+/** After a busy or failed try, the next waits this long, so readers on old snapshots do not cost every batch 20 ms. */
+const TRUNCATE_RETRY_MS = 100;
+let nextTruncateAt = 0;
+
+function boundWal(): void {
+  if (!truncateWanted) {
+    const wal = walBytes();
+    if (wal < walLimitBytes(wal)) return;
+  }
+  if (Date.now() < nextTruncateAt) return;
+  try {
+    db.pragma(`busy_timeout = ${TRUNCATE_BUSY_MS}`);
+    const [outcome] = db.pragma("wal_checkpoint(TRUNCATE)") as Array<{ busy: number }>;
+    truncateWanted = outcome?.busy !== 0;
+  } catch {
+    // SQLITE_FULL, I/O trouble, or the checkpoint thread is mid-copy: retried after a later batch.
+    truncateWanted = true;
+  } finally {
+    if (truncateWanted) nextTruncateAt = Date.now() + TRUNCATE_RETRY_MS;
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   }
 }
 
@@ -251,13 +297,14 @@ port.on("message", (message: ToWriter) => {
       return;
     }
     send({ type: "done", id: message.id, results, extended: [...extended] });
-    rewindWalIfDue(message.ops);
   } catch (error) {
     // The transaction rolled back: cached tails and streams may be ahead of the file.
     tails.clear();
     streams.forget();
     send({ type: "failed", id: message.id, message: (error as Error).message });
+    truncateWanted = true;
   }
+  boundWal();
 });
 
 send({ type: "ready" });

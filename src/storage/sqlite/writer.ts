@@ -2,6 +2,8 @@
  * The main thread's side of the writer thread: group commit. Operations that arrive
  * while a batch is being committed wait and go together into the next transaction;
  * each caller is answered when the transaction holding its operation has committed.
+ * A thread that dies is started again (it reopens the file); what it had not answered
+ * is refused, never acknowledged.
  */
 import { Worker } from "node:worker_threads";
 import type { CommitListener } from "../store.js";
@@ -12,6 +14,7 @@ import {
   type ToWriter,
   type WriteOp,
   type WriteResult,
+  type WriterOptions,
 } from "./write-ops.js";
 
 const MAX_BATCH_OPS = 2000;
@@ -29,50 +32,104 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
+/**
+ * Why a write was not committed. `fatal`: restarting cannot help (the store stays down);
+ * `permanent` says why, when the writer itself found it (see PermanentWriteFailure).
+ */
 export class StoreWriteError extends Error {
-  /** Set when the writer must stay down (never restarted): see PermanentWriteFailure. */
-  constructor(
-    message: string,
-    readonly permanent?: PermanentWriteFailure,
-  ) {
+  readonly fatal: boolean;
+  readonly permanent: PermanentWriteFailure | undefined;
+
+  constructor(message: string, options: { fatal?: boolean; permanent?: PermanentWriteFailure } = {}) {
     super(message);
+    this.permanent = options.permanent;
+    this.fatal = options.fatal ?? options.permanent !== undefined;
   }
 }
 
+/** Where the writer reports what an operator should know (a pino logger fits). */
+export interface WriterLog {
+  error(details: object, message: string): void;
+  info(details: object, message: string): void;
+}
+
+const silentLog: WriterLog = { error: () => undefined, info: () => undefined };
+
+/* A dead writer thread is started again after this, doubling per failed start up to the cap. */
+const RESTART_FIRST_MS = 50;
+const RESTART_MAX_MS = 5000;
+/* While writes fail, a tiny write every PROBE_MS finds out when they work again, traffic or not. */
+const PROBE_MS = 1000;
+const PROBE_OP: Omit<Extract<WriteOp, { kind: "putRecord" }>, "value"> = {
+  kind: "putRecord",
+  recordKind: "tailhook/health",
+  key: "probe",
+};
+
+function startWorker(file: string, mustExist: boolean): Promise<Worker> {
+  const workerData: WriterOptions = { file, mustExist };
+  const worker = new Worker(new URL("./writer-thread.js", import.meta.url), { workerData });
+  return new Promise<Worker>((resolve, reject) => {
+    const onMessage = (message: FromWriter) => {
+      if (message.type === "ready") resolve(worker);
+      else if (message.type === "open_failed") reject(new Error(`cannot open ${file}: ${message.message}`));
+      else return;
+      worker.off("message", onMessage);
+      worker.off("error", reject);
+    };
+    worker.on("message", onMessage);
+    worker.once("error", reject);
+  });
+}
+
+/*
+ * Health follows write outcomes: unhealthy from a failed commit until the next one
+ * that succeeds, while the thread is down or restarting, and for good after a fatal
+ * failure.
+ */
 export class SqliteWriter {
   private queue: Pending[] = [];
   /** Batches sent to the writer thread and not answered yet, oldest first. */
   private readonly inFlight: Array<{ id: number; batch: Pending[] }> = [];
   private nextBatchId = 1;
-  private failure: StoreWriteError | undefined;
+  /** The running thread; undefined while it is being restarted, or after a fatal failure. */
+  private worker: Worker | undefined;
+  private fatalFailure: StoreWriteError | undefined;
+  private lastWriteFailed = false;
+  private restartDelayMs = RESTART_FIRST_MS;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
   private readonly listeners: CommitListener[] = [];
   private readonly failureListeners: Array<(error: StoreWriteError) => void> = [];
   private closed: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
 
-  private constructor(private readonly worker: Worker) {
-    worker.on("message", (message: FromWriter) => this.onMessage(message));
-    worker.on("error", (error) => this.fail(new StoreWriteError(`writer thread crashed: ${error.message}`)));
-    worker.on("exit", () => this.fail(new StoreWriteError("writer thread stopped")));
+  private constructor(
+    private readonly file: string,
+    worker: Worker,
+    private readonly log: WriterLog,
+  ) {
+    this.attach(worker);
   }
 
-  static async start(file: string): Promise<SqliteWriter> {
-    const worker = new Worker(new URL("./writer-thread.js", import.meta.url), { workerData: { file } });
-    await new Promise<void>((resolve, reject) => {
-      const onMessage = (message: FromWriter) => {
-        if (message.type === "ready") resolve();
-        else if (message.type === "open_failed") reject(new Error(`cannot open ${file}: ${message.message}`));
-        else return;
-        worker.off("message", onMessage);
-      };
-      worker.on("message", onMessage);
-      worker.once("error", reject);
+  static async start(file: string, log: WriterLog = silentLog): Promise<SqliteWriter> {
+    return new SqliteWriter(file, await startWorker(file, false), log);
+  }
+
+  private attach(worker: Worker): void {
+    this.worker = worker;
+    let crash: Error | undefined;
+    worker.on("message", (message: FromWriter) => this.onMessage(message));
+    worker.on("error", (error) => (crash = error));
+    worker.on("exit", (code) => {
+      if (this.worker !== worker) return;
+      this.worker = undefined;
+      this.fail(new StoreWriteError(crash ? `writer thread crashed: ${crash.message}` : `writer thread stopped (exit code ${code})`));
     });
-    return new SqliteWriter(worker);
   }
 
   get healthy(): boolean {
-    return this.failure === undefined;
+    return this.fatalFailure === undefined && this.worker !== undefined && !this.lastWriteFailed;
   }
 
   /** Told once, when the writer stops for good. */
@@ -85,8 +142,10 @@ export class SqliteWriter {
   }
 
   submit(op: WriteOp): Promise<WriteResult> {
-    if (this.failure) return Promise.reject(this.failure);
+    if (this.fatalFailure) return Promise.reject(this.fatalFailure);
     if (this.closed) return Promise.reject(new StoreWriteError("store is closing"));
+    // Nothing waits for a restart: the sender gets its 503 now and retries.
+    if (!this.worker) return Promise.reject(new StoreWriteError("writer thread is restarting"));
     return new Promise((resolve, reject) => {
       this.queue.push({ op, resolve, reject });
       if (this.inFlight.length < MAX_BATCHES_IN_FLIGHT) this.flush();
@@ -94,7 +153,7 @@ export class SqliteWriter {
   }
 
   private flush(): void {
-    if (this.queue.length === 0) {
+    if (this.queue.length === 0 || !this.worker) {
       if (this.inFlight.length === 0) for (const wake of this.idleWaiters.splice(0)) wake();
       return;
     }
@@ -117,30 +176,89 @@ export class SqliteWriter {
     if (!inFlight || inFlight.id !== message.id) return;
     this.inFlight.shift();
     if (message.type === "done") {
+      this.writeSucceeded();
       if (message.extended.length > 0) {
         const extended = new Map(message.extended);
         for (const listener of this.listeners) listener(extended);
       }
       inFlight.batch.forEach((pending, index) => pending.resolve(message.results[index]!));
     } else if (message.permanent) {
-      const error = new StoreWriteError(`writes stopped: ${message.message}`, message.permanent);
+      const error = new StoreWriteError(`writes stopped: ${message.message}`, { permanent: message.permanent });
       this.inFlight.unshift(inFlight);
       this.fail(error);
       return;
     } else {
       const error = new StoreWriteError(`commit failed: ${message.message}`);
+      this.writeFailed(error);
       for (const pending of inFlight.batch) pending.reject(error);
     }
     this.flush();
   }
 
+  private writeSucceeded(): void {
+    this.restartDelayMs = RESTART_FIRST_MS;
+    if (!this.lastWriteFailed) return;
+    this.lastWriteFailed = false;
+    clearInterval(this.probeTimer);
+    this.probeTimer = undefined;
+    this.log.info({}, "sqlite writes succeed again");
+  }
+
+  /** One log line per change to failing, not one per failed batch. */
+  private writeFailed(error: StoreWriteError): void {
+    if (!this.lastWriteFailed) this.log.error({ err: error }, "sqlite write failed; answering 503 until a write succeeds");
+    this.lastWriteFailed = true;
+    if (this.probeTimer || this.closed || this.fatalFailure) return;
+    this.probeTimer = setInterval(() => {
+      if (!this.worker || this.inFlight.length > 0 || this.queue.length > 0) return;
+      this.submit({ ...PROBE_OP, value: String(Date.now()) }).catch(() => undefined);
+    }, PROBE_MS);
+    this.probeTimer.unref();
+  }
+
+  /*
+   * The thread is gone or the store cannot go on: what was sent and not answered is
+   * refused (it was never acknowledged), and the thread is started again, unless the
+   * failure is fatal.
+   */
   private fail(error: StoreWriteError): void {
-    if (this.failure) return;
-    this.failure = error;
+    if (this.fatalFailure) return;
+    if (error.fatal) {
+      this.fatalFailure = error;
+      // The store's own listener says why in one loud line; without one, a generic line.
+      if (this.failureListeners.length === 0) this.log.error({ err: error }, "sqlite store failed for good; answering 503 until restarted");
+      for (const listener of this.failureListeners) listener(error);
+      clearInterval(this.probeTimer);
+      const worker = this.worker;
+      this.worker = undefined;
+      void worker?.terminate();
+    } else {
+      this.writeFailed(error);
+    }
     const pending = [...this.inFlight.splice(0).flatMap((entry) => entry.batch), ...this.queue.splice(0)];
     for (const entry of pending) entry.reject(error);
     for (const wake of this.idleWaiters.splice(0)) wake();
-    for (const listener of this.failureListeners) listener(error);
+    if (!error.fatal) this.scheduleRestart();
+  }
+
+  private scheduleRestart(): void {
+    if (this.restartTimer || this.closed || this.fatalFailure || this.worker) return;
+    const delay = this.restartDelayMs;
+    this.restartDelayMs = Math.min(delay * 2, RESTART_MAX_MS);
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      startWorker(this.file, true).then(
+        (worker) => {
+          if (this.closed || this.fatalFailure) return void worker.terminate();
+          this.log.info({}, "sqlite writer thread restarted");
+          this.attach(worker);
+        },
+        (error: unknown) => {
+          this.log.error({ err: error }, "sqlite writer thread did not start again; retrying");
+          this.scheduleRestart();
+        },
+      );
+    }, delay);
   }
 
   /** Lets queued operations commit, then stops the thread. */
@@ -149,10 +267,13 @@ export class SqliteWriter {
       if (this.inFlight.length > 0 || this.queue.length > 0) {
         await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
       }
-      // A permanently failed thread is still running (it refuses batches) and must be stopped.
-      if (this.failure && !this.failure.permanent) return;
-      const stopped = new Promise<void>((resolve) => this.worker.once("exit", () => resolve()));
-      this.worker.postMessage({ type: "close" } satisfies ToWriter);
+      clearInterval(this.probeTimer);
+      clearTimeout(this.restartTimer);
+      const worker = this.worker;
+      if (!worker) return;
+      this.worker = undefined;
+      const stopped = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+      worker.postMessage({ type: "close" } satisfies ToWriter);
       await stopped;
     })();
     return this.closed;

@@ -1,0 +1,62 @@
+/*
+ * The verify phase: ingest into an inbox that checks an HMAC-SHA256 signature (the
+ * github scheme, enforcing, so a request that failed verification would show as a
+ * non-2xx) against a plain inbox on the same fresh server, in windows taken in turns so
+ * both rates come from the same run under the same conditions. The signature is
+ * computed once here: the body is the same for every request.
+ */
+import { createHmac, randomBytes } from "node:crypto";
+import type { Tailhook } from "./children.js";
+import { runLoad, type LoadResult } from "./ingest-load.js";
+import { summarize } from "./stats.js";
+
+export interface VerifyIngestOptions {
+  body: string;
+  connections: number;
+  warmupSeconds: number;
+  seconds: number;
+  windowSeconds: number;
+}
+
+export interface VerifyIngestResult {
+  off: LoadResult;
+  on: LoadResult;
+  /** The verdict stored with the verified inbox's first event. */
+  verdict: unknown;
+}
+
+function combine(windows: LoadResult[]): LoadResult {
+  const latencies = windows.flatMap((window) => window.latencies);
+  const { p50, p99 } = summarize(latencies);
+  return {
+    // The windows are equally long: the mean of their rates is the rate over all of them.
+    requestsPerSecond: windows.reduce((sum, window) => sum + window.requestsPerSecond, 0) / windows.length,
+    p50,
+    p99,
+    non2xx: windows.reduce((sum, window) => sum + window.non2xx, 0),
+    errors: windows.reduce((sum, window) => sum + window.errors, 0),
+    latencies,
+  };
+}
+
+export async function measureVerifyIngest(tailhook: Tailhook, adminToken: string, options: VerifyIngestOptions): Promise<VerifyIngestResult> {
+  const secret = randomBytes(20).toString("hex");
+  const plain = await tailhook.createInbox();
+  const verified = await tailhook.createInbox({ verify: { scheme: "github", secrets: [secret], mode: "enforce" } });
+  const headers = { "x-hub-signature-256": `sha256=${createHmac("sha256", secret).update(options.body).digest("hex")}` };
+  const load = (url: string, seconds: number, extra?: Record<string, string>) =>
+    runLoad({ url, body: options.body, connections: options.connections, seconds, ...(extra ? { headers: extra } : {}) });
+
+  await load(plain.ingestUrl, options.warmupSeconds);
+  await load(verified.ingestUrl, options.warmupSeconds, headers);
+  const rounds = Math.max(1, Math.round(options.seconds / options.windowSeconds));
+  const off: LoadResult[] = [];
+  const on: LoadResult[] = [];
+  for (let round = 0; round < rounds; round++) {
+    off.push(await load(plain.ingestUrl, options.windowSeconds));
+    on.push(await load(verified.ingestUrl, options.windowSeconds, headers));
+  }
+  const first = await fetch(`${tailhook.url}/api/inboxes/${verified.id}/events/1`, { headers: { authorization: `Bearer ${adminToken}` } });
+  const verdict = first.status === 200 ? ((await first.json()) as { verification?: unknown }).verification : `HTTP ${first.status}`;
+  return { off: combine(off), on: combine(on), verdict };
+}
