@@ -247,7 +247,8 @@ describe("github source", () => {
     const verifies = (event: Envelope) =>
       header(event, "X-Hub-Signature-256") === `sha256=${createHmac("sha256", github.webhookSecret).update(bodyBytes(event)).digest("hex")}`;
 
-    const redeliverInbox = await createInbox(admin, { dedupe: "github" });
+    const verify = { scheme: "github", secrets: [github.webhookSecret], mode: "enforce" };
+    const redeliverInbox = await createInbox(admin, { dedupe: "github", verify });
     github.ingestUrl = "http://127.0.0.1:9/closed";
     const missed = await github.send("push", { pretty: true, text: "caf\u00e9 </script>" }, { pretty: true });
     github.ingestUrl = redeliverInbox.ingestUrl;
@@ -259,19 +260,23 @@ describe("github source", () => {
     expect(header(redelivered!, "X-GitHub-Delivery")).toBe(missed);
     expect(redelivered!.origin).toBeUndefined();
     expect(verifies(redelivered!)).toBe(true);
+    // It came through ingest, so the inbox's own verification passed it (enforce mode).
+    expect(redelivered!.verification).toMatchObject({ scheme: "github", ok: true });
     const second = await runNow(admin, redeliverInbox.id, view.id);
     expect(second.status.lastRun).toMatchObject({ missing: 0, appended: 0 });
     expect(github.apiRequests(/\/attempts$/)).toHaveLength(1);
 
     // Append mode, for comparison: GitHub keeps the payload parsed, so the copy is a re-serialisation.
     await github.send("push", { compact: true, text: "caf\u00e9" });
-    const appendInbox = await createInbox(admin, { dedupe: "github" });
+    const appendInbox = await createInbox(admin, { dedupe: "github", verify });
     const { view: appendSource } = await createSource(admin, appendInbox.id, { kind: "github", repository: "acme/widgets", hookId: 42, token: GITHUB_TOKEN, intervalSeconds: 3600 });
     const appended = await waitForStatus(admin, appendInbox.id, appendSource.id, (source) => source.status.lastRun !== null);
     expect(appended.status.lastRun).toMatchObject({ listed: 2, missing: 2, appended: 2, error: null });
     const copies = (await readAll(appendInbox.streamUrl, appendInbox.token)).events.filter((event) => event.origin === "reconciled");
     const pretty = copies.find((event) => header(event, "X-GitHub-Delivery") === missed)!;
     expect(verifies(pretty)).toBe(false);
+    // Copies do not pass through ingest: no verdict, and appended in enforce mode too.
+    expect(copies.every((event) => event.verification === undefined)).toBe(true);
     const compactCopies = copies.filter((event) => event !== pretty);
     expect(compactCopies.length).toBeGreaterThan(0);
     expect(compactCopies.every(verifies)).toBe(true);
