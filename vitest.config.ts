@@ -21,6 +21,7 @@ const onBothBackends = [
   "test/inbox-delete-wakes.test.ts",
   "test/inbox-replies.test.ts",
   "test/stream-names.test.ts",
+  "test/sources.test.ts",
   "test/dedupe.test.ts",
   "test/verify.test.ts",
 ];

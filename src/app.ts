@@ -16,6 +16,7 @@ import { StreamGrants } from "./http/stream-grants.js";
 import { StreamWaiters } from "./live/stream-waiters.js";
 import { ReleaserStack } from "./shutdown.js";
 import { followLeadership } from "./subscriptions/follow-leadership.js";
+import { startSources } from "./sources/start.js";
 import { PostgresStore } from "./storage/postgres/postgres-store.js";
 import { SqliteStore } from "./storage/sqlite/sqlite-store.js";
 import type { Store } from "./storage/store.js";
@@ -157,6 +158,8 @@ export async function startTailhook(config: ServerConfig, options: StartOptions 
         releasers.push("subscriptions", () => subscriptions.close());
       }
     }
+    // Reconciliation sources (src/sources): on a shared store, only the leader of "sources" runs them.
+    if (store.general) releasers.push("sources", await startSources(store, store.general, config, logger));
     logger.info({ url: listening, dataDir: options.store ? undefined : config.dataDir }, "tailhook is listening");
 
     let closing: Promise<void> | undefined;

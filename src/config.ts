@@ -36,6 +36,9 @@ export interface ServerConfig {
   readonly maxConnections: number;
   /** Open connections from one address (IPv6: one /64); 0: no limit. */
   readonly maxConnectionsPerAddress: number;
+  /** Where reconciliation sources reach GitHub's and Stripe's APIs (https; http only to loopback, for tests). */
+  readonly githubApiUrl: string;
+  readonly stripeApiUrl: string;
 }
 
 export interface ServerFlags {
@@ -119,7 +122,20 @@ export function loadServerConfig(flags: ServerFlags = {}, env: NodeJS.ProcessEnv
     pruneIntervalMs: integer(env.TAILHOOK_PRUNE_INTERVAL_MS, "prune interval", 5_000, 10, 3_600_000),
     logLevel: logLevel(flags.logLevel ?? env.TAILHOOK_LOG_LEVEL),
     ...connectionSettings(flags, env),
+    githubApiUrl: providerApiUrl(env.TAILHOOK_GITHUB_API_URL, "TAILHOOK_GITHUB_API_URL", "https://api.github.com"),
+    stripeApiUrl: providerApiUrl(env.TAILHOOK_STRIPE_API_URL, "TAILHOOK_STRIPE_API_URL", "https://api.stripe.com"),
   });
+}
+
+/** A provider's API base for reconciliation sources: https, or http to a loopback address (a test server). */
+function providerApiUrl(value: string | undefined, name: string, fallback: string): string {
+  const parsed = url(value, name);
+  if (parsed === undefined) return fallback;
+  const { protocol, hostname } = new URL(parsed);
+  if (protocol === "http:" && !["127.0.0.1", "[::1]", "localhost"].includes(hostname)) {
+    throw new TailhookError("bad_request", `${name} must be https (http only to 127.0.0.1, ::1 or localhost), got ${value}`);
+  }
+  return parsed;
 }
 
 /** Timeouts and limits of the HTTP connection edge (see docs/operations.md). */

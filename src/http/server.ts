@@ -23,6 +23,8 @@ import { registerSubscriptionRoutes } from "../subscriptions/routes.js";
 import type { SubscriptionHost } from "../subscriptions/service-host.js";
 import { RefusalLog } from "../core/verify/refusals.js";
 import { registerVerificationRoutes } from "./routes/verification.js";
+import { SourceRecords } from "../sources/records.js";
+import { registerSourceRoutes } from "../sources/routes.js";
 
 export interface HttpServer {
   app: FastifyInstance;
@@ -110,6 +112,7 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
         authorize: (request) => void generalStreamsFor(ctx, request),
       })
     : undefined;
+  if (general) registerSourceRoutes(app, ctx, new SourceRecords(general));
   registerStreamRoutes(app, ctx);
   registerStreamTokenRoutes(app, ctx);
   registerSmeeRoutes(app, ctx);

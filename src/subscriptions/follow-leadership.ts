@@ -8,7 +8,13 @@
  */
 import type { Logger } from "pino";
 import type { Leadership } from "../storage/store.js";
-import type { SubscriptionHost } from "./service-host.js";
+
+/** Work that runs only while this process leads (the subscription service, reconciliation sources). */
+export interface LeaderWork {
+  lead(): Promise<void>;
+  follow(): Promise<void>;
+  close(): Promise<void>;
+}
 
 const RETRY_START_MS = 1_000;
 
@@ -18,7 +24,12 @@ const RETRY_START_MS = 1_000;
  * start. Returns what stops it all: the term first, then the lock, so that no other
  * process leads while our deliveries are still on the wire.
  */
-export async function followLeadership(host: SubscriptionHost, leadership: Leadership, logger: Logger): Promise<() => Promise<void>> {
+export async function followLeadership(
+  host: LeaderWork,
+  leadership: Leadership,
+  logger: Logger,
+  name = "subscriptions",
+): Promise<() => Promise<void>> {
   let leading = false;
   let stopped = false;
   let retry: NodeJS.Timeout | undefined;
@@ -28,8 +39,8 @@ export async function followLeadership(host: SubscriptionHost, leadership: Leade
     clearTimeout(retry);
     if (stopped) return;
     latest = (leading ? host.lead() : host.follow()).catch((error: unknown) => {
-      if (!leading || stopped) return logger.error({ err: error }, "subscriptions: ending the term failed");
-      logger.error({ err: error }, "subscriptions: could not start; trying again shortly");
+      if (!leading || stopped) return logger.error({ err: error }, `${name}: ending the term failed`);
+      logger.error({ err: error }, `${name}: could not start; trying again shortly`);
       retry = setTimeout(apply, RETRY_START_MS);
       retry.unref();
     });
@@ -37,7 +48,7 @@ export async function followLeadership(host: SubscriptionHost, leadership: Leade
 
   await leadership.start((now) => {
     leading = now;
-    logger.info(now ? "subscriptions: this process leads and serves them" : "subscriptions: leadership lost; another process serves them");
+    logger.info(now ? `${name}: this process leads and serves them` : `${name}: leadership lost; another process serves them`);
     apply();
   });
   await latest;

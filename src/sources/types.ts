@@ -1,0 +1,78 @@
+/*
+ * Reconciliation sources: what an admin configures per inbox (the definition, with
+ * its credentials, kept server-side only) and what the runner remembers between
+ * runs (the state, which the API shows as the source's status).
+ */
+
+export type SourceKind = "github" | "stripe" | "poll";
+
+/** Which GitHub webhook's deliveries to list. */
+export type GithubHook =
+  | { type: "repository"; owner: string; repo: string; hookId: number }
+  | { type: "organization"; org: string; hookId: number }
+  | { type: "app" };
+
+/**
+ * append: fetch each missing delivery and append its recorded request;
+ * redeliver: ask GitHub to send it again (original bytes, so the signature verifies).
+ */
+export type GithubMode = "append" | "redeliver";
+
+export type SourceConfig =
+  | { kind: "github"; hook: GithubHook; mode: GithubMode }
+  | { kind: "stripe" }
+  | { kind: "poll"; url: string };
+
+/** Secrets: stored in the records table, never returned by the API. */
+export interface SourceCredentials {
+  /** GitHub token (repository/organization hooks) or a ready JWT (app hook). */
+  token?: string;
+  /** Stripe secret (or restricted) key. */
+  secretKey?: string;
+  /** Poll: headers sent with each GET (e.g. Authorization). */
+  headers?: Record<string, string>;
+}
+
+export interface SourceDefinition {
+  id: string;
+  inboxId: string;
+  config: SourceConfig;
+  credentials: SourceCredentials;
+  intervalSeconds: number;
+  timeoutMs: number;
+  createdAt: number;
+}
+
+/** The outcome of one run, as the API shows it. */
+export interface RunReport {
+  startedAt: number;
+  finishedAt: number;
+  /** Items the provider listed (deliveries, events; 1 for a poll). */
+  listed: number;
+  /** Listed items the inbox did not have. */
+  missing: number;
+  /** Events appended (or, in redeliver mode, redeliveries requested). */
+  appended: number;
+  error: string | null;
+}
+
+export interface SourceState {
+  lastRun: RunReport | null;
+  /** When the runner will run it next (ms); a rate limit or a back-off pushes it out. */
+  nextRunAt: number;
+  /** Consecutive failed runs (0 after a good one), for the back-off. */
+  failures: number;
+  /** The last few failed runs, newest last, so a passing problem can still be seen. */
+  recentErrors?: Array<{ at: number; error: string }>;
+  /** The provider asked for nothing before this (ms); "run now" waits for it too. */
+  rateLimitedUntil?: number;
+  /** Stripe: the newest `created` (s) of a fully listed run; GitHub: unused. */
+  cursorCreated?: number;
+  /** Poll: sha256 (hex) of the body of the last appended event. */
+  lastHash?: string;
+  /** GitHub redeliver mode: guid -> when it was last asked for (ms). */
+  redeliveries?: Record<string, number>;
+}
+
+/** What a run adds to the state besides its report. */
+export type StateChanges = Pick<SourceState, "cursorCreated" | "lastHash" | "redeliveries">;
