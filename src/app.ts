@@ -16,7 +16,7 @@ import { StreamGrants } from "./http/stream-grants.js";
 import { StreamWaiters } from "./live/stream-waiters.js";
 import { ReleaserStack } from "./shutdown.js";
 import { followLeadership } from "./subscriptions/follow-leadership.js";
-import { startSources } from "./sources/start.js";
+import { startSources, type SourceOptions } from "./sources/start.js";
 import { PostgresStore } from "./storage/postgres/postgres-store.js";
 import { SqliteStore } from "./storage/sqlite/sqlite-store.js";
 import type { Store } from "./storage/store.js";
@@ -38,6 +38,8 @@ export interface StartOptions {
   onAdminTokenCreated?: (token: string, file: string) => void;
   /** Resolves subscription webhook hosts instead of DNS (tests: no real lookups). */
   webhookResolver?: WebhookResolver;
+  /** Reconciliation source limits (tests: a small Stripe cap). */
+  sources?: SourceOptions;
 }
 
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -159,7 +161,7 @@ export async function startTailhook(config: ServerConfig, options: StartOptions 
       }
     }
     // Reconciliation sources (src/sources): on a shared store, only the leader of "sources" runs them.
-    if (store.general) releasers.push("sources", await startSources(store, store.general, config, logger));
+    if (store.general) releasers.push("sources", await startSources(store, store.general, config, logger, options.sources));
     logger.info({ url: listening, dataDir: options.store ? undefined : config.dataDir }, "tailhook is listening");
 
     let closing: Promise<void> | undefined;

@@ -6,7 +6,7 @@
  * reconciled copy is a duplicate; rate limits, 5xx and slow answers are survived;
  * a poll appends only changed content; credentials never come back from the API.
  */
-import { createHmac } from "node:crypto";
+import { createHmac, generateKeyPairSync } from "node:crypto";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { rmSync } from "node:fs";
 import { bodyBytes, readAll, type Envelope } from "./helpers/http.js";
@@ -19,12 +19,18 @@ const GITHUB_TOKEN = "ghp_faketokenthatmustnotleak0001";
 const STRIPE_KEY = "sk_test_fakekeythatmustnotleak0001";
 const POLL_SECRET = "poll-secret-that-must-not-leak";
 const HOOK_PATH = "/repos/acme/widgets/hooks/42/deliveries";
+const APP_HOOK_PATH = "/app/hook/deliveries";
+const appKeys = generateKeyPairSync("rsa", { modulusLength: 2048 });
+const APP_PRIVATE_KEY = appKeys.privateKey.export({ type: "pkcs1", format: "pem" }).toString();
+/** The PEM's base64 body without its armour: it must not appear in any reply either. */
+const APP_KEY_BODY = APP_PRIVATE_KEY.split("\n").slice(1, -2).join("");
 
 interface SourceView {
   id: string;
   credentials: Record<string, unknown>;
   status: {
-    lastRun: { finishedAt: string; listed: number; missing: number; appended: number; error: string | null } | null;
+    lastRun: { finishedAt: string; listed: number; missing: number; appended: number; complete: boolean; error: string | null } | null;
+    cursor?: { after: string | null; before: string | null };
     error: string | null;
     failures: number;
     nextRunAt: string | null;
@@ -90,6 +96,9 @@ function header(event: Envelope, name: string): string | undefined {
 
 function expectNoSecrets(text: string): void {
   for (const secret of [GITHUB_TOKEN, STRIPE_KEY, POLL_SECRET]) expect(text).not.toContain(secret);
+  expect(text).not.toContain("PRIVATE KEY");
+  for (const line of APP_PRIVATE_KEY.split("\n").slice(1, -2)) expect(text).not.toContain(line);
+  expect(text).not.toContain(APP_KEY_BODY.slice(0, 64));
 }
 
 const fakes: Array<{ close(): Promise<void> }> = [];
@@ -281,6 +290,65 @@ describe("github source", () => {
     expect(compactCopies.length).toBeGreaterThan(0);
     expect(compactCopies.every(verifies)).toBe(true);
   });
+
+  it("an app hook signs a fresh RS256 JWT with the app's private key for each run; a wrong key gets 401, reported in the status; the key is never returned", async () => {
+    const github = await new FakeGithub("no-token-for-apps", APP_HOOK_PATH, "github-webhook-secret").start();
+    fakes.push(github);
+    github.app = { iss: "123456", publicKey: appKeys.publicKey };
+    const server = await startServer({ TAILHOOK_GITHUB_API_URL: github.url });
+    const admin = adminFor(server.url, ADMIN);
+    const inbox = await createInbox(admin, { dedupe: "github" });
+    github.ingestUrl = inbox.ingestUrl;
+    const guids = [await github.send("installation", { n: 1 })];
+    github.ingestUrl = "http://127.0.0.1:9/closed";
+    for (let n = 2; n <= 4; n++) guids.push(await github.send("installation", { n }));
+
+    // A bad key is refused at creation, with a message that does not echo it.
+    const notAKey = "-----BEGIN RSA PRIVATE KEY-----\nbm90IGEga2V5IGF0IGFsbCwgc29ycnk=\n-----END RSA PRIVATE KEY-----\n";
+    for (const privateKey of [notAKey, "just-a-string", 42]) {
+      const response = await admin(`/api/inboxes/${inbox.id}/sources`, { method: "POST", body: JSON.stringify({ kind: "github", app: true, appId: 123456, privateKey }) });
+      const text = await response.text();
+      expect(response.status).toBe(400);
+      expect(text).toMatch(/privateKey must be .*PEM/);
+      expect(text).not.toContain("bm90IGEga2V5");
+      expect(text).not.toContain("just-a-string");
+    }
+    const missingId = await admin(`/api/inboxes/${inbox.id}/sources`, { method: "POST", body: JSON.stringify({ kind: "github", app: true, privateKey: APP_PRIVATE_KEY }) });
+    expect(missingId.status).toBe(400);
+    expect(await missingId.text()).toMatch(/appId/);
+
+    const { view, text } = await createSource(admin, inbox.id, { kind: "github", app: true, appId: 123456, privateKey: APP_PRIVATE_KEY, intervalSeconds: 3600 });
+    expectNoSecrets(text);
+    expect(view).toMatchObject({ app: true, appId: "123456", credentials: { privateKey: "set" } });
+    const done = await waitForStatus(admin, inbox.id, view.id, (source) => source.status.lastRun !== null);
+    expect(done.status.lastRun).toMatchObject({ listed: 4, missing: 3, appended: 3, error: null });
+    const { events } = await readAll(inbox.streamUrl, inbox.token);
+    expect(events.map((event) => header(event, "X-GitHub-Delivery"))).toEqual(guids);
+    expect(events.slice(1).every((event) => event.origin === "reconciled")).toBe(true);
+    // Every request (two list pages, each missing delivery) carried a JWT GitHub accepts.
+    const used = github.apiRequests(/^\/app\/hook\/deliveries/);
+    expect(used.map((request) => request.status)).toEqual([200, 200, 200, 200, 200]);
+    const claims = JSON.parse(Buffer.from(String(used[0]!.headers.authorization).split(".")[1]!, "base64url").toString()) as { iat: number; exp: number; iss: string };
+    expect(claims.iss).toBe("123456");
+    expect(claims.exp - claims.iat).toBeLessThanOrEqual(600);
+    expect(Math.abs(claims.iat - (Math.floor(used[0]!.at / 1000) - 60))).toBeLessThanOrEqual(1);
+    const again = await runNow(admin, inbox.id, view.id);
+    expect(again.status.lastRun).toMatchObject({ listed: 4, missing: 0, appended: 0, error: null });
+
+    // Another app's key (or the client id as iss): GitHub answers 401, and the status says so.
+    const otherKey = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+    const { view: wrong, text: wrongText } = await createSource(admin, inbox.id, { kind: "github", app: true, appId: "Iv23liFakeClientId", privateKey: otherKey, intervalSeconds: 3600 });
+    expect(wrongText).not.toContain(otherKey.split("\n")[1]!);
+    const failed = await waitForStatus(admin, inbox.id, wrong.id, (source) => source.status.lastRun !== null);
+    expect(failed.status.error).toMatch(/answered 401/);
+    expect(failed.status.failures).toBe(1);
+    expect(github.requests.at(-1)!.status).toBe(401);
+    const list = await admin(`/api/inboxes/${inbox.id}/sources`);
+    const listText = await list.text();
+    expectNoSecrets(listText);
+    expect(listText).not.toContain(otherKey.split("\n")[1]!);
+    expect((await readAll(inbox.streamUrl, inbox.token)).events).toHaveLength(4);
+  });
 });
 
 describe("stripe source", () => {
@@ -324,9 +392,54 @@ describe("stripe source", () => {
     expect(retried).toBe(200);
     const again = await runNow(admin(), inbox.id, view.id);
     expect(again.status.lastRun).toMatchObject({ missing: 0, appended: 0, error: null });
-    // The second run lists only from the newest event seen.
-    expect(stripe.apiRequests(/^\/v1\/events$/).at(-1)!.url.searchParams.get("created[gte]")).toBe(String(Math.max(...stripe.events.map((event) => event.created))));
+    // The second run lists only what is newer than the newest event seen.
+    const second = stripe.apiRequests(/^\/v1\/events$/).at(-1)!.url.searchParams;
+    expect(second.get("ending_before")).toBe(ids[5]);
+    expect(second.get("starting_after")).toBeNull();
     expect((await readAll(inbox.streamUrl, inbox.token)).events).toHaveLength(6);
+  });
+
+  it("a backlog over the per-run cap is reconciled over several bounded runs, oldest first, each event once, the cursor advancing every run", async () => {
+    const stripe = await new FakeStripe(STRIPE_KEY, "whsec_fake").start();
+    fakes.push(stripe);
+    const server = await startTestServer({ port: 0 }, { env: { TAILHOOK_ADMIN_TOKEN: ADMIN, TAILHOOK_STRIPE_API_URL: stripe.url }, sources: { stripeMaxEventsPerRun: 3 } });
+    servers.push(server);
+    const admin = adminFor(server.url, ADMIN);
+    const inbox = await createInbox(admin, { dedupe: "stripe" });
+    stripe.ingestUrl = inbox.ingestUrl;
+    const ids = [(await stripe.send("first.delivered")).id];
+    stripe.ingestUrl = "http://127.0.0.1:9/closed";
+    for (let n = 1; n <= 7; n++) ids.push((await stripe.send(`missed.${n}`)).id);
+    stripe.ingestUrl = inbox.ingestUrl;
+    ids.push((await stripe.send("last.delivered")).id);
+
+    const { view } = await createSource(admin, inbox.id, { kind: "stripe", secretKey: STRIPE_KEY, intervalSeconds: 3600 });
+    const reports = [(await waitForStatus(admin, inbox.id, view.id, (source) => source.status.lastRun !== null)).status];
+    while (!reports.at(-1)!.lastRun!.complete && reports.length < 10) reports.push((await runNow(admin, inbox.id, view.id)).status);
+    expect(reports.at(-1)!.lastRun!.complete).toBe(true);
+    expect(reports.length).toBeGreaterThan(2);
+    for (const status of reports) {
+      expect(status.lastRun!.error).toBeNull();
+      expect(status.lastRun!.listed).toBeLessThanOrEqual(3);
+    }
+    // Every run moved the cursor: no run listed the same events again.
+    const cursors = reports.map((status) => JSON.stringify(status.cursor));
+    expect(new Set(cursors).size).toBe(cursors.length);
+    expect(reports.at(-1)!.cursor).toEqual({ after: ids[8], before: null });
+    expect(reports.reduce((sum, status) => sum + status.lastRun!.appended, 0)).toBe(7);
+    expect(reports.reduce((sum, status) => sum + status.lastRun!.listed, 0)).toBeLessThanOrEqual(2 * ids.length);
+
+    const { events } = await readAll(inbox.streamUrl, inbox.token);
+    const idOf = (event: Envelope) => (JSON.parse(event.body) as { id: string }).id;
+    expect(events.map(idOf)).toEqual([ids[0], ids[8], ...ids.slice(1, 8)]);
+    expect(events.slice(2).every((event) => event.origin === "reconciled")).toBe(true);
+
+    // Caught up: the next run lists nothing, and a new missed event is appended after the rest.
+    stripe.ingestUrl = "http://127.0.0.1:9/closed";
+    const late = (await stripe.send("missed.late")).id;
+    const after = await runNow(admin, inbox.id, view.id);
+    expect(after.status.lastRun).toMatchObject({ listed: 1, missing: 1, appended: 1, complete: true, error: null });
+    expect((await readAll(inbox.streamUrl, inbox.token)).events.map(idOf)).toEqual([ids[0], ids[8], ...ids.slice(1, 8), late]);
   });
 });
 
@@ -391,6 +504,8 @@ describe("sources API", () => {
       [github.id, { kind: "github", repository: "acme/../x", hookId: 42, token: GITHUB_TOKEN }, /owner\/repo/],
       [github.id, { kind: "github", repository: "acme/widgets", token: GITHUB_TOKEN }, /hookId/],
       [github.id, { kind: "github", repository: "acme/widgets", hookId: 42 }, /token/],
+      [github.id, { kind: "github", app: true, appId: 1, token: GITHUB_TOKEN }, /appId and privateKey, not token/],
+      [github.id, { kind: "github", repository: "acme/widgets", hookId: 42, token: GITHUB_TOKEN, privateKey: APP_PRIVATE_KEY }, /app: true only/],
       [github.id, { kind: "github", repository: "acme/widgets", hookId: 42, token: GITHUB_TOKEN, url: "http://127.0.0.1:1" }, /unknown field url/],
       [plain.id, { kind: "poll", url: "http://192.0.2.1/state" }, /https/],
       [plain.id, { kind: "poll", url: "https://user:pw@127.0.0.1/state" }, /credentials/],

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { TailhookError } from "../core/errors.js";
+import { parseAppPrivateKey } from "./github-app-jwt.js";
 import type { Inbox } from "../core/types.js";
 import type { GithubHook, SourceConfig, SourceCredentials, SourceDefinition, SourceKind, SourceState } from "./types.js";
 
@@ -14,6 +15,8 @@ export const MAX_SOURCES_PER_INBOX = 20;
 
 const GITHUB_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
 const GITHUB_ORG = /^[A-Za-z0-9-]{1,39}$/;
+/** A GitHub App's numeric id or its client id ("Iv1.…", "Iv23…"). */
+const GITHUB_APP_ID = /^[A-Za-z0-9._-]{1,100}$/;
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const SECRET = /^[\x21-\x7e]{1,4096}$/;
 
@@ -69,7 +72,9 @@ function parseGithubHook(body: Record<string, unknown>): GithubHook {
   if (body.app !== undefined) {
     if (body.app !== true) fail("app must be true");
     if (body.hookId !== undefined) fail("an app hook has no hookId");
-    return { type: "app" };
+    const appId = typeof body.appId === "number" && Number.isSafeInteger(body.appId) && body.appId > 0 ? String(body.appId) : body.appId;
+    if (typeof appId !== "string" || !GITHUB_APP_ID.test(appId)) fail("an app hook needs appId: the GitHub App's id or client id");
+    return { type: "app", appId };
   }
   const hookId = integer(body.hookId, "hookId", 0, 1, Number.MAX_SAFE_INTEGER);
   if (hookId === 0) fail("hookId is required");
@@ -102,11 +107,20 @@ export function parseSourceDefinition(value: unknown, inbox: Inbox, now = Date.n
   let credentials: SourceCredentials;
   switch (body.kind as SourceKind) {
     case "github": {
-      onlyFields(body, [...common, "repository", "organization", "app", "hookId", "token", "mode"]);
+      onlyFields(body, [...common, "repository", "organization", "app", "appId", "privateKey", "hookId", "token", "mode"]);
       const mode = body.mode ?? "append";
       if (mode !== "append" && mode !== "redeliver") fail('mode must be "append" or "redeliver"');
-      config = { kind: "github", hook: parseGithubHook(body), mode };
-      credentials = { token: secret(body.token, "token") };
+      const hook = parseGithubHook(body);
+      config = { kind: "github", hook, mode };
+      if (hook.type === "app") {
+        // An app authenticates with JWTs it signs itself: a ready JWT would expire within 10 minutes.
+        if (body.token !== undefined) fail("an app hook takes appId and privateKey, not token");
+        if (!parseAppPrivateKey(body.privateKey)) fail("privateKey must be the GitHub App's RSA private key in PEM (the .pem file GitHub generated)");
+        credentials = { privateKey: body.privateKey as string };
+      } else {
+        if (body.appId !== undefined || body.privateKey !== undefined) fail("appId and privateKey are for app: true only");
+        credentials = { token: secret(body.token, "token") };
+      }
       requireDedupe(inbox, "github");
       break;
     }
@@ -144,7 +158,7 @@ function configView(config: SourceConfig): Record<string, unknown> {
           ? { repository: `${hook.owner}/${hook.repo}`, hookId: hook.hookId }
           : hook.type === "organization"
             ? { organization: hook.org, hookId: hook.hookId }
-            : { app: true };
+            : { app: true, appId: hook.appId };
       return { ...target, mode: config.mode };
     }
     case "stripe":
@@ -164,6 +178,7 @@ export function sourceView(source: SourceDefinition, state: SourceState | undefi
     ...configView(source.config),
     credentials: {
       ...(credentials.token !== undefined ? { token: "set" } : {}),
+      ...(credentials.privateKey !== undefined ? { privateKey: "set" } : {}),
       ...(credentials.secretKey !== undefined ? { secretKey: "set" } : {}),
       ...(credentials.headers !== undefined ? { headers: Object.keys(credentials.headers) } : {}),
     },
@@ -182,8 +197,17 @@ function statusView(state: SourceState | undefined) {
   const run = state?.lastRun ?? null;
   return {
     lastRun: run
-      ? { startedAt: iso(run.startedAt), finishedAt: iso(run.finishedAt), listed: run.listed, missing: run.missing, appended: run.appended, error: run.error }
+      ? {
+          startedAt: iso(run.startedAt),
+          finishedAt: iso(run.finishedAt),
+          listed: run.listed,
+          missing: run.missing,
+          appended: run.appended,
+          complete: run.complete ?? true,
+          error: run.error,
+        }
       : null,
+    ...(state?.stripeCursor ? { cursor: { after: state.stripeCursor.after?.id ?? null, before: state.stripeCursor.before?.id ?? null } } : {}),
     error: run?.error ?? null,
     failures: state?.failures ?? 0,
     recentErrors: (state?.recentErrors ?? []).map(({ at, error }) => ({ at: iso(at), error })),

@@ -7,6 +7,7 @@
  */
 import { dedupeKeyOf } from "../core/dedupe.js";
 import type { CapturedRequest } from "../core/types.js";
+import { appJwt } from "./github-app-jwt.js";
 import { expectJson, providerRequest, providerUrl, SourceRunError } from "./provider-http.js";
 import { appendOnce, lookbackStart, newRequest, USER_AGENT, type RunContext } from "./run-context.js";
 import type { GithubHook } from "./types.js";
@@ -35,10 +36,21 @@ function hookSegments(hook: GithubHook): Array<string | number> {
   }
 }
 
+/** An app hook's requests each get a freshly signed JWT; other hooks use the stored token. */
+function bearer(ctx: RunContext): string {
+  const { hook } = ctx.source.config as { hook: GithubHook };
+  const { privateKey, token } = ctx.source.credentials;
+  if (hook.type === "app") {
+    if (!privateKey) throw new SourceRunError("this app hook source has no privateKey; create it again with appId and privateKey");
+    return appJwt(hook.appId, privateKey);
+  }
+  return token ?? "";
+}
+
 function headers(ctx: RunContext): Record<string, string> {
   return {
     accept: "application/vnd.github+json",
-    authorization: `Bearer ${ctx.source.credentials.token}`,
+    authorization: `Bearer ${bearer(ctx)}`,
     "x-github-api-version": "2022-11-28",
     "user-agent": USER_AGENT,
   };

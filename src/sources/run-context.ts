@@ -30,6 +30,10 @@ export interface RunContext {
   counts: RunCounts;
   /** State to keep, also after a failed run (set only what is true so far). */
   changes: StateChanges;
+  /** The run reconciled everything it could see; a run that stopped at its cap sets false. */
+  complete: boolean;
+  /** Stripe: events listed per run at most. */
+  stripeMaxEventsPerRun: number;
   now: number;
 }
 

@@ -14,7 +14,7 @@ import { runPoll } from "./poll.js";
 import { RequestBudget, SourceRunError } from "./provider-http.js";
 import type { SourceRecords } from "./records.js";
 import type { RunContext } from "./run-context.js";
-import { runStripe } from "./stripe.js";
+import { DEFAULT_STRIPE_MAX_EVENTS_PER_RUN, runStripe } from "./stripe.js";
 import type { SourceDefinition, SourceState } from "./types.js";
 
 export interface SourceRunnerOptions {
@@ -24,6 +24,8 @@ export interface SourceRunnerOptions {
   maxBodyBytes: number;
   logger: Logger;
   tickMs?: number;
+  /** Events a Stripe run lists at most (default 10,000); a larger backlog takes several runs. */
+  stripeMaxEventsPerRun?: number;
 }
 
 const DEFAULT_TICK_MS = 500;
@@ -123,6 +125,8 @@ export class SourceRunner implements LeaderWork {
       budget: new RequestBudget(),
       counts: { listed: 0, missing: 0, appended: 0 },
       changes: {},
+      complete: true,
+      stripeMaxEventsPerRun: this.options.stripeMaxEventsPerRun ?? DEFAULT_STRIPE_MAX_EVENTS_PER_RUN,
       now: startedAt,
     };
     let error: string | null = null;
@@ -141,7 +145,7 @@ export class SourceRunner implements LeaderWork {
     const next: SourceState = {
       ...state,
       ...ctx.changes,
-      lastRun: { startedAt, finishedAt, ...ctx.counts, error },
+      lastRun: { startedAt, finishedAt, ...ctx.counts, complete: error === null && ctx.complete, error },
       failures,
       recentErrors: error === null ? state.recentErrors : [...(state.recentErrors ?? []), { at: finishedAt, error }].slice(-RECENT_ERRORS),
       nextRunAt: nextRunAt(finishedAt, source.intervalSeconds * 1000, failures, rateLimitedUntil),

@@ -10,7 +10,8 @@ export type SourceKind = "github" | "stripe" | "poll";
 export type GithubHook =
   | { type: "repository"; owner: string; repo: string; hookId: number }
   | { type: "organization"; org: string; hookId: number }
-  | { type: "app" };
+  /** appId: the App's numeric id or its client id (the JWT's iss). */
+  | { type: "app"; appId: string };
 
 /**
  * append: fetch each missing delivery and append its recorded request;
@@ -25,8 +26,10 @@ export type SourceConfig =
 
 /** Secrets: stored in the records table, never returned by the API. */
 export interface SourceCredentials {
-  /** GitHub token (repository/organization hooks) or a ready JWT (app hook). */
+  /** GitHub token (repository/organization hooks). */
   token?: string;
+  /** GitHub App hook: the App's PEM private key; each request carries a JWT signed with it. */
+  privateKey?: string;
   /** Stripe secret (or restricted) key. */
   secretKey?: string;
   /** Poll: headers sent with each GET (e.g. Authorization). */
@@ -53,7 +56,22 @@ export interface RunReport {
   missing: number;
   /** Events appended (or, in redeliver mode, redeliveries requested). */
   appended: number;
+  /** False when the run stopped at its cap (Stripe); the next run continues from the cursor. */
+  complete?: boolean;
   error: string | null;
+}
+
+/** An event a Stripe cursor stands on. */
+export interface StripeEventRef {
+  id: string;
+  /** Its `created` (s). */
+  created: number;
+}
+
+/** Stripe: `after`, the newest event reconciled; `before`, how far a search for the oldest has got. */
+export interface StripeCursor {
+  after?: StripeEventRef;
+  before?: StripeEventRef;
 }
 
 export interface SourceState {
@@ -66,8 +84,8 @@ export interface SourceState {
   recentErrors?: Array<{ at: number; error: string }>;
   /** The provider asked for nothing before this (ms); "run now" waits for it too. */
   rateLimitedUntil?: number;
-  /** Stripe: the newest `created` (s) of a fully listed run; GitHub: unused. */
-  cursorCreated?: number;
+  /** Stripe: where the next run continues (see stripe.ts). */
+  stripeCursor?: StripeCursor;
   /** Poll: sha256 (hex) of the body of the last appended event. */
   lastHash?: string;
   /** GitHub redeliver mode: guid -> when it was last asked for (ms). */
@@ -75,4 +93,4 @@ export interface SourceState {
 }
 
 /** What a run adds to the state besides its report. */
-export type StateChanges = Pick<SourceState, "cursorCreated" | "lastHash" | "redeliveries">;
+export type StateChanges = Pick<SourceState, "stripeCursor" | "lastHash" | "redeliveries">;

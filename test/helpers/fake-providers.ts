@@ -1,14 +1,16 @@
 /*
  * Local stand-ins for GitHub's webhook deliveries API and Stripe's events API, on
  * 127.0.0.1 port 0, following their published shapes: GitHub lists deliveries newest
- * first with cursor pagination in the Link header, keeps each delivery's request
+ * first with cursor pagination in the Link header (an app hook takes only a JWT
+ * signed with the app's key), keeps each delivery's request
  * (headers and the payload, parsed) and redelivers on POST …/attempts; Stripe lists
- * events newest first with created[gte], starting_after, limit and has_more. Both
+ * events newest first with created[gte], starting_after or ending_before (the page
+ * just newer than that event, still newest first), limit and has_more. Both
  * also "send" webhooks to an ingest URL and record every event, sent or not, as the
  * real senders do. Scripted faults (a status with headers, or a slow answer) answer
  * the next API requests, one each.
  */
-import { createHmac, randomUUID } from "node:crypto";
+import { createHmac, randomUUID, verify, type KeyObject } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
@@ -78,9 +80,13 @@ abstract class FakeApi {
       if (res.destroyed) return;
       if (fault.status) return send(fault.status, { message: "scripted fault" }, fault.headers);
     }
-    if (req.headers.authorization !== `Bearer ${this.credential}`) return send(401, { message: "Bad credentials" });
+    if (!this.authorized(req.headers.authorization)) return send(401, { message: "Bad credentials" });
     const answer = await this.route(req.method ?? "GET", url);
     send(answer.status, answer.body, { ...answer.headers, ...this.answerHeaders.shift() });
+  }
+
+  protected authorized(authorization: string | undefined): boolean {
+    return authorization === `Bearer ${this.credential}`;
   }
 
   protected abstract route(method: string, url: URL): Promise<{ status: number; body?: unknown; headers?: Record<string, string> }>;
@@ -109,8 +115,36 @@ export interface GithubDelivery {
   body: Buffer;
 }
 
+/** A GitHub App as GitHub knows it: its id (the JWT's iss) and the public half of its key. */
+export interface FakeGithubApp {
+  iss: string;
+  publicKey: KeyObject;
+}
+
+/**
+ * GitHub's check of an app JWT: RS256 over base64url header.payload with the app's
+ * public key, iss the app, exp at most 10 minutes after iat, and not expired.
+ */
+export function verifyAppJwt(authorization: string | undefined, app: FakeGithubApp, now = Date.now()): boolean {
+  const match = /^Bearer ([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/.exec(authorization ?? "");
+  if (!match) return false;
+  const [, header, payload, signature] = match;
+  try {
+    if (JSON.parse(Buffer.from(header!, "base64url").toString()).alg !== "RS256") return false;
+    if (!verify("sha256", Buffer.from(`${header}.${payload}`), app.publicKey, Buffer.from(signature!, "base64url"))) return false;
+    const claims = JSON.parse(Buffer.from(payload!, "base64url").toString()) as { iat?: unknown; exp?: unknown; iss?: unknown };
+    if (typeof claims.iat !== "number" || typeof claims.exp !== "number" || String(claims.iss) !== app.iss) return false;
+    const seconds = now / 1000;
+    return claims.exp - claims.iat <= 600 && claims.exp > seconds && claims.iat <= seconds + 60;
+  } catch {
+    return false;
+  }
+}
+
 export class FakeGithub extends FakeApi {
   readonly deliveries: GithubDelivery[] = [];
+  /** When set, the API takes only this app's JWTs (app hooks), not the token. */
+  app: FakeGithubApp | undefined;
   /** Where the hook sends; GitHub's hook configuration. */
   ingestUrl = "";
   /** GitHub caps per_page at 100; a smaller cap here makes pagination visible with few events. */
@@ -154,6 +188,10 @@ export class FakeGithub extends FakeApi {
     const statusCode = await deliver(this.ingestUrl, headers, body);
     this.deliveries.push({ id: this.nextId++, guid, deliveredAt: new Date().toISOString(), redelivery, statusCode, event, headers, body });
     return statusCode;
+  }
+
+  protected override authorized(authorization: string | undefined): boolean {
+    return this.app ? verifyAppJwt(authorization, this.app) : super.authorized(authorization);
   }
 
   private summary(delivery: GithubDelivery) {
@@ -264,9 +302,18 @@ export class FakeStripe extends FakeApi {
     const gte = Number(url.searchParams.get("created[gte]") ?? 0);
     const newestFirst = [...this.events].reverse().filter((event) => event.created >= gte);
     const after = url.searchParams.get("starting_after");
+    const before = url.searchParams.get("ending_before");
+    if (after !== null && before !== null) return { status: 400, body: { error: { type: "invalid_request_error", message: "starting_after and ending_before are mutually exclusive" } } };
+    const list = (page: StripeEvent[], hasMore: boolean) => ({ status: 200, body: { object: "list", url: "/v1/events", has_more: hasMore, data: page } });
+    if (before !== null) {
+      // The page just newer than the cursor, still newest first; has_more: there are newer ones still.
+      const end = newestFirst.findIndex((event) => event.id === before);
+      if (end < 0) return { status: 404, body: { error: { type: "invalid_request_error", message: `No such event: '${before}'` } } };
+      const start = Math.max(0, end - limit);
+      return list(newestFirst.slice(start, end), start > 0);
+    }
     const start = after === null ? 0 : newestFirst.findIndex((event) => event.id === after) + 1;
-    const page = newestFirst.slice(start, start + limit);
-    return { status: 200, body: { object: "list", url: "/v1/events", has_more: start + limit < newestFirst.length, data: page } };
+    return list(newestFirst.slice(start, start + limit), start + limit < newestFirst.length);
   }
 }
 
