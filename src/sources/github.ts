@@ -3,7 +3,7 @@
  * Link header), and for every delivery GUID the inbox does not have, either fetch
  * the delivery and append the request GitHub recorded (mode "append", the default)
  * or ask GitHub to send it again (mode "redeliver": the original bytes come through
- * the webhook path, so X-Hub-Signature-256 verifies). See docs/trust-notes/reconciliation.md.
+ * the webhook path, so X-Hub-Signature-256 verifies). See docs/trust.md.
  */
 import { dedupeKeyOf } from "../core/dedupe.js";
 import type { CapturedRequest } from "../core/types.js";
