@@ -64,6 +64,7 @@ export async function startSmtpDoor(deps: SmtpDoorDeps): Promise<RunningSmtpDoor
     // No DNS lookups on the ingest path (and none aimed anywhere by tests).
     disableReverseLookup: true,
     maxClients: config.maxClients,
+    maxRecipients: 100,
     socketTimeout: config.socketTimeoutMs,
     // Commands before authenticating: EHLO, STARTTLS, EHLO again, AUTH, with slack.
     maxAllowedUnauthenticatedCommands: 20,
@@ -116,10 +117,14 @@ export async function startSmtpDoor(deps: SmtpDoorDeps): Promise<RunningSmtpDoor
       // Past the limit nothing more is kept; the rest is read and dropped.
       if (length <= limit) chunks.push(chunk);
     });
+    const started = Date.now();
     let answered = false;
     const answer = (error?: Error | null, message?: string) => {
       if (answered) return;
       answered = true;
+      // One line per message, like the HTTP request log: who, where, how big, what they were told.
+      const code = error ? ((error as { responseCode?: number }).responseCode ?? 451) : 250;
+      logger.info({ smtp: { session: session.id, remoteAddress: session.remoteAddress, inboxes: recipients.map(({ inbox }) => inbox.id), bytes: length, code, ms: Date.now() - started } }, "smtp message");
       callback(error, message);
     };
     stream.once("error", (error) => answer(smtpError(451, `receiving failed: ${error.message}`)));
