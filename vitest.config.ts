@@ -23,6 +23,7 @@ const onBothBackends = [
   "test/stream-names.test.ts",
   "test/dedupe.test.ts",
   "test/verify.test.ts",
+  "test/smtp.test.ts",
 ];
 
 if (!pgUrl) {
