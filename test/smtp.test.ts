@@ -9,6 +9,7 @@ import { rmSync } from "node:fs";
 import MailComposer from "nodemailer/lib/mail-composer";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { decodeEnvelopeBody } from "../dist/core/capture.js";
+import { loadServerConfig } from "../dist/config.js";
 import type { EventEnvelope } from "../dist/core/types.js";
 import { cliEnv, killAllChildren, spawnCli } from "./helpers/processes.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
@@ -247,6 +248,18 @@ describe("SMTP ingest", () => {
     expect(delivered).toMatchObject({ method: "POST", url: "/mail/orders", seq: 1 });
     expect(headerValues(delivered!.rawHeaders, "content-type")).toEqual(["message/rfc822"]);
     expect(delivered!.body.equals(raw)).toBe(true);
+  });
+});
+
+describe("SMTP settings", () => {
+  it("are off without a port; AUTH needs TLS, cert and key go together", () => {
+    expect(loadServerConfig({}, {}).smtp).toBeUndefined();
+    expect(loadServerConfig({ smtpPort: 0 }, {}).smtp).toMatchObject({ host: "127.0.0.1", port: 0, auth: undefined, maxMessageBytes: 25 * 1024 * 1024 });
+    expect(loadServerConfig({ host: "::1" }, { TAILHOOK_SMTP_PORT: "2525" }).smtp).toMatchObject({ host: "::1", port: 2525 });
+    expect(() => loadServerConfig({ smtpPort: 0 }, { TAILHOOK_SMTP_AUTH: "user:pw" })).toThrow(/needs --smtp-tls-cert/);
+    expect(() => loadServerConfig({ smtpPort: 0, smtpTlsCert: "c.pem" }, {})).toThrow(/go together/);
+    expect(() => loadServerConfig({ smtpPort: 0, smtpTlsCert: "c", smtpTlsKey: "k" }, { TAILHOOK_SMTP_AUTH: "nocolon" })).toThrow(/user:password/);
+    expect(loadServerConfig({ smtpPort: 0, smtpTlsCert: "c", smtpTlsKey: "k" }, { TAILHOOK_SMTP_AUTH: "u:p:w" }).smtp?.auth).toEqual({ user: "u", password: "p:w" });
   });
 });
 

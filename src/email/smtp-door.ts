@@ -29,6 +29,8 @@ export interface RunningSmtpDoor {
   close(): Promise<void>;
 }
 
+const SHUTDOWN_GRACE_MS = 10_000;
+
 function smtpError(responseCode: number, message: string): Error {
   return Object.assign(new Error(message), { responseCode });
 }
@@ -184,8 +186,12 @@ export async function startSmtpDoor(deps: SmtpDoorDeps): Promise<RunningSmtpDoor
     async close() {
       shuttingDown = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Every DATA being committed gets its answer before its connection goes.
-      while (commits.size > 0) await Promise.allSettled([...commits]);
+      // Every DATA being committed gets its answer before its connection goes (within the
+      // HTTP side's grace period: a store that never answers must not hold the exit).
+      const deadline = Date.now() + SHUTDOWN_GRACE_MS;
+      while (commits.size > 0 && Date.now() < deadline) {
+        await Promise.race([Promise.allSettled([...commits]), new Promise((resolve) => setTimeout(resolve, deadline - Date.now()).unref())]);
+      }
       connectionsClosed = true;
       for (const connection of server.connections) {
         connection.send(421, "shutting down, try again later");
