@@ -10,7 +10,10 @@
  * (BENCH_DS_SERVERS=reference or =tailhook runs one side only, BENCH_DS_RATE sets the
  * paced rate). The `verify` phase compares ingest into an inbox that checks an HMAC-SHA256
  * signature with ingest into a plain one, on one server, in windows taken in turns.
- * BENCH_ONLY=ingest,latency,catchup,forward,pg,ds,verify runs some phases only.
+ * The `smtp` phase compares mail through the SMTP door (10 KiB messages, 16
+ * connections, its load generator in a process of its own) with webhook ingest of the
+ * same bytes, on one server, in windows taken in turns.
+ * BENCH_ONLY=ingest,latency,catchup,forward,pg,ds,verify,smtp runs some phases only.
  * A missed target is reported, never fatal (this is a report, not a test); an invalid
  * run (errors, non-2xx replies, lost events) or a crash exits 1.
  */
@@ -28,6 +31,7 @@ import { measurePostgresIngest, pgBenchUrl, redactUrl, type PgIngestResult } fro
 import { measureReaderLatency, type ReaderLatencyOptions, type ReaderLatencyResult } from "./reader-latency.js";
 import { paddedJson, summarize } from "./stats.js";
 import { measureVerifyIngest, type VerifyIngestResult } from "./verify-ingest.js";
+import { measureSmtpIngest, type SmtpIngestResult } from "./smtp-ingest.js";
 
 function positiveSeconds(raw: string | undefined, fallback: number): number {
   if (raw === undefined || raw === "") return fallback;
@@ -36,7 +40,7 @@ function positiveSeconds(raw: string | undefined, fallback: number): number {
   return value;
 }
 
-const PHASES = ["ingest", "latency", "catchup", "forward", "pg", "ds", "verify"] as const;
+const PHASES = ["ingest", "latency", "catchup", "forward", "pg", "ds", "verify", "smtp"] as const;
 type Phase = (typeof PHASES)[number];
 const PG_URL = pgBenchUrl();
 
@@ -95,6 +99,8 @@ const TARGET = {
   /** verify phase: ingest with HMAC-SHA256 verification on, over ingest with it off. */
   verifyRatio: 0.9,
 };
+/** The smtp phase: 10 KiB messages over 16 connections, SMTP and webhook windows in turns. */
+const SMTP = { messageBytes: 10 * 1024, connections: 16, windowSeconds: 2 };
 /** The verify phase's windows: off and on in turns, this long each. */
 const VERIFY_WINDOW_SECONDS = 2;
 /** The ds phase: JSON-mode appends of DS.bodyBytes to a Durable Stream, on both servers. */
@@ -119,6 +125,7 @@ interface Figures {
   pg?: PgIngestResult;
   ds?: DsServerFigures[];
   verify?: VerifyIngestResult;
+  smtp?: SmtpIngestResult;
 }
 
 function progress(message: string): void {
@@ -204,6 +211,10 @@ async function measure(): Promise<Figures> {
     });
     await tailhook.stop();
   }
+
+  if (ONLY.has("smtp")) {
+    figures.smtp = await measureSmtpIngest({ ...SMTP, warmupSeconds: WARMUP_SECONDS, seconds: INGEST_SECONDS, progress });
+  }
   return figures;
 }
 
@@ -220,7 +231,7 @@ const count = (value: number) => (Number.isFinite(value) ? Math.round(value).toL
 const mib = (kb: number) => (Number.isFinite(kb) ? (kb / 1024).toFixed(1) : "-");
 
 /** Prints the tables; returns what makes the run invalid (empty when it is valid). */
-function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, pg, ds, verify }: Figures): string[] {
+function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, pg, ds, verify, smtp }: Figures): string[] {
   const problems: string[] = [];
   const targetRows: string[][] = [];
   const cpu = cpus();
@@ -381,10 +392,39 @@ function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, 
 
   if (ds) reportDs(ds, problems, targetRows);
   if (verify) reportVerify(verify, problems, targetRows);
+  if (smtp) reportSmtp(smtp, problems, targetRows);
 
   console.log("\nTargets\n");
   console.log(table(["target", "goal", "measured", "result"], targetRows));
   return problems;
+}
+
+/** The smtp phase's table; adds its problems and a row (reported, no target). */
+function reportSmtp({ smtp, webhook, stored }: SmtpIngestResult, problems: string[], targetRows: string[][]): void {
+  console.log(
+    `\nMail through the SMTP door (smtp): ${SMTP.messageBytes} B messages, ${SMTP.connections} connections, one fresh server; SMTP (raw client with PIPELINING,` +
+      ` in its own process) and webhook POSTs of the same bytes (autocannon), ${SMTP.windowSeconds} s windows in turns after ${WARMUP_SECONDS} s warm-up each, ~${INGEST_SECONDS} s per row\n`,
+  );
+  if (smtp.refused + smtp.errors > 0) problems.push(`smtp: ${smtp.refused} messages not answered 250, ${smtp.errors} connection errors`);
+  if (webhook.non2xx + webhook.errors > 0) problems.push(`smtp, webhook side: ${webhook.non2xx} non-2xx, ${webhook.errors} errors`);
+  if (stored.smtp === 0) problems.push("smtp: the mail inbox holds no events");
+  const ratio = smtp.messagesPerSecond / webhook.requestsPerSecond;
+  console.log(
+    table(
+      ["ingest", "msgs/s", "p50 ms", "p99 ms", "not 2xx/250", "errors"],
+      [
+        ["SMTP (250 after commit)", smtp.messagesPerSecond.toFixed(0), ms(smtp.p50), ms(smtp.p99), String(smtp.refused), String(smtp.errors)],
+        ["webhook (same bytes)", webhook.requestsPerSecond.toFixed(0), ms(webhook.p50), ms(webhook.p99), String(webhook.non2xx), String(webhook.errors)],
+        ["SMTP / webhook", `${ratio.toFixed(2)}x`, "", "", "", ""],
+      ],
+    ),
+  );
+  targetRows.push([
+    "SMTP messages/s vs webhook ingest of the same bytes",
+    "reported (no target)",
+    `${ratio.toFixed(2)}x (${count(smtp.messagesPerSecond)} vs ${count(webhook.requestsPerSecond)} /s)`,
+    "-",
+  ]);
 }
 
 /** The verify phase's table; adds its problems and target row. */

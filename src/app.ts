@@ -12,6 +12,7 @@ import type { ServerConfig } from "./config.js";
 import { newToken } from "./core/ids.js";
 import { Authorizer } from "./http/auth.js";
 import { buildHttpServer } from "./http/server.js";
+import { startSmtpDoor } from "./email/smtp-door.js";
 import { StreamGrants } from "./http/stream-grants.js";
 import { StreamWaiters } from "./live/stream-waiters.js";
 import { ReleaserStack } from "./shutdown.js";
@@ -24,6 +25,8 @@ import type { WebhookResolver } from "./subscriptions/delivery.js";
 
 export interface RunningTailhook {
   url: string;
+  /** smtp://host:port when the SMTP door is on (serve --smtp-port). */
+  smtpUrl?: string;
   store: Store;
   adminToken: string;
   /** Stops accepting, answers what is in flight, ends live readers, closes the store. */
@@ -162,11 +165,15 @@ export async function startTailhook(config: ServerConfig, options: StartOptions 
     }
     // Reconciliation sources (src/sources): on a shared store, only the leader of "sources" runs them.
     if (store.general) releasers.push("sources", await startSources(store, store.general, config, logger, options.sources));
+    // Pushed after "http", so released before it: mail stops first, the store is still open for its last commits.
+    const smtp = config.smtp ? await startSmtpDoor({ store, config: config.smtp, defaultMaxBodyBytes: config.maxBodyBytes, logger }) : undefined;
+    if (smtp) releasers.push("smtp", () => smtp.close());
     logger.info({ url: listening, dataDir: options.store ? undefined : config.dataDir }, "tailhook is listening");
 
     let closing: Promise<void> | undefined;
     return {
       url: listening,
+      ...(smtp ? { smtpUrl: smtp.url } : {}),
       store,
       adminToken,
       close() {

@@ -39,6 +39,24 @@ export interface ServerConfig {
   /** Where reconciliation sources reach GitHub's and Stripe's APIs (https; http only to loopback, for tests). */
   readonly githubApiUrl: string;
   readonly stripeApiUrl: string;
+  /** The SMTP door (docs/email.md); undefined when mail is not taken. */
+  readonly smtp: SmtpConfig | undefined;
+}
+
+export interface SmtpConfig {
+  readonly host: string;
+  /** 0 picks a free port (tests); the bound one is RunningTailhook.smtpUrl. */
+  readonly port: number;
+  /** PEM files for STARTTLS; STARTTLS is not offered without them. */
+  readonly tlsCertFile: string | undefined;
+  readonly tlsKeyFile: string | undefined;
+  /** TAILHOOK_SMTP_AUTH=user:password: AUTH PLAIN/LOGIN required (over TLS only). */
+  readonly auth: { readonly user: string; readonly password: string } | undefined;
+  /** Advertised with SIZE: no message is read past this; an inbox's own limit may be lower. */
+  readonly maxMessageBytes: number;
+  readonly maxClients: number;
+  /** An SMTP client silent for this long is disconnected (RFC 5321 §4.5.3.2 suggests minutes). */
+  readonly socketTimeoutMs: number;
 }
 
 export interface ServerFlags {
@@ -54,6 +72,10 @@ export interface ServerFlags {
   maxConnections?: string | number;
   maxConnectionsPerAddress?: string | number;
   allowLocalWebhooks?: boolean;
+  smtpPort?: string | number;
+  smtpHost?: string;
+  smtpTlsCert?: string;
+  smtpTlsKey?: string;
 }
 
 function integer(value: string | number | undefined, name: string, fallback: number, min: number, max: number): number {
@@ -124,6 +146,37 @@ export function loadServerConfig(flags: ServerFlags = {}, env: NodeJS.ProcessEnv
     ...connectionSettings(flags, env),
     githubApiUrl: providerApiUrl(env.TAILHOOK_GITHUB_API_URL, "TAILHOOK_GITHUB_API_URL", "https://api.github.com"),
     stripeApiUrl: providerApiUrl(env.TAILHOOK_STRIPE_API_URL, "TAILHOOK_STRIPE_API_URL", "https://api.stripe.com"),
+    smtp: smtpSettings(flags, env),
+  });
+}
+
+/** The SMTP door: off unless a port is given. */
+function smtpSettings(flags: ServerFlags, env: NodeJS.ProcessEnv): SmtpConfig | undefined {
+  const rawPort = flags.smtpPort ?? env.TAILHOOK_SMTP_PORT;
+  if (rawPort === undefined || rawPort === "") return undefined;
+  const tlsCertFile = flags.smtpTlsCert ?? (env.TAILHOOK_SMTP_TLS_CERT || undefined);
+  const tlsKeyFile = flags.smtpTlsKey ?? (env.TAILHOOK_SMTP_TLS_KEY || undefined);
+  if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
+    throw new TailhookError("bad_request", "--smtp-tls-cert and --smtp-tls-key go together");
+  }
+  const authSpec = env.TAILHOOK_SMTP_AUTH || undefined;
+  let auth: SmtpConfig["auth"];
+  if (authSpec !== undefined) {
+    const colon = authSpec.indexOf(":");
+    if (colon <= 0 || colon === authSpec.length - 1) throw new TailhookError("bad_request", "TAILHOOK_SMTP_AUTH must be user:password");
+    // A password must never cross the network in clear text.
+    if (tlsCertFile === undefined) throw new TailhookError("bad_request", "TAILHOOK_SMTP_AUTH needs --smtp-tls-cert and --smtp-tls-key (AUTH only over TLS)");
+    auth = Object.freeze({ user: authSpec.slice(0, colon), password: authSpec.slice(colon + 1) });
+  }
+  return Object.freeze({
+    host: flags.smtpHost ?? env.TAILHOOK_SMTP_HOST ?? flags.host ?? env.TAILHOOK_HOST ?? "127.0.0.1",
+    port: integer(rawPort, "SMTP port", 25, 0, 65535),
+    tlsCertFile,
+    tlsKeyFile,
+    auth,
+    maxMessageBytes: integer(env.TAILHOOK_SMTP_MAX_MESSAGE_BYTES, "SMTP max message bytes", 25 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    maxClients: integer(env.TAILHOOK_SMTP_MAX_CLIENTS, "SMTP max clients", 1000, 1, 1_000_000),
+    socketTimeoutMs: integer(env.TAILHOOK_SMTP_SOCKET_TIMEOUT_MS, "SMTP socket timeout", 300_000, 1000, 3_600_000),
   });
 }
 

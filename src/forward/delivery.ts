@@ -1,11 +1,13 @@
 /*
- * Turns a stored event into the request delivered to a target: same method, the
+ * Turns a stored event into the request delivered to a target: same method (a mail
+ * event, method SMTP, is POSTed: its raw message with Content-Type message/rfc822), the
  * event's sub-path appended to the target's path, the query, the original headers
  * (minus hop-by-hop ones and host, plus X-Tailhook-*), and the exact body bytes;
  * with a signing key, the sender's webhook-* signature is replaced by a fresh one.
  * The target comes from the forwarder's own configuration, never from the payload.
  */
 import { decodeEnvelopeBody } from "../core/capture.js";
+import { EMAIL_METHOD } from "../core/email-event.js";
 import type { EventEnvelope } from "../core/types.js";
 import { REPLACED_HEADERS, signatureHeaders, type SigningKey } from "./resign.js";
 
@@ -84,5 +86,5 @@ export function buildDelivery(
   if (body.length > 0 || !["GET", "HEAD", "DELETE", "OPTIONS"].includes(event.method)) {
     headers.push("Content-Length", String(body.length));
   }
-  return { url, path, method: event.method, headers, body };
+  return { url, path, method: event.method === EMAIL_METHOD ? "POST" : event.method, headers, body };
 }

@@ -16,6 +16,10 @@ export function registerServe(program: Command): void {
     .option("--long-poll-timeout <ms>", "how long a long-poll read waits (default 30000)")
     .option("--max-connections <n>", "open connections at most, 0 for no limit (default 10000)")
     .option("--max-connections-per-address <n>", "open connections from one address at most, 0 for no limit (default 1000)")
+    .option("--smtp-port <port>", "also take mail for <inbox-id>@any-domain on this SMTP port, 0 picks a free one (off by default; docs/email.md)")
+    .option("--smtp-host <host>", "address the SMTP server listens on (default: --host)")
+    .option("--smtp-tls-cert <file>", "PEM certificate for SMTP STARTTLS (with --smtp-tls-key)")
+    .option("--smtp-tls-key <file>", "PEM private key for SMTP STARTTLS")
     .option("--log-level <level>", "fatal, error, warn, info (default; one JSON line per request on stdout), debug, trace or silent")
     .option("--open", "let anyone create, write and read general streams without a token (local development only)")
     .option("--allow-local-webhooks", "let subscriptions send webhooks to localhost and 127.0.0.x (implied by --open)")
@@ -30,6 +34,7 @@ export function registerServe(program: Command): void {
       });
       const storage = config.databaseUrl ? "data in PostgreSQL" : `data in ${config.dataDir}`;
       process.stderr.write(`tailhook: listening on ${running.url} (${storage})\n`);
+      if (running.smtpUrl) process.stderr.write(`tailhook: taking mail on ${running.smtpUrl}\n`);
       if (config.open) process.stderr.write("tailhook: --open: anyone who reaches this port may create, write and read general streams\n");
       const stop = () => {
         void running.close().then(() => process.exit(0));

@@ -4,11 +4,12 @@
  * events also accepts that inbox's own token.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { buildEnvelope, messageJson } from "../../core/capture.js";
+import { buildEnvelope, findContentType, headerPairs, messageJson } from "../../core/capture.js";
 import { TailhookError } from "../../core/errors.js";
 import { hashToken, newInboxId, newToken } from "../../core/ids.js";
 import { parseInboxName, parseInboxSettings } from "../../core/inbox-settings.js";
 import type { Inbox, StoredInbox, StoredMessage } from "../../core/types.js";
+import { parsedEmailView } from "../../email/parsed-view.js";
 import { maskVerifySettings, type InboxSettingsView } from "../../core/verify/settings.js";
 import { presentedToken } from "../auth.js";
 import { inboxStreamName, type HttpContext } from "../context.js";
@@ -130,6 +131,17 @@ export function registerInboxRoutes(app: FastifyInstance, ctx: HttpContext): voi
     const { inbox, message } = await readInboxEvent(request);
     if (!inbox.settings.dedupe || message.meta === null) return reply.type("application/json").send(messageJson(message));
     return reply.type("application/json").send(JSON.stringify(await withDeliveries(ctx.store, inbox, message)));
+  });
+
+  // Mail events only: parsed on each request, never stored (docs/email.md).
+  app.get("/api/inboxes/:id/events/:seq/email", async (request) => {
+    const message = await readEvent(request);
+    // The content type from the stored meta (capture.ts), without base64-ing the whole message for an envelope.
+    const rawHeaders = message.meta === null ? [] : ((JSON.parse(message.meta) as unknown[])[5] as string[]);
+    if (findContentType(headerPairs(rawHeaders))?.toLowerCase() !== "message/rfc822") {
+      throw new TailhookError("bad_request", "this event is not an email (its content type is not message/rfc822)");
+    }
+    return parsedEmailView(message.data);
   });
 
   app.get("/api/inboxes/:id/events/:seq/body", async (request, reply) => {
