@@ -5,6 +5,7 @@
  * Parsing the settings and reading the key from a request live here; the check
  * itself runs in the store, in the transaction of the append.
  */
+import { emailHeaderValue } from "./email-message.js";
 import { TailhookError } from "./errors.js";
 import type { CapturedRequest } from "./types.js";
 
@@ -15,7 +16,9 @@ export const DEDUPE_PRESETS = {
   shopify: { header: "x-shopify-webhook-id" },
   "idempotency-key": { header: "idempotency-key" },
   stripe: { jsonPointer: "/id" },
-} as const satisfies Record<string, { header: string } | { jsonPointer: string }>;
+  // Mail events: the message's own Message-ID header (in the body, not an HTTP header).
+  "message-id": { emailHeader: "message-id" },
+} as const satisfies Record<string, { header: string } | { jsonPointer: string } | { emailHeader: string }>;
 
 export type DedupePreset = keyof typeof DEDUPE_PRESETS;
 
@@ -30,13 +33,15 @@ export const MAX_DEDUPE_WINDOW_SECONDS = 30 * 24 * 3600;
 /** Longer ids are not taken as keys (appended as usual): no sender's id comes close. */
 export const MAX_DEDUPE_KEY_LENGTH = 512;
 
-/** The inbox's `settings.dedupe`, as stored: the preset (if any) resolved to exactly one of header / jsonPointer. */
+/** The inbox's `settings.dedupe`, as stored: the preset (if any) resolved to exactly one of header / jsonPointer / emailHeader. */
 export interface DedupeSettings {
   preset?: DedupePreset;
   /** A request header (matched case-insensitively; stored lower-case). */
   header?: string;
   /** An RFC 6901 JSON pointer into a JSON body, e.g. "/id". */
   jsonPointer?: string;
+  /** A header of the RFC 5322 message that is the body (mail events), e.g. "message-id"; stored lower-case. */
+  emailHeader?: string;
   windowSeconds: number;
 }
 
@@ -48,7 +53,7 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /**
  * Accepts a preset name ("github"), or an object with one of `preset`, `header`,
- * `jsonPointer`, and an optional `windowSeconds`.
+ * `jsonPointer`, `emailHeader`, and an optional `windowSeconds`.
  */
 export function parseDedupeSettings(value: unknown): DedupeSettings {
   const spec = typeof value === "string" ? { preset: value } : value;
@@ -57,10 +62,10 @@ export function parseDedupeSettings(value: unknown): DedupeSettings {
   }
   const fields = spec as Record<string, unknown>;
   for (const key of Object.keys(fields)) {
-    if (!["preset", "header", "jsonPointer", "windowSeconds"].includes(key)) fail(`unknown field settings.dedupe.${key}`);
+    if (!["preset", "header", "jsonPointer", "emailHeader", "windowSeconds"].includes(key)) fail(`unknown field settings.dedupe.${key}`);
   }
-  const sources = ["preset", "header", "jsonPointer"].filter((key) => fields[key] !== undefined);
-  if (sources.length !== 1) fail("settings.dedupe needs exactly one of preset, header or jsonPointer");
+  const sources = ["preset", "header", "jsonPointer", "emailHeader"].filter((key) => fields[key] !== undefined);
+  if (sources.length !== 1) fail("settings.dedupe needs exactly one of preset, header, jsonPointer or emailHeader");
   const windowSeconds = fields.windowSeconds ?? DEFAULT_DEDUPE_WINDOW_SECONDS;
   if (typeof windowSeconds !== "number" || !Number.isInteger(windowSeconds) || windowSeconds < 1 || windowSeconds > MAX_DEDUPE_WINDOW_SECONDS) {
     fail(`settings.dedupe.windowSeconds must be an integer from 1 to ${MAX_DEDUPE_WINDOW_SECONDS}`);
@@ -75,6 +80,11 @@ export function parseDedupeSettings(value: unknown): DedupeSettings {
   if (fields.header !== undefined) {
     if (typeof fields.header !== "string" || !HEADER_NAME.test(fields.header)) fail("settings.dedupe.header must be a header name");
     return { header: fields.header.toLowerCase(), windowSeconds };
+  }
+  if (fields.emailHeader !== undefined) {
+    // RFC 5322 field names: printable ASCII except ":" (the HTTP token rule is stricter, and fine here).
+    if (typeof fields.emailHeader !== "string" || !HEADER_NAME.test(fields.emailHeader)) fail("settings.dedupe.emailHeader must be a header name");
+    return { emailHeader: fields.emailHeader.toLowerCase(), windowSeconds };
   }
   const pointer = fields.jsonPointer;
   if (typeof pointer !== "string" || !pointer.startsWith("/") || /~[^01]|~$/.test(pointer)) {
@@ -93,6 +103,10 @@ function headerValue(rawHeaders: string[], lowerName: string): string | undefine
     if (rawHeaders[i]!.toLowerCase() === lowerName) return rawHeaders[i + 1];
   }
   return undefined;
+}
+
+function isEmailEvent(request: CapturedRequest): boolean {
+  return request.annotations?.email !== undefined || headerValue(request.rawHeaders, "content-type")?.toLowerCase() === "message/rfc822";
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -135,6 +149,9 @@ export function dedupeKeyOf(settings: DedupeSettings, request: CapturedRequest):
     const value = pointerValue(request.body, settings.jsonPointer);
     if (typeof value === "string") key = value;
     else if (typeof value === "number" && Number.isSafeInteger(value)) key = String(value);
+  } else if (settings.emailHeader !== undefined) {
+    // Only mail events carry a message as body; a webhook's body is not read as one.
+    if (isEmailEvent(request)) key = emailHeaderValue(request.body, settings.emailHeader);
   }
   if (key === undefined || key.length === 0 || key.length > MAX_DEDUPE_KEY_LENGTH) return undefined;
   return key;

@@ -48,6 +48,26 @@ export interface EventAnnotations {
   origin?: EventOrigin;
   /** The source that appended it (reconciled and poll events). */
   source?: string;
+  /** A mail event's envelope (see core/email-event.ts, docs/email.md). */
+  email?: EmailEnvelope;
+}
+
+/**
+ * How a mail event reached tailhook. For the SMTP door, the SMTP envelope; a mailbox
+ * source fills what it knows (mailFrom/rcptTo from the message, no HELO or address).
+ */
+export interface EmailEnvelope {
+  /** MAIL FROM; "" for the null sender (bounces). */
+  mailFrom: string;
+  /** The RCPT TO address that named this inbox (one event per inbox). */
+  rcptTo: string;
+  /** The name the client gave with HELO/EHLO. */
+  helo?: string;
+  remoteAddress?: string;
+  /** Whether the SMTP session was encrypted (STARTTLS) when DATA was sent. */
+  tls?: boolean;
+  /** The AUTH user, when the client authenticated. */
+  authUser?: string;
 }
 
 /** The JSON message an inbox stream holds for each event. */
@@ -69,6 +89,8 @@ export interface EventEnvelope {
   /** Absent for an ordinary webhook delivery. */
   origin?: EventOrigin;
   source?: string;
+  /** Mail events only. */
+  email?: EmailEnvelope;
 }
 
 export interface InboxResponseSettings {
