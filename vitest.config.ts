@@ -24,6 +24,7 @@ const onBothBackends = [
   "test/sources.test.ts",
   "test/dedupe.test.ts",
   "test/verify.test.ts",
+  "test/imap-source.test.ts",
 ];
 
 if (!pgUrl) {
