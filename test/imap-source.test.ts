@@ -238,11 +238,20 @@ describe("imap source", () => {
 
   it("reads a loopback mailbox without TLS only when asked, and refuses what would not be safe", async () => {
     const inbox = await createInbox({ dedupe: "message-id" });
-    const plain = await createSource(inbox.id, { kind: "imap", host: "127.0.0.1", port: dovecot.imapPort, security: "plain", user: dovecot.user, password: dovecot.password });
+    // withoutMessageId "append": the message without a Message-ID is appended too, keyed on its bytes.
+    const plain = await createSource(inbox.id, {
+      kind: "imap", host: "127.0.0.1", port: dovecot.imapPort, security: "plain", user: dovecot.user, password: dovecot.password, withoutMessageId: "append", intervalSeconds: 3600,
+    });
     const run = await runNow(inbox.id, plain.id);
-    expect(run.status.lastRun).toMatchObject({ error: null, skipped: 1 });
-    expect(run.status.lastRun!.appended).toBeGreaterThan(0);
-    expect(run.status.lastRun!.appended).toBe((await readAll(inbox.streamUrl, inbox.token)).events.length);
+    expect(run.status.lastRun).toMatchObject({ listed: 8, missing: 8, appended: 8, skipped: 0, error: null });
+    const events = (await readAll(inbox.streamUrl, inbox.token)).events;
+    expect(events).toHaveLength(8);
+    expect(events.filter((event) => messageIdOf(event) === undefined)).toHaveLength(1);
+    // A second source over the same mailbox lists it all and finds every message present, the one without an id too.
+    const again = await createSource(inbox.id, tlsSource({ withoutMessageId: "append" }));
+    const second = await runNow(inbox.id, again.id);
+    expect(second.status.lastRun).toMatchObject({ listed: 8, missing: 0, appended: 0, error: null });
+    expect((await readAll(inbox.streamUrl, inbox.token)).events).toHaveLength(8);
 
     const refused = async (inboxId: string, body: Record<string, unknown>, pattern: RegExp) => {
       const { status, text } = await api(`/api/inboxes/${inboxId}/sources`, { method: "POST", body: JSON.stringify(body) });

@@ -85,6 +85,8 @@ ssl_cert = <${dir}/cert.pem
 ssl_key = <${dir}/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+# A test's wrong password must not slow down the next logins from 127.0.0.1 (no failure delay, no penalty).
+auth_failure_delay = 0
 passdb {
   driver = passwd-file
   args = scheme=PLAIN ${dir}/passwd
@@ -109,6 +111,9 @@ service imap-login {
 }
 service anvil {
   chroot =
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
 }
 `,
   );
