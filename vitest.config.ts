@@ -25,6 +25,7 @@ const onBothBackends = [
   "test/dedupe.test.ts",
   "test/verify.test.ts",
   "test/smtp.test.ts",
+  "test/imap-source.test.ts",
 ];
 
 if (!pgUrl) {

@@ -53,8 +53,9 @@ export interface EventAnnotations {
 }
 
 /**
- * How a mail event reached tailhook. For the SMTP door, the SMTP envelope; a mailbox
- * source fills what it knows (mailFrom/rcptTo from the message, no HELO or address).
+ * How a mail event reached tailhook. For the SMTP door, the SMTP envelope; the IMAP
+ * source knows no SMTP envelope: mailFrom and rcptTo are "" (unknown) and `imap` says
+ * where the message was found.
  */
 export interface EmailEnvelope {
   /** MAIL FROM; "" for the null sender (bounces). */
@@ -68,6 +69,17 @@ export interface EmailEnvelope {
   tls?: boolean;
   /** The AUTH user, when the client authenticated. */
   authUser?: string;
+  /** Set by the IMAP reconciliation source: the mailbox and UID the message was read from. */
+  imap?: ImapOrigin;
+}
+
+export interface ImapOrigin {
+  mailbox: string;
+  uid: number;
+  /** The mailbox's UIDVALIDITY (a decimal string: it is a 32-bit unsigned number). */
+  uidValidity: string;
+  /** The message's INTERNALDATE (ISO 8601), when the server gave one. */
+  internalDate?: string;
 }
 
 /** The JSON message an inbox stream holds for each event. */

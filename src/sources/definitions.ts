@@ -4,10 +4,11 @@
  * back without its credentials.
  */
 import { randomBytes } from "node:crypto";
+import { isIP } from "node:net";
 import { TailhookError } from "../core/errors.js";
 import { parseAppPrivateKey } from "./github-app-jwt.js";
 import type { Inbox } from "../core/types.js";
-import type { GithubHook, SourceConfig, SourceCredentials, SourceDefinition, SourceKind, SourceState } from "./types.js";
+import type { GithubHook, ImapConfig, SourceConfig, SourceCredentials, SourceDefinition, SourceKind, SourceState } from "./types.js";
 
 export const DEFAULT_INTERVAL_SECONDS = 300;
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -66,6 +67,42 @@ function parseHeaders(value: unknown): Record<string, string> {
   return headers;
 }
 
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const LOOPBACK_HOSTS = ["127.0.0.1", "::1", "localhost"];
+const MAX_CA_BYTES = 64 * 1024;
+
+/**
+ * An IMAP mailbox: TLS by default; STARTTLS (required, never opportunistic) when asked;
+ * no TLS only to a loopback host, where the password does not cross a network.
+ */
+function parseImap(body: Record<string, unknown>): ImapConfig {
+  const host = typeof body.host === "string" ? body.host.replace(/^\[(.*)\]$/, "$1") : "";
+  if (!(isIP(host) !== 0 || HOSTNAME.test(host))) fail("host must be a host name or an IP address");
+  const security = body.security ?? "tls";
+  if (security !== "tls" && security !== "starttls" && security !== "plain") fail('security must be "tls", "starttls" or "plain"');
+  if (security === "plain" && !LOOPBACK_HOSTS.includes(host)) fail('security "plain" is allowed only to 127.0.0.1, ::1 or localhost; use "tls" or "starttls"');
+  const port = integer(body.port, "port", security === "tls" ? 993 : 143, 1, 65_535);
+  if (typeof body.user !== "string" || !/^[^\r\n\0]{1,320}$/.test(body.user)) fail("user must be a non-empty single-line string");
+  const mailbox = body.mailbox ?? "INBOX";
+  if (typeof mailbox !== "string" || !/^[^\r\n\0]{1,512}$/.test(mailbox)) fail("mailbox must be a non-empty single-line string");
+  if (body.ca !== undefined && (typeof body.ca !== "string" || !body.ca.includes("-----BEGIN CERTIFICATE-----") || body.ca.length > MAX_CA_BYTES)) {
+    fail("ca must be PEM certificate text");
+  }
+  if (body.ca !== undefined && security === "plain") fail('ca makes no sense with security "plain"');
+  const withoutMessageId = body.withoutMessageId ?? "skip";
+  if (withoutMessageId !== "skip" && withoutMessageId !== "append") fail('withoutMessageId must be "skip" or "append"');
+  return {
+    kind: "imap",
+    host,
+    port,
+    security,
+    user: body.user,
+    mailbox,
+    ...(body.ca !== undefined ? { ca: body.ca as string } : {}),
+    withoutMessageId,
+  };
+}
+
 function parseGithubHook(body: Record<string, unknown>): GithubHook {
   const targets = ["repository", "organization", "app"].filter((key) => body[key] !== undefined);
   if (targets.length !== 1) fail("a github source needs exactly one of repository (owner/repo), organization or app: true");
@@ -93,10 +130,12 @@ function parseGithubHook(body: Record<string, unknown>): GithubHook {
  * Reconciled events must carry the key webhook deliveries are deduplicated on, or
  * every reconciled copy would double a delivered event.
  */
-function requireDedupe(inbox: Inbox, kind: "github" | "stripe"): void {
+function requireDedupe(inbox: Inbox, kind: "github" | "stripe" | "imap"): void {
   const dedupe = inbox.settings.dedupe;
-  const fits = kind === "github" ? dedupe?.header === "x-github-delivery" : dedupe?.jsonPointer === "/id";
-  if (!fits) fail(`a ${kind} source needs the inbox's settings.dedupe to be the "${kind}" preset, so reconciled and delivered events share a key`);
+  const preset = kind === "imap" ? "message-id" : kind;
+  const fits =
+    kind === "github" ? dedupe?.header === "x-github-delivery" : kind === "stripe" ? dedupe?.jsonPointer === "/id" : dedupe?.emailHeader === "message-id";
+  if (!fits) fail(`a ${kind} source needs the inbox's settings.dedupe to be the "${preset}" preset, so reconciled and delivered events share a key`);
 }
 
 export function parseSourceDefinition(value: unknown, inbox: Inbox, now = Date.now()): SourceDefinition {
@@ -135,8 +174,16 @@ export function parseSourceDefinition(value: unknown, inbox: Inbox, now = Date.n
       config = { kind: "poll", url: parsePollUrl(body.url) };
       credentials = { headers: parseHeaders(body.headers) };
       break;
+    case "imap":
+      onlyFields(body, [...common, "host", "port", "security", "user", "password", "mailbox", "ca", "withoutMessageId"]);
+      config = parseImap(body);
+      // Passwords may hold spaces and non-ASCII characters, unlike API tokens.
+      if (typeof body.password !== "string" || !/^[^\r\n\0]{1,4096}$/.test(body.password)) fail("password must be a non-empty single-line string");
+      credentials = { password: body.password };
+      requireDedupe(inbox, "imap");
+      break;
     default:
-      fail('kind must be "github", "stripe" or "poll"');
+      fail('kind must be "github", "stripe", "poll" or "imap"');
   }
   return {
     id: `src_${randomBytes(12).toString("hex")}`,
@@ -165,6 +212,16 @@ function configView(config: SourceConfig): Record<string, unknown> {
       return {};
     case "poll":
       return { url: config.url };
+    case "imap":
+      return {
+        host: config.host,
+        port: config.port,
+        security: config.security,
+        user: config.user,
+        mailbox: config.mailbox,
+        ca: config.ca === undefined ? null : "set",
+        withoutMessageId: config.withoutMessageId,
+      };
   }
 }
 
@@ -181,6 +238,7 @@ export function sourceView(source: SourceDefinition, state: SourceState | undefi
       ...(credentials.privateKey !== undefined ? { privateKey: "set" } : {}),
       ...(credentials.secretKey !== undefined ? { secretKey: "set" } : {}),
       ...(credentials.headers !== undefined ? { headers: Object.keys(credentials.headers) } : {}),
+      ...(credentials.password !== undefined ? { password: "set" } : {}),
     },
     intervalSeconds: source.intervalSeconds,
     timeoutMs: source.timeoutMs,
@@ -204,6 +262,7 @@ function statusView(state: SourceState | undefined) {
           missing: run.missing,
           appended: run.appended,
           complete: run.complete ?? true,
+          ...(run.skipped !== undefined ? { skipped: run.skipped } : {}),
           error: run.error,
         }
       : null,

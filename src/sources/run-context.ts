@@ -15,6 +15,7 @@ export interface RunCounts {
   listed: number;
   missing: number;
   appended: number;
+  skipped?: number;
 }
 
 export interface RunContext {

@@ -10,6 +10,7 @@ import type { Store } from "../storage/store.js";
 import type { LeaderWork } from "../subscriptions/follow-leadership.js";
 import { nextRunAt } from "./backoff.js";
 import { runGithub } from "./github.js";
+import { runImap } from "./imap.js";
 import { runPoll } from "./poll.js";
 import { RequestBudget, SourceRunError } from "./provider-http.js";
 import type { SourceRecords } from "./records.js";
@@ -33,7 +34,7 @@ const RECENT_ERRORS = 5;
 /** Every this many ticks, sources whose inbox was deleted are removed. */
 const ORPHAN_SWEEP_TICKS = 10;
 
-const RUNS = { github: runGithub, stripe: runStripe, poll: runPoll } as const;
+const RUNS = { github: runGithub, stripe: runStripe, poll: runPoll, imap: runImap } as const;
 
 export class SourceRunner implements LeaderWork {
   private timer: NodeJS.Timeout | undefined;

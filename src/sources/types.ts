@@ -4,7 +4,7 @@
  * runs (the state, which the API shows as the source's status).
  */
 
-export type SourceKind = "github" | "stripe" | "poll";
+export type SourceKind = "github" | "stripe" | "poll" | "imap";
 
 /** Which GitHub webhook's deliveries to list. */
 export type GithubHook =
@@ -22,7 +22,29 @@ export type GithubMode = "append" | "redeliver";
 export type SourceConfig =
   | { kind: "github"; hook: GithubHook; mode: GithubMode }
   | { kind: "stripe" }
-  | { kind: "poll"; url: string };
+  | { kind: "poll"; url: string }
+  | ImapConfig;
+
+/**
+ * tls: TLS from the first byte (IMAPS, port 993); starttls: STARTTLS required (port 143);
+ * plain: no TLS at all, only to a loopback host.
+ */
+export type ImapSecurity = "tls" | "starttls" | "plain";
+
+/** What to do with a message that has no usable Message-ID (see docs/email.md). */
+export type WithoutMessageId = "skip" | "append";
+
+export interface ImapConfig {
+  kind: "imap";
+  host: string;
+  port: number;
+  security: ImapSecurity;
+  user: string;
+  mailbox: string;
+  /** PEM certificate(s) to trust instead of the system's CAs (a private or self-signed server). */
+  ca?: string;
+  withoutMessageId: WithoutMessageId;
+}
 
 /** Secrets: stored in the records table, never returned by the API. */
 export interface SourceCredentials {
@@ -34,6 +56,8 @@ export interface SourceCredentials {
   secretKey?: string;
   /** Poll: headers sent with each GET (e.g. Authorization). */
   headers?: Record<string, string>;
+  /** IMAP: the mailbox user's password. */
+  password?: string;
 }
 
 export interface SourceDefinition {
@@ -58,6 +82,8 @@ export interface RunReport {
   appended: number;
   /** False when the run stopped at its cap (Stripe); the next run continues from the cursor. */
   complete?: boolean;
+  /** IMAP: listed messages not appended on purpose (no Message-ID, or over the inbox's size limit). */
+  skipped?: number;
   error: string | null;
 }
 
@@ -90,7 +116,11 @@ export interface SourceState {
   lastHash?: string;
   /** GitHub redeliver mode: guid -> when it was last asked for (ms). */
   redeliveries?: Record<string, number>;
+  /** IMAP: the mailbox's UIDVALIDITY (decimal) that imapLastUid belongs to. */
+  imapUidValidity?: string;
+  /** IMAP: every UID up to this one has been looked at; later runs fetch only higher UIDs. */
+  imapLastUid?: number;
 }
 
 /** What a run adds to the state besides its report. */
-export type StateChanges = Pick<SourceState, "stripeCursor" | "lastHash" | "redeliveries">;
+export type StateChanges = Pick<SourceState, "stripeCursor" | "lastHash" | "redeliveries" | "imapUidValidity" | "imapLastUid">;
