@@ -249,6 +249,19 @@ describe("SMTP ingest", () => {
     expect(headerValues(delivered!.rawHeaders, "content-type")).toEqual(["message/rfc822"]);
     expect(delivered!.body.equals(raw)).toBe(true);
   });
+  it("wait prints the first mail event as NDJSON and exits 0, with the SMTP envelope and the raw message", async () => {
+    const inbox = await server.createInbox();
+    const env = cliEnv({ TAILHOOK_URL: server.url, TAILHOOK_TOKEN: inbox.token });
+    cleanups.push(() => rmSync(env.HOME, { recursive: true, force: true }));
+    const waiter = spawnCli(["wait", inbox.id, "--count", "1", "--timeout", "30"], env);
+    const raw = message("wait-1", "Your export is ready\r\n");
+    expect(await sendRaw(smtp, { to: [`${inbox.id}@x.test`], raw })).toMatchObject({ ok: true });
+    const [line] = await waiter.stdout.waitForLines(1);
+    expect((await waiter.exited).code).toBe(0);
+    const printed = JSON.parse(line!) as EventEnvelope;
+    expect(printed).toMatchObject({ seq: 1, method: "SMTP", contentType: "message/rfc822", email: { rcptTo: `${inbox.id}@x.test` } });
+    expect(decodeEnvelopeBody(printed).equals(raw)).toBe(true);
+  });
 });
 
 describe("SMTP settings", () => {
