@@ -430,7 +430,7 @@ function reportSmtp({ smtp, webhook, stored }: SmtpIngestResult, problems: strin
 /** The verify phase's table; adds its problems and target row. */
 function reportVerify({ off, on, verdict: stored }: VerifyIngestResult, problems: string[], targetRows: string[][]): void {
   console.log(
-    `\nIngest with signature verification (verify): POST ${BODY_BYTES} B JSON, ${CONNECTIONS} connections, one fresh server, a plain inbox and one verifying` +
+    `\nIngest with signature verification (verify): POST ${BODY_BYTES} B JSON, ${CONNECTIONS} connections, one fresh server, the same signed requests to a plain inbox and to one verifying` +
       ` X-Hub-Signature-256 (HMAC-SHA256, enforce), ${VERIFY_WINDOW_SECONDS} s windows in turns after ${WARMUP_SECONDS} s warm-up each, ~${INGEST_SECONDS} s per row\n`,
   );
   const rows = ([["verification off", off], ["verification on (HMAC-SHA256)", on]] as const).map(([name, result]) => {
