@@ -137,12 +137,14 @@ export function openDataFolder(dataDir: string, logger?: FolderLogger): DataFold
 export interface FileIdentity {
   dev: number;
   ino: number;
+  /** Bytes at the time of the check (the writer bounds the WAL by it). */
+  size: number;
 }
 
 export function fileIdentity(path: string): FileIdentity | undefined {
   try {
     const stats = statSync(path);
-    return { dev: stats.dev, ino: stats.ino };
+    return { dev: stats.dev, ino: stats.ino, size: stats.size };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT" || code === "ENOTDIR") return undefined;
@@ -158,8 +160,12 @@ export function fileIdentity(path: string): FileIdentity | undefined {
  */
 export class DatabaseIdentity {
   private readonly opened: Array<{ path: string; identity: FileIdentity }>;
+  private readonly walFile: string;
+  /** The WAL's size as the last check saw it; undefined when that check did not stat it. */
+  walBytes: number | undefined;
 
   constructor(databaseFile: string) {
+    this.walFile = `${databaseFile}-wal`;
     this.opened = [databaseFile, `${databaseFile}-wal`].flatMap((path) => {
       const identity = fileIdentity(path);
       return identity ? [{ path, identity }] : [];
@@ -168,6 +174,7 @@ export class DatabaseIdentity {
 
   /** Why the folder no longer names the opened files, or undefined while it does. */
   lostReason(): string | undefined {
+    this.walBytes = undefined;
     for (const { path, identity } of this.opened) {
       let now: FileIdentity | undefined;
       try {
@@ -177,6 +184,7 @@ export class DatabaseIdentity {
       }
       if (!now) return `${path} no longer exists (deleted, or its folder was removed)`;
       if (now.dev !== identity.dev || now.ino !== identity.ino) return `${path} was replaced by another file`;
+      if (path === this.walFile) this.walBytes = now.size;
     }
     return undefined;
   }

@@ -224,7 +224,9 @@ let truncateWanted = false;
 let walLimit = WAL_MIN_BYTES;
 let spaceCheckedAt = 0;
 
+/** The WAL's size: from the identity check just made after the commit, else one stat. */
 function walBytes(): number {
+  if (identity.walBytes !== undefined) return identity.walBytes;
   try {
     return statSync(walFile).size;
   } catch {
@@ -298,6 +300,7 @@ port.on("message", (message: ToWriter) => {
     }
     send({ type: "done", id: message.id, results, extended: [...extended] });
   } catch (error) {
+    identity.walBytes = undefined;
     // The transaction rolled back: cached tails and streams may be ahead of the file.
     tails.clear();
     streams.forget();
