@@ -19,6 +19,7 @@ import {
   type Child,
   type ServerProcess,
 } from "./helpers/processes.js";
+import { waitUntil } from "./helpers/wait.js";
 
 afterEach(async () => {
   await killAllChildren();
@@ -82,19 +83,6 @@ function keepPosting(server: ServerProcess, inboxId: string, senders = 4) {
       await Promise.all(loops);
     },
   };
-}
-
-async function waitUntil(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 15_000,
-  seen: () => string = () => "",
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${seen()}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** Under load: breaks the folder, then checks that nothing is acknowledged once the server noticed. */

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import postgres from "postgres";
 import { createDatabase, dropDatabase, type TestDatabase } from "./helpers/pg.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
+import { waitUntil } from "./helpers/wait.js";
 
 let database: TestDatabase | undefined;
 let server: TestServer | undefined;
@@ -34,14 +35,6 @@ async function setReadOnly(db: TestDatabase, readOnly: boolean): Promise<void> {
   }
 }
 
-async function waitUntil(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 describe("PostgreSQL write health", () => {
   it("a database that refuses writes: 503 + Retry-After, /healthz and /readyz 503, healthy again once writes work", async () => {
     database = await createDatabase("th_wh");
@@ -55,14 +48,14 @@ describe("PostgreSQL write health", () => {
     await waitUntil(async () => {
       const response = await ingest();
       return response.status === 503 && response.headers.get("retry-after") !== null;
-    }, 10_000, "a 503 with Retry-After");
+    }, "a 503 with Retry-After", 10_000);
     const refused = await ingest();
     expect({ status: refused.status, retryAfter: refused.headers.get("retry-after") }).toEqual({ status: 503, retryAfter: "1" });
     expect(await health(server.url)).toEqual({ healthz: 503, readyz: 503 });
 
     await setReadOnly(database, false);
     // No traffic: health must come back by itself.
-    await waitUntil(async () => (await health(server!.url)).healthz === 200, 10_000, "healthy after writes work again");
+    await waitUntil(async () => (await health(server!.url)).healthz === 200, "healthy after writes work again", 10_000);
     expect(await health(server.url)).toEqual({ healthz: 200, readyz: 200 });
     expect((await ingest()).status).toBe(200);
   });

@@ -22,6 +22,7 @@ import {
   type ServerProcess,
 } from "./helpers/processes.js";
 import { headerValues, Target, type Received } from "./helpers/target.js";
+import { waitUntil } from "./helpers/wait.js";
 
 const HOUR_MS = 3600_000;
 const TOLERANCE_S = 300;
@@ -160,14 +161,6 @@ async function committedSeq(server: ServerProcess, inbox: { id: string; token: s
   return ((await response.json()) as { committedSeq: number }).committedSeq;
 }
 
-async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
 /** A re-signed delivery: exactly one of each webhook-* header, ours, and the sender's other headers kept. */
 function expectResigned(request: Received, sent: Sent): void {
   expect(headerValues(request.rawHeaders, "webhook-id")).toEqual([sent.id]);
@@ -217,7 +210,7 @@ describe("forward --sign", () => {
     target.mode = (request) => (request.seq === 2 && request.attempt === 1 ? 503 : inner(request));
     const started = Date.now();
     spawnCli([...base, "--sign", secret], cli());
-    await until("events 1 and 2 committed", async () => (await committedSeq(server, inbox)) === 2);
+    await waitUntil(async () => (await committedSeq(server, inbox)) === 2, "events 1 and 2 committed");
     const finished = Date.now();
 
     expect(target.received.map((r) => [r.seq, r.attempt, r.answer])).toEqual([

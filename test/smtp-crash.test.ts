@@ -39,8 +39,10 @@ async function sendThroughStop(signal: NodeJS.Signals) {
   let stopped = false;
   let n = 0;
 
+  let sixtiethAck!: () => void;
+  const sixtyAcked = new Promise<void>((resolve) => (sixtiethAck = resolve));
   const stopper = (async () => {
-    while (acked < 60) await new Promise((resolve) => setTimeout(resolve, 5));
+    await sixtyAcked;
     stopped = true;
     return server.kill(signal);
   })();
@@ -56,7 +58,7 @@ async function sendThroughStop(signal: NodeJS.Signals) {
         const result = await sendRaw(target, { to: [`${inbox.id}@x.test`], raw });
         if (result.ok && result.code === 250) {
           entry.outcome = "acked";
-          acked++;
+          if (++acked === 60) sixtiethAck();
         } else if (result.code !== undefined) {
           entry.outcome = "refused";
         }

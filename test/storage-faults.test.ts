@@ -15,6 +15,7 @@ import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { createInbox, killAllChildren, sleep, startServerProcess, type ServerProcess } from "./helpers/processes.js";
 import { startTestServer } from "./helpers/server.js";
+import { waitUntil } from "./helpers/wait.js";
 
 const root = mkdtempSync(join(tmpdir(), "tailhook-faults-"));
 const mounts: string[] = [];
@@ -167,15 +168,6 @@ function integrityCheck(dataDir: string): string {
   }
 }
 
-/** Waits until `condition` holds, checking every 20 ms, failing after `timeoutMs`. */
-async function waitUntil(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await sleep(20);
-  }
-}
-
 describe.skipIf(canMount !== true)("storage faults on real filesystems (tailhook serve child)", () => {
   it("a full disk: only 503 + Retry-After, back by itself once space is freed, nothing acked lost, SIGTERM exits 0", async () => {
     const volume = mountTmpfs("full", 20);
@@ -216,8 +208,8 @@ describe.skipIf(canMount !== true)("storage faults on real filesystems (tailhook
         ledger.record(outcome, body);
         return outcome.status === 200;
       },
-      2000,
       "an ingest 2xx after space was freed",
+      2000,
     );
     expect(ledger.wrong).toEqual([]);
 
@@ -281,7 +273,9 @@ describe.skipIf(canMount !== true)("storage faults on real filesystems (tailhook
     expect({ status: append.status, retryAfter: append.headers.get("retry-after") }).toEqual({ status: 503, retryAfter: "1" });
     // Soft, so that a run before the fixes also shows what SIGTERM does next.
     expect.soft(await health(server)).toEqual({ healthz: 503, readyz: 503 });
-    // Still unhealthy a while later with no traffic at all: nothing can be written.
+    // Still unhealthy a while later with no traffic at all: nothing can be written. The time
+    // is the input here (the once-a-second probe must have failed again, which has no outside
+    // sign), so this is a fixed wait, not a wait for a condition.
     await sleep(1500);
     expect.soft(await health(server)).toEqual({ healthz: 503, readyz: 503 });
 
@@ -318,8 +312,8 @@ describe("the SQLite writer thread dies", () => {
         expect([200, 503]).toContain(outcome.status);
         if (outcome.status === 503) expect(outcome.retryAfter).not.toBeNull();
       }
-      await waitUntil(async () => (await send(ingestUrl, randomBody(10, 100))).status === 200, 10_000, "ingest after the writer died");
-      await waitUntil(async () => (await health(server)).healthz === 200, 10_000, "healthy after the writer restarted");
+      await waitUntil(async () => (await send(ingestUrl, randomBody(10, 100))).status === 200, "ingest after the writer died", 10_000);
+      await waitUntil(async () => (await health(server)).healthz === 200, "healthy after the writer restarted", 10_000);
       expect(await health(server)).toEqual({ healthz: 200, readyz: 200 });
     } finally {
       await server.stop();

@@ -11,6 +11,7 @@ import { connect } from "node:net";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { freePort, tempDir } from "./processes.js";
+import { waitUntil } from "./wait.js";
 
 export interface Dovecot {
   imapsPort: number;
@@ -122,19 +123,17 @@ service anvil {
   child.stdout!.on("data", (chunk) => (output += chunk));
   child.stderr!.on("data", (chunk) => (output += chunk));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const deadline = Date.now() + 15_000;
-  while (!((await greets(imapPort)) && (await accepts(imapsPort)))) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill("SIGKILL");
-      let log = "";
-      try {
-        log = readFileSync(join(dir, "dovecot.log"), "utf8");
-      } catch {
-        // no log yet
-      }
-      throw new Error(`dovecot did not start: ${output}\n${log}`);
+  try {
+    await waitUntil(async () => child.exitCode === null && (await greets(imapPort)) && (await accepts(imapsPort)), "dovecot to listen");
+  } catch {
+    child.kill("SIGKILL");
+    let log = "";
+    try {
+      log = readFileSync(join(dir, "dovecot.log"), "utf8");
+    } catch {
+      // no log yet
     }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    throw new Error(`dovecot did not start: ${output}\n${log}`);
   }
   return {
     imapsPort,
