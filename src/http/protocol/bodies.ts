@@ -5,7 +5,7 @@
  */
 import { messageJson } from "../../core/capture.js";
 import type { StoredMessage, StreamInfo } from "../../core/types.js";
-import { mediaType } from "../../storage/streams.js";
+import { mediaType } from "../../core/streams.js";
 import { sseDataEvent, sseDataLines } from "../sse.js";
 
 export function isJsonStream(stream: Pick<StreamInfo, "contentType">): boolean {

@@ -5,7 +5,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { TailhookError } from "../../core/errors.js";
 import { parseOffset } from "../../core/offsets.js";
-import type { ForkRequest, ProducerClaim } from "../../storage/streams.js";
+import type { ForkRequest, ProducerClaim } from "../../core/streams.js";
 
 /** Headers a browser may send to, and read from, a stream (CORS). */
 export const REQUEST_HEADERS =

@@ -7,7 +7,8 @@
 import type { FastifyRequest } from "fastify";
 import { TailhookError } from "../../core/errors.js";
 import type { StreamInfo } from "../../core/types.js";
-import { isExpired, type GeneralStreams } from "../../storage/streams.js";
+import { isExpired } from "../../core/streams.js";
+import { type GeneralStreams } from "../../storage/streams.js";
 import { presentedToken } from "../auth.js";
 import { INBOX_STREAM_PREFIX, type HttpContext } from "../context.js";
 import { grantCovers, type StreamAccess } from "../stream-grants.js";

@@ -7,8 +7,9 @@
  */
 import { formatOffset } from "../../core/offsets.js";
 import type { Store } from "../../storage/store.js";
-import { isExpired, type GeneralStreams } from "../../storage/streams.js";
-import { WAKE_ALL } from "../../storage/stream-rules.js";
+import { isExpired } from "../../core/streams.js";
+import { type GeneralStreams } from "../../storage/streams.js";
+import { WAKE_ALL } from "../../core/stream-rules.js";
 import type { StreamDirectory, StreamTail } from "../../subscriptions/ports.js";
 import { isInboxStreamName } from "./stream-access.js";
 

@@ -9,16 +9,8 @@
 import type postgres from "postgres";
 import type { StreamInfo } from "../../core/types.js";
 import type { CommitListener } from "../store.js";
-import {
-  isExpired,
-  TouchThrottle,
-  type AppendRequest,
-  type AppendResult,
-  type CreateStreamRequest,
-  type CreateStreamResult,
-  type DeleteStreamResult,
-  type GeneralStreams,
-} from "../streams.js";
+import { isExpired, TouchThrottle, type AppendRequest, type AppendResult, type CreateStreamRequest, type CreateStreamResult, type DeleteStreamResult } from "../../core/streams.js";
+import { type GeneralStreams } from "../streams.js";
 import {
   DEFAULT_CONTENT_TYPE,
   forkAnchor,
@@ -32,7 +24,7 @@ import {
   type ForkPlan,
   type ProducerState,
   type WriterStream,
-} from "../stream-rules.js";
+} from "../../core/stream-rules.js";
 import type { SegmentCache } from "../segments.js";
 
 type Tx = postgres.TransactionSql;

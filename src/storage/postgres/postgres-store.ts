@@ -16,7 +16,7 @@ import { PgGeneralStreams } from "./pg-general-streams.js";
 import { checkServerDurability, DURABLE_SESSION_PARAMETERS, readServerDurability, type ServerDurability } from "./durability.js";
 import { readSegments, SegmentCache, spansSegments } from "../segments.js";
 import { migrate } from "./migrations.js";
-import { WAKE_ALL } from "../stream-rules.js";
+import { WAKE_ALL } from "../../core/stream-rules.js";
 import { DeliveryWrites, type SeenDelivery } from "./dedupe-writes.js";
 
 export interface PostgresStoreOptions {

@@ -13,15 +13,9 @@ import { openDataFolder, type DataFolder } from "./data-folder.js";
 import { SqliteWriter, type WriterLog } from "./writer.js";
 import { STREAM_COLUMNS, toStream, type StreamRow } from "./stream-rows.js";
 import type { WriteOp, WriteResult } from "./write-ops.js";
-import type {
-  AppendRequest,
-  AppendResult,
-  CreateStreamRequest,
-  CreateStreamResult,
-  DeleteStreamResult,
-  GeneralStreams,
-} from "../streams.js";
-import { isExpired, TouchThrottle } from "../streams.js";
+import type { AppendRequest, AppendResult, CreateStreamRequest, CreateStreamResult, DeleteStreamResult } from "../../core/streams.js";
+import type { GeneralStreams } from "../streams.js";
+import { isExpired, TouchThrottle } from "../../core/streams.js";
 import { readSegmentsSync, SegmentCache, type ForkPoint } from "../segments.js";
 
 export interface SqliteStoreOptions {

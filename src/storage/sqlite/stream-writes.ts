@@ -5,7 +5,7 @@
  * only writer, so every check-then-write here is atomic.
  */
 import type { StreamInfo } from "../../core/types.js";
-import { isExpired, type AppendRequest, type AppendResult, type CreateStreamRequest, type CreateStreamResult, type DeleteStreamResult } from "../streams.js";
+import { isExpired, type AppendRequest, type AppendResult, type CreateStreamRequest, type CreateStreamResult, type DeleteStreamResult } from "../../core/streams.js";
 import {
   DEFAULT_CONTENT_TYPE,
   forkAnchor,
@@ -18,7 +18,7 @@ import {
   WAKE_ALL,
   type ProducerState,
   type WriterStream,
-} from "../stream-rules.js";
+} from "../../core/stream-rules.js";
 import type { Connection } from "./connection.js";
 import { STREAM_COLUMNS, toStream, type StreamRow } from "./stream-rows.js";
 

@@ -4,7 +4,7 @@
  */
 import type { CapturedRequest, Consumer } from "../../core/types.js";
 import type { InboxChanges, NewInbox } from "../store.js";
-import type { AppendRequest, AppendResult, CreateStreamRequest, CreateStreamResult, DeleteStreamResult } from "../streams.js";
+import type { AppendRequest, AppendResult, CreateStreamRequest, CreateStreamResult, DeleteStreamResult } from "../../core/streams.js";
 
 export type WriteOp =
   | { kind: "appendEvent"; streamId: number; request: CapturedRequest; dedupe?: { key: string; windowMs: number; now: number } }

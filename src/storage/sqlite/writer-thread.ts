@@ -13,7 +13,7 @@ import { BUSY_TIMEOUT_MS, migrate, openWriterConnection } from "./connection.js"
 import { prepareConsumerWrites } from "./consumer-writes.js";
 import { DatabaseIdentity } from "./data-folder.js";
 import { prepareStreamWrites } from "./stream-writes.js";
-import { WAKE_ALL } from "../stream-rules.js";
+import { WAKE_ALL } from "../../core/stream-rules.js";
 import { type FromWriter, type ToWriter, type WriteOp, type WriteResult, type WriterOptions } from "./write-ops.js";
 
 const port = parentPort!;

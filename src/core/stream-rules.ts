@@ -4,7 +4,7 @@
  * content type? producer epoch and seq? Stream-Seq?). Each store loads the rows, asks
  * here, and writes what was decided inside its own transaction.
  */
-import type { StreamInfo } from "../core/types.js";
+import type { StreamInfo } from "./types.js";
 import { mediaType, type AppendRequest, type AppendResult, type CreateStreamRequest, type CreateStreamResult, type ForkRequest, type ProducerClaim } from "./streams.js";
 
 export const DEFAULT_CONTENT_TYPE = "application/octet-stream";
