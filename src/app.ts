@@ -14,6 +14,7 @@ import { Authorizer } from "./http/auth.js";
 import { buildHttpServer } from "./http/server.js";
 import { startSmtpDoor } from "./email/smtp-door.js";
 import { StreamGrants } from "./http/stream-grants.js";
+import { LiveStreams } from "./live/follow.js";
 import { StreamWaiters } from "./live/stream-waiters.js";
 import { ReleaserStack } from "./shutdown.js";
 import { followLeadership } from "./subscriptions/follow-leadership.js";
@@ -137,6 +138,7 @@ export async function startTailhook(config: ServerConfig, options: StartOptions 
       auth: new Authorizer(adminToken),
       grants: store.general ? new StreamGrants(store.general) : undefined,
       waiters,
+      live: new LiveStreams(store, waiters),
       config,
       logger,
       baseUrl: () => config.publicUrl ?? listening,

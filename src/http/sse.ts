@@ -2,8 +2,16 @@
  * Server-Sent Events framing for Durable Streams reads: a `data` event per page (a
  * JSON array, one message per line) followed by a `control` event with the offset to
  * resume from. Writes respect backpressure so a slow reader costs one page of memory.
+ * The headers and the close signal are shared by every SSE endpoint (streams, smee).
  */
 import type { ServerResponse } from "node:http";
+
+export const SSE_HEADERS = {
+  "content-type": "text/event-stream",
+  "cache-control": "no-cache",
+  connection: "keep-alive",
+  "x-accel-buffering": "no",
+};
 
 export interface ControlEvent {
   streamNextOffset: string;
@@ -51,4 +59,11 @@ export function writeAndDrain(res: ServerResponse, text: string): Promise<void> 
     res.on("drain", done);
     res.on("close", done);
   });
+}
+
+/** Aborts when the client goes away before its reply is complete. */
+export function abortOnClose(res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  res.once("close", () => controller.abort());
+  return controller.signal;
 }

@@ -2,6 +2,11 @@
  * Who is waiting for which stream. The store reports each commit's new tails; every
  * reader waiting behind one of them is woken at once, with no polling loop. Wake-ups
  * are hints: a woken reader reads the store again, which stays the truth.
+ *
+ * While a stream is tracked (somebody follows it), the last tail we were told is
+ * remembered, so a follower that read up to the tail can wait without asking the
+ * store again: a commit that landed between its read and its wait was told to us in
+ * between, and the wait returns at once.
  */
 export type WaitOutcome = "data" | "timeout" | "aborted" | "shutdown";
 
@@ -10,17 +15,53 @@ interface Waiter {
   settle: (outcome: WaitOutcome) => void;
 }
 
+interface Tracked {
+  followers: number;
+  /** The highest tail told since the first follower started; unknown before any commit. */
+  tail: number | undefined;
+}
+
 export class StreamWaiters {
   private readonly waiting = new Map<number, Set<Waiter>>();
+  private readonly tracked = new Map<number, Tracked>();
   private shuttingDown = false;
   private readonly stopping = new AbortController();
   /** Aborted by shutdown(), for readers that must also stop while not waiting (WebSockets). */
   readonly stopped: AbortSignal = this.stopping.signal;
 
-  /** Resolves when the stream's tail passes afterSeq, or on timeout, abort or shutdown. */
+  /**
+   * Remembers the stream's tails from now until the returned release is called. Call it
+   * before the first read: every commit after that read is then either remembered
+   * before the wait starts or wakes it.
+   */
+  track(streamId: number): () => void {
+    let entry = this.tracked.get(streamId);
+    if (!entry) this.tracked.set(streamId, (entry = { followers: 0, tail: undefined }));
+    const tracked = entry;
+    tracked.followers++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      tracked.followers--;
+      if (tracked.followers === 0 && this.tracked.get(streamId) === tracked) this.tracked.delete(streamId);
+    };
+  }
+
+  /** The last tail told for a tracked stream, if any commit was told since it was tracked. */
+  knownTail(streamId: number): number | undefined {
+    return this.tracked.get(streamId)?.tail;
+  }
+
+  /**
+   * Resolves when the stream's tail passes afterSeq, or on timeout, abort or shutdown.
+   * On a tracked stream whose remembered tail is already past afterSeq, at once.
+   */
   wait(streamId: number, afterSeq: number, timeoutMs: number, signal?: AbortSignal): Promise<WaitOutcome> {
     if (this.shuttingDown) return Promise.resolve("shutdown");
     if (signal?.aborted) return Promise.resolve("aborted");
+    const known = this.knownTail(streamId);
+    if (known !== undefined && known > afterSeq) return Promise.resolve("data");
     return new Promise((resolve) => {
       let waiters = this.waiting.get(streamId);
       if (!waiters) this.waiting.set(streamId, (waiters = new Set()));
@@ -42,27 +83,12 @@ export class StreamWaiters {
     });
   }
 
-  /**
-   * Like wait(), but first registers and then asks the store for the current tail, so
-   * a commit that landed after the caller's last read (while it was writing a page, or
-   * during a query) cannot slip between that read and the registration.
-   */
-  async waitAfterCheck(
-    streamId: number,
-    afterSeq: number,
-    timeoutMs: number,
-    signal: AbortSignal | undefined,
-    currentTail: () => Promise<number | undefined>,
-  ): Promise<WaitOutcome> {
-    const waiting = this.wait(streamId, afterSeq, timeoutMs, signal);
-    const tail = await currentTail().catch(() => undefined);
-    if (tail !== undefined && tail > afterSeq) this.notify(new Map([[streamId, tail]]));
-    return waiting;
-  }
-
-  /** Called after a commit with each extended stream's new tail seq. */
+  /** Called after a commit (or a tail re-check) with each extended stream's new tail seq. */
   notify(tails: ReadonlyMap<number, number>): void {
     for (const [streamId, tailSeq] of tails) {
+      const tracked = this.tracked.get(streamId);
+      // Tails only grow; a late or repeated report must not move the remembered one back.
+      if (tracked && (tracked.tail === undefined || tailSeq > tracked.tail)) tracked.tail = tailSeq;
       const waiters = this.waiting.get(streamId);
       if (!waiters) continue;
       for (const waiter of [...waiters]) {
@@ -80,9 +106,9 @@ export class StreamWaiters {
     }
   }
 
-  /** The streams somebody is waiting on. */
+  /** The streams somebody is waiting on or following (for the tail re-check). */
   streamIds(): number[] {
-    return [...this.waiting.keys()];
+    return [...new Set([...this.waiting.keys(), ...this.tracked.keys()])];
   }
 
   get count(): number {

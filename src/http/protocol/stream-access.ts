@@ -12,6 +12,7 @@ import { type GeneralStreams } from "../../storage/streams.js";
 import { presentedToken } from "../auth.js";
 import { INBOX_STREAM_PREFIX, type HttpContext } from "../context.js";
 import { grantCovers, type StreamAccess } from "../stream-grants.js";
+import { authorizeInboxStream } from "../stream-reads.js";
 
 export const STREAM_ROOT = "/v1/stream";
 const MAX_NAME_LENGTH = 1024;
@@ -99,10 +100,7 @@ export async function liveGeneralStream(ctx: HttpContext, name: string): Promise
 export async function openForRead(ctx: HttpContext, request: FastifyRequest, touch = true): Promise<StreamTarget> {
   const name = streamName(request);
   if (isInboxStreamName(name)) {
-    const inbox = await ctx.store.getInbox(name.slice(INBOX_STREAM_PREFIX.length));
-    ctx.auth.requireInboxReader(requestToken(request), inbox);
-    const stream = inbox && (await ctx.store.getStreamById(inbox.streamId));
-    if (!stream) throw new TailhookError("not_found", "no such stream");
+    const { stream } = await authorizeInboxStream(ctx, requestToken(request), name.slice(INBOX_STREAM_PREFIX.length));
     return { name, stream, general: false, public: false };
   }
   const general = await authorizeStream(ctx, requestToken(request), name, "read");

@@ -10,9 +10,10 @@ import { nextCursor } from "../../core/cursor.js";
 import { formatOffset } from "../../core/offsets.js";
 import { parseConsumerName } from "../../core/consumers.js";
 import type { StreamInfo } from "../../core/types.js";
+import { readPage, type Page } from "../../live/pages.js";
 import type { HttpContext } from "../context.js";
-import { controlEvent, KEEP_ALIVE, writeAndDrain, type ControlEvent } from "../sse.js";
-import { goneError, readPage, resolveStart, type Page } from "../stream-reads.js";
+import { abortOnClose, controlEvent, KEEP_ALIVE, SSE_HEADERS, writeAndDrain, type ControlEvent } from "../sse.js";
+import { goneError, resolveStart } from "../stream-reads.js";
 import { emptyBody, isBinaryForSse, responseBody, sseDataEventFor } from "./bodies.js";
 import { browserHeaders } from "./browser-headers.js";
 import type { StreamTarget } from "./stream-access.js";
@@ -33,7 +34,10 @@ function cacheControl(target: StreamTarget): string {
   return `${target.public ? "public" : "private"}, max-age=60, stale-while-revalidate=300`;
 }
 
-function etag(stream: StreamInfo, startSeq: number, page: Page): string {
+/** What a 200 reply shows: a page's messages and where they end. */
+type Shown = Pick<Page, "messages" | "lastSeq" | "upToDate">;
+
+function etag(stream: StreamInfo, startSeq: number, page: Shown): string {
   return `"${stream.id}:${formatOffset(startSeq)}:${formatOffset(page.lastSeq)}${stream.closed ? ":c" : ""}"`;
 }
 
@@ -55,25 +59,29 @@ async function startSeqOf(ctx: HttpContext, stream: StreamInfo, query: ReadQuery
     (await ctx.store.getConsumer(stream.id, name)) ?? (await ctx.store.ensureConsumer(stream.id, name, stream.firstSeq - 1));
   ctx.store.markConsumerSeen(stream.id, name).catch((error: unknown) => ctx.logger.warn({ err: error }, "consumer not marked seen"));
   if (offset !== undefined) return resolveStart(stream, offset);
-  if (consumer.committedSeq < stream.firstSeq - 1) throw goneError(stream);
+  if (consumer.committedSeq < stream.firstSeq - 1) throw goneError(stream.firstSeq - 1);
   return Math.min(consumer.committedSeq, stream.tailSeq);
 }
 
+/** "-1" means the earliest retained message, wherever retention has moved it meanwhile. */
+function readsFromStart(query: ReadQuery): boolean {
+  return query.consumer === undefined && (offsetParam(query) ?? "-1") === "-1";
+}
+
 /**
- * The first page of a read. "-1" means the earliest retained message: when retention
- * moves that forward between finding the start and reading (a 410 from readPage), the
- * read starts again at the new earliest instead of failing.
+ * The first page of a catch-up read. When retention moves the earliest message forward
+ * between finding the start and reading, a read from "-1" starts again at the new
+ * earliest instead of failing.
  */
 async function firstPage(ctx: HttpContext, stream: StreamInfo, startSeq: number, query: ReadQuery) {
-  try {
-    return { stream, startSeq, page: await readPage(ctx.store, stream, startSeq) };
-  } catch (error) {
-    const fromStart = query.consumer === undefined && (offsetParam(query) ?? "-1") === "-1";
-    if (!fromStart || !(error instanceof TailhookError && error.code === "gone")) throw error;
-    const current = (await ctx.store.getStreamById(stream.id)) ?? stream;
-    const restart = current.firstSeq - 1;
-    return { stream: current, startSeq: restart, page: await readPage(ctx.store, current, restart) };
-  }
+  const page = await readPage(ctx.store, stream, startSeq);
+  if (page.kind === "page") return { stream, startSeq, page };
+  if (!readsFromStart(query)) throw goneError(page.earliestSeq);
+  const current = (await ctx.store.getStreamById(stream.id)) ?? stream;
+  const restart = current.firstSeq - 1;
+  const again = await readPage(ctx.store, current, restart);
+  if (again.kind === "gone") throw goneError(again.earliestSeq);
+  return { stream: current, startSeq: restart, page: again };
 }
 
 function positionHeaders(stream: StreamInfo, nextSeq: number, upToDate: boolean): Record<string, string> {
@@ -83,7 +91,7 @@ function positionHeaders(stream: StreamInfo, nextSeq: number, upToDate: boolean)
   return headers;
 }
 
-function sendPage(reply: FastifyReply, target: StreamTarget, startSeq: number, page: Page, cursor: string | undefined, ifNoneMatch: unknown) {
+function sendPage(reply: FastifyReply, target: StreamTarget, startSeq: number, page: Shown, cursor: string | undefined, ifNoneMatch: unknown) {
   const { stream } = target;
   const tag = etag(stream, startSeq, page);
   reply.headers({ "content-type": stream.contentType, etag: tag, "cache-control": cacheControl(target) });
@@ -109,18 +117,9 @@ export async function catchUp(ctx: HttpContext, request: FastifyRequest, reply: 
   return sendPage(reply, read, first.startSeq, first.page, nextCursor(query.cursor), request.headers["if-none-match"]);
 }
 
-async function currentTail(ctx: HttpContext, streamId: number): Promise<number | undefined> {
-  const stream = await ctx.store.getStreamById(streamId);
-  // A closed or removed stream has nothing to wait for: report it as moved on.
-  if (!stream || stream.closed || stream.softDeleted) return Number.MAX_SAFE_INTEGER;
-  return stream.tailSeq;
-}
-
-/** Aborts when the client goes away before its reply is complete. */
-function abortOnClose(reply: FastifyReply): AbortSignal {
-  const controller = new AbortController();
-  reply.raw.once("close", () => controller.abort());
-  return controller.signal;
+function deletedError(soft: boolean): TailhookError {
+  if (soft) return new TailhookError("gone", "the stream was deleted; its forks still read its data");
+  return new TailhookError("not_found", "the stream was deleted");
 }
 
 export async function longPoll(ctx: HttpContext, request: FastifyRequest, reply: FastifyReply, target: StreamTarget) {
@@ -128,24 +127,37 @@ export async function longPoll(ctx: HttpContext, request: FastifyRequest, reply:
   if (offsetParam(query) === undefined && query.consumer === undefined) {
     throw new TailhookError("bad_request", "long-poll needs an offset or a consumer");
   }
-  const first = await firstPage(ctx, target.stream, await startSeqOf(ctx, target.stream, query), query);
-  let { stream, page } = first;
-  const { startSeq } = first;
+  let stream = target.stream;
+  let startSeq = await startSeqOf(ctx, stream, query);
+  let mayRestart = readsFromStart(query);
   const cursor = nextCursor(query.cursor);
-  if (page.messages.length === 0 && !stream.closed) {
-    const outcome = await ctx.waiters.waitAfterCheck(stream.id, startSeq, ctx.config.longPollTimeoutMs, abortOnClose(reply), () =>
-      currentTail(ctx, stream.id),
-    );
-    if (outcome === "data") {
-      const current = await ctx.store.getStreamById(stream.id);
-      if (!current) throw new TailhookError("not_found", "the stream was deleted");
-      if (current.softDeleted) throw new TailhookError("gone", "the stream was deleted; its forks still read its data");
-      stream = current;
-      page = await readPage(ctx.store, stream, startSeq);
+  const signal = abortOnClose(reply.raw);
+  follow: for (;;) {
+    const idleMs = () => ctx.config.longPollTimeoutMs;
+    for await (const item of ctx.live.follow(stream.id, { afterSeq: startSeq, idleMs, signal })) {
+      switch (item.kind) {
+        case "page":
+          return sendPage(reply, { ...target, stream: item.stream }, startSeq, item, cursor, undefined);
+        case "up-to-date":
+          stream = item.stream;
+          continue;
+        case "closed":
+          return sendEmptyAtTail(reply, item.stream, startSeq, 204, cursor);
+        case "deleted":
+          throw deletedError(item.soft);
+        case "gone":
+          if (!mayRestart) throw goneError(item.earliestSeq);
+          // Read from "-1" while retention moved the earliest message: start at the new one, once.
+          mayRestart = false;
+          startSeq = item.earliestSeq;
+          continue follow;
+        case "idle":
+        case "shutdown":
+          return sendEmptyAtTail(reply, stream, startSeq, 204, cursor);
+      }
     }
+    return sendEmptyAtTail(reply, stream, startSeq, 204, cursor);
   }
-  if (page.messages.length === 0) return sendEmptyAtTail(reply, stream, startSeq, 204, cursor);
-  return sendPage(reply, { ...target, stream }, startSeq, page, cursor, undefined);
 }
 
 function control(stream: StreamInfo, lastSeq: number, upToDate: boolean, cursor: string): ControlEvent {
@@ -159,48 +171,45 @@ export async function serveSse(ctx: HttpContext, request: FastifyRequest, reply:
   if (offsetParam(query) === undefined && query.consumer === undefined) {
     throw new TailhookError("bad_request", "SSE needs an offset or a consumer");
   }
-  let stream = target.stream;
-  let afterSeq = await startSeqOf(ctx, stream, query);
+  const { stream } = target;
+  const afterSeq = await startSeqOf(ctx, stream, query);
   const res = reply.raw;
   reply.hijack();
   res.writeHead(200, {
     ...browserHeaders(request.headers.origin !== undefined),
-    "content-type": "text/event-stream",
-    "cache-control": "no-cache",
-    connection: "keep-alive",
-    "x-accel-buffering": "no",
+    ...SSE_HEADERS,
     ...(isBinaryForSse(stream) ? { "stream-sse-data-encoding": "base64" } : {}),
   });
-  const signal = abortOnClose(reply);
   const closeAt = Date.now() + ctx.config.sseMaxConnectionMs;
+  const idleMs = () => Math.max(0, Math.min(ctx.config.sseKeepAliveMs, closeAt - Date.now()));
   let cursor = query.cursor;
   let sentControl = false;
+  let sentEnd = false;
+  const sendControl = (current: StreamInfo, seq: number, upToDate: boolean) => {
+    cursor = nextCursor(cursor);
+    sentControl = true;
+    sentEnd = atEnd(current, seq);
+    return writeAndDrain(res, controlEvent(control(current, seq, upToDate, cursor)));
+  };
   try {
-    while (!signal.aborted) {
-      const current = await ctx.store.getStreamById(stream.id);
-      // Deleted (woken by the delete's commit): end the stream; a reconnect gets 404 or 410.
-      if (!current || current.softDeleted) break;
-      stream = current;
-      const page = await readPage(ctx.store, stream, afterSeq);
-      if (page.messages.length > 0) await writeAndDrain(res, sseDataEventFor(stream, page.messages));
-      if (page.messages.length > 0 || !sentControl || atEnd(stream, page.lastSeq)) {
-        afterSeq = page.lastSeq;
-        cursor = nextCursor(cursor);
-        await writeAndDrain(res, controlEvent(control(stream, afterSeq, page.upToDate, cursor)));
-        sentControl = true;
+    for await (const item of ctx.live.follow(stream.id, { afterSeq, idleMs, signal: abortOnClose(res) })) {
+      if (item.kind === "page") {
+        await writeAndDrain(res, sseDataEventFor(item.stream, item.messages));
+        await sendControl(item.stream, item.lastSeq, item.upToDate);
+      } else if (item.kind === "up-to-date") {
+        // The first control goes out even when there is nothing to send yet.
+        if (!sentControl) await sendControl(item.stream, item.seq, true);
+      } else if (item.kind === "idle") {
+        if (Date.now() >= closeAt) break;
+        await writeAndDrain(res, KEEP_ALIVE);
+      } else {
+        if (item.kind === "closed" && !sentEnd) await sendControl(item.stream, item.seq, true);
+        // Closed, gone, deleted or shutting down: end the stream; a reconnect gets its status.
+        break;
       }
-      if (atEnd(stream, afterSeq)) break;
-      if (!page.upToDate) continue;
-      const remaining = closeAt - Date.now();
-      if (remaining <= 0) break;
-      const wait = Math.min(ctx.config.sseKeepAliveMs, remaining);
-      const outcome = await ctx.waiters.waitAfterCheck(stream.id, afterSeq, wait, signal, () => currentTail(ctx, stream.id));
-      if (outcome === "timeout" && Date.now() < closeAt) await writeAndDrain(res, KEEP_ALIVE);
-      if (outcome === "aborted" || outcome === "shutdown") break;
     }
   } catch (error) {
-    // Mid-stream trouble (e.g. the offset fell behind retention): end the stream;
-    // the client reconnects from its last offset and gets a proper status.
+    // Store trouble mid-stream: end the stream; the client reconnects from its last offset.
     ctx.logger.debug({ err: error }, "SSE stream ended early");
   }
   res.end();

@@ -9,7 +9,7 @@ import { parseOffset } from "../../core/offsets.js";
 import type { Consumer, StreamInfo } from "../../core/types.js";
 import { presentedToken } from "../auth.js";
 import type { HttpContext } from "../context.js";
-import { resolveStart } from "../stream-reads.js";
+import { authorizeInboxStream, resolveStart } from "../stream-reads.js";
 
 interface Target {
   stream: StreamInfo;
@@ -19,11 +19,8 @@ interface Target {
 export function registerConsumerRoutes(app: FastifyInstance, ctx: HttpContext): void {
   async function openStream(request: FastifyRequest): Promise<StreamInfo> {
     const { id } = request.params as { id: string };
-    const inbox = await ctx.store.getInbox(id);
-    ctx.auth.requireInboxReader(presentedToken(request.headers, request.query as Record<string, unknown>), inbox);
-    const stream = await ctx.store.getStreamById(inbox!.streamId);
-    if (!stream) throw new TailhookError("not_found", "no such inbox");
-    return stream;
+    const token = presentedToken(request.headers, request.query as Record<string, unknown>);
+    return (await authorizeInboxStream(ctx, token, id)).stream;
   }
 
   async function openConsumer(request: FastifyRequest): Promise<Target> {

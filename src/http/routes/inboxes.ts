@@ -13,6 +13,7 @@ import { parsedEmailView } from "../../email/parsed-view.js";
 import { maskVerifySettings, type InboxSettingsView } from "../../core/verify/settings.js";
 import { presentedToken } from "../auth.js";
 import { inboxStreamName, type HttpContext } from "../context.js";
+import { authorizeInboxRead } from "../stream-reads.js";
 import { smeeUrlFor } from "./smee.js";
 import { withDeliveries } from "./event-deliveries.js";
 
@@ -63,9 +64,7 @@ export function registerInboxRoutes(app: FastifyInstance, ctx: HttpContext): voi
 
   async function readableInbox(request: FastifyRequest): Promise<StoredInbox> {
     const { id } = request.params as { id: string };
-    const inbox = await ctx.store.getInbox(id);
-    ctx.auth.requireInboxReader(tokenOf(request), inbox);
-    return inbox!;
+    return authorizeInboxRead(ctx, tokenOf(request), id);
   }
 
   async function readEvent(request: FastifyRequest): Promise<StoredMessage> {

@@ -5,17 +5,16 @@
  * offset, and the Last-Event-ID that EventSource sends on reconnect resumes right after
  * the last event received, across dropped connections and server restarts.
  */
-import type { ServerResponse } from "node:http";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { buildEnvelope } from "../../core/capture.js";
 import { TailhookError } from "../../core/errors.js";
 import { formatOffset, parseOffset } from "../../core/offsets.js";
 import { toSmeePayload } from "../../core/smee-payload.js";
-import type { StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
+import type { StoredMessage, StreamInfo } from "../../core/types.js";
 import { presentedToken } from "../auth.js";
 import type { HttpContext } from "../context.js";
-import { writeAndDrain } from "../sse.js";
-import { readPage, type Page } from "../stream-reads.js";
+import { abortOnClose, SSE_HEADERS, writeAndDrain } from "../sse.js";
+import { authorizeInboxStream } from "../stream-reads.js";
 
 interface SmeeQuery {
   token?: string;
@@ -25,13 +24,7 @@ interface SmeeQuery {
 /** Sent as `retry:` so EventSource reconnects after 1 s instead of its default 3 s. */
 const RETRY_MS = 1000;
 const PING = "event: ping\ndata: {}\n\n";
-const SSE_HEADERS = {
-  "content-type": "text/event-stream",
-  "cache-control": "no-cache",
-  connection: "keep-alive",
-  "x-accel-buffering": "no",
-  "x-content-type-options": "nosniff",
-};
+const SMEE_HEADERS = { ...SSE_HEADERS, "x-content-type-options": "nosniff" };
 
 /** The URL to give smee-client as `--url`; only the creator of an inbox knows its token. */
 export function smeeUrlFor(baseUrl: string, inboxId: string, token: string): string {
@@ -75,56 +68,46 @@ function startAfter(stream: StreamInfo, lastEventId: string | undefined, from: s
 function askToRetry(ctx: HttpContext, reply: FastifyReply, error: unknown): void {
   ctx.logger.warn({ err: error }, "smee stream could not start; asking the client to retry");
   reply.hijack();
-  reply.raw.writeHead(200, SSE_HEADERS);
+  reply.raw.writeHead(200, SMEE_HEADERS);
   reply.raw.end(`retry: ${RETRY_MS}\n: try again\n\n`);
-}
-
-function abortOnClose(res: ServerResponse): AbortSignal {
-  const controller = new AbortController();
-  res.once("close", () => controller.abort());
-  return controller.signal;
 }
 
 async function streamEvents(ctx: HttpContext, reply: FastifyReply, stream: StreamInfo, startSeq: number): Promise<void> {
   const res = reply.raw;
   reply.hijack();
-  res.writeHead(200, SSE_HEADERS);
+  res.writeHead(200, SMEE_HEADERS);
   const signal = abortOnClose(res);
   const pingMs = ctx.config.sseKeepAliveMs * 2;
   let nextPing = Date.now() + pingMs;
+  const pingIfDue = async () => {
+    if (Date.now() < nextPing) return;
+    await writeAndDrain(res, PING);
+    nextPing = Date.now() + pingMs;
+  };
+  const idleMs = () => Math.max(1, nextPing - Date.now());
   let afterSeq = startSeq;
   try {
     // The ready event carries the start offset too: a client that reconnects before
     // its first event resumes from here, not from a "now" that moved meanwhile.
     await writeAndDrain(res, `retry: ${RETRY_MS}\nid: ${formatOffset(afterSeq)}\nevent: ready\ndata: {}\n\n`);
-    while (!signal.aborted && !ctx.waiters.stopped.aborted) {
-      const current = await ctx.store.getStreamById(stream.id);
-      if (!current) break; // deleted: the reconnect is refused and the client stops
-      let page: Page;
-      try {
-        page = await readPage(ctx.store, current, afterSeq);
-      } catch (error) {
-        if (!(error instanceof TailhookError && error.code === "gone")) throw error;
-        const latest = await ctx.store.getStreamById(stream.id);
-        if (!latest) break;
-        await writeAndDrain(res, lostEvent(afterSeq, latest.firstSeq - 1));
-        afterSeq = latest.firstSeq - 1;
-        continue;
+    let resumeAt: number | undefined = afterSeq;
+    while (resumeAt !== undefined) {
+      const items = ctx.live.follow(stream.id, { afterSeq: resumeAt, idleMs, signal });
+      resumeAt = undefined;
+      for await (const item of items) {
+        if (item.kind === "page") {
+          await writeAndDrain(res, item.messages.map(messageEvent).join(""));
+          afterSeq = item.lastSeq;
+        } else if (item.kind === "gone") {
+          // Behind retention: say what was lost and go on from the earliest event.
+          await writeAndDrain(res, lostEvent(afterSeq, item.earliestSeq));
+          afterSeq = resumeAt = item.earliestSeq;
+          break;
+        } else if (item.kind !== "up-to-date" && item.kind !== "idle") {
+          break; // deleted (the reconnect is refused and the client stops), closed or shutdown
+        }
+        await pingIfDue();
       }
-      if (page.messages.length > 0) {
-        await writeAndDrain(res, page.messages.map(messageEvent).join(""));
-        afterSeq = page.lastSeq;
-      }
-      if (Date.now() >= nextPing) {
-        await writeAndDrain(res, PING);
-        nextPing = Date.now() + pingMs;
-      }
-      if (!page.upToDate) continue;
-      const waitMs = Math.max(1, nextPing - Date.now());
-      const outcome = await ctx.waiters.waitAfterCheck(stream.id, afterSeq, waitMs, signal, async () => {
-        return (await ctx.store.getStreamById(stream.id))?.tailSeq;
-      });
-      if (outcome === "aborted" || outcome === "shutdown") break;
     }
   } catch (error) {
     // Store trouble mid-stream: end it; the client reconnects with its Last-Event-ID.
@@ -138,16 +121,14 @@ export function registerSmeeRoutes(app: FastifyInstance, ctx: HttpContext): void
     const { id } = request.params as { id: string };
     const query = request.query as SmeeQuery;
     const token = presentedToken(request.headers, query as Record<string, unknown>);
-    let inbox: StoredInbox | undefined;
-    let stream: StreamInfo | undefined;
+    let stream: StreamInfo;
     try {
-      inbox = await ctx.store.getInbox(id);
-      stream = inbox && (await ctx.store.getStreamById(inbox.streamId));
+      ({ stream } = await authorizeInboxStream(ctx, token, id));
     } catch (error) {
+      // Refusals (401, 404) are answered; store trouble asks the client to come back.
+      if (error instanceof TailhookError && error.code !== "store_unavailable") throw error;
       return askToRetry(ctx, reply, error);
     }
-    ctx.auth.requireInboxReader(token, inbox);
-    if (!stream) throw new TailhookError("not_found", "no such inbox");
     const lastEventId = request.headers["last-event-id"];
     const startSeq = startAfter(stream, typeof lastEventId === "string" ? lastEventId : undefined, query.from);
     return streamEvents(ctx, reply, stream, startSeq);

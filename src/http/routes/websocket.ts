@@ -17,7 +17,7 @@ import { presentedToken } from "../auth.js";
 import type { HttpContext } from "../context.js";
 import { toErrorReply } from "../errors.js";
 import { noteFailure, noteRoute, noteUpgradeStatus } from "../request-log.js";
-import { readPage, resolveStart } from "../stream-reads.js";
+import { authorizeInboxStream, resolveStart } from "../stream-reads.js";
 
 const INBOX_PATH = /^\/v1\/ws\/inbox\/([^/]+)$/;
 /** Past this many bytes queued on a socket, the next page waits until they are written. */
@@ -27,6 +27,7 @@ const MAX_UNANSWERED_PINGS = 2;
 /** How long a closing socket may take to answer our close frame before it is cut. */
 const CLOSE_GRACE_MS = 2000;
 
+export const CLOSE_NORMAL = 1000;
 export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_SERVER_ERROR = 1011;
 export const CLOSE_GONE = 4410;
@@ -38,6 +39,7 @@ type LoopEnd =
   | { end: "shutdown" }
   | { end: "gone"; earliestOffset: string }
   | { end: "deleted" }
+  | { end: "closed" }
   | { end: "unresponsive" }
   | { end: "failed"; error: unknown };
 
@@ -60,10 +62,7 @@ async function openInboxStream(ctx: HttpContext, request: IncomingMessage): Prom
   } catch {
     inboxId = "";
   }
-  const inbox = inboxId ? await ctx.store.getInbox(inboxId) : undefined;
-  ctx.auth.requireInboxReader(token, inbox);
-  const stream = inbox && (await ctx.store.getStreamById(inbox.streamId));
-  if (!stream) throw new TailhookError("not_found", "no such stream");
+  const { stream } = await authorizeInboxStream(ctx, token, inboxId);
   return { stream, afterSeq: resolveStart(stream, url.searchParams.get("offset") ?? undefined) };
 }
 
@@ -123,6 +122,8 @@ class InboxConnection {
         return this.close(CLOSE_GOING_AWAY, "server shutting down");
       case "deleted":
         return this.close(CLOSE_DELETED, "inbox deleted");
+      case "closed":
+        return this.close(CLOSE_NORMAL, "stream closed");
       case "unresponsive":
         this.socket.terminate();
         return;
@@ -145,35 +146,32 @@ class InboxConnection {
   }
 
   private async readLoop(): Promise<LoopEnd> {
-    let markedUpToDate = false;
+    const idleMs = () => this.ctx.config.sseKeepAliveMs;
     try {
-      while (!this.done.signal.aborted) {
-        const stream = await this.ctx.store.getStreamById(this.streamId);
-        if (!stream) return { end: "deleted" };
-        const page = await readPage(this.ctx.store, stream, this.afterSeq);
-        if (page.messages.length > 0) {
-          await this.sendPage(page.messages);
-          this.afterSeq = page.lastSeq;
-          markedUpToDate = false;
-        }
-        if (this.done.signal.aborted) break;
-        if (!page.upToDate) continue;
-        if (!markedUpToDate) {
-          this.socket.send(`{"type":"up-to-date","offset":"${formatOffset(this.afterSeq)}"}`);
-          markedUpToDate = true;
-        }
-        const outcome = await this.waitForCommit();
-        if (outcome === "shutdown") return { end: "shutdown" };
-        if (outcome === "timeout") {
-          if (this.unansweredPings >= MAX_UNANSWERED_PINGS) return { end: "unresponsive" };
-          this.unansweredPings++;
-          this.socket.ping();
+      const items = this.ctx.live.follow(this.streamId, { afterSeq: this.afterSeq, idleMs, signal: this.done.signal });
+      for await (const item of items) {
+        switch (item.kind) {
+          case "page":
+            await this.sendPage(item.messages);
+            this.afterSeq = item.lastSeq;
+            break;
+          case "up-to-date":
+            this.socket.send(`{"type":"up-to-date","offset":"${formatOffset(item.seq)}"}`);
+            break;
+          case "idle":
+            if (this.unansweredPings >= MAX_UNANSWERED_PINGS) return { end: "unresponsive" };
+            this.unansweredPings++;
+            this.socket.ping();
+            break;
+          case "gone":
+            return { end: "gone", earliestOffset: formatOffset(item.earliestSeq) };
+          case "deleted":
+          case "closed":
+          case "shutdown":
+            return { end: item.kind };
         }
       }
     } catch (error) {
-      if (error instanceof TailhookError && error.code === "gone") {
-        return { end: "gone", earliestOffset: String(error.details?.earliestOffset) };
-      }
       if (!this.done.signal.aborted) return { end: "failed", error };
     }
     return this.ctx.waiters.stopped.aborted ? { end: "shutdown" } : { end: "client_closed" };
@@ -187,25 +185,6 @@ class InboxConnection {
       else last = sendText(this.socket, eventFrame(message), this.done.signal);
     });
     if (this.socket.bufferedAmount >= HIGH_WATER_BYTES) await last;
-  }
-
-  /**
-   * Waits for a commit past afterSeq. The waiter is registered before the tail is read
-   * again, so a commit that landed while the last page was being written is not missed.
-   */
-  private async waitForCommit() {
-    const wake = new AbortController();
-    const onDone = () => wake.abort();
-    this.done.signal.addEventListener("abort", onDone, { once: true });
-    const waiting = this.ctx.waiters.wait(this.streamId, this.afterSeq, this.ctx.config.sseKeepAliveMs, wake.signal);
-    try {
-      const stream = await this.ctx.store.getStreamById(this.streamId);
-      if (!stream || stream.tailSeq > this.afterSeq) wake.abort();
-      const outcome = await waiting;
-      return outcome === "aborted" && !this.done.signal.aborted ? "data" : outcome;
-    } finally {
-      this.done.signal.removeEventListener("abort", onDone);
-    }
   }
 }
 

@@ -1,0 +1,40 @@
+/*
+ * One store read per position, however many followers are there. Followers woken by
+ * the same commit ask for the same page at once; the first asks the store, the rest
+ * get its promise. A read that started before the commit is stale for them: they then
+ * find the remembered tail past their position and read again (StreamWaiters).
+ */
+import type { StoredMessage, StreamInfo } from "../core/types.js";
+import type { ReadLimits, Store } from "../storage/store.js";
+import { PAGE_LIMITS, readPage, type Gone } from "./pages.js";
+
+/** What a follower finds at its position: a page (with the stream as it is now), gone, or no stream. */
+export type FollowRead =
+  | { kind: "page"; stream: StreamInfo; messages: StoredMessage[]; lastSeq: number; upToDate: boolean }
+  | Gone
+  | { kind: "deleted"; soft: boolean };
+
+async function readFollowPage(store: Store, streamId: number, afterSeq: number, limits: ReadLimits): Promise<FollowRead> {
+  const stream = await store.getStreamById(streamId);
+  if (!stream || stream.softDeleted) return { kind: "deleted", soft: stream !== undefined };
+  const page = await readPage(store, stream, afterSeq, limits);
+  return page.kind === "gone" ? page : { ...page, stream };
+}
+
+export class SharedReads {
+  private readonly inFlight = new Map<string, Promise<FollowRead>>();
+
+  constructor(private readonly store: Store) {}
+
+  /** The stream and its page after afterSeq; joins the same read if one is under way. */
+  read(streamId: number, afterSeq: number, limits: ReadLimits = PAGE_LIMITS): Promise<FollowRead> {
+    const key = `${streamId}:${afterSeq}:${limits.maxMessages}:${limits.maxBytes}`;
+    const running = this.inFlight.get(key);
+    if (running) return running;
+    const reading = readFollowPage(this.store, streamId, afterSeq, limits).finally(() => {
+      if (this.inFlight.get(key) === reading) this.inFlight.delete(key);
+    });
+    this.inFlight.set(key, reading);
+    return reading;
+  }
+}
