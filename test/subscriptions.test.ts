@@ -471,6 +471,7 @@ describe("subscriptions over HTTP", () => {
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const text = await response.text();
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed JSON: the assertions check its shape
       return { status: response.status, body: (text === "" ? null : JSON.parse(text)) as Record<string, any> };
     };
   }
