@@ -4,7 +4,8 @@ import { defineConfig } from "vitest/config";
  * Two projects: every test on the embedded SQLite store, and — when
  * TAILHOOK_TEST_PG_URL names a PostgreSQL database — the in-process HTTP suites and
  * the PostgreSQL-only suites again on PostgreSQL. Without the URL the PostgreSQL
- * project is left out, and we say so.
+ * project is left out, and we say so; under CI=true that is an error instead, so a CI
+ * run can never pass with the PostgreSQL half silently missing.
  */
 const pgUrl = process.env.TAILHOOK_TEST_PG_URL;
 const postgresOnly = ["test/postgres-*.test.ts"];
@@ -29,6 +30,11 @@ const onBothBackends = [
   "test/follow.test.ts",
 ];
 
+if (!pgUrl && process.env.CI === "true") {
+  throw new Error(
+    "CI=true but TAILHOOK_TEST_PG_URL is not set: the PostgreSQL tests would not run. Start PostgreSQL and set it (.ci/run does both).",
+  );
+}
 if (!pgUrl) {
   console.warn(
     "\n*** PostgreSQL tests NOT run: set TAILHOOK_TEST_PG_URL=postgres://… (see .ci/run) to run them. ***\n",

@@ -148,7 +148,7 @@ async function readAllEvents(server: ServerProcess, inboxId: string, token: stri
     const batch = (await response.json()) as Envelope[];
     expect(batch.length).toBeLessThanOrEqual(1000);
     events.push(...batch);
-    const next = response.headers.get("stream-next-offset");
+    const next = response.headers.get("stream-next-offset") ?? "";
     expect(next).toMatch(/^\d{16}_\d{16}$/);
     if (batch.length > 0) expect(Number(next.split("_")[1])).toBe(batch.at(-1)!.seq);
     if (response.headers.get("stream-up-to-date") === "true") break;

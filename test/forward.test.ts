@@ -301,7 +301,7 @@ describe("forward under failures", () => {
       const sent = new Map<string, Webhook>();
       const acked: Array<{ seq: number; id: string; tag: string }> = [];
       const unknown: string[] = [];
-      const producer = { running: true, burst: 0, sent: 0 };
+      const producer = { running: true, burst: 0, sent: 0, refused: 0 };
       const produced = (async () => {
         for (let n = 1; producer.running || producer.burst > 0; n++) {
           const hook = randomWebhook(n);
@@ -315,10 +315,13 @@ describe("forward under failures", () => {
             // Refused (server down or draining): not stored, send again. Unknown: maybe
             // stored; sending again may store it twice, which the checker allows.
             if (outcome.kind === "unknown") unknown.push(`${hook.tag}: ${outcome.error}`);
+            producer.refused++;
+            // Pacing of a retry against a server that is down: time is the input here.
             await sleep(100);
           }
           producer.sent++;
           if (producer.burst > 0) producer.burst--;
+          // The producer's pace (webhooks arrive over time, not all at once): time is the input.
           else await sleep(40 + Math.random() * 60);
         }
       })();
@@ -333,10 +336,18 @@ describe("forward under failures", () => {
         const current = forwarders.at(-1)!;
         const exit = await current.kill("SIGKILL");
         expect(exit.signal).toBe("SIGKILL");
-        await sleep(150); // anything it had written is read by now
         log(`forwarder #${forwarders.length} SIGKILLed`);
       };
-      const restartServer = async (beforeStart: () => Promise<void> = () => sleep(500)) => {
+      // Each phase lasts until the system has visibly gone through it, not for a set time.
+      const untilMore = async (what: string, count: () => number, more: number) => {
+        const from = count();
+        await until(what, () => count() >= from + more, 30_000);
+      };
+      const failedAnswers = (generation: number) =>
+        target.received.filter((r) => r.generation === generation && r.answer !== 200).length;
+      const deliveryErrors = (forwarder: Child) => forwarder.stdout.lines.filter((line) => / error .*retrying in /.test(line)).length;
+      const serverRefused = () => untilMore("the producer to find the server down", () => producer.refused, 1);
+      const restartServer = async (beforeStart: () => Promise<void> = serverRefused) => {
         const exit = await server.kill("SIGTERM");
         expect(exit).toEqual({ code: 0, signal: null });
         log("tailhook server stopped (SIGTERM)");
@@ -350,25 +361,24 @@ describe("forward under failures", () => {
 
       try {
         spawnGeneration();
-        await sleep(1500);
+        await untilMore("forwarder #1 to deliver", () => twoHundreds(1).length, 10);
 
         target.mode = "flaky";
         log("target flaky");
-        await sleep(2000);
+        await untilMore("forwarder #1 to meet failures", () => failedAnswers(1), 3);
         await killForwarder();
         spawnGeneration();
-        await sleep(1000);
+        await untilMore("forwarder #2 to deliver", () => twoHundreds(2).length, 5);
 
         // Server restart A: forwarder #2 rides it out.
         await restartServer();
-        await sleep(1500);
+        await untilMore("forwarder #2 to deliver after restart A", () => twoHundreds(2).length, 10);
 
         // The target goes down for a few seconds. The forwarder gets stuck on a paced
         // event first, then a burst arrives, which it will read as one page later.
         await target.down();
-        const downAt = Date.now();
         log("target down");
-        await sleep(1000);
+        await untilMore("forwarder #2 to fail against the down target", () => deliveryErrors(forwarders.at(-1)!), 1);
         const burstFromSeq = (acked.at(-1)?.seq ?? 0) + 2;
         producer.burst = 140;
         await until("the burst", () => producer.burst === 0, 20_000);
@@ -378,7 +388,7 @@ describe("forward under failures", () => {
         expect(lagged!.lag.events).toBeGreaterThan(0);
         expect(lagged!.lag.events).toBeGreaterThanOrEqual(140);
         expect(lagged!.lag.oldestUnackedAgeSeconds).not.toBeNull();
-        await sleep(Math.max(0, 3000 - (Date.now() - downAt)));
+        await untilMore("forwarder #2 to retry against the down target", () => deliveryErrors(forwarders.at(-1)!), 1);
         // Back, answering quickly what came before the burst, then slowly (300 ms).
         target.mode = (r) => (r.seq! < burstFromSeq ? 200 : { status: 200, delayMs: 300 });
         await target.up();
@@ -392,6 +402,7 @@ describe("forward under failures", () => {
           const stoppedAt = Date.now();
           target.mode = "ok";
           let last = -1;
+          // "Stopped" is "nothing new for 600 ms": quiet is only seen over time.
           await until(
             "forwarder #2 to stop delivering",
             async () => {
@@ -407,16 +418,18 @@ describe("forward under failures", () => {
           log(`forwarder #2 delivered ${blockedAfterStop} events while the server was down, then waited`);
           await killForwarder();
           spawnGeneration();
-          await sleep(300);
+          const third = forwarders.at(-1)!;
+          await until("forwarder #3 to find the server down", () => third.stderr.lines.length > 0);
         });
         expect(blockedAfterStop).toBeLessThanOrEqual(MAX_UNACKED + 1);
         expect(blockedAfterStop).toBeGreaterThan(50); // the backlog really was delivered from memory
 
-        await sleep(1000);
+        await untilMore("forwarder #3 to deliver", () => twoHundreds(3).length, 10);
         target.mode = "flaky";
         target.pending429 = true;
         log("target flaky, with one 429 Retry-After: 1");
-        await sleep(2500);
+        await until("the 429 to be answered", () => !target.pending429);
+        await untilMore("forwarder #3 to meet failures", () => failedAnswers(3), 3);
 
         producer.running = false;
         await produced;

@@ -109,9 +109,8 @@ describe("deleting an inbox wakes its readers", () => {
     const ends = await Promise.all(
       readers.map(async (reader, index) => {
         const where = index === 0 ? "this server" : "the other server process";
-        const [longPoll, sse, webSocket] = await Promise.all(
-          [reader.longPoll, reader.sse, reader.webSocket].map((ending) => deadline(ending, where).catch((error: Error) => error.message)),
-        );
+        const settle = <T,>(ending: Promise<T>) => deadline(ending, where).catch((error: Error) => error.message);
+        const [longPoll, sse, webSocket] = await Promise.all([settle(reader.longPoll), settle(reader.sse), settle(reader.webSocket)]);
         return { where, longPoll, sse, webSocket };
       }),
     );

@@ -78,6 +78,7 @@ async function call(server: ServerProcess, method: string, path: string, body?: 
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed JSON: the assertions check its shape
   return { status: response.status, retryAfter: response.headers.get("retry-after"), body: (text === "" ? null : JSON.parse(text)) as any };
 }
 

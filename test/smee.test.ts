@@ -379,11 +379,9 @@ describe("GET /smee/<inbox-id>: the raw SSE format", () => {
     ).json()) as CreatedInbox;
     const sse = await SseReader.open(created.smeeUrl);
     await sse.waitFor((events) => events.length >= 1);
-    const started = Date.now();
     await own.stop();
-    await sse.waitFor(() => sse.ended).catch(() => undefined);
+    await sse.waitFor(() => sse.ended);
     expect(sse.ended).toBe(true);
-    expect(Date.now() - started).toBeLessThan(5000);
   });
 });
 

@@ -396,15 +396,14 @@ describe("webhook delivery", () => {
     await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
     const { port } = receiver.address() as AddressInfo;
     try {
-      const started = Date.now();
       const outcome = await postJson(new URL(`http://127.0.0.1:${port}/`), "{}", {
         headers: {},
         timeoutMs: 200,
         signal: new AbortController().signal,
         loopbackAllowed: true,
       });
-      expect(outcome.kind).toBe("error");
-      expect(Date.now() - started).toBeLessThan(2000);
+      // Ended by our own timeout, not by the receiver or the test's.
+      expect(outcome).toEqual({ kind: "error", message: "no reply within 200 ms" });
     } finally {
       receiver.closeAllConnections();
       receiver.close();
@@ -471,6 +470,7 @@ describe("subscriptions over HTTP", () => {
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const text = await response.text();
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed JSON: the assertions check its shape
       return { status: response.status, body: (text === "" ? null : JSON.parse(text)) as Record<string, any> };
     };
   }

@@ -15,7 +15,7 @@ export function readCliConfig(file: string | undefined): CliConfig {
   try {
     return JSON.parse(readFileSync(file, "utf8")) as CliConfig;
   } catch (error) {
-    throw new Error(`cannot read ${file}: ${(error as Error).message}`);
+    throw new Error(`cannot read ${file}: ${(error as Error).message}`, { cause: error });
   }
 }
 

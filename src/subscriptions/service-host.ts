@@ -9,9 +9,9 @@
  * the previous one has closed (timers stopped, deliveries aborted, writes settled).
  */
 import type { StreamDirectory } from "./ports.js";
-import { SIGNING_KEY_KIND } from "./records.js";
 import { SubscriptionService, type SubscriptionServiceOptions } from "./service.js";
-import { jwkSet, signingKeyFromRecord, type SigningKey } from "./signing.js";
+import { readSigningKeys } from "./signing-keys.js";
+import { jwkSet } from "./signing.js";
 
 type AppendListener = Parameters<StreamDirectory["onAppend"]>[0];
 
@@ -76,15 +76,8 @@ export class SubscriptionHost {
   async jwks(): Promise<{ keys: unknown[] } | undefined> {
     const service = this.current;
     if (service) return service.jwks();
-    const keys: SigningKey[] = [];
-    for (const record of await this.options.records.listRecords(SIGNING_KEY_KIND)) {
-      try {
-        keys.push(signingKeyFromRecord(record.value));
-      } catch {
-        // The leader logs unreadable keys; publishing the readable ones is enough here.
-      }
-    }
-    keys.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
+    // The leader logs unreadable keys; publishing the readable ones is enough here.
+    const keys = await readSigningKeys(this.options.records, () => undefined);
     return keys.length > 0 ? jwkSet(keys) : undefined;
   }
 
