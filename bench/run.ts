@@ -435,11 +435,13 @@ function reportVerify({ off, on, verdict: stored }: VerifyIngestResult, problems
   );
   const rows = ([["verification off", off], ["verification on (HMAC-SHA256)", on]] as const).map(([name, result]) => {
     if (result.non2xx + result.errors > 0) problems.push(`verify, ${name}: ${result.non2xx} non-2xx, ${result.errors} errors`);
-    return [name, result.requestsPerSecond.toFixed(0), ms(result.p50), ms(result.p99), String(result.non2xx), String(result.errors)];
+    const cpu = result.cpuMicrosPerRequest.toFixed(1);
+    return [name, result.requestsPerSecond.toFixed(0), cpu, ms(result.p50), ms(result.p99), String(result.non2xx), String(result.errors)];
   });
   const ratio = on.requestsPerSecond / off.requestsPerSecond;
-  rows.push(["on / off", `${ratio.toFixed(2)}x`, "", "", "", ""]);
-  console.log(table(["inbox", "req/s", "p50 ms", "p99 ms", "non-2xx", "errors"], rows));
+  const cpuRatio = on.cpuMicrosPerRequest / off.cpuMicrosPerRequest;
+  rows.push(["on / off", `${ratio.toFixed(2)}x`, `${cpuRatio.toFixed(2)}x`, "", "", "", ""]);
+  console.log(table(["inbox", "req/s", "tailhook CPU µs/req", "p50 ms", "p99 ms", "non-2xx", "errors"], rows));
   if ((stored as { ok?: boolean } | undefined)?.ok !== true) {
     problems.push(`verify: the verified inbox's first event carries ${JSON.stringify(stored)}, not ok:true`);
   }

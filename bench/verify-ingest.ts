@@ -3,11 +3,14 @@
  * github scheme, enforcing, so a request that failed verification would show as a
  * non-2xx) against a plain inbox on the same fresh server, in windows taken in turns so
  * both rates come from the same run under the same conditions. The signature is
- * computed once here: the body is the same for every request.
+ * computed once here: the body is the same for every request. Each row also gives the
+ * tailhook child's CPU time per request (user + system, from /proc), which the other
+ * processes on a shared machine disturb far less than the rate.
  */
 import { createHmac, randomBytes } from "node:crypto";
 import type { Tailhook } from "./children.js";
 import { runLoad, type LoadResult } from "./ingest-load.js";
+import { cpuSeconds } from "./rss.js";
 import { summarize } from "./stats.js";
 
 export interface VerifyIngestOptions {
@@ -18,14 +21,22 @@ export interface VerifyIngestOptions {
   windowSeconds: number;
 }
 
+export type VerifyRow = LoadResult & {
+  /** The tailhook child's CPU time per 2xx over the row's windows, µs. */
+  cpuMicrosPerRequest: number;
+};
+
 export interface VerifyIngestResult {
-  off: LoadResult;
-  on: LoadResult;
+  off: VerifyRow;
+  on: VerifyRow;
   /** The verdict stored with the verified inbox's first event. */
   verdict: unknown;
 }
 
-function combine(windows: LoadResult[]): LoadResult {
+type Window = { load: LoadResult; cpuSeconds: number };
+
+function combine(measured: Window[]): VerifyRow {
+  const windows = measured.map((window) => window.load);
   const latencies = windows.flatMap((window) => window.latencies);
   const { p50, p99 } = summarize(latencies);
   return {
@@ -36,6 +47,7 @@ function combine(windows: LoadResult[]): LoadResult {
     non2xx: windows.reduce((sum, window) => sum + window.non2xx, 0),
     errors: windows.reduce((sum, window) => sum + window.errors, 0),
     latencies,
+    cpuMicrosPerRequest: (measured.reduce((sum, window) => sum + window.cpuSeconds, 0) / latencies.length) * 1e6,
   };
 }
 
@@ -47,15 +59,20 @@ export async function measureVerifyIngest(tailhook: Tailhook, adminToken: string
   // Both inboxes get the same signed requests (a sender signs whether or not the receiver
   // checks), so the ratio is the cost of checking and storing the verdict, not of a header.
   const load = (url: string, seconds: number) => runLoad({ url, body: options.body, connections: options.connections, seconds, headers });
+  const measure = async (url: string, seconds: number): Promise<Window> => {
+    const before = cpuSeconds(tailhook.pid);
+    const result = await load(url, seconds);
+    return { load: result, cpuSeconds: cpuSeconds(tailhook.pid) - before };
+  };
 
   await load(plain.ingestUrl, options.warmupSeconds);
   await load(verified.ingestUrl, options.warmupSeconds);
   const rounds = Math.max(1, Math.round(options.seconds / options.windowSeconds));
-  const off: LoadResult[] = [];
-  const on: LoadResult[] = [];
+  const off: Window[] = [];
+  const on: Window[] = [];
   for (let round = 0; round < rounds; round++) {
-    off.push(await load(plain.ingestUrl, options.windowSeconds));
-    on.push(await load(verified.ingestUrl, options.windowSeconds));
+    off.push(await measure(plain.ingestUrl, options.windowSeconds));
+    on.push(await measure(verified.ingestUrl, options.windowSeconds));
   }
   const first = await fetch(`${tailhook.url}/api/inboxes/${verified.id}/events/1`, { headers: { authorization: `Bearer ${adminToken}` } });
   const verdict = first.status === 200 ? ((await first.json()) as { verification?: unknown }).verification : `HTTP ${first.status}`;
