@@ -26,6 +26,7 @@ const onBothBackends = [
   "test/verify.test.ts",
   "test/smtp.test.ts",
   "test/imap-source.test.ts",
+  "test/metrics.test.ts",
 ];
 
 if (!pgUrl) {
