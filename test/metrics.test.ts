@@ -11,6 +11,7 @@ import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { startTestServer, testBackend, type TestServer } from "./helpers/server.js";
+import { rawMessage, sendRaw, smtpTarget } from "./helpers/smtp.js";
 import { waitUntil } from "./helpers/wait.js";
 
 type Labels = Record<string, string>;
@@ -231,6 +232,46 @@ describe(`/metrics: retention and WebSocket readers (${testBackend})`, () => {
     await waitUntil(async () => (await open()) === 0, "the WebSocket reader gone from tailhook_open_readers");
     const route = { method: "GET", route: "/v1/ws/inbox/:id", status: "101" };
     await waitUntil(async () => sample(await scrape(server), "tailhook_http_requests_total", route) === 1, "the upgrade counted as 101");
+  });
+});
+
+describe(`/metrics: long-poll and smee readers, SMTP messages (${testBackend})`, () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ smtpPort: 0 });
+  });
+  afterAll(() => server.stop());
+  const readers = async (transport: string) => sample(await scrape(server), "tailhook_open_readers", { transport });
+
+  it("shows a waiting long-poll in the gauge until its answer", async () => {
+    const inbox = await server.createInbox();
+    const polling = fetch(`${inbox.streamUrl}?offset=now&live=long-poll&token=${inbox.token}`);
+    await waitUntil(async () => (await readers("long-poll")) === 1, "the long-poll in tailhook_open_readers");
+    expect((await post(inbox.ingestUrl, "{}")).status).toBe(200);
+    expect((await polling).status).toBe(200);
+    await waitUntil(async () => (await readers("long-poll")) === 0, "the long-poll gone from tailhook_open_readers");
+  });
+
+  it("shows a smee reader in the gauge until it goes away", async () => {
+    const inbox = await server.createInbox();
+    const controller = new AbortController();
+    const response = await fetch(`${server.url}/smee/${inbox.id}?token=${inbox.token}`, { signal: controller.signal });
+    expect(response.status).toBe(200);
+    await waitUntil(async () => (await readers("smee")) === 1, "the smee reader in tailhook_open_readers");
+    controller.abort();
+    await waitUntil(async () => (await readers("smee")) === 0, "the smee reader gone from tailhook_open_readers");
+  });
+
+  it("counts an SMTP message by its reply code, and its bytes as ingested", async () => {
+    const inbox = await server.createInbox();
+    const before = await scrape(server);
+    const raw = rawMessage({ From: "a@example.test", To: `${inbox.id}@example.test`, Subject: "hi" }, "hello\r\n");
+    expect(await sendRaw(smtpTarget(server.smtpUrl!), { to: [`${inbox.id}@example.test`], raw })).toMatchObject({ ok: true, code: 250 });
+    const after = await scrape(server);
+    const delta = (name: string, labels: Labels) => (sample(after, name, labels) ?? 0) - (sample(before, name, labels) ?? 0);
+    expect(delta("tailhook_smtp_messages_total", { code: "250" })).toBe(1);
+    expect(delta("tailhook_ingest_events_total", { inbox: "_other" })).toBe(1);
+    expect(delta("tailhook_ingest_bytes_total", { inbox: "_other" })).toBe(raw.length);
   });
 });
 
