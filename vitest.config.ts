@@ -28,6 +28,7 @@ const onBothBackends = [
   "test/smtp.test.ts",
   "test/imap-source.test.ts",
   "test/follow.test.ts",
+  "test/metrics.test.ts",
 ];
 
 if (!pgUrl && process.env.CI === "true") {

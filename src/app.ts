@@ -23,11 +23,14 @@ import { PostgresStore } from "./storage/postgres/postgres-store.js";
 import { SqliteStore } from "./storage/sqlite/sqlite-store.js";
 import type { Store } from "./storage/store.js";
 import type { WebhookResolver } from "./subscriptions/delivery.js";
+import { startMetrics } from "./metrics/start.js";
 
 export interface RunningTailhook {
   url: string;
   /** smtp://host:port when the SMTP door is on (serve --smtp-port). */
   smtpUrl?: string;
+  /** http://127.0.0.1:port of the open metrics listener (serve --metrics-port). */
+  metricsUrl?: string;
   store: Store;
   adminToken: string;
   /** Stops accepting, answers what is in flight, ends live readers, closes the store. */
@@ -125,8 +128,9 @@ export async function startTailhook(config: ServerConfig, options: StartOptions 
   const releasers = new ReleaserStack();
   let shuttingDown = false;
   try {
-    const store = options.store ?? (await openStore(config, logger));
-    releasers.push("store", () => store.close());
+    const opened = options.store ?? (await openStore(config, logger));
+    releasers.push("store", () => opened.close());
+    const { metrics, store, listener: metricsListener } = await startMetrics(opened, config, releasers);
     const adminToken = resolveAdminToken(config, options.onAdminTokenCreated);
 
     const waiters = new StreamWaiters();
@@ -143,6 +147,7 @@ export async function startTailhook(config: ServerConfig, options: StartOptions 
       logger,
       baseUrl: () => config.publicUrl ?? listening,
       isShuttingDown: () => shuttingDown,
+      metrics,
       ...(options.webhookResolver ? { resolveWebhookHost: options.webhookResolver } : {}),
     });
     await app.ready();
@@ -168,7 +173,7 @@ export async function startTailhook(config: ServerConfig, options: StartOptions 
     // Reconciliation sources (src/sources): on a shared store, only the leader of "sources" runs them.
     if (store.general) releasers.push("sources", await startSources(store, store.general, config, logger, options.sources));
     // Pushed after "http", so released before it: mail stops first, the store is still open for its last commits.
-    const smtp = config.smtp ? await startSmtpDoor({ store, config: config.smtp, defaultMaxBodyBytes: config.maxBodyBytes, logger }) : undefined;
+    const smtp = config.smtp ? await startSmtpDoor({ store, config: config.smtp, defaultMaxBodyBytes: config.maxBodyBytes, logger, metrics }) : undefined;
     if (smtp) releasers.push("smtp", () => smtp.close());
     logger.info({ url: listening, dataDir: options.store ? undefined : config.dataDir }, "tailhook is listening");
 
@@ -176,6 +181,7 @@ export async function startTailhook(config: ServerConfig, options: StartOptions 
     return {
       url: listening,
       ...(smtp ? { smtpUrl: smtp.url } : {}),
+      ...(metricsListener ? { metricsUrl: metricsListener.url } : {}),
       store,
       adminToken,
       close() {

@@ -41,6 +41,16 @@ export interface ServerConfig {
   readonly stripeApiUrl: string;
   /** The SMTP door (docs/email.md); undefined when mail is not taken. */
   readonly smtp: SmtpConfig | undefined;
+  /** /metrics (docs/metrics.md). */
+  readonly metrics: MetricsConfig;
+}
+
+export interface MetricsConfig {
+  /** An open /metrics listener on 127.0.0.1 at this port (0 picks one); undefined: only the admin-token /metrics. */
+  readonly port: number | undefined;
+  /** Inbox ids as labels, for at most perInboxLimit inboxes (the rest share inbox="_other"). */
+  readonly perInbox: boolean;
+  readonly perInboxLimit: number;
 }
 
 export interface SmtpConfig {
@@ -76,6 +86,8 @@ export interface ServerFlags {
   smtpHost?: string;
   smtpTlsCert?: string;
   smtpTlsKey?: string;
+  metricsPort?: string | number;
+  metricsPerInbox?: boolean;
 }
 
 function integer(value: string | number | undefined, name: string, fallback: number, min: number, max: number): number {
@@ -147,6 +159,16 @@ export function loadServerConfig(flags: ServerFlags = {}, env: NodeJS.ProcessEnv
     githubApiUrl: providerApiUrl(env.TAILHOOK_GITHUB_API_URL, "TAILHOOK_GITHUB_API_URL", "https://api.github.com"),
     stripeApiUrl: providerApiUrl(env.TAILHOOK_STRIPE_API_URL, "TAILHOOK_STRIPE_API_URL", "https://api.stripe.com"),
     smtp: smtpSettings(flags, env),
+    metrics: metricsSettings(flags, env),
+  });
+}
+
+function metricsSettings(flags: ServerFlags, env: NodeJS.ProcessEnv): MetricsConfig {
+  const port = flags.metricsPort ?? env.TAILHOOK_METRICS_PORT;
+  return Object.freeze({
+    port: port === undefined || port === "" ? undefined : integer(port, "metrics port", 0, 0, 65535),
+    perInbox: flags.metricsPerInbox ?? isTrue(env.TAILHOOK_METRICS_PER_INBOX),
+    perInboxLimit: integer(env.TAILHOOK_METRICS_PER_INBOX_LIMIT, "metrics per-inbox limit", 100, 1, 10_000),
   });
 }
 

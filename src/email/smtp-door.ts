@@ -14,6 +14,7 @@ import { parseEmailRecipient } from "../core/email-event.js";
 import { looksLikeInboxId } from "../core/ids.js";
 import type { Store } from "../storage/store.js";
 import { deliverMessage, oncePerInbox, type MailRecipient } from "./smtp-delivery.js";
+import type { Metrics } from "../metrics/metrics.js";
 
 export interface SmtpDoorDeps {
   store: Store;
@@ -21,6 +22,7 @@ export interface SmtpDoorDeps {
   /** An inbox's limit when its settings name none (the webhooks' default). */
   defaultMaxBodyBytes: number;
   logger: Logger;
+  metrics?: Metrics;
 }
 
 export interface RunningSmtpDoor {
@@ -126,6 +128,7 @@ export async function startSmtpDoor(deps: SmtpDoorDeps): Promise<RunningSmtpDoor
       answered = true;
       // One line per message, like the HTTP request log: who, where, how big, what they were told.
       const code = error ? ((error as { responseCode?: number }).responseCode ?? 451) : 250;
+      deps.metrics?.countSmtpMessage(code);
       logger.info({ smtp: { session: session.id, remoteAddress: session.remoteAddress, inboxes: recipients.map(({ inbox }) => inbox.id), bytes: length, code, ms: Date.now() - started } }, "smtp message");
       callback(error, message);
     };

@@ -5,6 +5,7 @@ import type { LiveStreams } from "../live/follow.js";
 import type { StreamWaiters } from "../live/stream-waiters.js";
 import type { Store } from "../storage/store.js";
 import type { Authorizer } from "./auth.js";
+import type { Metrics } from "../metrics/metrics.js";
 import type { StreamGrants } from "./stream-grants.js";
 import type { WebhookResolver } from "../subscriptions/delivery.js";
 
@@ -21,6 +22,7 @@ export interface HttpContext {
   /** The base URL for links in replies (the public URL, or where we listen). */
   baseUrl: () => string;
   isShuttingDown: () => boolean;
+  metrics: Metrics;
   /** Resolves subscription webhook hosts (tests inject one; the system resolver otherwise). */
   resolveWebhookHost?: WebhookResolver;
 }

@@ -11,11 +11,13 @@ import { verifyRequest } from "../core/verify/index.js";
 import type { RefusalLog } from "../core/verify/refusals.js";
 import { sendErrorRaw } from "./errors.js";
 import { noteFailure } from "./request-log.js";
+import type { Metrics } from "../metrics/metrics.js";
 
 /** True when the request may be stored; false when it was refused (the reply is sent). */
-export function verifyOrRefuse(req: IncomingMessage, res: ServerResponse, inbox: StoredInbox, request: CapturedRequest, refusals: RefusalLog): boolean {
+export function verifyOrRefuse(req: IncomingMessage, res: ServerResponse, inbox: StoredInbox, request: CapturedRequest, refusals: RefusalLog, metrics?: Metrics): boolean {
   const settings = inbox.settings.verify!;
   const verdict = verifyRequest(settings, request);
+  if (!verdict.ok) metrics?.countVerificationFailure(settings.scheme, settings.mode);
   if (!verdict.ok && settings.mode === "enforce") {
     refusals.note(inbox.id, request, verdict.reason ?? "");
     // The log line says why; the sender is not told which check it failed.

@@ -18,6 +18,7 @@ import { readBody } from "./body.js";
 import { verifyOrRefuse } from "./ingest-verify.js";
 import { sendErrorRaw } from "./errors.js";
 import { noteFailure, noteInbox, noteRequestBytes, noteRoute } from "./request-log.js";
+import type { Metrics } from "../metrics/metrics.js";
 
 export const INGEST_PREFIX = "/h/";
 
@@ -48,6 +49,7 @@ export interface IngestDeps {
   logger: Logger;
   /** Where enforcing inboxes note the requests they refuse. */
   refusals: RefusalLog;
+  metrics?: Metrics;
 }
 
 function notFound(): TailhookError {
@@ -154,7 +156,7 @@ export function createIngestHandler(deps: IngestDeps) {
         body,
       };
       // Verified first: in enforce mode a forged request cannot claim a delivery id.
-      if (inbox.settings.verify && !verifyOrRefuse(req, res, inbox, request, deps.refusals)) return;
+      if (inbox.settings.verify && !verifyOrRefuse(req, res, inbox, request, deps.refusals, deps.metrics)) return;
       const result = await deps.store.appendEvent(inbox.streamId, request, dedupeOptions(inbox, request));
       if (result.status === "not_found") {
         sendErrorRaw(res, notFound());

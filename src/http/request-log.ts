@@ -155,3 +155,9 @@ export function recordRouteNames(app: FastifyInstance): void {
   });
 }
 
+
+/** What was noted for the request's log line that the metrics count too: route pattern and upgrade status. */
+export function notedOutcome(req: IncomingMessage): { route: string | null; upgradeStatus: number | undefined } {
+  const state = stateOf(req);
+  return { route: state?.route ?? null, upgradeStatus: state?.status };
+}

@@ -25,6 +25,7 @@ import { RefusalLog } from "../core/verify/refusals.js";
 import { registerVerificationRoutes } from "./routes/verification.js";
 import { SourceRecords } from "../sources/records.js";
 import { registerSourceRoutes } from "../sources/routes.js";
+import { countRequest, countUpgrade, registerMetricsRoute } from "../metrics/http-metrics.js";
 
 export interface HttpServer {
   app: FastifyInstance;
@@ -45,6 +46,7 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
     defaultMaxBodyBytes: ctx.config.maxBodyBytes,
     isShuttingDown: ctx.isShuttingDown,
     logger: ctx.logger,
+    metrics: ctx.metrics,
   });
   const appendToStream = createAppendHandler(ctx);
   const app = Fastify({
@@ -59,6 +61,7 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
       // inRequestOrder: targets in origin form, one request at a time per connection.
       server = createServer(serverOptions(ctx.config), inRequestOrder((req, res) => {
         logRequest(req, res, ctx.logger);
+        countRequest(ctx.metrics, req, res);
         const url = req.url ?? "/";
         const target = parseIngestUrl(url);
         if (target) return void ingest(req, res, target);
@@ -69,6 +72,7 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
       guardConnections(server, ctx.config);
       // Registered before the WebSocket route's listener, so the upgrade is tracked first.
       server.on("upgrade", (req, socket) => logUpgrade(req, socket, ctx.logger));
+      server.on("upgrade", (req, socket) => countUpgrade(ctx.metrics, req, socket));
       return server;
     },
   });
@@ -96,6 +100,7 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
     const healthy = ctx.store.isHealthy() && !ctx.isShuttingDown();
     return reply.code(healthy ? 200 : 503).send({ status: healthy ? "ok" : "unavailable" });
   });
+  registerMetricsRoute(app, ctx.metrics, ctx.auth);
   registerInboxRoutes(app, ctx);
   registerVerificationRoutes(app, ctx, refusals);
   registerConsumerRoutes(app, ctx);

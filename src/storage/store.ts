@@ -5,6 +5,7 @@
  * trouble (the HTTP layer answers 503).
  */
 import type { GeneralStreams } from "./streams.js";
+import type { StoreObserver } from "./store-observer.js";
 import type { CapturedRequest, Consumer, Inbox, InboxSettings, StoredInbox, StoredMessage, StreamInfo } from "../core/types.js";
 
 /**
@@ -122,6 +123,8 @@ export interface Store {
    * failed tries and checks (the database may be down).
    */
   leadership?(name: string, onError?: (error: unknown) => void): Leadership;
+  /** Group-commit batch sizes and retention removals, for the metrics (store-observer.ts). */
+  observe?(observer: StoreObserver): void;
   /** Waits for queued writes, then releases files and threads. */
   close(): Promise<void>;
 }

@@ -20,6 +20,8 @@ export function registerServe(program: Command): void {
     .option("--smtp-host <host>", "address the SMTP server listens on (default: --host)")
     .option("--smtp-tls-cert <file>", "PEM certificate for SMTP STARTTLS (with --smtp-tls-key)")
     .option("--smtp-tls-key <file>", "PEM private key for SMTP STARTTLS")
+    .option("--metrics-port <port>", "also serve /metrics without a token on 127.0.0.1 at this port (docs/metrics.md)")
+    .option("--metrics-per-inbox", "label ingest and consumer-lag metrics by inbox (at most 100 inboxes; TAILHOOK_METRICS_PER_INBOX_LIMIT)")
     .option("--log-level <level>", "fatal, error, warn, info (default; one JSON line per request on stdout), debug, trace or silent")
     .option("--open", "let anyone create, write and read general streams without a token (local development only)")
     .option("--allow-local-webhooks", "let subscriptions send webhooks to localhost and 127.0.0.x (implied by --open)")
@@ -34,6 +36,7 @@ export function registerServe(program: Command): void {
       });
       const storage = config.databaseUrl ? "data in PostgreSQL" : `data in ${config.dataDir}`;
       process.stderr.write(`tailhook: listening on ${running.url} (${storage})\n`);
+      if (running.metricsUrl) process.stderr.write(`tailhook: metrics on ${running.metricsUrl}/metrics\n`);
       if (running.smtpUrl) process.stderr.write(`tailhook: taking mail on ${running.smtpUrl}\n`);
       if (config.open) process.stderr.write("tailhook: --open: anyone who reaches this port may create, write and read general streams\n");
       const stop = () => {

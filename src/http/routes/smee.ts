@@ -76,6 +76,7 @@ async function streamEvents(ctx: HttpContext, reply: FastifyReply, stream: Strea
   const res = reply.raw;
   reply.hijack();
   res.writeHead(200, SMEE_HEADERS);
+  ctx.metrics.trackReader("smee", res);
   const signal = abortOnClose(res);
   const pingMs = ctx.config.sseKeepAliveMs * 2;
   let nextPing = Date.now() + pingMs;

@@ -39,6 +39,7 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: HttpContext): vo
       const target = await openForRead(ctx, request);
       const live = (request.query as { live?: string }).live;
       if (live === undefined) return catchUp(ctx, request, reply, target);
+      if (live === "long-poll" || live === "sse") ctx.metrics.trackReader(live, reply.raw);
       if (live === "long-poll") return longPoll(ctx, request, reply, target);
       if (live === "sse") return serveSse(ctx, request, reply, target);
       throw new TailhookError("bad_request", `unknown live mode: ${live}`);

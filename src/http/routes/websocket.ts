@@ -208,6 +208,7 @@ export function registerWebSocketRoutes(app: FastifyInstance, ctx: HttpContext):
         wss.handleUpgrade(request, socket, head, (ws) => {
           noteUpgradeStatus(request, 101);
           const connection = new InboxConnection(ctx, ws, stream.id, afterSeq);
+          ctx.metrics.trackReader("websocket", ws);
           open.add(connection);
           ws.once("close", () => open.delete(connection));
           if (ctx.waiters.stopped.aborted) connection.close(CLOSE_GOING_AWAY, "server shutting down");

@@ -11,6 +11,7 @@ import type { CapturedRequest, Consumer, Inbox, InboxSettings, StoredInbox, Stor
 import type { AppendEventOptions, AppendEventResult, CommitListener, DeliveryRecord, InboxChanges, Leadership, NewInbox, ReadLimits, Store } from "../store.js";
 import { toInbox, withoutToken, type InboxRow } from "../rows.js";
 import { GroupCommit } from "./group-commit.js";
+import { StoreObservers, type StoreObserver } from "../store-observer.js";
 import { LeaderLock } from "./leader-lock.js";
 import { PgGeneralStreams } from "./pg-general-streams.js";
 import { checkServerDurability, DURABLE_SESSION_PARAMETERS, readServerDurability, type ServerDurability } from "./durability.js";
@@ -75,6 +76,7 @@ function guardAgainstClientWriteBug(): void {
 
 export class PostgresStore implements Store {
   private readonly listeners: CommitListener[] = [];
+  private readonly observers = new StoreObservers();
   private readonly inboxCache = new Map<string, { inbox: StoredInbox; until: number }>();
   private readonly appends: GroupCommit<AppendOp, AppendEventResult>;
   private healthy = true;
@@ -144,7 +146,7 @@ export class PostgresStore implements Store {
       const pingSql = postgres(options.url, { max: 1, idle_timeout: 2, connect_timeout: 1, backoff: () => 0, onnotice: () => undefined });
       const store = new PostgresStore(sql, pingSql, options.url, schema);
       await sql.listen(store.channel, (payload) => store.onNotification(payload));
-      store.pruneTimer = setInterval(() => void store.prune().catch(() => undefined), options.pruneIntervalMs ?? 5000);
+      store.pruneTimer = setInterval(() => void store.prune().then((rows) => store.observers.pruned(rows)).catch(() => undefined), options.pruneIntervalMs ?? 5000);
       store.pruneTimer.unref();
       return store;
     } catch (error) {
@@ -246,6 +248,7 @@ export class PostgresStore implements Store {
       }),
     );
     this.writesWork();
+    this.observers.committedBatch(ops.length);
     if (tails.size > 0) for (const listener of this.listeners) listener(tails);
     return results;
   }
@@ -553,6 +556,10 @@ export class PostgresStore implements Store {
 
   onCommit(listener: CommitListener): void {
     this.listeners.push(listener);
+  }
+
+  observe(observer: StoreObserver): void {
+    this.observers.add(observer);
   }
 
   /** The database answers, and writes are not failing (see writesFailing). */

@@ -15,6 +15,7 @@ import { STREAM_COLUMNS, toStream, type StreamRow } from "./stream-rows.js";
 import type { WriteOp, WriteResult } from "./write-ops.js";
 import type { AppendRequest, AppendResult, CreateStreamRequest, CreateStreamResult, DeleteStreamResult } from "../../core/streams.js";
 import type { GeneralStreams } from "../streams.js";
+import type { StoreObserver } from "../store-observer.js";
 import { isExpired, TouchThrottle } from "../../core/streams.js";
 import { readSegmentsSync, SegmentCache, type ForkPoint } from "../segments.js";
 
@@ -82,7 +83,7 @@ export class SqliteStore implements Store, GeneralStreams {
     // BEGIN (deferred) … COMMIT on the read-only connection: the snapshot is taken at the first SELECT.
     const inTransaction = reader.transaction((read: () => unknown) => read());
     this.readSnapshot = <T>(read: () => T): T => inTransaction(read) as T;
-    this.pruneTimer = setInterval(() => this.prune(), pruneIntervalMs);
+    this.pruneTimer = setInterval(() => void this.prune().then((rows) => this.writer.observers.pruned(rows)), pruneIntervalMs);
     this.pruneTimer.unref();
   }
 
@@ -311,6 +312,10 @@ export class SqliteStore implements Store, GeneralStreams {
 
   onCommit(listener: CommitListener): void {
     this.writer.onCommit(listener);
+  }
+
+  observe(observer: StoreObserver): void {
+    this.writer.observers.add(observer);
   }
 
   isHealthy(): boolean {

@@ -7,6 +7,7 @@
  */
 import { Worker } from "node:worker_threads";
 import type { CommitListener } from "../store.js";
+import { StoreObservers } from "../store-observer.js";
 import {
   writeOpBytes,
   type FromWriter,
@@ -100,6 +101,7 @@ export class SqliteWriter {
   private restartTimer: NodeJS.Timeout | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private readonly listeners: CommitListener[] = [];
+  readonly observers = new StoreObservers();
   private readonly failureListeners: Array<(error: StoreWriteError) => void> = [];
   private closed: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
@@ -177,6 +179,7 @@ export class SqliteWriter {
     this.inFlight.shift();
     if (message.type === "done") {
       this.writeSucceeded();
+      this.observers.committedBatch(inFlight.batch.length);
       if (message.extended.length > 0) {
         const extended = new Map(message.extended);
         for (const listener of this.listeners) listener(extended);
