@@ -50,7 +50,7 @@ async function freeBytes(folder: string): Promise<number> {
 async function readLags(store: Store, now: number): Promise<{ lags: Lag[]; truncated: boolean }> {
   const inboxes = await store.listInboxes();
   const lags: Lag[] = [];
-  let truncated = inboxes.length > MAX_INBOXES;
+  const truncated = inboxes.length > MAX_INBOXES;
   for (const inbox of inboxes.slice(0, MAX_INBOXES)) {
     const consumers = await store.listConsumers(inbox.streamId);
     if (consumers.length === 0) continue;
