@@ -12,7 +12,8 @@ import type { Inbox, StoredInbox, StoredMessage } from "../../core/types.js";
 import { parsedEmailView } from "../../email/parsed-view.js";
 import { maskVerifySettings, type InboxSettingsView } from "../../core/verify/settings.js";
 import { presentedToken } from "../auth.js";
-import { inboxStreamName, type HttpContext } from "../context.js";
+import { type HttpContext } from "../context.js";
+import { inboxStreamName } from "../../core/stream-names.js";
 import { smeeUrlFor } from "./smee.js";
 import { withDeliveries } from "./event-deliveries.js";
 

@@ -5,9 +5,11 @@
  * reader sees seq n+1 before seq n). After a commit, NOTIFY tells the other
  * processes' readers — only as a hint: readers also re-check on a timer.
  */
+import { ageCutoff, deletedTarget, planHeadDrops, retainedTarget, retentionOf, type HeadTarget } from "../../core/retention.js";
+import { inboxStreamName } from "../../core/stream-names.js";
 import postgres from "postgres";
 import { encodeEventMeta } from "../../core/capture.js";
-import type { CapturedRequest, Consumer, Inbox, InboxSettings, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
+import type { CapturedRequest, Consumer, Inbox, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
 import type { AppendEventOptions, AppendEventResult, CommitListener, DeliveryRecord, InboxChanges, Leadership, NewInbox, ReadLimits, Store } from "../store.js";
 import { toInbox, withoutToken, type InboxRow } from "../rows.js";
 import { GroupCommit } from "./group-commit.js";
@@ -315,7 +317,7 @@ export class PostgresStore implements Store {
     const streamId = await this.track(() =>
       this.sql.begin(async (tx) => {
         const [stream] = await tx<Array<{ id: number }>>`
-          INSERT INTO streams (name, content_type, created_at) VALUES (${`inbox/${inbox.id}`}, 'application/json', ${now})
+          INSERT INTO streams (name, content_type, created_at) VALUES (${inboxStreamName(inbox.id)}, 'application/json', ${now})
           RETURNING id`;
         await tx`
           INSERT INTO inboxes (id, name, stream_id, token_hash, settings, created_at)
@@ -513,35 +515,31 @@ export class PostgresStore implements Store {
     return this.sql.begin(async (tx) => {
       const [lock] = await tx<Array<{ locked: boolean }>>`SELECT pg_try_advisory_xact_lock(7442292) AS locked`;
       if (!lock?.locked) return 0;
-      let budget = PRUNE_ROWS;
       const now = Date.now();
       const inboxes = await tx<Array<{ streamId: number; settings: string; firstSeq: number; tailSeq: number }>>`
         SELECT i.stream_id AS "streamId", i.settings, s.first_seq AS "firstSeq", s.tail_seq AS "tailSeq"
         FROM inboxes i JOIN streams s ON s.id = i.stream_id
         WHERE i.deleted_at IS NULL AND i.settings LIKE '%"retention"%'`;
-      const targets: Array<{ streamId: number; firstSeq: number; keepFrom: number }> = [];
+      const targets: HeadTarget[] = [];
       for (const inbox of inboxes) {
-        const retention = (JSON.parse(inbox.settings) as InboxSettings).retention ?? {};
-        let keepFrom = inbox.firstSeq;
-        if (retention.maxEvents !== undefined) keepFrom = Math.max(keepFrom, inbox.tailSeq - retention.maxEvents + 1);
-        if (retention.maxAgeSeconds !== undefined) {
-          const [young] = await tx<Array<{ seq: number | null }>>`
-            SELECT min(seq) AS seq FROM messages WHERE stream_id = ${inbox.streamId} AND created_at >= ${now - retention.maxAgeSeconds * 1000}`;
-          keepFrom = Math.max(keepFrom, young?.seq ?? inbox.tailSeq + 1);
-        }
-        targets.push({ streamId: inbox.streamId, firstSeq: inbox.firstSeq, keepFrom });
+        const stream = { ...inbox, retention: retentionOf(inbox.settings) };
+        const cutoff = ageCutoff(stream.retention, now);
+        const [young] = cutoff === undefined ? [] : await tx<Array<{ seq: number | null }>>`
+          SELECT min(seq) AS seq FROM messages WHERE stream_id = ${inbox.streamId} AND created_at >= ${cutoff}`;
+        targets.push(retainedTarget(stream, young?.seq));
       }
       const deleted = await tx<Array<{ id: number; firstSeq: number; tailSeq: number }>>`
         SELECT id, first_seq AS "firstSeq", tail_seq AS "tailSeq" FROM streams WHERE deleted_at IS NOT NULL AND first_seq <= tail_seq`;
-      for (const stream of deleted) targets.push({ streamId: stream.id, firstSeq: stream.firstSeq, keepFrom: stream.tailSeq + 1 });
-      for (const target of targets) {
-        if (budget <= 0) break;
-        const stop = Math.min(target.keepFrom, target.firstSeq + budget);
-        if (stop <= target.firstSeq) continue;
-        const removed = await tx`DELETE FROM messages WHERE stream_id = ${target.streamId} AND seq >= ${target.firstSeq} AND seq < ${stop}`;
-        await tx`UPDATE streams SET first_seq = GREATEST(first_seq, ${stop}) WHERE id = ${target.streamId}`;
-        budget -= removed.count;
+      targets.push(...deleted.map(deletedTarget));
+      const plan = planHeadDrops(targets, PRUNE_ROWS);
+      let step = plan.next(0);
+      while (!step.done) {
+        const { streamId, fromSeq, stopSeq } = step.value;
+        const removed = await tx`DELETE FROM messages WHERE stream_id = ${streamId} AND seq >= ${fromSeq} AND seq < ${stopSeq}`;
+        await tx`UPDATE streams SET first_seq = GREATEST(first_seq, ${stopSeq}) WHERE id = ${streamId}`;
+        step = plan.next(removed.count);
       }
+      let budget = step.value;
       if (budget > 0) {
         const expired = await tx`
           DELETE FROM dedupe WHERE ctid IN (SELECT ctid FROM dedupe WHERE expires_at <= ${now} LIMIT ${budget})`;

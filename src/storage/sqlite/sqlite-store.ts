@@ -3,6 +3,7 @@
  * the writer thread (group commit); reads run on the main thread's own read-only
  * connection, which WAL lets proceed while the writer commits.
  */
+import { INBOX_STREAM_PATTERN } from "../../core/stream-names.js";
 import { Worker } from "node:worker_threads";
 import type { CapturedRequest, Consumer, Inbox, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
 import type { AppendEventOptions, AppendEventResult, CommitListener, DeliveryRecord, InboxChanges, NewInbox, ReadLimits, Store } from "../store.js";
@@ -69,7 +70,7 @@ export class SqliteStore implements Store, GeneralStreams {
       ),
       forkPoint: reader.prepare("SELECT forked_from AS forkedFrom, fork_seq AS forkSeq FROM streams WHERE id = ?"),
       generalStreams: reader.prepare(
-        `SELECT ${STREAM_COLUMNS} FROM streams WHERE deleted_at IS NULL AND soft_deleted = 0 AND name NOT LIKE 'inbox/%' ORDER BY name`,
+        `SELECT ${STREAM_COLUMNS} FROM streams WHERE deleted_at IS NULL AND soft_deleted = 0 AND name NOT LIKE '${INBOX_STREAM_PATTERN}' ORDER BY name`,
       ),
       records: reader.prepare("SELECT key, value FROM records WHERE kind = ? ORDER BY key"),
       message: reader.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE stream_id = ? AND seq = ?`),
