@@ -20,6 +20,8 @@ import { readSegments, SegmentCache, spansSegments } from "../segments.js";
 import { migrate } from "./migrations.js";
 import { WAKE_ALL } from "../../core/stream-rules.js";
 import { DeliveryWrites, type SeenDelivery } from "./dedupe-writes.js";
+import { decodeCommitNotice, encodeCommitNotice } from "./commit-notify.js";
+import { randomUUID } from "node:crypto";
 
 export interface PostgresStoreOptions {
   url: string;
@@ -87,6 +89,8 @@ export class PostgresStore implements Store {
 
   /** One channel per schema: stream ids repeat across schemas sharing a database. */
   readonly channel: string;
+  /** Marks this store's NOTIFYs, so their echo is not announced a second time. */
+  private readonly origin = randomUUID();
   readonly general: PgGeneralStreams;
   private readonly segments: SegmentCache;
 
@@ -108,9 +112,7 @@ export class PostgresStore implements Store {
     this.general = new PgGeneralStreams({
       sql,
       track: (query) => this.track(query),
-      publish: async (tails, tx) => {
-        await tx`SELECT pg_notify(${this.channel}, ${[...tails].map(([id, tail]) => `${id}:${tail}`).join(",")})`;
-      },
+      publish: (tails, tx) => this.notify(tx, tails),
       listeners: this.listeners,
       segments: this.segments,
     });
@@ -156,12 +158,15 @@ export class PostgresStore implements Store {
   }
 
   private onNotification(payload: string): void {
-    const tails = new Map<number, number>();
-    for (const entry of payload.split(",")) {
-      const [streamId, tailSeq] = entry.split(":").map(Number);
-      if (Number.isSafeInteger(streamId) && Number.isSafeInteger(tailSeq)) tails.set(streamId!, tailSeq!);
-    }
-    if (tails.size > 0) for (const listener of this.listeners) listener(tails);
+    const notice = decodeCommitNotice(this.origin, payload);
+    // Our own commits were announced to our listeners right after they committed.
+    if (notice.kind === "own") return;
+    if (notice.tails.size > 0) for (const listener of this.listeners) listener(notice.tails);
+  }
+
+  /** Tells the other processes about these tails when `tx` commits. */
+  private async notify(tx: postgres.TransactionSql, tails: ReadonlyMap<number, number>): Promise<void> {
+    await tx`SELECT pg_notify(${this.channel}, ${encodeCommitNotice(this.origin, tails)})`;
   }
 
   /** Runs a query, tracking whether the database answers (for /readyz and /healthz). */
@@ -240,8 +245,7 @@ export class PostgresStore implements Store {
         });
         if (rows.length > 0) {
           await tx`INSERT INTO messages ${tx(rows, "stream_id", "seq", "created_at", "data", "meta")}`;
-          const payload = [...tails].map(([id, tail]) => `${id}:${tail}`).join(",");
-          await tx`SELECT pg_notify(${this.channel}, ${payload})`;
+          await this.notify(tx, tails);
         }
         await deliveries.write(tx);
         return out;
@@ -382,7 +386,7 @@ export class PostgresStore implements Store {
         await tx`UPDATE streams SET deleted_at = ${now} WHERE id = ${inbox.streamId}`;
         await tx`DELETE FROM consumers WHERE stream_id = ${inbox.streamId}`;
         // Wake the inbox's live readers in every process (sent on commit), so they end now.
-        await tx`SELECT pg_notify(${this.channel}, ${`${inbox.streamId}:${WAKE_ALL}`})`;
+        await this.notify(tx, new Map([[inbox.streamId, WAKE_ALL]]));
         return inbox.streamId;
       }),
     );
