@@ -22,6 +22,7 @@ import { WAKE_ALL } from "../../core/stream-rules.js";
 import { DeliveryWrites, type SeenDelivery } from "./dedupe-writes.js";
 import { decodeCommitNotice, encodeCommitNotice } from "./commit-notify.js";
 import { randomUUID } from "node:crypto";
+import { LRUCache } from "lru-cache";
 
 export interface PostgresStoreOptions {
   url: string;
@@ -33,6 +34,7 @@ export interface PostgresStoreOptions {
 
 
 const INBOX_CACHE_MS = 1000;
+const INBOX_CACHE_SIZE = 10_000;
 /** The `postgres` client's codes for a connection that was already closed when used. */
 const DEAD_CONNECTION_CODES = new Set(["CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED"]);
 const PRUNE_ROWS = 2000;
@@ -79,7 +81,7 @@ function guardAgainstClientWriteBug(): void {
 
 export class PostgresStore implements Store {
   private readonly listeners: CommitListener[] = [];
-  private readonly inboxCache = new Map<string, { inbox: StoredInbox; until: number }>();
+  private readonly inboxCache = new LRUCache<string, StoredInbox>({ max: INBOX_CACHE_SIZE, ttl: INBOX_CACHE_MS });
   private readonly appends: GroupCommit<AppendOp, AppendEventResult>;
   private healthy = true;
   /** Runs while writes fail (the database refused one for its own trouble); the next write that commits stops it. */
@@ -335,7 +337,7 @@ export class PostgresStore implements Store {
   async getInbox(id: string): Promise<StoredInbox | undefined> {
     // Other processes may change an inbox: cache it only briefly.
     const cached = this.inboxCache.get(id);
-    if (cached && cached.until > Date.now()) return cached.inbox;
+    if (cached) return cached;
     const [row] = await this.track(
       () => this.sql<InboxRow[]>`
         SELECT id, name, stream_id AS "streamId", token_hash AS "tokenHash", settings, created_at AS "createdAt"
@@ -346,8 +348,7 @@ export class PostgresStore implements Store {
       return undefined;
     }
     const inbox = toInbox(row);
-    if (this.inboxCache.size > 10_000) this.inboxCache.clear();
-    this.inboxCache.set(id, { inbox, until: Date.now() + INBOX_CACHE_MS });
+    this.inboxCache.set(id, inbox);
     return inbox;
   }
 

@@ -4,6 +4,7 @@
  * connection, which WAL lets proceed while the writer commits.
  */
 import { INBOX_STREAM_PATTERN } from "../../core/stream-names.js";
+import { LRUCache } from "lru-cache";
 import { Worker } from "node:worker_threads";
 import type { CapturedRequest, Consumer, Inbox, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
 import type { AppendEventOptions, AppendEventResult, CommitListener, DeliveryRecord, InboxChanges, NewInbox, ReadLimits, Store } from "../store.js";
@@ -45,9 +46,10 @@ export class SqliteStore implements Store, GeneralStreams {
   private readonly readSnapshot: <T>(read: () => T) => T;
   private pruneTimer: NodeJS.Timeout | undefined;
   /** Inboxes by id, so ingest needs no query; this process is the only writer, so it stays true. */
-  private readonly inboxCache = new Map<string, StoredInbox>();
+  private readonly inboxCache = new LRUCache<string, StoredInbox>({ max: INBOX_CACHE_SIZE });
   private closing: Promise<void> | undefined;
-  private readonly lastSeenWrites = new Map<string, number>();
+  /** An evicted entry costs one extra "last seen" write, nothing else. */
+  private readonly lastSeenWrites = new LRUCache<string, number>({ max: 10_000 });
 
   private checkpointer: Worker;
 
@@ -159,7 +161,6 @@ export class SqliteStore implements Store, GeneralStreams {
     const row = this.sql.inbox.get(id) as InboxRow | undefined;
     if (!row) return undefined;
     const inbox = toInbox(row);
-    if (this.inboxCache.size >= INBOX_CACHE_SIZE) this.inboxCache.clear();
     this.inboxCache.set(id, inbox);
     return inbox;
   }
@@ -224,7 +225,6 @@ export class SqliteStore implements Store, GeneralStreams {
     const now = Date.now();
     if (now - (this.lastSeenWrites.get(key) ?? 0) < 1000) return;
     this.lastSeenWrites.set(key, now);
-    if (this.lastSeenWrites.size > 10_000) this.lastSeenWrites.clear();
     await this.write({ kind: "markConsumerSeen", streamId, name, now });
   }
 
