@@ -117,6 +117,9 @@ function url(value: string | undefined, name: string): string | undefined {
   return parsed.toString().replace(/\/+$/, "");
 }
 
+/** Where `tailhook serve` keeps its data unless told otherwise (and so where the CLI looks for its admin token). */
+export const DEFAULT_DATA_DIR = "./tailhook-data";
+
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 function logLevel(value: string | undefined): string {
@@ -142,7 +145,7 @@ export function loadServerConfig(flags: ServerFlags = {}, env: NodeJS.ProcessEnv
   return Object.freeze({
     host: flags.host ?? env.TAILHOOK_HOST ?? "127.0.0.1",
     port: integer(flags.port ?? env.TAILHOOK_PORT, "port", 8080, 0, 65535),
-    dataDir: flags.data ?? env.TAILHOOK_DATA ?? "./tailhook-data",
+    dataDir: flags.data ?? env.TAILHOOK_DATA ?? DEFAULT_DATA_DIR,
     databaseUrl: databaseUrl(flags.db ?? (env.TAILHOOK_DATABASE_URL || env.DATABASE_URL || undefined)),
     databaseSchema: env.TAILHOOK_DATABASE_SCHEMA || undefined,
     publicUrl: url(flags.publicUrl ?? env.TAILHOOK_PUBLIC_URL, "public URL"),
@@ -244,6 +247,8 @@ export interface ClientEnvironment {
   home: string | undefined;
   /** TAILHOOK_SIGN_SECRET: the whsec_ key forward/replay re-sign with (kept off the command line, where `ps` shows it). */
   signSecret: string | undefined;
+  /** The data folder a local `tailhook serve` uses (TAILHOOK_DATA), where its admin token lies. */
+  dataDir: string;
 }
 
 /** What the CLI takes from its flags and the environment (the config file comes after). */
@@ -255,5 +260,6 @@ export function loadClientEnvironment(flags: ClientFlags, env: NodeJS.ProcessEnv
     configFile: env.TAILHOOK_CONFIG || (configHome ? `${configHome}/tailhook/config.json` : undefined),
     home: env.HOME,
     signSecret: env.TAILHOOK_SIGN_SECRET || undefined,
+    dataDir: env.TAILHOOK_DATA ?? DEFAULT_DATA_DIR,
   };
 }

@@ -12,6 +12,7 @@ import { parseOffset } from "../dist/core/offsets.js";
 import type { CapturedRequest } from "../dist/core/types.js";
 import { bearer, parseSse, type Envelope } from "./helpers/http.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
+import { capturedRequest } from "./helpers/captured.js";
 
 /** How long readers race the prune; long enough to catch a per-chunk read in nearly every run. */
 const RACE_MS = 12_000;
@@ -150,16 +151,7 @@ async function clientTailReader(race: Race): Promise<void> {
 }
 
 function captured(n: number): CapturedRequest {
-  return {
-    id: `evt_${n}`,
-    receivedAt: Date.now(),
-    method: "POST",
-    path: "/h/x",
-    query: "",
-    rawHeaders: ["content-type", "application/json"],
-    remoteAddr: "127.0.0.1",
-    body: Buffer.from(JSON.stringify({ n })),
-  };
+  return capturedRequest(`evt_${n}`, JSON.stringify({ n }));
 }
 
 /** Loads backlogs straight through the store (fast: group commit), while the prune eats them. */

@@ -18,8 +18,8 @@ export interface Connection {
   configFile: string | undefined;
 }
 
-function localAdminToken(): string | undefined {
-  const file = join(process.env.TAILHOOK_DATA ?? "./tailhook-data", "admin-token");
+function localAdminToken(dataDir: string): string | undefined {
+  const file = join(dataDir, "admin-token");
   return existsSync(file) ? readFileSync(file, "utf8").trim() : undefined;
 }
 
@@ -29,6 +29,6 @@ export function connect(flags: ClientFlags, inboxId?: string): Connection {
   const config = readCliConfig(environment.configFile);
   const server = environment.server ?? config.server ?? DEFAULT_SERVER;
   const savedInboxToken = inboxId ? config.inboxes?.[inboxId]?.token : undefined;
-  const token = environment.token ?? savedInboxToken ?? localAdminToken();
+  const token = environment.token ?? savedInboxToken ?? localAdminToken(environment.dataDir);
   return { server, client: new TailhookClient({ server, token }), config, configFile: environment.configFile };
 }

@@ -4,6 +4,7 @@
  * that reconnects with backoff and resumes after the last event it yielded, so a
  * dropped connection or a server restart costs neither a gap nor a repeat.
  */
+import { inboxStreamName } from "../core/stream-names.js";
 import type { EventEnvelope, InboxSettings } from "../core/types.js";
 import { findGap } from "../core/continuity.js";
 import type { InboxSettingsView } from "../core/verify/settings.js";
@@ -169,7 +170,7 @@ export class TailhookClient {
 
   /** Follows an inbox's events by long-poll, forever or until `signal` aborts. */
   async *tail(inboxId: string, options: TailOptions = {}): AsyncGenerator<TailedEvent> {
-    const streamUrl = `${this.server}/v1/stream/inbox/${encodeURIComponent(inboxId)}`;
+    const streamUrl = `${this.server}/v1/stream/${inboxStreamName(encodeURIComponent(inboxId))}`;
     // Reading as a consumer without `from`: the server starts after its committed offset.
     let offset: string | undefined =
       options.from === undefined && options.consumer !== undefined ? undefined : options.from === undefined || options.from === "start" ? "-1" : options.from;

@@ -5,6 +5,7 @@
  * "closed?", "same producer epoch?" or "same config?" cannot race with another write.
  * Outcomes the protocol names (conflicts, duplicates, fencing) are values, not errors.
  */
+import { LRUCache } from "lru-cache";
 import type { StreamInfo } from "./types.js";
 
 export interface ProducerClaim {
@@ -82,16 +83,21 @@ export function isExpired(stream: StreamInfo, now: number, lastTouch = stream.to
  * Reads restart a sliding TTL, but recording every read would turn each read into a
  * committed write (and let anyone force writes with reads). A stream's reads are
  * recorded at most once per 5% of its TTL, so it may expire up to that much earlier
- * than its last read says; a stream without a TTL is never recorded.
+ * than its last read says; a stream without a TTL is never recorded. A stream it has
+ * forgotten (least recently used first) falls back to its row's touchedAt: at worst one
+ * extra touch is written.
  */
 export class TouchThrottle {
-  private readonly recorded = new Map<number, number>();
+  private readonly recorded: LRUCache<number, number>;
+
+  constructor(size = 10_000) {
+    this.recorded = new LRUCache({ max: size });
+  }
 
   due(stream: StreamInfo, now: number): boolean {
     if (stream.ttlSeconds === null) return false;
     const last = this.recorded.get(stream.id) ?? stream.touchedAt ?? 0;
     if (now - last < stream.ttlSeconds * 50) return false;
-    if (this.recorded.size >= 10_000) this.recorded.clear();
     this.recorded.set(stream.id, now);
     return true;
   }

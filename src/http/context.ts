@@ -27,8 +27,3 @@ export interface HttpContext {
   resolveWebhookHost?: WebhookResolver;
 }
 
-export const INBOX_STREAM_PREFIX = "inbox/";
-
-export function inboxStreamName(inboxId: string): string {
-  return `${INBOX_STREAM_PREFIX}${inboxId}`;
-}

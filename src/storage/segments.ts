@@ -2,8 +2,10 @@
  * Where a stream's messages live. A fork reads its source's messages up to the fork
  * point (recursively, for forks of forks) and its own after that, with no copying: a
  * stream's segments say which stream holds each range of seqs. Fork points never
- * change once a stream exists, so segments are cached for good.
+ * change once a stream exists, so segments are cached for good (least recently used
+ * first out when full: any entry can be computed again from the streams rows).
  */
+import { LRUCache } from "lru-cache";
 import type { StoredMessage } from "../core/types.js";
 import type { ReadLimits } from "./store.js";
 
@@ -21,7 +23,7 @@ export interface Segment {
 const CACHE_SIZE = 10_000;
 
 export class SegmentCache {
-  private readonly cache = new Map<number, Segment[]>();
+  private readonly cache = new LRUCache<number, Segment[]>({ max: CACHE_SIZE });
 
   constructor(private readonly forkPointOf: (streamId: number) => Promise<ForkPoint | undefined>) {}
 
@@ -38,7 +40,6 @@ export class SegmentCache {
         .filter((segment, index, all) => index === 0 || segment.toSeq > all[index - 1]!.toSeq);
       segments = [...inherited, own];
     }
-    if (this.cache.size >= CACHE_SIZE) this.cache.clear();
     this.cache.set(streamId, segments);
     return segments;
   }

@@ -10,7 +10,9 @@ import type { StreamInfo } from "../../core/types.js";
 import { isExpired } from "../../core/streams.js";
 import { type GeneralStreams } from "../../storage/streams.js";
 import { presentedToken } from "../auth.js";
-import { INBOX_STREAM_PREFIX, type HttpContext } from "../context.js";
+import { type HttpContext } from "../context.js";
+import { inboxIdOf } from "../../core/stream-names.js";
+export { isInboxStreamName } from "../../core/stream-names.js";
 import { grantCovers, type StreamAccess } from "../stream-grants.js";
 import { authorizeInboxStream } from "../stream-reads.js";
 
@@ -50,10 +52,6 @@ export function streamUrlPath(name: string): string {
 
 export function streamName(request: FastifyRequest): string {
   return checkStreamName((request.params as { "*": string })["*"]);
-}
-
-export function isInboxStreamName(name: string): boolean {
-  return name.startsWith(INBOX_STREAM_PREFIX);
 }
 
 export function requestToken(request: FastifyRequest): string | undefined {
@@ -99,8 +97,9 @@ export async function liveGeneralStream(ctx: HttpContext, name: string): Promise
 /** Opens a stream for reading; a read (not a HEAD) restarts a sliding TTL. */
 export async function openForRead(ctx: HttpContext, request: FastifyRequest, touch = true): Promise<StreamTarget> {
   const name = streamName(request);
-  if (isInboxStreamName(name)) {
-    const { stream } = await authorizeInboxStream(ctx, requestToken(request), name.slice(INBOX_STREAM_PREFIX.length));
+  const inboxId = inboxIdOf(name);
+  if (inboxId !== undefined) {
+    const { stream } = await authorizeInboxStream(ctx, requestToken(request), inboxId);
     return { name, stream, general: false, public: false };
   }
   const general = await authorizeStream(ctx, requestToken(request), name, "read");

@@ -6,6 +6,7 @@
  * then sees the winner's stream. After the commit, local readers are told and the
  * other processes get a NOTIFY, as for webhook appends.
  */
+import { INBOX_STREAM_PATTERN } from "../../core/stream-names.js";
 import type postgres from "postgres";
 import type { StreamInfo } from "../../core/types.js";
 import type { CommitListener } from "../store.js";
@@ -238,7 +239,7 @@ export class PgGeneralStreams implements GeneralStreams {
     const rows = await this.deps.track(
       () => this.deps.sql<StreamInfo[]>`
         SELECT ${this.columns(this.deps.sql)} FROM streams
-        WHERE deleted_at IS NULL AND NOT soft_deleted AND name NOT LIKE 'inbox/%' ORDER BY name`,
+        WHERE deleted_at IS NULL AND NOT soft_deleted AND name NOT LIKE ${INBOX_STREAM_PATTERN} ORDER BY name`,
     );
     const now = Date.now();
     return rows.filter((stream) => !isExpired(stream, now));

@@ -5,9 +5,11 @@
  * reader sees seq n+1 before seq n). After a commit, NOTIFY tells the other
  * processes' readers — only as a hint: readers also re-check on a timer.
  */
+import { ageCutoff, deletedTarget, planHeadDrops, retainedTarget, retentionOf, type HeadTarget } from "../../core/retention.js";
+import { inboxStreamName } from "../../core/stream-names.js";
 import postgres from "postgres";
 import { encodeEventMeta } from "../../core/capture.js";
-import type { CapturedRequest, Consumer, Inbox, InboxSettings, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
+import type { CapturedRequest, Consumer, Inbox, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
 import type { AppendEventOptions, AppendEventResult, CommitListener, DeliveryRecord, InboxChanges, Leadership, NewInbox, ReadLimits, Store } from "../store.js";
 import { toInbox, withoutToken, type InboxRow } from "../rows.js";
 import { GroupCommit } from "./group-commit.js";
@@ -19,6 +21,9 @@ import { readSegments, SegmentCache, spansSegments } from "../segments.js";
 import { migrate } from "./migrations.js";
 import { WAKE_ALL } from "../../core/stream-rules.js";
 import { DeliveryWrites, type SeenDelivery } from "./dedupe-writes.js";
+import { decodeCommitNotice, encodeCommitNotice } from "./commit-notify.js";
+import { randomUUID } from "node:crypto";
+import { LRUCache } from "lru-cache";
 
 export interface PostgresStoreOptions {
   url: string;
@@ -30,6 +35,7 @@ export interface PostgresStoreOptions {
 
 
 const INBOX_CACHE_MS = 1000;
+const INBOX_CACHE_SIZE = 10_000;
 /** The `postgres` client's codes for a connection that was already closed when used. */
 const DEAD_CONNECTION_CODES = new Set(["CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED"]);
 const PRUNE_ROWS = 2000;
@@ -77,7 +83,7 @@ function guardAgainstClientWriteBug(): void {
 export class PostgresStore implements Store {
   private readonly listeners: CommitListener[] = [];
   private readonly observers = new StoreObservers();
-  private readonly inboxCache = new Map<string, { inbox: StoredInbox; until: number }>();
+  private readonly inboxCache = new LRUCache<string, StoredInbox>({ max: INBOX_CACHE_SIZE, ttl: INBOX_CACHE_MS });
   private readonly appends: GroupCommit<AppendOp, AppendEventResult>;
   private healthy = true;
   /** Runs while writes fail (the database refused one for its own trouble); the next write that commits stops it. */
@@ -87,6 +93,8 @@ export class PostgresStore implements Store {
 
   /** One channel per schema: stream ids repeat across schemas sharing a database. */
   readonly channel: string;
+  /** Marks this store's NOTIFYs, so their echo is not announced a second time. */
+  private readonly origin = randomUUID();
   readonly general: PgGeneralStreams;
   private readonly segments: SegmentCache;
 
@@ -108,9 +116,7 @@ export class PostgresStore implements Store {
     this.general = new PgGeneralStreams({
       sql,
       track: (query) => this.track(query),
-      publish: async (tails, tx) => {
-        await tx`SELECT pg_notify(${this.channel}, ${[...tails].map(([id, tail]) => `${id}:${tail}`).join(",")})`;
-      },
+      publish: (tails, tx) => this.notify(tx, tails),
       listeners: this.listeners,
       segments: this.segments,
     });
@@ -156,12 +162,15 @@ export class PostgresStore implements Store {
   }
 
   private onNotification(payload: string): void {
-    const tails = new Map<number, number>();
-    for (const entry of payload.split(",")) {
-      const [streamId, tailSeq] = entry.split(":").map(Number);
-      if (Number.isSafeInteger(streamId) && Number.isSafeInteger(tailSeq)) tails.set(streamId!, tailSeq!);
-    }
-    if (tails.size > 0) for (const listener of this.listeners) listener(tails);
+    const notice = decodeCommitNotice(this.origin, payload);
+    // Our own commits were announced to our listeners right after they committed.
+    if (notice.kind === "own") return;
+    if (notice.tails.size > 0) for (const listener of this.listeners) listener(notice.tails);
+  }
+
+  /** Tells the other processes about these tails when `tx` commits. */
+  private async notify(tx: postgres.TransactionSql, tails: ReadonlyMap<number, number>): Promise<void> {
+    await tx`SELECT pg_notify(${this.channel}, ${encodeCommitNotice(this.origin, tails)})`;
   }
 
   /** Runs a query, tracking whether the database answers (for /readyz and /healthz). */
@@ -240,8 +249,7 @@ export class PostgresStore implements Store {
         });
         if (rows.length > 0) {
           await tx`INSERT INTO messages ${tx(rows, "stream_id", "seq", "created_at", "data", "meta")}`;
-          const payload = [...tails].map(([id, tail]) => `${id}:${tail}`).join(",");
-          await tx`SELECT pg_notify(${this.channel}, ${payload})`;
+          await this.notify(tx, tails);
         }
         await deliveries.write(tx);
         return out;
@@ -318,7 +326,7 @@ export class PostgresStore implements Store {
     const streamId = await this.track(() =>
       this.sql.begin(async (tx) => {
         const [stream] = await tx<Array<{ id: number }>>`
-          INSERT INTO streams (name, content_type, created_at) VALUES (${`inbox/${inbox.id}`}, 'application/json', ${now})
+          INSERT INTO streams (name, content_type, created_at) VALUES (${inboxStreamName(inbox.id)}, 'application/json', ${now})
           RETURNING id`;
         await tx`
           INSERT INTO inboxes (id, name, stream_id, token_hash, settings, created_at)
@@ -332,7 +340,7 @@ export class PostgresStore implements Store {
   async getInbox(id: string): Promise<StoredInbox | undefined> {
     // Other processes may change an inbox: cache it only briefly.
     const cached = this.inboxCache.get(id);
-    if (cached && cached.until > Date.now()) return cached.inbox;
+    if (cached) return cached;
     const [row] = await this.track(
       () => this.sql<InboxRow[]>`
         SELECT id, name, stream_id AS "streamId", token_hash AS "tokenHash", settings, created_at AS "createdAt"
@@ -343,8 +351,7 @@ export class PostgresStore implements Store {
       return undefined;
     }
     const inbox = toInbox(row);
-    if (this.inboxCache.size > 10_000) this.inboxCache.clear();
-    this.inboxCache.set(id, { inbox, until: Date.now() + INBOX_CACHE_MS });
+    this.inboxCache.set(id, inbox);
     return inbox;
   }
 
@@ -383,7 +390,7 @@ export class PostgresStore implements Store {
         await tx`UPDATE streams SET deleted_at = ${now} WHERE id = ${inbox.streamId}`;
         await tx`DELETE FROM consumers WHERE stream_id = ${inbox.streamId}`;
         // Wake the inbox's live readers in every process (sent on commit), so they end now.
-        await tx`SELECT pg_notify(${this.channel}, ${`${inbox.streamId}:${WAKE_ALL}`})`;
+        await this.notify(tx, new Map([[inbox.streamId, WAKE_ALL]]));
         return inbox.streamId;
       }),
     );
@@ -516,35 +523,31 @@ export class PostgresStore implements Store {
     return this.sql.begin(async (tx) => {
       const [lock] = await tx<Array<{ locked: boolean }>>`SELECT pg_try_advisory_xact_lock(7442292) AS locked`;
       if (!lock?.locked) return 0;
-      let budget = PRUNE_ROWS;
       const now = Date.now();
       const inboxes = await tx<Array<{ streamId: number; settings: string; firstSeq: number; tailSeq: number }>>`
         SELECT i.stream_id AS "streamId", i.settings, s.first_seq AS "firstSeq", s.tail_seq AS "tailSeq"
         FROM inboxes i JOIN streams s ON s.id = i.stream_id
         WHERE i.deleted_at IS NULL AND i.settings LIKE '%"retention"%'`;
-      const targets: Array<{ streamId: number; firstSeq: number; keepFrom: number }> = [];
+      const targets: HeadTarget[] = [];
       for (const inbox of inboxes) {
-        const retention = (JSON.parse(inbox.settings) as InboxSettings).retention ?? {};
-        let keepFrom = inbox.firstSeq;
-        if (retention.maxEvents !== undefined) keepFrom = Math.max(keepFrom, inbox.tailSeq - retention.maxEvents + 1);
-        if (retention.maxAgeSeconds !== undefined) {
-          const [young] = await tx<Array<{ seq: number | null }>>`
-            SELECT min(seq) AS seq FROM messages WHERE stream_id = ${inbox.streamId} AND created_at >= ${now - retention.maxAgeSeconds * 1000}`;
-          keepFrom = Math.max(keepFrom, young?.seq ?? inbox.tailSeq + 1);
-        }
-        targets.push({ streamId: inbox.streamId, firstSeq: inbox.firstSeq, keepFrom });
+        const stream = { ...inbox, retention: retentionOf(inbox.settings) };
+        const cutoff = ageCutoff(stream.retention, now);
+        const [young] = cutoff === undefined ? [] : await tx<Array<{ seq: number | null }>>`
+          SELECT min(seq) AS seq FROM messages WHERE stream_id = ${inbox.streamId} AND created_at >= ${cutoff}`;
+        targets.push(retainedTarget(stream, young?.seq));
       }
       const deleted = await tx<Array<{ id: number; firstSeq: number; tailSeq: number }>>`
         SELECT id, first_seq AS "firstSeq", tail_seq AS "tailSeq" FROM streams WHERE deleted_at IS NOT NULL AND first_seq <= tail_seq`;
-      for (const stream of deleted) targets.push({ streamId: stream.id, firstSeq: stream.firstSeq, keepFrom: stream.tailSeq + 1 });
-      for (const target of targets) {
-        if (budget <= 0) break;
-        const stop = Math.min(target.keepFrom, target.firstSeq + budget);
-        if (stop <= target.firstSeq) continue;
-        const removed = await tx`DELETE FROM messages WHERE stream_id = ${target.streamId} AND seq >= ${target.firstSeq} AND seq < ${stop}`;
-        await tx`UPDATE streams SET first_seq = GREATEST(first_seq, ${stop}) WHERE id = ${target.streamId}`;
-        budget -= removed.count;
+      targets.push(...deleted.map(deletedTarget));
+      const plan = planHeadDrops(targets, PRUNE_ROWS);
+      let step = plan.next(0);
+      while (!step.done) {
+        const { streamId, fromSeq, stopSeq } = step.value;
+        const removed = await tx`DELETE FROM messages WHERE stream_id = ${streamId} AND seq >= ${fromSeq} AND seq < ${stopSeq}`;
+        await tx`UPDATE streams SET first_seq = GREATEST(first_seq, ${stopSeq}) WHERE id = ${streamId}`;
+        step = plan.next(removed.count);
       }
+      let budget = step.value;
       if (budget > 0) {
         const expired = await tx`
           DELETE FROM dedupe WHERE ctid IN (SELECT ctid FROM dedupe WHERE expires_at <= ${now} LIMIT ${budget})`;

@@ -3,6 +3,8 @@
  * the writer thread (group commit); reads run on the main thread's own read-only
  * connection, which WAL lets proceed while the writer commits.
  */
+import { INBOX_STREAM_PATTERN } from "../../core/stream-names.js";
+import { LRUCache } from "lru-cache";
 import { Worker } from "node:worker_threads";
 import type { CapturedRequest, Consumer, Inbox, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
 import type { AppendEventOptions, AppendEventResult, CommitListener, DeliveryRecord, InboxChanges, NewInbox, ReadLimits, Store } from "../store.js";
@@ -45,9 +47,10 @@ export class SqliteStore implements Store, GeneralStreams {
   private readonly readSnapshot: <T>(read: () => T) => T;
   private pruneTimer: NodeJS.Timeout | undefined;
   /** Inboxes by id, so ingest needs no query; this process is the only writer, so it stays true. */
-  private readonly inboxCache = new Map<string, StoredInbox>();
+  private readonly inboxCache = new LRUCache<string, StoredInbox>({ max: INBOX_CACHE_SIZE });
   private closing: Promise<void> | undefined;
-  private readonly lastSeenWrites = new Map<string, number>();
+  /** An evicted entry costs one extra "last seen" write, nothing else. */
+  private readonly lastSeenWrites = new LRUCache<string, number>({ max: 10_000 });
 
   private checkpointer: Worker;
 
@@ -70,7 +73,7 @@ export class SqliteStore implements Store, GeneralStreams {
       ),
       forkPoint: reader.prepare("SELECT forked_from AS forkedFrom, fork_seq AS forkSeq FROM streams WHERE id = ?"),
       generalStreams: reader.prepare(
-        `SELECT ${STREAM_COLUMNS} FROM streams WHERE deleted_at IS NULL AND soft_deleted = 0 AND name NOT LIKE 'inbox/%' ORDER BY name`,
+        `SELECT ${STREAM_COLUMNS} FROM streams WHERE deleted_at IS NULL AND soft_deleted = 0 AND name NOT LIKE '${INBOX_STREAM_PATTERN}' ORDER BY name`,
       ),
       records: reader.prepare("SELECT key, value FROM records WHERE kind = ? ORDER BY key"),
       message: reader.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE stream_id = ? AND seq = ?`),
@@ -159,7 +162,6 @@ export class SqliteStore implements Store, GeneralStreams {
     const row = this.sql.inbox.get(id) as InboxRow | undefined;
     if (!row) return undefined;
     const inbox = toInbox(row);
-    if (this.inboxCache.size >= INBOX_CACHE_SIZE) this.inboxCache.clear();
     this.inboxCache.set(id, inbox);
     return inbox;
   }
@@ -224,7 +226,6 @@ export class SqliteStore implements Store, GeneralStreams {
     const now = Date.now();
     if (now - (this.lastSeenWrites.get(key) ?? 0) < 1000) return;
     this.lastSeenWrites.set(key, now);
-    if (this.lastSeenWrites.size > 10_000) this.lastSeenWrites.clear();
     await this.write({ kind: "markConsumerSeen", streamId, name, now });
   }
 

@@ -4,6 +4,7 @@
  * data) and expiry. Each runs inside the batch's transaction, and this thread is the
  * only writer, so every check-then-write here is atomic.
  */
+import { LRUCache } from "lru-cache";
 import type { StreamInfo } from "../../core/types.js";
 import { isExpired, type AppendRequest, type AppendResult, type CreateStreamRequest, type CreateStreamResult, type DeleteStreamResult } from "../../core/streams.js";
 import {
@@ -71,10 +72,22 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
    * Live streams by name, as committed. This thread is the only writer, so an entry
    * stays true as long as every change to a stream updates or drops it; a rolled-back
    * batch drops them all (forget()). Appends then need no query to find their stream.
+   * When full, the least recently used entry goes; a dirty one is written first, so
+   * the row read back later is current.
    */
-  const cache = new Map<string, WriterStream>();
+  const cache = new LRUCache<string, WriterStream>({
+    max: 10_000,
+    dispose: (stream, _name, reason) => {
+      if (reason !== "evict") return;
+      const pending = dirty.get(stream.id);
+      if (pending) {
+        save(pending);
+        dirty.delete(stream.id);
+      }
+      cachedNames.delete(stream.id);
+    },
+  });
   const cachedNames = new Map<number, string>();
-  const CACHE_SIZE = 10_000;
   /**
    * Streams appended to in the running batch, whose row is written once at its end
    * (flush()) instead of once per append: a batch of a thousand appends to one stream
@@ -99,11 +112,6 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
   }
 
   function remember(stream: WriterStream): WriterStream {
-    if (cache.size >= CACHE_SIZE) {
-      flush();
-      cache.clear();
-      cachedNames.clear();
-    }
     cache.set(stream.name, stream);
     cachedNames.set(stream.id, stream.name);
     return stream;

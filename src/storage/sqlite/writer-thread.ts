@@ -4,11 +4,12 @@
  * it. Each batch is one transaction (group commit); results go back only after the
  * commit returned, i.e. after the WAL was fsynced.
  */
+import { inboxStreamName } from "../../core/stream-names.js";
 import { statfsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
 import { encodeEventMeta } from "../../core/capture.js";
-import type { InboxSettings } from "../../core/types.js";
+import { ageCutoff, deletedTarget, planHeadDrops, retainedTarget, retentionOf, type HeadTarget } from "../../core/retention.js";
 import { BUSY_TIMEOUT_MS, migrate, openWriterConnection } from "./connection.js";
 import { prepareConsumerWrites } from "./consumer-writes.js";
 import { DatabaseIdentity } from "./data-folder.js";
@@ -89,34 +90,28 @@ function streamState(streamId: number): { tailSeq: number; deleted: boolean } | 
   return state;
 }
 
-/** Advances a stream's first retained seq to `until`, deleting at most `budget` rows. */
-function dropHead(streamId: number, firstSeq: number, until: number, budget: number): number {
-  const stop = Math.min(until, firstSeq + budget);
-  if (stop <= firstSeq) return 0;
-  const deleted = sql.deleteHead.run(streamId, firstSeq, stop).changes;
-  sql.setFirst.run(stop, streamId);
-  return deleted;
+/** Retention targets, each computed only when the plan asks for it (its age query included). */
+function* pruneTargets(now: number): Generator<HeadTarget> {
+  const inboxes = sql.retainedInboxes.all() as Array<{ streamId: number; settings: string; firstSeq: number; tailSeq: number }>;
+  for (const inbox of inboxes) {
+    const stream = { ...inbox, retention: retentionOf(inbox.settings) };
+    const cutoff = ageCutoff(stream.retention, now);
+    const young = cutoff === undefined ? undefined : (sql.firstYoungSeq.get(inbox.streamId, cutoff) as { seq: number | null }).seq;
+    yield retainedTarget(stream, young);
+  }
+  for (const stream of sql.deletedStreams.all() as Array<{ id: number; firstSeq: number; tailSeq: number }>) yield deletedTarget(stream);
 }
 
 function prune(now: number, maxRows: number): number {
-  let budget = maxRows;
-  const inboxes = sql.retainedInboxes.all() as Array<{ streamId: number; settings: string; firstSeq: number; tailSeq: number }>;
-  for (const inbox of inboxes) {
-    if (budget <= 0) break;
-    const retention = (JSON.parse(inbox.settings) as InboxSettings).retention ?? {};
-    let keepFrom = inbox.firstSeq;
-    if (retention.maxEvents !== undefined) keepFrom = Math.max(keepFrom, inbox.tailSeq - retention.maxEvents + 1);
-    if (retention.maxAgeSeconds !== undefined) {
-      const young = sql.firstYoungSeq.get(inbox.streamId, now - retention.maxAgeSeconds * 1000) as { seq: number | null };
-      keepFrom = Math.max(keepFrom, young.seq ?? inbox.tailSeq + 1);
-    }
-    budget -= dropHead(inbox.streamId, inbox.firstSeq, keepFrom, budget);
+  const plan = planHeadDrops(pruneTargets(now), maxRows);
+  let step = plan.next(0);
+  while (!step.done) {
+    const { streamId, fromSeq, stopSeq } = step.value;
+    const removed = sql.deleteHead.run(streamId, fromSeq, stopSeq).changes;
+    sql.setFirst.run(stopSeq, streamId);
+    step = plan.next(removed);
   }
-  const deleted = sql.deletedStreams.all() as Array<{ id: number; firstSeq: number; tailSeq: number }>;
-  for (const stream of deleted) {
-    if (budget <= 0) break;
-    budget -= dropHead(stream.id, stream.firstSeq, stream.tailSeq + 1, budget);
-  }
+  let budget = step.value;
   if (budget > 0) budget -= sql.pruneDeliveries.run(now, budget).changes;
   return maxRows - budget;
 }
@@ -144,7 +139,7 @@ function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
       return { status: "appended", seq };
     }
     case "createInbox": {
-      const streamId = Number(sql.insertStream.run(`inbox/${op.inbox.id}`, "application/json", op.now).lastInsertRowid);
+      const streamId = Number(sql.insertStream.run(inboxStreamName(op.inbox.id), "application/json", op.now).lastInsertRowid);
       sql.insertInbox.run(
         op.inbox.id,
         op.inbox.name,
