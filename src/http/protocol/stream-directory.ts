@@ -5,6 +5,7 @@
  * subscription link a re-created stream from its start. Each stream id is looked up
  * once; after that a commit costs no query.
  */
+import { LRUCache } from "lru-cache";
 import { formatOffset } from "../../core/offsets.js";
 import type { Store } from "../../storage/store.js";
 import { isExpired } from "../../core/streams.js";
@@ -12,6 +13,10 @@ import { type GeneralStreams } from "../../storage/streams.js";
 import { WAKE_ALL } from "../../core/stream-rules.js";
 import type { StreamDirectory, StreamTail } from "../../subscriptions/ports.js";
 import { isInboxStreamName } from "./stream-access.js";
+
+const NAME_CACHE_SIZE = 100_000;
+/** Stands for an inbox's stream in the name cache: no general stream has an empty name. */
+const INBOX = "";
 
 export function streamDirectory(store: Store, general: GeneralStreams): StreamDirectory {
   const knownIds = new Map<string, number>();
@@ -43,14 +48,17 @@ export function streamDirectory(store: Store, general: GeneralStreams): StreamDi
       return result.status === "not_found" || result.status === "gone" ? "not_found" : "rejected";
     },
     onAppend(listener) {
-      /** Stream names by id (null: an inbox's stream); names never change, so commits need no query. */
-      const nameById = new Map<number, string | null>();
+      /**
+       * Stream names by id (INBOX: an inbox's stream, which subscriptions ignore); names
+       * never change, so commits need no query. Bounded: a forgotten id costs one lookup.
+       */
+      const nameById = new LRUCache<number, string>({ max: NAME_CACHE_SIZE });
       store.onCommit((tails) => {
         const changes: Array<StreamTail & { created: boolean }> = [];
         const unknown: number[] = [];
         for (const [streamId, tail] of tails) {
           const name = nameById.get(streamId);
-          if (name === null) continue;
+          if (name === INBOX) continue;
           if (name === undefined || tail === WAKE_ALL) unknown.push(streamId);
           else changes.push({ path: name, tailOffset: formatOffset(tail), created: false });
         }
@@ -71,11 +79,9 @@ export function streamDirectory(store: Store, general: GeneralStreams): StreamDi
               continue;
             }
             if (isInboxStreamName(stream.name)) {
-              if (nameById.size >= 100_000) nameById.clear();
-              nameById.set(streamId, null);
+              nameById.set(streamId, INBOX);
               continue;
             }
-            if (nameById.size >= 100_000) nameById.clear();
             nameById.set(streamId, stream.name);
             if (stream.softDeleted) continue;
             const created = knownIds.get(stream.name) !== stream.id;
