@@ -5,25 +5,26 @@
  * reader sees seq n+1 before seq n). After a commit, NOTIFY tells the other
  * processes' readers — only as a hint: readers also re-check on a timer.
  */
-import { ageCutoff, deletedTarget, planHeadDrops, retainedTarget, retentionOf, type HeadTarget } from "../../core/retention.js";
-import { inboxStreamName } from "../../core/stream-names.js";
 import postgres from "postgres";
 import { encodeEventMeta } from "../../core/capture.js";
 import type { CapturedRequest, Consumer, Inbox, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
 import type { AppendEventOptions, AppendEventResult, CommitListener, DeliveryRecord, InboxChanges, Leadership, NewInbox, ReadLimits, Store } from "../store.js";
-import { toInbox, withoutToken, type InboxRow } from "../rows.js";
 import { GroupCommit } from "./group-commit.js";
 import { StoreObservers, type StoreObserver } from "../store-observer.js";
 import { LeaderLock } from "./leader-lock.js";
 import { PgGeneralStreams } from "./pg-general-streams.js";
 import { checkServerDurability, DURABLE_SESSION_PARAMETERS, readServerDurability, type ServerDurability } from "./durability.js";
-import { readSegments, SegmentCache, spansSegments } from "../segments.js";
+import { SegmentCache } from "../segments.js";
 import { migrate } from "./migrations.js";
 import { WAKE_ALL } from "../../core/stream-rules.js";
 import { DeliveryWrites, type SeenDelivery } from "./dedupe-writes.js";
 import { decodeCommitNotice, encodeCommitNotice } from "./commit-notify.js";
 import { randomUUID } from "node:crypto";
-import { LRUCache } from "lru-cache";
+import { PgInboxes } from "./pg-inboxes.js";
+import { pruneHeads } from "./pg-prune.js";
+import { DEAD_CONNECTION_CODES, guardAgainstClientWriteBug, isWriteTrouble } from "./write-trouble.js";
+import { PgReads, type TrackQuery } from "./pg-reads.js";
+import { PgConsumers } from "./pg-consumers.js";
 
 export interface PostgresStoreOptions {
   url: string;
@@ -34,23 +35,8 @@ export interface PostgresStoreOptions {
 }
 
 
-const INBOX_CACHE_MS = 1000;
-const INBOX_CACHE_SIZE = 10_000;
-/** The `postgres` client's codes for a connection that was already closed when used. */
-const DEAD_CONNECTION_CODES = new Set(["CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED"]);
-const PRUNE_ROWS = 2000;
 /* While writes fail, a tiny write every WRITE_PROBE_MS finds out when they work again, traffic or not. */
 const WRITE_PROBE_MS = 1000;
-
-/*
- * Errors that say the database cannot take writes now: read-only (25006), out of disk
- * or memory (53), I/O and system errors (58), shutting down (57), connection trouble
- * (08), internal errors (XX) — as opposed to a refused request (a constraint, bad input).
- */
-function isWriteTrouble(error: unknown): boolean {
-  if (!(error instanceof postgres.PostgresError)) return false;
-  return error.code === "25006" || ["53", "58", "57", "08", "XX"].includes(error.code.slice(0, 2));
-}
 
 interface AppendOp {
   streamId: number;
@@ -58,32 +44,9 @@ interface AppendOp {
   dedupe?: { key: string; windowMs: number };
 }
 
-/*
- * Workaround for a known bug of the `postgres` client (porsager/postgres #1066, #1154,
- * #1208; unreleased fixes): when the server goes away under load, a deferred write can
- * run after its socket was dropped and throw "Cannot read properties of null (reading
- * 'write')" from a timer, which would kill the process. That write belongs to a
- * connection already being torn down (its queries fail and are retried by our callers),
- * so only this exact error from that file is swallowed; anything else still crashes.
- */
-let clientBugGuardInstalled = false;
-function guardAgainstClientWriteBug(): void {
-  if (clientBugGuardInstalled) return;
-  clientBugGuardInstalled = true;
-  process.on("uncaughtException", (error) => {
-    const isClientBug =
-      error instanceof TypeError &&
-      error.message === "Cannot read properties of null (reading 'write')" &&
-      /postgres[\\/]src[\\/]connection\.js/.test(error.stack ?? "");
-    if (isClientBug) return;
-    throw error;
-  });
-}
-
 export class PostgresStore implements Store {
   private readonly listeners: CommitListener[] = [];
   private readonly observers = new StoreObservers();
-  private readonly inboxCache = new LRUCache<string, StoredInbox>({ max: INBOX_CACHE_SIZE, ttl: INBOX_CACHE_MS });
   private readonly appends: GroupCommit<AppendOp, AppendEventResult>;
   private healthy = true;
   /** Runs while writes fail (the database refused one for its own trouble); the next write that commits stops it. */
@@ -97,6 +60,9 @@ export class PostgresStore implements Store {
   private readonly origin = randomUUID();
   readonly general: PgGeneralStreams;
   private readonly segments: SegmentCache;
+  private readonly reads: PgReads;
+  private readonly consumers: PgConsumers;
+  private readonly inboxes: PgInboxes;
 
   private constructor(
     private readonly sql: postgres.Sql,
@@ -120,6 +86,10 @@ export class PostgresStore implements Store {
       listeners: this.listeners,
       segments: this.segments,
     });
+    const track: TrackQuery = (query) => this.track(query);
+    this.reads = new PgReads(sql, track, this.segments);
+    this.consumers = new PgConsumers(sql, track);
+    this.inboxes = new PgInboxes(sql, track);
   }
 
   /** fsync and synchronous_commit as one of the pool's sessions sees them (checked at open). */
@@ -321,66 +291,24 @@ export class PostgresStore implements Store {
     return row;
   }
 
-  async createInbox(inbox: NewInbox): Promise<Inbox> {
-    const now = Date.now();
-    const streamId = await this.track(() =>
-      this.sql.begin(async (tx) => {
-        const [stream] = await tx<Array<{ id: number }>>`
-          INSERT INTO streams (name, content_type, created_at) VALUES (${inboxStreamName(inbox.id)}, 'application/json', ${now})
-          RETURNING id`;
-        await tx`
-          INSERT INTO inboxes (id, name, stream_id, token_hash, settings, created_at)
-          VALUES (${inbox.id}, ${inbox.name}, ${stream!.id}, ${inbox.tokenHash}, ${JSON.stringify(inbox.settings)}, ${now})`;
-        return stream!.id;
-      }),
-    );
-    return { id: inbox.id, name: inbox.name, streamId, settings: inbox.settings, createdAt: now };
+  createInbox(inbox: NewInbox): Promise<Inbox> {
+    return this.inboxes.createInbox(inbox);
   }
 
-  async getInbox(id: string): Promise<StoredInbox | undefined> {
-    // Other processes may change an inbox: cache it only briefly.
-    const cached = this.inboxCache.get(id);
-    if (cached) return cached;
-    const [row] = await this.track(
-      () => this.sql<InboxRow[]>`
-        SELECT id, name, stream_id AS "streamId", token_hash AS "tokenHash", settings, created_at AS "createdAt"
-        FROM inboxes WHERE id = ${id} AND deleted_at IS NULL`,
-    );
-    if (!row) {
-      this.inboxCache.delete(id);
-      return undefined;
-    }
-    const inbox = toInbox(row);
-    this.inboxCache.set(id, inbox);
-    return inbox;
+  getInbox(id: string): Promise<StoredInbox | undefined> {
+    return this.inboxes.getInbox(id);
   }
 
-  async listInboxes(): Promise<Inbox[]> {
-    const rows = await this.track(
-      () => this.sql<InboxRow[]>`
-        SELECT id, name, stream_id AS "streamId", token_hash AS "tokenHash", settings, created_at AS "createdAt"
-        FROM inboxes WHERE deleted_at IS NULL ORDER BY created_at, id`,
-    );
-    return rows.map((row) => withoutToken(toInbox(row)));
+  listInboxes(): Promise<Inbox[]> {
+    return this.inboxes.listInboxes();
   }
 
-  async updateInbox(id: string, changes: InboxChanges): Promise<Inbox | undefined> {
-    this.inboxCache.delete(id);
-    const [row] = await this.track(
-      () => this.sql<Array<{ id: string }>>`
-        UPDATE inboxes SET
-          name = CASE WHEN ${changes.name !== undefined} THEN ${changes.name ?? null} ELSE name END,
-          settings = COALESCE(${changes.settings === undefined ? null : JSON.stringify(changes.settings)}, settings)
-        WHERE id = ${id} AND deleted_at IS NULL RETURNING id`,
-    );
-    if (!row) return undefined;
-    this.inboxCache.delete(id);
-    const inbox = await this.getInbox(id);
-    return inbox && withoutToken(inbox);
+  updateInbox(id: string, changes: InboxChanges): Promise<Inbox | undefined> {
+    return this.inboxes.updateInbox(id, changes);
   }
 
   async deleteInbox(id: string): Promise<boolean> {
-    this.inboxCache.delete(id);
+    this.inboxes.forget(id);
     const streamId = await this.track(() =>
       this.sql.begin(async (tx) => {
         const now = Date.now();
@@ -400,161 +328,54 @@ export class PostgresStore implements Store {
     return true;
   }
 
-  private streamColumns() {
-    return this.sql`id, name, content_type AS "contentType", tail_seq AS "tailSeq", first_seq AS "firstSeq", closed, created_at AS "createdAt",
-      soft_deleted AS "softDeleted", ttl_seconds AS "ttlSeconds", expires_at AS "expiresAt", touched_at AS "touchedAt",
-      forked_from AS "forkedFrom", fork_seq AS "forkSeq"`;
+  getStream(name: string): Promise<StreamInfo | undefined> {
+    return this.reads.getStream(name);
   }
 
-  async getStream(name: string): Promise<StreamInfo | undefined> {
-    const [row] = await this.track(
-      () => this.sql<StreamInfo[]>`SELECT ${this.streamColumns()} FROM streams WHERE name = ${name} AND deleted_at IS NULL`,
-    );
-    return row;
+  getStreamById(id: number): Promise<StreamInfo | undefined> {
+    return this.reads.getStreamById(id);
   }
 
-  async getStreamById(id: number): Promise<StreamInfo | undefined> {
-    const [row] = await this.track(
-      () => this.sql<StreamInfo[]>`SELECT ${this.streamColumns()} FROM streams WHERE id = ${id} AND deleted_at IS NULL`,
-    );
-    return row;
+  getTails(streamIds: number[]): Promise<Map<number, number>> {
+    return this.reads.getTails(streamIds);
   }
 
-  /** Current tails of these streams: the fallback for notifications that got lost. */
-  async getTails(streamIds: number[]): Promise<Map<number, number>> {
-    if (streamIds.length === 0) return new Map();
-    const rows = await this.track(
-      () => this.sql<Array<{ id: number; tailSeq: number }>>`
-        SELECT id, CASE WHEN deleted_at IS NULL AND NOT soft_deleted THEN tail_seq ELSE ${String(WAKE_ALL)}::bigint END AS "tailSeq"
-        FROM streams WHERE id IN ${this.sql(streamIds)}`,
-    );
-    // A removed stream reads as "wake everyone", so a lost NOTIFY of a delete still ends its readers.
-    return new Map(rows.map((row) => [row.id, row.tailSeq]));
+  readMessages(streamId: number, afterSeq: number, limits: ReadLimits): Promise<StoredMessage[]> {
+    return this.reads.readMessages(streamId, afterSeq, limits);
   }
 
-  async readMessages(streamId: number, afterSeq: number, limits: ReadLimits): Promise<StoredMessage[]> {
-    const segments = await this.segments.get(streamId);
-    // A read of one segment is one statement, hence one snapshot. A fork's read spans
-    // several: they share one REPEATABLE READ transaction, so the page is one snapshot too.
-    if (!spansSegments(segments, afterSeq)) return this.track(() => readSegments(segments, afterSeq, limits, (...range) => this.readRange(this.sql, ...range)));
-    return this.track(() =>
-      this.sql.begin("isolation level repeatable read read only", (tx) =>
-        readSegments(segments, afterSeq, limits, (...range) => this.readRange(tx, ...range)),
-      ),
-    );
+  readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined> {
+    return this.reads.readMessage(streamId, seq);
   }
 
-  /**
-   * One stream's own rows in (from, toSeq]. The running byte total stops the page in
-   * the database, so a page of huge bodies is never fetched whole; the first message always comes.
-   */
-  private readRange(sql: postgres.Sql | postgres.TransactionSql, owner: number, from: number, toSeq: number, remaining: ReadLimits) {
-    return sql<StoredMessage[]>`
-      SELECT seq, "createdAt", data, meta FROM (
-        SELECT seq, created_at AS "createdAt", data, meta,
-               sum(octet_length(data)) OVER (ORDER BY seq) - octet_length(data) AS before
-        FROM messages WHERE stream_id = ${owner} AND seq > ${from} AND seq <= ${toSeq}
-        ORDER BY seq LIMIT ${remaining.maxMessages}
-      ) page
-      WHERE before = 0 OR before < ${remaining.maxBytes} ORDER BY seq`;
+  getConsumer(streamId: number, name: string): Promise<Consumer | undefined> {
+    return this.consumers.getConsumer(streamId, name);
   }
 
-  async readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined> {
-    const owner = await this.segments.ownerOf(streamId, seq);
-    const [row] = await this.track(
-      () => this.sql<StoredMessage[]>`
-        SELECT seq, created_at AS "createdAt", data, meta FROM messages WHERE stream_id = ${owner} AND seq = ${seq}`,
-    );
-    return row;
+  listConsumers(streamId: number): Promise<Consumer[]> {
+    return this.consumers.listConsumers(streamId);
   }
 
-  private consumerColumns() {
-    return this.sql`stream_id AS "streamId", name, committed_seq AS "committedSeq", created_at AS "createdAt", last_ack_at AS "lastAckAt", last_seen_at AS "lastSeenAt"`;
+  ensureConsumer(streamId: number, name: string, startSeq: number): Promise<Consumer> {
+    return this.consumers.ensureConsumer(streamId, name, startSeq);
   }
 
-  async getConsumer(streamId: number, name: string): Promise<Consumer | undefined> {
-    const [row] = await this.track(
-      () => this.sql<Consumer[]>`SELECT ${this.consumerColumns()} FROM consumers WHERE stream_id = ${streamId} AND name = ${name}`,
-    );
-    return row;
+  ackConsumer(streamId: number, name: string, seq: number): Promise<Consumer> {
+    return this.consumers.ackConsumer(streamId, name, seq);
   }
 
-  async listConsumers(streamId: number): Promise<Consumer[]> {
-    return this.track(
-      () => this.sql<Consumer[]>`SELECT ${this.consumerColumns()} FROM consumers WHERE stream_id = ${streamId} ORDER BY name`,
-    );
+  deleteConsumer(streamId: number, name: string): Promise<boolean> {
+    return this.consumers.deleteConsumer(streamId, name);
   }
 
-  async ensureConsumer(streamId: number, name: string, startSeq: number): Promise<Consumer> {
-    await this.track(
-      () => this.sql`
-        INSERT INTO consumers (stream_id, name, committed_seq, created_at) VALUES (${streamId}, ${name}, ${startSeq}, ${Date.now()})
-        ON CONFLICT DO NOTHING`,
-    );
-    return (await this.getConsumer(streamId, name))!;
-  }
-
-  async ackConsumer(streamId: number, name: string, seq: number): Promise<Consumer> {
-    const now = Date.now();
-    const [row] = await this.track(
-      () => this.sql<Consumer[]>`
-        INSERT INTO consumers (stream_id, name, committed_seq, created_at, last_ack_at) VALUES (${streamId}, ${name}, ${seq}, ${now}, ${now})
-        ON CONFLICT (stream_id, name) DO UPDATE
-          SET committed_seq = GREATEST(consumers.committed_seq, EXCLUDED.committed_seq), last_ack_at = EXCLUDED.last_ack_at
-        RETURNING ${this.consumerColumns()}`,
-    );
-    return row!;
-  }
-
-  async deleteConsumer(streamId: number, name: string): Promise<boolean> {
-    const rows = await this.track(() => this.sql`DELETE FROM consumers WHERE stream_id = ${streamId} AND name = ${name} RETURNING name`);
-    return rows.length > 0;
-  }
-
-  async markConsumerSeen(streamId: number, name: string): Promise<void> {
-    await this.track(
-      () => this.sql`UPDATE consumers SET last_seen_at = ${Date.now()} WHERE stream_id = ${streamId} AND name = ${name}`,
-    );
+  markConsumerSeen(streamId: number, name: string): Promise<void> {
+    return this.consumers.markConsumerSeen(streamId, name);
   }
 
   /** Retention and deleted inboxes' events, a chunk per pass; one process at a time. */
   async prune(): Promise<number> {
     await this.general.expire();
-    return this.sql.begin(async (tx) => {
-      const [lock] = await tx<Array<{ locked: boolean }>>`SELECT pg_try_advisory_xact_lock(7442292) AS locked`;
-      if (!lock?.locked) return 0;
-      const now = Date.now();
-      const inboxes = await tx<Array<{ streamId: number; settings: string; firstSeq: number; tailSeq: number }>>`
-        SELECT i.stream_id AS "streamId", i.settings, s.first_seq AS "firstSeq", s.tail_seq AS "tailSeq"
-        FROM inboxes i JOIN streams s ON s.id = i.stream_id
-        WHERE i.deleted_at IS NULL AND i.settings LIKE '%"retention"%'`;
-      const targets: HeadTarget[] = [];
-      for (const inbox of inboxes) {
-        const stream = { ...inbox, retention: retentionOf(inbox.settings) };
-        const cutoff = ageCutoff(stream.retention, now);
-        const [young] = cutoff === undefined ? [] : await tx<Array<{ seq: number | null }>>`
-          SELECT min(seq) AS seq FROM messages WHERE stream_id = ${inbox.streamId} AND created_at >= ${cutoff}`;
-        targets.push(retainedTarget(stream, young?.seq));
-      }
-      const deleted = await tx<Array<{ id: number; firstSeq: number; tailSeq: number }>>`
-        SELECT id, first_seq AS "firstSeq", tail_seq AS "tailSeq" FROM streams WHERE deleted_at IS NOT NULL AND first_seq <= tail_seq`;
-      targets.push(...deleted.map(deletedTarget));
-      const plan = planHeadDrops(targets, PRUNE_ROWS);
-      let step = plan.next(0);
-      while (!step.done) {
-        const { streamId, fromSeq, stopSeq } = step.value;
-        const removed = await tx`DELETE FROM messages WHERE stream_id = ${streamId} AND seq >= ${fromSeq} AND seq < ${stopSeq}`;
-        await tx`UPDATE streams SET first_seq = GREATEST(first_seq, ${stopSeq}) WHERE id = ${streamId}`;
-        step = plan.next(removed.count);
-      }
-      let budget = step.value;
-      if (budget > 0) {
-        const expired = await tx`
-          DELETE FROM dedupe WHERE ctid IN (SELECT ctid FROM dedupe WHERE expires_at <= ${now} LIMIT ${budget})`;
-        budget -= expired.count;
-      }
-      return PRUNE_ROWS - budget;
-    });
+    return pruneHeads(this.sql);
   }
 
   onCommit(listener: CommitListener): void {
