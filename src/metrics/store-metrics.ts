@@ -22,7 +22,8 @@ export function instrumentStore(store: Store, metrics: Metrics): Store {
   });
   // The inbox of a stream, learnt from lookups, for per-inbox labels (ingest looks the inbox up first).
   const inboxOfStream = new Map<number, string>();
-  const cache = new Map<PropertyKey, AnyFunction>();
+  /** Wrapped methods by name, rewrapped when the store's own method is replaced. */
+  const cache = new Map<PropertyKey, { method: AnyFunction; wrapped: AnyFunction }>();
 
   function noteInbox(result: unknown): void {
     const inbox = result as { id?: unknown; streamId?: unknown } | undefined;
@@ -67,11 +68,10 @@ export function instrumentStore(store: Store, metrics: Metrics): Store {
     get(target, property) {
       const value: unknown = Reflect.get(target, property, target);
       if (typeof value !== "function" || typeof property !== "string") return value;
-      let wrapped = cache.get(property);
-      if (!wrapped) {
-        wrapped = wrap(property, value as AnyFunction);
-        cache.set(property, wrapped);
-      }
+      const cached = cache.get(property);
+      if (cached?.method === value) return cached.wrapped;
+      const wrapped = wrap(property, value as AnyFunction);
+      cache.set(property, { method: value as AnyFunction, wrapped });
       return wrapped;
     },
   });
