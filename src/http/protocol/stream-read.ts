@@ -18,7 +18,7 @@ import { emptyBody, isBinaryForSse, responseBody, sseDataEventFor } from "./bodi
 import { browserHeaders } from "./browser-headers.js";
 import type { StreamTarget } from "./stream-access.js";
 import { isSnapshotOffset } from "../../core/state/snapshot.js";
-import { sendSnapshotPage } from "./snapshot-read.js";
+import { positionOf, sendSnapshotPage, writeSnapshotEvents } from "./snapshot-read.js";
 
 interface ReadQuery {
   offset?: string | string[];
@@ -178,9 +178,12 @@ export async function serveSse(ctx: HttpContext, request: FastifyRequest, reply:
   if (offsetParam(query) === undefined && query.consumer === undefined) {
     throw new TailhookError("bad_request", "SSE needs an offset or a consumer");
   }
-  if (isSnapshotOffset(offsetParam(query))) throw new TailhookError("not_implemented", "offset=snapshot with live=sse is not built yet; use a catch-up or long-poll read");
   const { stream } = target;
-  const afterSeq = await startSeqOf(ctx, stream, query);
+  const offset = offsetParam(query);
+  const snapshotOffset = isSnapshotOffset(offset) ? offset! : undefined;
+  // A bad snapshot offset is a 400 before the event stream starts.
+  if (snapshotOffset !== undefined) positionOf(stream, snapshotOffset);
+  const startSeq = snapshotOffset === undefined ? await startSeqOf(ctx, stream, query) : undefined;
   const res = reply.raw;
   reply.hijack();
   res.writeHead(200, {
@@ -200,6 +203,9 @@ export async function serveSse(ctx: HttpContext, request: FastifyRequest, reply:
     return writeAndDrain(res, controlEvent(control(current, seq, upToDate, cursor)));
   };
   try {
+    // The key frame first, then the deltas after X on the same connection.
+    const write = (text: string) => writeAndDrain(res, text);
+    const afterSeq = startSeq ?? (await writeSnapshotEvents(ctx, write, stream, snapshotOffset!, () => (cursor = nextCursor(cursor))));
     for await (const item of ctx.live.follow(stream.id, { afterSeq, idleMs, signal: abortOnClose(res) })) {
       if (item.kind === "page") {
         await writeAndDrain(res, sseDataEventFor(item.stream, item.messages));
