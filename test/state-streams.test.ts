@@ -4,6 +4,7 @@
  * go on, is the state @durable-streams/state's MaterializedState computes from the log
  * up to X — and that the snapshot then the deltas after X give the whole log's state.
  */
+import { stream } from "@durable-streams/client";
 import { MaterializedState, type ChangeEvent } from "@durable-streams/state";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "./helpers/server.js";
@@ -288,6 +289,18 @@ describe("state streams", () => {
     } finally {
       sse.close();
     }
+  });
+
+  it("@durable-streams/client reads a paged snapshot from offset=snapshot as ordinary long-poll pages, up to date at X", async () => {
+    const name = "oracle/client";
+    const rows = Array.from({ length: 1500 }, (_, index): Message => ({ type: "row", key: `r${index}`, value: index, headers: { operation: "upsert" } }));
+    expect((await put(name, STATE, JSON.stringify(rows))).status).toBe(201);
+    const response = await stream<Message>({ url: `${server.url}/v1/stream/${name}`, headers: { authorization: `Bearer ${server.adminToken}` }, offset: "snapshot", live: "long-poll" });
+    const items = await response.json();
+    expect(items).toHaveLength(1502);
+    expect(items.filter((item) => item.headers.control !== undefined).map((item) => item.headers.control)).toEqual(["snapshot-start", "snapshot-end"]);
+    expect(materialize(items)).toEqual(materialize(rows));
+    expect(response.offset).toBe("0000000000000000_0000000000001500");
   });
 
   it("a snapshot of an empty state stream is its two control messages, up to date at the tail", async () => {
