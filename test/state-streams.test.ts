@@ -173,6 +173,20 @@ describe("state streams", () => {
     expect((await server.admin("/v1/stream/refusals/c", { method: "HEAD" })).status).toBe(404);
   });
 
+  it("a refused append advances no producer and closes nothing", async () => {
+    expect((await put("refusals/producer")).status).toBe(201);
+    const producer = { ...JSON_TYPE, "producer-id": "p", "producer-epoch": "0", "producer-seq": "0" };
+    const send = (body: unknown, headers: Record<string, string>) =>
+      server.admin("/v1/stream/refusals/producer", { method: "POST", headers, body: JSON.stringify(body) });
+    expect((await send([valid, { nope: 1 }], { ...producer, "stream-closed": "true" })).status).toBe(400);
+    const head = await server.admin("/v1/stream/refusals/producer", { method: "HEAD" });
+    expect(head.headers.get("stream-closed")).toBeNull();
+    expect(head.headers.get("stream-next-offset")).toBe("0000000000000000_0000000000000000");
+    // The same producer seq is still the next one: nothing of the refused append counted.
+    expect((await send([valid], producer)).status).toBe(200);
+    expect(await tail("refusals/producer")).toBe("0000000000000000_0000000000000001");
+  });
+
   it("accepts every operation, timestamps, txids and control messages; a snapshot is the MaterializedState of the log", async () => {
     const messages: Message[] = [
       { type: "user", key: "1", value: { name: "Alice" }, headers: { operation: "insert", txid: "t1", timestamp: "2025-01-15T10:30:00Z" } },
