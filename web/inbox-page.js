@@ -1,0 +1,198 @@
+// One inbox: its facts and management, the live event list, the selected event and
+// the consumers. The live connection lives as long as the page shows this inbox.
+import { api, inboxPath } from "./api.js";
+import { fill, el, notify } from "./dom.js";
+import { followInbox } from "./follow.js";
+import { formatBytes, formatTime } from "./format.js";
+import { inboxStats, ingestUrlLine } from "./inboxes.js";
+import { renderEvent } from "./event-view.js";
+import { ConsumerList } from "./consumers.js";
+import { manageForms } from "./manage.js";
+
+// The list keeps the newest rows; older events stay readable by number.
+const MAX_ROWS = 1000;
+
+const STATE_TEXT = {
+  connecting: "Connecting…",
+  live: "Live",
+  reconnecting: "Connection lost, reconnecting…",
+  stopped: "Stopped",
+};
+
+export class InboxPage {
+  constructor(main, session, inboxId) {
+    this.main = main;
+    this.session = session;
+    this.inboxId = inboxId;
+    this.inbox = null;
+    this.selected = null;
+    this.lastShownSeq = null;
+    this.tailSeq = 0;
+    this.closed = false;
+    this.status = el("p", { class: "live-state", "data-state": "connecting", role: "status" }, STATE_TEXT.connecting);
+    this.banners = el("div", { class: "banners" });
+    this.list = el("ol", { class: "event-list", reversed: true, "aria-label": "Events, newest first" });
+    this.detail = el(
+      "section",
+      { class: "event-detail card", "aria-label": "Selected event", tabindex: "-1" },
+      el("p", { class: "muted" }, "Select an event to see it."),
+    );
+    this.facts = el("dl", { class: "facts" });
+    this.header = el("div", { class: "inbox-head" });
+    this.consumers = new ConsumerList(session, inboxId, () => this.tailSeq);
+    fill(
+      main,
+      this.header,
+      el(
+        "div",
+        { class: "split" },
+        el(
+          "section",
+          { class: "events card", "aria-labelledby": "events-title" },
+          el("h2", { id: "events-title" }, "Events"),
+          this.status,
+          this.banners,
+          this.list,
+        ),
+        this.detail,
+      ),
+      this.consumers.node,
+    );
+    this.load().catch((error) => notify(error.message, "error"));
+  }
+
+  async load() {
+    this.inbox = await api(this.session.token, "GET", inboxPath(this.inboxId));
+    if (this.closed) return;
+    this.tailSeq = this.inbox.lastSeq;
+    this.renderHeader();
+    this.follower = followInbox({
+      token: this.session.token,
+      inboxId: this.inboxId,
+      onEvents: (events) => this.addEvents(events),
+      onGone: (lost) => {
+        this.banner(
+          `Events #${lost.fromSeq}–#${lost.toSeq} were removed by retention before this tab could read them (410). Following continues from #${lost.toSeq + 1}.`,
+          "gone",
+        );
+        // Accounted for: the next event expected is the first retained one.
+        this.lastShownSeq = lost.toSeq;
+      },
+      onState: (state, detail) => {
+        this.status.dataset.state = state;
+        this.status.textContent = detail && state !== "live" ? `${STATE_TEXT[state]} (${detail})` : STATE_TEXT[state];
+      },
+    });
+    this.consumers.start();
+  }
+
+  renderHeader() {
+    const inbox = this.inbox;
+    const wasOpen = this.header.querySelector("details.manage")?.open ?? false;
+    const last = el("dd", {}, "…");
+    const rate = el("dd", {}, "…");
+    inboxStats(this.session.token, inbox).then(
+      (stats) => {
+        last.textContent = formatTime(stats.lastAt);
+        rate.textContent = stats.rate;
+      },
+      () => undefined,
+    );
+    fill(
+      this.facts,
+      el("dt", {}, "Events received"),
+      el("dd", { "data-field": "count" }, String(this.tailSeq)),
+      el("dt", {}, "Last event"),
+      last,
+      el("dt", {}, "Rate (last 20)"),
+      rate,
+    );
+    fill(
+      this.header,
+      this.session.admin ? el("p", {}, el("a", { href: "#/" }, "← All inboxes")) : null,
+      el("h1", {}, inbox.name ?? inbox.id),
+      inbox.name ? el("p", { class: "muted" }, inbox.id) : null,
+      ingestUrlLine(inbox),
+      this.facts,
+      this.session.admin ? manageForms(this.session, inbox, (updated) => this.updated(updated)) : null,
+    );
+    // A re-render after a change keeps the manage panel as the user left it.
+    const manage = this.header.querySelector("details.manage");
+    if (manage && wasOpen) manage.open = true;
+  }
+
+  updated(inbox) {
+    if (!inbox) {
+      this.close();
+      location.hash = "#/";
+      return;
+    }
+    this.inbox = { ...inbox, lastSeq: Math.max(inbox.lastSeq, this.tailSeq) };
+    this.renderHeader();
+  }
+
+  banner(text, kind) {
+    this.banners.append(el("p", { class: `banner ${kind}`, role: "alert", "data-banner": kind }, text));
+  }
+
+  addEvents(events) {
+    const first = events[0];
+    if (this.lastShownSeq === null && first.seq > 1) {
+      this.banner(`Events #1–#${first.seq - 1} are no longer retained.`, "retained");
+    } else if (this.lastShownSeq !== null && first.seq !== this.lastShownSeq + 1) {
+      // Never expected (the server answers 410 instead of skipping); shown if it happens.
+      this.banner(`Events #${this.lastShownSeq + 1}–#${first.seq - 1} were not received.`, "gone");
+    }
+    for (const envelope of events) this.list.prepend(this.row(envelope));
+    while (this.list.childElementCount > MAX_ROWS) this.list.lastElementChild.remove();
+    this.lastShownSeq = events[events.length - 1].seq;
+    this.tailSeq = Math.max(this.tailSeq, this.lastShownSeq);
+    const count = this.facts.querySelector('[data-field="count"]');
+    if (count) count.textContent = String(this.tailSeq);
+    this.consumers.tailMoved();
+  }
+
+  row(envelope) {
+    const verdict = envelope.verification
+      ? el(
+          "span",
+          { class: `badge ${envelope.verification.ok ? "ok" : "bad"}` },
+          envelope.verification.ok ? "verified" : "signature failed",
+        )
+      : null;
+    const link = el(
+      "a",
+      { href: `#/inbox/${encodeURIComponent(this.inboxId)}/event/${envelope.seq}`, class: "event-row", "data-seq": envelope.seq },
+      el("span", { class: "seq" }, `#${envelope.seq}`),
+      el("span", { class: "method" }, envelope.method),
+      el("span", { class: "path" }, `${envelope.path || "/"}${envelope.query ? `?${envelope.query}` : ""}`),
+      el("span", { class: "size" }, formatBytes(envelope.size ?? 0)),
+      el("time", { datetime: envelope.receivedAt }, formatTime(envelope.receivedAt)),
+      verdict,
+    );
+    if (envelope.seq === this.selected) link.setAttribute("aria-current", "true");
+    return el("li", {}, link);
+  }
+
+  async select(seq) {
+    this.selected = seq;
+    for (const row of this.list.querySelectorAll("[aria-current]")) row.removeAttribute("aria-current");
+    if (seq === null) return;
+    this.list.querySelector(`[data-seq="${seq}"]`)?.setAttribute("aria-current", "true");
+    try {
+      const envelope = await api(this.session.token, "GET", `${inboxPath(this.inboxId)}/events/${seq}`);
+      if (this.selected !== seq || this.closed) return;
+      const inbox = this.inbox ?? (await api(this.session.token, "GET", inboxPath(this.inboxId)));
+      fill(this.detail, renderEvent(this.session, inbox, envelope));
+    } catch (error) {
+      fill(this.detail, el("p", { class: "problem", role: "alert" }, `Event #${seq}: ${error.message}`));
+    }
+    this.detail.focus();
+  }
+
+  close() {
+    this.closed = true;
+    this.follower?.stop();
+    this.consumers.stop();
+  }
+}
