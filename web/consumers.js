@@ -58,13 +58,22 @@ export class ConsumerList {
       const { consumers } = await api(this.session.token, "GET", `${inboxPath(this.inboxId)}/consumers`);
       this.render(consumers);
     } catch (error) {
-      fill(this.body, el("p", { class: "problem" }, `Consumers: ${error.message}`));
+      // Keep the last table (it says when it was read) and say why it is not newer.
+      if (this.readAt) this.render(this.last, `Could not refresh (${error.message}); as of ${this.readAt.toLocaleTimeString()}.`);
+      else fill(this.body, el("p", { class: "problem" }, `Consumers: ${error.message}`));
+      return;
     }
+    this.readAt = new Date();
   }
 
-  render(consumers) {
+  render(consumers, problem = null) {
+    this.last = consumers;
     if (consumers.length === 0) {
-      fill(this.body, el("p", { class: "muted" }, "No consumers. `tailhook forward --consumer NAME` or PUT …/consumers/NAME creates one."));
+      fill(
+        this.body,
+        problem ? el("p", { class: "problem" }, problem) : null,
+        el("p", { class: "muted" }, "No consumers. `tailhook forward --consumer NAME` or PUT …/consumers/NAME creates one."),
+      );
       return;
     }
     const tail = this.tailSeq();
@@ -86,6 +95,7 @@ export class ConsumerList {
     });
     fill(
       this.body,
+      problem ? el("p", { class: "problem" }, problem) : null,
       el(
         "table",
         { class: "consumer-table" },

@@ -187,7 +187,10 @@ export class InboxPage {
     } catch (error) {
       fill(this.detail, el("p", { class: "problem", role: "alert" }, `Event #${seq}: ${error.message}`));
     }
-    this.detail.focus();
+    // Focus moves to the event (keyboard users read on from there); scroll only when it is off-screen.
+    this.detail.focus({ preventScroll: true });
+    const top = this.detail.getBoundingClientRect().top;
+    if (top < 0 || top > window.innerHeight * 0.8) this.detail.scrollIntoView({ block: "start" });
   }
 
   close() {
