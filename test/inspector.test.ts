@@ -4,7 +4,9 @@
  * connection, binary bodies, a 410 and consumer lag. Each test leaves a screenshot in
  * test-artifacts/ (git-ignored).
  */
+import { execFile } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
+import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { startTestServer, type TestServer } from "./helpers/server.js";
@@ -186,6 +188,42 @@ describe("web inspector", () => {
     await screenshot(page, "reconnect");
   });
 
+  it("copies an event as a curl command that sends the same bytes, headers in order, sub-path and query", async () => {
+    const inbox = await server.createInbox();
+    const sent = [
+      { body: Buffer.from(Array.from({ length: 256 }, (_, i) => i)), type: "application/octet-stream" },
+      { body: Buffer.from("it's 'quoted'\nnaïve — ✓ {\"a\": 1}"), type: "text/plain; charset=utf-8" },
+    ];
+    const seqs: number[] = [];
+    for (const { body, type } of sent) {
+      seqs.push(
+        await post(`${inbox.ingestUrl}/hooks/a%20b?x=1&y=%27`, body, { "content-type": type, "X-Custom-Case": "One", "x-repeat": "1" }),
+      );
+    }
+    const { page } = await openInbox(inbox);
+    await context!.grantPermissions(["clipboard-read", "clipboard-write"], { origin: proxy.url });
+    for (const seq of seqs) {
+      await page.click(`.event-list [data-seq="${seq}"]`);
+      await page.locator(`.event[data-seq="${seq}"]`).waitFor();
+      await page.click(".curl button");
+      await page.locator(".curl button", { hasText: "Copied" }).waitFor();
+      const command = await page.evaluate<string>("navigator.clipboard.readText()");
+      // The command as a user would paste it, in a POSIX shell (dash on Debian).
+      await promisify(execFile)("/bin/sh", ["-c", `${command} --silent --fail --output /dev/null`]);
+    }
+    const originals = await Promise.all(seqs.map((seq) => eventJson(inbox.id, seq)));
+    const replays = await Promise.all(seqs.map((_, index) => eventJson(inbox.id, seqs.length + index + 1)));
+    for (const [index, original] of originals.entries()) {
+      const replay = replays[index]!;
+      expect(Buffer.from(replay.body, replay.bodyEncoding === "base64" ? "base64" : "utf8")).toEqual(sent[index]!.body);
+      expect([replay.method, replay.path, replay.query]).toEqual([original.method, original.path, original.query]);
+      const kept = (headers: Array<[string, string]>) =>
+        headers.filter(([name]) => !["host", "content-length", "connection"].includes(name.toLowerCase()));
+      expect(kept(replay.headers)).toEqual(kept(original.headers));
+    }
+    await screenshot(page, "copy-as-curl");
+  });
+
   it("shows a binary body as hex and downloads its exact bytes, by keyboard, at 360 px", async () => {
     const inbox = await server.createInbox();
     const bytes = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 7 + 3) % 256));
@@ -290,6 +328,21 @@ describe("web inspector", () => {
     expect((await server.admin(`/api/inboxes/${made.id}`)).status).toBe(404);
   });
 });
+
+interface StoredEvent {
+  method: string;
+  path: string;
+  query: string;
+  headers: Array<[string, string]>;
+  body: string;
+  bodyEncoding: string;
+}
+
+async function eventJson(inboxId: string, seq: number): Promise<StoredEvent> {
+  const response = await server.admin(`/api/inboxes/${inboxId}/events/${seq}`);
+  expect(response.status).toBe(200);
+  return (await response.json()) as StoredEvent;
+}
 
 function asciiOf(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : ".")).join("");
