@@ -5,6 +5,7 @@
  * test-artifacts/ (git-ignored).
  */
 import { execFile } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -294,6 +295,42 @@ describe("web inspector", () => {
     await consumer.locator("button", { hasText: "Delete" }).click();
     await page.locator(".consumers", { hasText: "No consumers" }).waitFor();
     expect((await server.admin(`/api/inboxes/${inbox.id}/consumers/worker-1`)).status).toBe(404);
+  });
+
+  it("opens a long inbox at its latest events, says so, and reaches older ones by number", async () => {
+    const inbox = await server.createInbox();
+    // In concurrent batches (group commit), so the seqs are 1..205 in some order of the bodies.
+    for (let batch = 0; batch < 205; batch += 41) {
+      await Promise.all(Array.from({ length: 41 }, (_, i) => post(inbox.ingestUrl, `event ${batch + i + 1}`)));
+    }
+    const { page } = await openInbox(inbox);
+    await waitUntil(async () => (await listedSeqs(page)).length === 200, "the latest 200 events");
+    expect(await listedSeqs(page)).toEqual(range(6, 205));
+    expect(await page.locator('[data-banner="older"]').textContent()).toContain("Showing events from #6 on");
+    await page.fill("#go-to-seq", "3");
+    await page.keyboard.press("Enter");
+    await page.locator('.event[data-seq="3"] pre.body', { hasText: /^event \d+$/ }).waitFor();
+    expect(page.url()).toMatch(/#\/inbox\/.+\/event\/3$/);
+    await screenshot(page, "long-inbox");
+  });
+
+  it("shows each event's signature verdict", async () => {
+    const secret = "inspector-secret";
+    const inbox = await server.createInbox({ settings: { verify: { scheme: "github", secrets: [secret] } } });
+    const body = JSON.stringify({ action: "opened" });
+    const signature = `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
+    const good = await post(inbox.ingestUrl, body, { "content-type": "application/json", "x-hub-signature-256": signature });
+    const bad = await post(inbox.ingestUrl, body, { "content-type": "application/json", "x-hub-signature-256": "sha256=00" });
+    const { page } = await openInbox(inbox);
+    expect(await page.locator(`.event-list [data-seq="${good}"] .badge`).textContent()).toBe("verified");
+    expect(await page.locator(`.event-list [data-seq="${bad}"] .badge`).textContent()).toBe("signature failed");
+    await page.click(`.event-list [data-seq="${good}"]`);
+    expect(await page.locator('.event [data-verdict="ok"]').textContent()).toContain("Signature verified (github)");
+    await page.click(`.event-list [data-seq="${bad}"]`);
+    const failed = page.locator('.event [data-verdict="bad"]');
+    await failed.waitFor();
+    expect(await failed.textContent()).toContain("Signature failed (github)");
+    await screenshot(page, "verdict");
   });
 
   it("creates, renames, changes the settings of and deletes an inbox", async () => {

@@ -11,6 +11,8 @@ import { manageForms } from "./manage.js";
 
 // The list keeps the newest rows; older events stay readable by number.
 const MAX_ROWS = 1000;
+// Opening an inbox reads only its latest events, not everything retained.
+const INITIAL_EVENTS = 200;
 
 const STATE_TEXT = {
   connecting: "Connecting…",
@@ -27,6 +29,7 @@ export class InboxPage {
     this.inbox = null;
     this.selected = null;
     this.lastShownSeq = null;
+    this.startSeq = null;
     this.tailSeq = 0;
     this.closed = false;
     this.status = el("p", { class: "live-state", "data-state": "connecting", role: "status" }, STATE_TEXT.connecting);
@@ -50,6 +53,7 @@ export class InboxPage {
           "section",
           { class: "events card", "aria-labelledby": "events-title" },
           el("h2", { id: "events-title" }, "Events"),
+          this.goToForm(),
           this.status,
           this.banners,
           this.list,
@@ -66,11 +70,19 @@ export class InboxPage {
     if (this.closed) return;
     this.tailSeq = this.inbox.lastSeq;
     this.renderHeader();
+    this.startSeq = this.inbox.lastSeq > INITIAL_EVENTS ? this.inbox.lastSeq - INITIAL_EVENTS : null;
     this.follower = followInbox({
       token: this.session.token,
       inboxId: this.inboxId,
+      afterSeq: this.startSeq,
       onEvents: (events) => this.addEvents(events),
       onGone: (lost) => {
+        if (this.lastShownSeq === null) {
+          // Before the first event shown: older events this tab never showed, not a loss while watching.
+          this.banner(`Events #1–#${lost.toSeq} are no longer retained.`, "retained");
+          this.lastShownSeq = lost.toSeq;
+          return;
+        }
         this.banner(
           `Events #${lost.fromSeq}–#${lost.toSeq} were removed by retention before this tab could read them (410). Following continues from #${lost.toSeq + 1}.`,
           "gone",
@@ -131,13 +143,32 @@ export class InboxPage {
     this.renderHeader();
   }
 
+  /** Any event by number, also ones older than the list. */
+  goToForm() {
+    const number = el("input", { id: "go-to-seq", type: "number", min: "1", inputmode: "numeric", required: true });
+    const form = el(
+      "form",
+      { class: "go-to", "aria-label": "Go to event" },
+      el("label", { for: "go-to-seq" }, "Go to event #"),
+      number,
+      el("button", { type: "submit", class: "small" }, "Open"),
+    );
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      location.hash = `#/inbox/${encodeURIComponent(this.inboxId)}/event/${Number(number.value)}`;
+    });
+    return form;
+  }
+
   banner(text, kind) {
     this.banners.append(el("p", { class: `banner ${kind}`, role: "alert", "data-banner": kind }, text));
   }
 
   addEvents(events) {
     const first = events[0];
-    if (this.lastShownSeq === null && first.seq > 1) {
+    if (this.lastShownSeq === null && this.startSeq !== null && first.seq === this.startSeq + 1) {
+      this.banner(`Showing events from #${first.seq} on; open older ones with "Go to event".`, "older");
+    } else if (this.lastShownSeq === null && first.seq > 1) {
       this.banner(`Events #1–#${first.seq - 1} are no longer retained.`, "retained");
     } else if (this.lastShownSeq !== null && first.seq !== this.lastShownSeq + 1) {
       // Never expected (the server answers 410 instead of skipping); shown if it happens.
