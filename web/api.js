@@ -1,5 +1,7 @@
 // The JSON API as the inspector uses it: the token from session storage, always in the
 // Authorization header (never in a URL), and errors as ApiError with the server's code.
+// Paths are relative to the page (always the server's `/`), so the inspector also works
+// behind a reverse proxy that serves tailhook under a path prefix.
 const SESSION_KEY = "tailhook.session";
 
 /** @returns {{token: string, inboxId: string | null, admin: boolean} | null} */
@@ -59,10 +61,10 @@ export async function api(token, method, path, body) {
 
 /** The exact body bytes of one event. */
 export async function fetchBodyBytes(token, inboxId, seq) {
-  const response = await fetch(`/api/inboxes/${encodeURIComponent(inboxId)}/events/${seq}/body`, { headers: authHeaders(token) });
+  const response = await fetch(`api/inboxes/${encodeURIComponent(inboxId)}/events/${seq}/body`, { headers: authHeaders(token) });
   if (!response.ok) throw new ApiError(response.status, "http_error", `the body could not be read (HTTP ${response.status})`);
   return new Uint8Array(await response.arrayBuffer());
 }
 
-export const inboxPath = (id) => `/api/inboxes/${encodeURIComponent(id)}`;
-export const streamPath = (id) => `/v1/stream/inbox/${encodeURIComponent(id)}`;
+export const inboxPath = (id) => `api/inboxes/${encodeURIComponent(id)}`;
+export const streamPath = (id) => `v1/stream/inbox/${encodeURIComponent(id)}`;

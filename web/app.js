@@ -21,7 +21,7 @@ function showWho(session) {
 
 async function signIn(token, inboxId) {
   try {
-    await api(token, "GET", "/api/inboxes");
+    await api(token, "GET", "api/inboxes");
     return { token, inboxId: null, admin: true };
   } catch (error) {
     if (!(error instanceof ApiError) || error.status !== 401) throw error;

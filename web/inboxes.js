@@ -88,7 +88,7 @@ function createForm(session, onCreated) {
       const body = {};
       if (name.value.trim()) body.name = name.value.trim();
       if (settings.value.trim()) body.settings = JSON.parse(settings.value);
-      onCreated(await api(session.token, "POST", "/api/inboxes", body));
+      onCreated(await api(session.token, "POST", "api/inboxes", body));
     } catch (error) {
       notify(`Not created: ${error.message}`, "error");
     }
@@ -114,7 +114,7 @@ function createdNotice(inbox) {
 }
 
 export async function renderInboxList(main, session, created = null) {
-  const { inboxes } = await api(session.token, "GET", "/api/inboxes");
+  const { inboxes } = await api(session.token, "GET", "api/inboxes");
   const rerender = (inbox) => renderInboxList(main, session, inbox).catch((error) => notify(error.message, "error"));
   fill(
     main,
