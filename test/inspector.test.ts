@@ -13,6 +13,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from "playwrig
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { waitUntil } from "./helpers/wait.js";
 import { startCuttableProxy, type CuttableProxy } from "./helpers/cuttable-proxy.js";
+import { startPrefixProxy } from "./helpers/prefix-proxy.js";
 
 const CHROMIUM = process.env.TAILHOOK_TEST_CHROMIUM ?? "/usr/bin/chromium";
 const ARTIFACTS = new URL("../test-artifacts/", import.meta.url);
@@ -331,6 +332,26 @@ describe("web inspector", () => {
     await failed.waitFor();
     expect(await failed.textContent()).toContain("Signature failed (github)");
     await screenshot(page, "verdict");
+  });
+
+  it("works behind a reverse proxy that serves tailhook under a path prefix", async () => {
+    const prefixed = await startPrefixProxy(server.url, "/tailhook");
+    try {
+      const inbox = await server.createInbox({ name: "behind-a-prefix" });
+      context = await browser.newContext();
+      const page = await context.newPage();
+      page.on("pageerror", (error) => pageErrors.push(`pageerror: ${error.message}`));
+      await page.goto(prefixed.url);
+      await signIn(page, inbox.token, inbox.id);
+      await page.locator('.live-state[data-state="live"]').waitFor();
+      const seq = await post(inbox.ingestUrl, "through the prefix");
+      await page.locator(`.event-list [data-seq="${seq}"]`).waitFor();
+      await screenshot(page, "path-prefix");
+      await context.close();
+      context = undefined;
+    } finally {
+      await prefixed.close();
+    }
   });
 
   it("creates, renames, changes the settings of and deletes an inbox", async () => {
