@@ -167,6 +167,9 @@ describe("web inspector", () => {
     // The spec's bound: within 1 s of the sender's 200.
     await page.locator(`.event-list [data-seq="${seq}"]`).waitFor({ timeout: 1000 });
     expect(await page.locator(`.event-list [data-seq="${seq}"] .path`).textContent()).toBe("/github?x=1");
+    // The inbox's facts follow the live list.
+    expect(await page.locator('.inbox-head [data-field="count"]').textContent()).toBe(String(seq));
+    expect(await page.locator('.inbox-head [data-field="last"]').textContent()).not.toBe("—");
     await screenshot(page, "live-event");
   });
 

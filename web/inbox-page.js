@@ -3,8 +3,8 @@
 import { api, inboxPath } from "./api.js";
 import { fill, el, notify } from "./dom.js";
 import { followInbox } from "./follow.js";
-import { formatBytes, formatTime } from "./format.js";
-import { inboxStats, ingestUrlLine } from "./inboxes.js";
+import { formatBytes, formatRate, formatTime } from "./format.js";
+import { ingestUrlLine, RATE_WINDOW } from "./inboxes.js";
 import { renderEvent } from "./event-view.js";
 import { ConsumerList } from "./consumers.js";
 import { manageForms } from "./manage.js";
@@ -30,6 +30,7 @@ export class InboxPage {
     this.selected = null;
     this.lastShownSeq = null;
     this.startSeq = null;
+    this.recentTimes = [];
     this.tailSeq = 0;
     this.closed = false;
     this.status = el("p", { class: "live-state", "data-state": "connecting", role: "status" }, STATE_TEXT.connecting);
@@ -101,24 +102,16 @@ export class InboxPage {
   renderHeader() {
     const inbox = this.inbox;
     const wasOpen = this.header.querySelector("details.manage")?.open ?? false;
-    const last = el("dd", {}, "…");
-    const rate = el("dd", {}, "…");
-    inboxStats(this.session.token, inbox).then(
-      (stats) => {
-        last.textContent = formatTime(stats.lastAt);
-        rate.textContent = stats.rate;
-      },
-      () => undefined,
-    );
     fill(
       this.facts,
       el("dt", {}, "Events received"),
       el("dd", { "data-field": "count" }, String(this.tailSeq)),
       el("dt", {}, "Last event"),
-      last,
+      el("dd", { "data-field": "last" }, "—"),
       el("dt", {}, "Rate (last 20)"),
-      rate,
+      el("dd", { "data-field": "rate" }, "—"),
     );
+    this.showActivity();
     fill(
       this.header,
       this.session.admin ? el("p", {}, el("a", { href: "#/" }, "← All inboxes")) : null,
@@ -178,9 +171,19 @@ export class InboxPage {
     while (this.list.childElementCount > MAX_ROWS) this.list.lastElementChild.remove();
     this.lastShownSeq = events[events.length - 1].seq;
     this.tailSeq = Math.max(this.tailSeq, this.lastShownSeq);
-    const count = this.facts.querySelector('[data-field="count"]');
-    if (count) count.textContent = String(this.tailSeq);
+    this.recentTimes = [...this.recentTimes, ...events.map((envelope) => envelope.receivedAt)].slice(-RATE_WINDOW);
+    this.showActivity();
     this.consumers.tailMoved();
+  }
+
+  /** Count, last event and rate from the live list, which always holds the latest events. */
+  showActivity() {
+    const field = (name) => this.facts.querySelector(`[data-field="${name}"]`);
+    const times = this.recentTimes;
+    if (!field("count")) return;
+    field("count").textContent = String(this.tailSeq);
+    field("last").textContent = times.length ? formatTime(times[times.length - 1]) : "—";
+    field("rate").textContent = formatRate(times.length - 1, times[0], times[times.length - 1]);
   }
 
   row(envelope) {

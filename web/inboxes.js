@@ -3,7 +3,7 @@ import { api, ApiError, inboxPath } from "./api.js";
 import { fill, copyButton, el, notify } from "./dom.js";
 import { formatRate, formatTime } from "./format.js";
 
-const RATE_WINDOW = 20;
+export const RATE_WINDOW = 20;
 
 /**
  * Last event time and the rate over the last few events, from two event reads. The
