@@ -13,6 +13,7 @@ import { createAppendHandler, parseAppendUrl } from "./append-handler.js";
 import { logRequest, logUpgrade, noteFailure, recordRouteNames } from "./request-log.js";
 import { registerConsumerRoutes } from "./routes/consumers.js";
 import { registerInboxRoutes } from "./routes/inboxes.js";
+import { registerInspectorRoutes } from "./routes/inspector.js";
 import { registerSmeeRoutes } from "./routes/smee.js";
 import { registerStreamRoutes } from "./routes/streams.js";
 import { registerStreamTokenRoutes } from "./routes/stream-tokens.js";
@@ -122,5 +123,6 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
   registerStreamTokenRoutes(app, ctx);
   registerSmeeRoutes(app, ctx);
   registerWebSocketRoutes(app, ctx);
+  registerInspectorRoutes(app);
   return { app, server: server!, subscriptions };
 }
