@@ -26,13 +26,16 @@ export type ErrorCode =
   | "stale_epoch"
   | "not_found"
   | "method_not_allowed"
+  | "request_timeout"
   | "conflict"
   | "gone"
   | "payload_too_large"
   | "unsupported_media_type"
+  | "header_fields_too_large"
   | "internal_error"
   | "not_implemented"
   | "store_unavailable"
+  | "overloaded"
   | "shutting_down"
   | SubscriptionErrorCode;
 
@@ -55,13 +58,17 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorMeaning>> = {
   stale_epoch: { status: 403, close: 4403 },
   not_found: { status: 404, close: 4404 },
   method_not_allowed: { status: 405, close: 4405 },
+  request_timeout: { status: 408, close: 4408 },
   conflict: { status: 409, close: 4409 },
   gone: { status: 410, close: 4410 },
   payload_too_large: { status: 413, close: 4413 },
   unsupported_media_type: { status: 415, close: 4415 },
+  header_fields_too_large: { status: 431, close: 4431 },
   internal_error: { status: 500, close: SERVER_ERROR },
   not_implemented: { status: 501, close: SERVER_ERROR },
   store_unavailable: { status: 503, close: SERVER_ERROR },
+  // Over the connection limits (answered at accept, before any request).
+  overloaded: { status: 503, close: SERVER_ERROR },
   shutting_down: { status: 503, close: 1001 },
   INVALID_REQUEST: { status: 400, close: 4400 },
   WEBHOOK_URL_REJECTED: { status: 400, close: 4400 },
