@@ -262,6 +262,40 @@ describe.each(backends)("store contract: $name", (backend) => {
     }
   });
 
+  it("keeps tails right when appends and a delete share batches, and after reopening", async () => {
+    const opened = await open();
+    const a = await opened.store.createInbox(newInbox());
+    const b = await opened.store.createInbox(newInbox());
+    // Not awaited one by one: the writes queue up and commit in shared batches.
+    const appendsA = Array.from({ length: 60 }, (_, i) => opened.store.appendEvent(a.streamId, captured(Buffer.from(`a${i}`))));
+    const appendsB = Array.from({ length: 30 }, (_, i) => opened.store.appendEvent(b.streamId, captured(Buffer.from(`b${i}`))));
+    const deleted = opened.store.deleteInbox(b.id);
+    const lateB = Array.from({ length: 10 }, () => opened.store.appendEvent(b.streamId, captured(Buffer.from("late"))));
+    const resultsA = await Promise.all(appendsA);
+    expect(resultsA.map((result) => (result as { seq: number }).seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+    expect((await Promise.all(appendsB)).every((result) => result.status === "appended")).toBe(true);
+    expect(await deleted).toBe(true);
+    // Called while the delete was pending, each lands on one side of it (SQLite keeps call
+    // order; PostgreSQL may commit them first); once it returned, the inbox takes nothing.
+    const late = await Promise.all(lateB);
+    const lateSeqs = late.flatMap((result) => (result.status === "appended" ? [result.seq] : []));
+    expect(late.filter((result) => result.status !== "appended")).toEqual(Array.from({ length: 10 - lateSeqs.length }, () => ({ status: "not_found" })));
+    expect(lateSeqs.sort((x, y) => x - y)).toEqual(Array.from({ length: lateSeqs.length }, (_, i) => 31 + i));
+    expect(await opened.store.appendEvent(b.streamId, captured(Buffer.from("after delete")))).toEqual({ status: "not_found" });
+
+    await opened.store.close();
+    const store = await opened.reopen();
+    extraStores.push(store);
+    expect(await store.getStreamById(a.streamId)).toMatchObject({ tailSeq: 60, firstSeq: 1 });
+    expect(await store.getStreamById(b.streamId)).toBeUndefined();
+    expect(await store.appendEvent(a.streamId, captured(Buffer.from("after reopen")))).toEqual({ status: "appended", seq: 61 });
+    expect(await store.appendEvent(b.streamId, captured(Buffer.from("after reopen")))).toEqual({ status: "not_found" });
+    expect((await store.readMessages(a.streamId, 0, ALL)).map((message) => message.data.toString())).toEqual([
+      ...Array.from({ length: 60 }, (_, i) => `a${i}`),
+      "after reopen",
+    ]);
+  });
+
   it("reads pages within maxMessages and maxBytes, after a seq, and single messages", async () => {
     const { store } = await open();
     const inbox = await store.createInbox(newInbox());

@@ -108,6 +108,11 @@ export interface Store {
   onCommit(listener: CommitListener): void;
   /** True while the store can take writes. */
   isHealthy(): boolean;
+  /**
+   * An error thrown outside any call (from a client library's timer) that this store
+   * knows to be harmless; the process guard (src/process-guards.ts) lets it pass.
+   */
+  isIgnorableProcessError?(error: unknown): boolean;
 
   /*
    * Optional capabilities of stores shared by several processes: commits made

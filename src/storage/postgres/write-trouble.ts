@@ -1,7 +1,7 @@
 /*
  * How the PostgreSQL store tells "the database cannot take writes now" (probe until it
  * works again) and "the database cannot serve now" (answer 503) from a refused statement
- * (a bug of ours: 500), and the guard for a known client bug.
+ * (a bug of ours: 500), and how to recognise a known client bug.
  */
 import postgres from "postgres";
 
@@ -46,23 +46,18 @@ export function isDatabaseTrouble(error: unknown): boolean {
 }
 
 /*
- * Workaround for a known bug of the `postgres` client (porsager/postgres #1066, #1154,
- * #1208; unreleased fixes): when the server goes away under load, a deferred write can
- * run after its socket was dropped and throw "Cannot read properties of null (reading
- * 'write')" from a timer, which would kill the process. That write belongs to a
- * connection already being torn down (its queries fail and are retried by our callers),
- * so only this exact error from that file is swallowed; anything else still crashes.
+ * A known bug of the `postgres` client (porsager/postgres #1066, #1154, #1208; no fix
+ * released as of 3.4.9): when the server goes away under load, a deferred write can run
+ * after its socket was dropped and throw "Cannot read properties of null (reading
+ * 'write')" from a timer, outside any call of ours. That write belongs to a connection
+ * already being torn down (its queries fail and are retried by our callers), so the
+ * error is harmless. Only this exact error from that file matches. The process-wide
+ * handler that uses this lives with the process, not here (src/process-guards.ts).
  */
-let clientBugGuardInstalled = false;
-export function guardAgainstClientWriteBug(): void {
-  if (clientBugGuardInstalled) return;
-  clientBugGuardInstalled = true;
-  process.on("uncaughtException", (error) => {
-    const isClientBug =
-      error instanceof TypeError &&
-      error.message === "Cannot read properties of null (reading 'write')" &&
-      /postgres[\\/]src[\\/]connection\.js/.test(error.stack ?? "");
-    if (isClientBug) return;
-    throw error;
-  });
+export function isKnownClientWriteBug(error: unknown): boolean {
+  return (
+    error instanceof TypeError &&
+    error.message === "Cannot read properties of null (reading 'write')" &&
+    /postgres[\\/]src[\\/]connection\.js/.test(error.stack ?? "")
+  );
 }
