@@ -10,6 +10,7 @@ import { Writable } from "node:stream";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { ERROR_TABLE } from "../dist/core/errors.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 
 interface LogLine {
@@ -151,6 +152,17 @@ describe("a real store failure is still 503 with Retry-After", () => {
     expect(response.headers.get("retry-after")).toBe("1");
     expect(await response.json()).toEqual({ error: { code: "store_unavailable", message: "storage is unavailable; nothing was stored" } });
     expect((await logLineOf(lines, response)).level).toBe(50);
+  });
+});
+
+describe("the table", () => {
+  it("gives a refusal the close code 4000 + its status, a server-side failure 1011, shutting down 1001", () => {
+    for (const [code, { status, close }] of Object.entries(ERROR_TABLE)) {
+      const expected = code === "shutting_down" ? 1001 : status >= 500 ? 1011 : 4000 + status;
+      expect({ code, close }).toEqual({ code, close: expected });
+    }
+    expect(ERROR_TABLE.gone.close).toBe(4410);
+    expect(ERROR_TABLE.not_found.close).toBe(4404);
   });
 });
 

@@ -6,8 +6,6 @@
  */
 import type { SubscriptionErrorCode } from "../core/errors.js";
 
-export type { SubscriptionErrorCode };
-
 export interface Refusal {
   ok: false;
   code: SubscriptionErrorCode;
