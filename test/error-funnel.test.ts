@@ -1,37 +1,16 @@
 /*
- * One error funnel: a store failure (the disk, the database) is 503 + Retry-After, a
- * programming error (a TypeError thrown from a store method) is 500, logged at error
- * level with its cause, on every route: ingest, stream appends, the admin API, the
- * WebSocket upgrade and its close code, the subscription routes. Real server, real
- * SQLite file; the TypeError comes from wrapping one method of the real store.
+ * One error funnel: a programming error (a TypeError thrown from a store method) is 500,
+ * logged at error level with its cause, never 503 "nothing was stored", on every route:
+ * ingest, stream appends, the admin API, the WebSocket upgrade and its close code, the
+ * subscription routes. Real server on either store; the TypeError comes from wrapping one
+ * method of the real store. That a real store failure is still 503: store-failures.test.ts
+ * (SQLite), postgres-write-health.test.ts (PostgreSQL), storage-faults.test.ts.
  */
-import { rmSync } from "node:fs";
-import { Writable } from "node:stream";
-import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { ERROR_TABLE } from "../dist/core/errors.js";
+import { capturingLogger, logLineOf } from "./helpers/log-lines.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
-
-interface LogLine {
-  level: number;
-  msg: string;
-  reqId?: string;
-  status?: number;
-  err?: { type: string; message: string; stack: string };
-}
-
-/** A real pino logger whose lines are kept, to check what a failure logged. */
-function capturingLogger(): { logger: pino.Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const text of chunk.toString("utf8").split("\n")) if (text !== "") lines.push(JSON.parse(text) as LogLine);
-      done();
-    },
-  });
-  return { logger: pino({ level: "info" }, sink), lines };
-}
 
 const INTERNAL = {
   error: { code: "internal_error", message: "internal server error; the server log has the cause under this reply's x-request-id" },
@@ -41,12 +20,6 @@ const INTERNAL = {
 function breakMethod(target: object, name: string): void {
   const bug = () => Promise.reject(new TypeError("Cannot read properties of undefined (reading 'settings')"));
   Object.defineProperty(target, name, { value: bug, configurable: true, writable: true });
-}
-
-async function logLineOf(lines: LogLine[], response: Response): Promise<LogLine> {
-  const reqId = response.headers.get("x-request-id");
-  await expect.poll(() => lines.find((line) => line.reqId === reqId), { timeout: 10_000 }).toBeDefined();
-  return lines.find((line) => line.reqId === reqId)!;
 }
 
 let server: TestServer | undefined;
@@ -137,21 +110,6 @@ describe("a programming error is 500, logged with its cause; never 503 'nothing 
     expect(response.status).toBe(500);
     expect(await response.json()).toEqual(INTERNAL);
     expect((await logLineOf(lines, response)).err?.type).toBe("TypeError");
-  });
-});
-
-describe("a real store failure is still 503 with Retry-After", () => {
-  it("ingest after the data folder was deleted under the server", async () => {
-    const { logger, lines } = capturingLogger();
-    server = await startTestServer({}, { logger });
-    const inbox = await server.createInbox();
-    expect((await fetch(`${server.url}/h/${inbox.id}`, { method: "POST", body: "kept" })).status).toBe(200);
-    rmSync(server.dataDir, { recursive: true, force: true });
-    const response = await fetch(`${server.url}/h/${inbox.id}`, { method: "POST", body: "not kept" });
-    expect(response.status).toBe(503);
-    expect(response.headers.get("retry-after")).toBe("1");
-    expect(await response.json()).toEqual({ error: { code: "store_unavailable", message: "storage is unavailable; nothing was stored" } });
-    expect((await logLineOf(lines, response)).level).toBe(50);
   });
 });
 

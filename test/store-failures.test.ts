@@ -3,7 +3,8 @@
  * (read-only, busy) is the store's trouble (HTTP 503: retry), what our statements get
  * wrong (syntax, a constraint) and a TypeError are bugs (500); a writer batch that
  * failed on a bug in an operation is a bug too; once the store closes, every failure
- * is its own. The PostgreSQL store has the same test in postgres-store-failures.test.ts.
+ * is its own. And a real server still answers a real store failure 503. The PostgreSQL
+ * store has the same test in postgres-store-failures.test.ts.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -12,6 +13,8 @@ import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { SqliteStore } from "../dist/storage/sqlite/sqlite-store.js";
 import { StoreWriteError } from "../dist/storage/sqlite/writer.js";
+import { capturingLogger, logLineOf } from "./helpers/log-lines.js";
+import { startTestServer } from "./helpers/server.js";
 
 const root = mkdtempSync(join(tmpdir(), "tailhook-store-failures-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -81,6 +84,25 @@ describe("SqliteStore.isFailure", () => {
       expect((await store.appendEvent(inbox.streamId, request)).status).toBe("appended");
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe("a real store failure is still 503 with Retry-After", () => {
+  it("ingest after the data folder was deleted under the server", async () => {
+    const { logger, lines } = capturingLogger();
+    const server = await startTestServer({}, { logger });
+    try {
+      const inbox = await server.createInbox();
+      expect((await fetch(`${server.url}/h/${inbox.id}`, { method: "POST", body: "kept" })).status).toBe(200);
+      rmSync(server.dataDir, { recursive: true, force: true });
+      const response = await fetch(`${server.url}/h/${inbox.id}`, { method: "POST", body: "not kept" });
+      expect(response.status).toBe(503);
+      expect(response.headers.get("retry-after")).toBe("1");
+      expect(await response.json()).toEqual({ error: { code: "store_unavailable", message: "storage is unavailable; nothing was stored" } });
+      expect((await logLineOf(lines, response)).level).toBe(50);
+    } finally {
+      await server.stop();
     }
   });
 });
