@@ -22,7 +22,7 @@ import { decodeCommitNotice, encodeCommitNotice } from "./commit-notify.js";
 import { randomUUID } from "node:crypto";
 import { PgInboxes } from "./pg-inboxes.js";
 import { pruneHeads } from "./pg-prune.js";
-import { DEAD_CONNECTION_CODES, isKnownClientWriteBug, isWriteTrouble } from "./write-trouble.js";
+import { DEAD_CONNECTION_CODES, isDatabaseTrouble, isKnownClientWriteBug, isWriteTrouble } from "./write-trouble.js";
 import { PgReads, type TrackQuery } from "./pg-reads.js";
 import { PgConsumers } from "./pg-consumers.js";
 import { readSnapshotPage } from "./pg-state.js";
@@ -399,6 +399,10 @@ export class PostgresStore implements Store {
   /** The database answers, and writes are not failing (see writesFailing). */
   isHealthy(): boolean {
     return this.healthy && this.writeProbe === undefined && !this.closing;
+  }
+
+  isFailure(error: unknown): boolean {
+    return this.closing !== undefined || isDatabaseTrouble(error);
   }
 
   /**

@@ -1,6 +1,7 @@
 /*
- * How the PostgreSQL store tells "the database cannot take writes now" (answer 503, probe
- * until it works again) from a refused request, and how to recognise a known client bug.
+ * How the PostgreSQL store tells "the database cannot take writes now" (probe until it
+ * works again) and "the database cannot serve now" (answer 503) from a refused statement
+ * (a bug of ours: 500), and how to recognise a known client bug.
  */
 import postgres from "postgres";
 
@@ -15,6 +16,33 @@ export const DEAD_CONNECTION_CODES = new Set(["CONNECTION_CLOSED", "CONNECTION_E
 export function isWriteTrouble(error: unknown): boolean {
   if (!(error instanceof postgres.PostgresError)) return false;
   return error.code === "25006" || ["53", "58", "57", "08", "XX"].includes(error.code.slice(0, 2));
+}
+
+/** The client's and the socket's codes for a database that cannot be reached now. */
+const UNREACHABLE_CODES = new Set([
+  ...DEAD_CONNECTION_CODES,
+  "CONNECT_TIMEOUT",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+
+/*
+ * The database's trouble, where retrying can work: the write trouble above, a
+ * serialization failure or deadlock (40), a lock not available (55P03), or a database
+ * that cannot be reached. A constraint, a syntax error or a missing column is not: our
+ * statements and the schema disagree.
+ */
+export function isDatabaseTrouble(error: unknown): boolean {
+  if (error instanceof postgres.PostgresError) return isWriteTrouble(error) || error.code.startsWith("40") || error.code === "55P03";
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" && UNREACHABLE_CODES.has(code);
 }
 
 /*

@@ -14,6 +14,7 @@ import { BUSY_TIMEOUT_MS, migrate, openWriterConnection } from "./connection.js"
 import { prepareConsumerWrites } from "./consumer-writes.js";
 import { DatabaseIdentity } from "./data-folder.js";
 import { prepareStreamWrites } from "./stream-writes.js";
+import { isSqliteTrouble } from "./store-trouble.js";
 import { WAKE_ALL } from "../../core/stream-rules.js";
 import { type FromWriter, type ToWriter, type WriteOp, type WriteResult, type WriterOptions } from "./write-ops.js";
 
@@ -281,7 +282,8 @@ port.on("message", (message: ToWriter) => {
     identity.walBytes = undefined;
     // The transaction rolled back: cached stream rows may be ahead of the file.
     streams.forget();
-    send({ type: "failed", id: message.id, message: (error as Error).message });
+    // Not SQLite's trouble (a TypeError in an operation): the batch rolled back all the same.
+    send({ type: "failed", id: message.id, message: (error as Error).message, bug: !isSqliteTrouble(error) });
     truncateWanted = true;
   }
   boundWal();
