@@ -38,7 +38,7 @@ export interface ConsumerInfo {
   name: string;
   committedOffset: string;
   committedSeq: number;
-  lag: { events: number; lostEvents: number; oldestUnackedAt: string | null; oldestUnackedAgeSeconds: number | null };
+  lag: { events: number; lostEvents: number; seconds: number; oldestUnackedAt: string | null; oldestUnackedAgeSeconds: number | null };
   createdAt: string;
   lastAckAt: string | null;
   lastSeenAt: string | null;
