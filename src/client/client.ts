@@ -26,6 +26,11 @@ export interface InboxInfo {
   settings: InboxSettingsView;
   createdAt: string;
   lastSeq: number;
+  /** Receive time of the newest event; null when there is none (or retention removed it). */
+  lastEventAt: string | null;
+  /** With settings.expectEvery: no event arrived within that many seconds. */
+  silent: boolean;
+  silentSince: string | null;
 }
 
 export interface CreatedInbox extends InboxInfo {
