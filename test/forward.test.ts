@@ -800,10 +800,10 @@ describe("replay", () => {
     const list = await fetch(`${server.url}/api/inboxes/${inbox.id}/consumers`, { headers: { authorization: `Bearer ${inbox.token}` } });
     expect(((await list.json()) as { consumers: Array<{ name: string }> }).consumers.map((c) => c.name)).toEqual(["forward"]);
 
-    // Nothing there, or an empty range: one line on stderr, exit 1, nothing sent.
-    for (const range of ["9", "4..2", "x"]) {
+    // Nothing there (exit 1), or an empty or malformed range (a usage error, exit 2): one line on stderr, nothing sent.
+    for (const [range, exitCode] of [["9", 1], ["4..2", 2], ["x", 2]] as const) {
       const refused = await runCli([...base, range, "--to", `${target.url}/base`], env);
-      expect(refused.code, range).toBe(1);
+      expect(refused.code, range).toBe(exitCode);
       expect(refused.errorLines, range).toHaveLength(1);
       expect(refused.errorLines[0], range).toMatch(/^tailhook: /);
     }
