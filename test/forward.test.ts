@@ -203,7 +203,7 @@ function parseLines(lines: string[]): Array<{ seq: number; method: string; path:
 
 interface ConsumerView {
   committedSeq: number;
-  lag: { events: number; lostEvents: number; oldestUnackedAt: string | null; oldestUnackedAgeSeconds: number | null };
+  lag: { events: number; lostEvents: number; seconds: number; oldestUnackedAt: string | null; oldestUnackedAgeSeconds: number | null };
 }
 
 async function consumerOf(server: { url: string }, inbox: { id: string; token: string }, name = "forward"): Promise<ConsumerView | undefined> {
@@ -450,7 +450,7 @@ describe("forward under failures", () => {
         log("drained");
         const drained = (await consumerOf(server, inbox))!;
         expect(drained.committedSeq).toBe(lastSeq);
-        expect(drained.lag).toEqual({ events: 0, lostEvents: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
+        expect(drained.lag).toEqual({ events: 0, lostEvents: 0, seconds: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
 
         // A clean stop: SIGTERM, exit 0.
         const last = forwarders.at(-1)!;

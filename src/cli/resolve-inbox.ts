@@ -15,6 +15,27 @@ function ambiguous(connection: Connection, name: string, ids: string[], where: s
   );
 }
 
+function refused(error: unknown): boolean {
+  return error instanceof TailhookHttpError && (error.status === 401 || error.status === 403 || error.status === 404);
+}
+
+/**
+ * Whether `ref` is the id of an inbox this token may read. "unreachable": the server
+ * did not answer, so no name can be looked up either; `ref` is taken as an id, and a
+ * command that rides out outages (tail, forward) starts anyway and retries.
+ */
+async function isInboxId(connection: Connection, ref: string): Promise<boolean | "unreachable"> {
+  if (connection.token === undefined) return false;
+  try {
+    await connection.client.getInbox(ref);
+    return true;
+  } catch (error) {
+    if (refused(error)) return false;
+    if (!(error instanceof TailhookHttpError)) return "unreachable";
+    throw error;
+  }
+}
+
 /** The server's inboxes, or undefined when this token may not list them. */
 async function listIfAllowed(connection: Connection): Promise<InboxInfo[] | undefined> {
   if (connection.token === undefined) return undefined;
@@ -30,6 +51,8 @@ async function listIfAllowed(connection: Connection): Promise<InboxInfo[] | unde
 export async function resolveInboxId(base: Connection, ref: string): Promise<string> {
   const saved = savedInboxes(base.config, base.server);
   if (saved[ref]) return ref;
+  // An id is the common case: one cheap lookup before listing every inbox for a name.
+  if ((await isInboxId(base, ref)) !== false) return ref;
   const listed = await listIfAllowed(base);
   if (listed) {
     if (listed.some((inbox) => inbox.id === ref)) return ref;
