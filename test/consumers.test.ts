@@ -103,7 +103,7 @@ describe("creating, reading, listing and deleting consumers", () => {
     expect(consumer).toMatchObject({
       committedSeq: 4,
       committedOffset: offset(4),
-      lag: { events: 0, lostEvents: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null },
+      lag: { events: 0, lostEvents: 0, seconds: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null },
     });
     await ingestMany(inbox.ingestUrl, 1, numbered("e"));
     expect((await getConsumer(inbox, "live-only")).lag.events).toBe(1);
@@ -199,7 +199,7 @@ describe("acks", () => {
   it("lag counts the events after the committed offset, and its age is that of the oldest unacked event", async () => {
     const inbox = await server.createInbox();
     const empty = await json(await api(inbox, "PUT", "/c", {}), 201);
-    expect(empty.lag).toEqual({ events: 0, lostEvents: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
+    expect(empty.lag).toEqual({ events: 0, lostEvents: 0, seconds: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
 
     await ingestMany(inbox.ingestUrl, 3, numbered("e"));
     const ageOfOldest = async () => (await getConsumer(inbox, "c")).lag.oldestUnackedAgeSeconds ?? 0;
@@ -211,20 +211,25 @@ describe("acks", () => {
     expect(before.lag.oldestUnackedAt).toBe(events[0]!.receivedAt);
     expect(before.lag.oldestUnackedAgeSeconds).toBeGreaterThanOrEqual(1);
     expect(before.lag.oldestUnackedAgeSeconds).toBeLessThan(30);
+    // `seconds` is the same age: how far behind the consumer is in time.
+    expect(before.lag.seconds).toBe(before.lag.oldestUnackedAgeSeconds);
 
     const partly = await ack(inbox, "c", 2);
     expect(partly.lag.events).toBe(1);
     expect(partly.lag.oldestUnackedAt).toBe(events[2]!.receivedAt);
     // Event 3 came a moment after event 1: its age reaches 1 s (rounded) on its own.
-    await waitUntil(async () => (await ageOfOldest()) >= 1, "event 3 to be old enough to round to 1 s");
+    await waitUntil(async () => ((await getConsumer(inbox, "c")).lag.oldestUnackedAgeSeconds ?? 0) >= 1, "event 3 to be old enough to round to 1 s");
+    const later = await getConsumer(inbox, "c");
+    expect(later.lag.seconds).toBe(later.lag.oldestUnackedAgeSeconds);
 
     const done = await ack(inbox, "c", 3);
-    expect(done.lag).toEqual({ events: 0, lostEvents: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
+    expect(done.lag).toEqual({ events: 0, lostEvents: 0, seconds: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
 
     await ingestMany(inbox.ingestUrl, 1, numbered("fresh"));
     const fresh = await getConsumer(inbox, "c");
     expect(fresh.lag.events).toBe(1);
     expect(fresh.lag.oldestUnackedAgeSeconds).toBe(0);
+    expect(fresh.lag.seconds).toBe(0);
   });
 });
 
@@ -241,6 +246,10 @@ describe("retention", () => {
 
     const slow = await getConsumer(inbox, "slow");
     expect(slow).toMatchObject({ committedSeq: 1, lag: { events: 3, lostEvents: 6 } });
+    // Its age is that of the oldest unacked event still retained (#8), not of a removed one.
+    const retained = await readEvents(inbox);
+    expect(slow.lag.oldestUnackedAt).toBe(retained[0]!.receivedAt);
+    expect(slow.lag.seconds).toBe(slow.lag.oldestUnackedAgeSeconds);
     const fast = await getConsumer(inbox, "fast");
     expect(fast).toMatchObject({ committedSeq: 9, lag: { events: 1, lostEvents: 0 } });
 

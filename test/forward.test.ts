@@ -204,7 +204,7 @@ function parseLines(lines: string[]): Array<{ seq: number; method: string; path:
 
 interface ConsumerView {
   committedSeq: number;
-  lag: { events: number; lostEvents: number; oldestUnackedAt: string | null; oldestUnackedAgeSeconds: number | null };
+  lag: { events: number; lostEvents: number; seconds: number; oldestUnackedAt: string | null; oldestUnackedAgeSeconds: number | null };
 }
 
 async function consumerOf(server: { url: string }, inbox: { id: string; token: string }, name = "forward"): Promise<ConsumerView | undefined> {
@@ -452,7 +452,7 @@ describe("forward under failures", () => {
         log("drained");
         const drained = (await consumerOf(server, inbox))!;
         expect(drained.committedSeq).toBe(lastSeq);
-        expect(drained.lag).toEqual({ events: 0, lostEvents: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
+        expect(drained.lag).toEqual({ events: 0, lostEvents: 0, seconds: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
 
         // A clean stop: SIGTERM, exit 0.
         const last = forwarders.at(-1)!;
@@ -805,10 +805,10 @@ describe("replay", () => {
     const list = await fetch(`${server.url}/api/inboxes/${inbox.id}/consumers`, { headers: { authorization: `Bearer ${inbox.token}` } });
     expect(((await list.json()) as { consumers: Array<{ name: string }> }).consumers.map((c) => c.name)).toEqual(["forward"]);
 
-    // Nothing there, or an empty range: one line on stderr, exit 1, nothing sent.
-    for (const range of ["9", "4..2", "x"]) {
+    // Nothing there (exit 1), or an empty or malformed range (a usage error, exit 2): one line on stderr, nothing sent.
+    for (const [range, exitCode] of [["9", 1], ["4..2", 2], ["x", 2]] as const) {
       const refused = await runCli([...base, range, "--to", `${target.url}/base`], env);
-      expect(refused.code, range).toBe(1);
+      expect(refused.code, range).toBe(exitCode);
       expect(refused.errorLines, range).toHaveLength(1);
       expect(refused.errorLines[0], range).toMatch(/^tailhook: /);
     }
