@@ -97,6 +97,8 @@ export interface Store {
   readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined>;
   /** One page of a state stream's snapshot as of request.asOfSeq (core/state/snapshot.ts), read as one consistent snapshot. */
   readSnapshotPage(streamId: number, request: SnapshotPageRequest): Promise<SnapshotPage>;
+  /** When message `seq` was committed (ms), without reading its body; undefined if it is not retained. */
+  messageTime(streamId: number, seq: number): Promise<number | undefined>;
 
   getConsumer(streamId: number, name: string): Promise<Consumer | undefined>;
   listConsumers(streamId: number): Promise<Consumer[]>;

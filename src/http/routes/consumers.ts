@@ -3,7 +3,7 @@
  * An inbox's own token is enough to use that inbox's consumers.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { parseConsumerName, viewConsumer } from "../../core/consumers.js";
+import { firstUnackedSeq, parseConsumerName, viewConsumer } from "../../core/consumers.js";
 import { TailhookError } from "../../core/errors.js";
 import { parseOffset } from "../../core/offsets.js";
 import type { Consumer, StreamInfo } from "../../core/types.js";
@@ -29,11 +29,10 @@ export function registerConsumerRoutes(app: FastifyInstance, ctx: HttpContext): 
   }
 
   async function view(stream: StreamInfo, consumer: Consumer) {
-    const next = await ctx.store.readMessages(stream.id, Math.max(consumer.committedSeq, stream.firstSeq - 1), {
-      maxMessages: 1,
-      maxBytes: 1,
-    });
-    return viewConsumer(consumer, stream, next[0]?.createdAt ?? null, Date.now());
+    // Only the time of the oldest unacked event, not its body.
+    const seq = firstUnackedSeq(consumer, stream);
+    const oldest = seq <= stream.tailSeq ? await ctx.store.messageTime(stream.id, seq) : undefined;
+    return viewConsumer(consumer, stream, oldest ?? null, Date.now());
   }
 
   function bodyOf(request: FastifyRequest): Record<string, unknown> {
