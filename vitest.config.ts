@@ -17,6 +17,7 @@ const onBothBackends = [
   "test/websocket.test.ts",
   "test/conformance.test.ts",
   "test/general-streams.test.ts",
+  "test/state-streams.test.ts",
   "test/durable-streams-client.test.ts",
   "test/prune-race.test.ts",
   "test/inbox-delete-wakes.test.ts",

@@ -14,6 +14,7 @@ function stream(firstSeq: number, tailSeq: number): StreamInfo {
   return {
     id: 1, name: "inbox/x", contentType: "application/json", tailSeq, firstSeq, closed: false, createdAt: T0,
     softDeleted: false, ttlSeconds: null, expiresAt: null, touchedAt: null, forkedFrom: null, forkSeq: null,
+    stateProtocol: null,
   };
 }
 

@@ -25,6 +25,7 @@ function stream(id: number): StreamInfo {
     touchedAt: null,
     forkedFrom: null,
     forkSeq: null,
+    stateProtocol: null,
   };
 }
 

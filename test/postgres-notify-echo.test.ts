@@ -82,7 +82,7 @@ describe("PostgreSQL commit listeners and the NOTIFY echo", () => {
     const [a, b] = await openPair();
     const inbox = await createInboxOn(a);
     const sentinel = await createInboxOn(b);
-    const created = await a.general.createStream({ name: `echo-${randomBytes(4).toString("hex")}`, contentType: "text/plain", ttlSeconds: null, expiresAt: null, closed: false, messages: [], fork: null });
+    const created = await a.general.createStream({ name: `echo-${randomBytes(4).toString("hex")}`, contentType: "text/plain", ttlSeconds: null, expiresAt: null, closed: false, messages: [], fork: null, stateProtocol: null });
     expect(created.status).toBe("created");
     const stream = (created as { stream: { id: number; name: string } }).stream;
     const heardA = recordCommits(a);

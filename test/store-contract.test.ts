@@ -190,6 +190,7 @@ describe.each(backends)("store contract: $name", (backend) => {
       touchedAt: null,
       forkedFrom: null,
       forkSeq: null,
+      stateProtocol: null,
     });
     expect(await store.getStreamById(created.streamId)).toEqual(stream);
 
@@ -529,6 +530,7 @@ describe.each(backends)("general streams contract: $name", (backend) => {
     closed: false,
     messages: [],
     fork: null,
+    stateProtocol: null,
     ...extra,
   });
   const append = (name: string, data: string[], extra: Partial<AppendRequest> = {}): AppendRequest => ({

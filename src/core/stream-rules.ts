@@ -33,6 +33,7 @@ export function forkRequestKey(request: CreateStreamRequest): string | null {
 /** A repeated PUT matches when content type, expiry, closure and fork request all match. */
 export function sameConfig(existing: WriterStream, request: CreateStreamRequest): boolean {
   if (existing.closed !== request.closed) return false;
+  if (existing.stateProtocol !== request.stateProtocol) return false;
   if (existing.forkRequest !== forkRequestKey(request)) return false;
   if (request.fork) return request.contentType === null || mediaType(request.contentType) === mediaType(existing.contentType);
   return (
@@ -65,6 +66,8 @@ export interface ForkPlan {
 export function planFork(request: CreateStreamRequest, source: WriterStream, nextMessage: Buffer | undefined): ForkPlan | CreateStreamResult {
   const fork = request.fork!;
   if (source.softDeleted) return { status: "conflict", reason: "the source stream was deleted" };
+  // A fork's key index would have to start from its source's as of the fork point: not built yet.
+  if (source.stateProtocol !== null || request.stateProtocol !== null) return { status: "conflict", reason: "state streams cannot be forked yet" };
   if (request.contentType !== null && mediaType(request.contentType) !== mediaType(source.contentType)) {
     return { status: "conflict", reason: "the content type differs from the source stream's" };
   }

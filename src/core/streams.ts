@@ -6,6 +6,7 @@
  * Outcomes the protocol names (conflicts, duplicates, fencing) are values, not errors.
  */
 import { LRUCache } from "lru-cache";
+import type { StateProtocol } from "./state/state-messages.js";
 import type { StreamInfo } from "./types.js";
 
 export interface ProducerClaim {
@@ -33,6 +34,8 @@ export interface CreateStreamRequest {
   /** Initial messages (one per flattened JSON value, or one for a byte body). */
   messages: Buffer[];
   fork: ForkRequest | null;
+  /** `Stream-State`: every message must be a State Protocol message (docs/key-frames.md). */
+  stateProtocol: StateProtocol | null;
 }
 
 export type CreateStreamResult =
@@ -40,7 +43,9 @@ export type CreateStreamResult =
   | { status: "exists"; stream: StreamInfo }
   | { status: "conflict"; reason: string }
   | { status: "source_not_found" }
-  | { status: "bad_fork"; reason: string };
+  | { status: "bad_fork"; reason: string }
+  /** A state stream's initial message `index` (from 0) is no State Protocol message. */
+  | { status: "invalid_state_message"; index: number; reason: string };
 
 export interface AppendRequest {
   name: string;
@@ -64,7 +69,9 @@ export type AppendResult =
   | { status: "new_epoch_needs_seq_zero" }
   | { status: "producer_seq_gap"; expected: number; received: number }
   | { status: "not_found" }
-  | { status: "gone" };
+  | { status: "gone" }
+  /** Message `index` (from 0) is no State Protocol message: nothing was written. */
+  | { status: "invalid_state_message"; index: number; reason: string };
 
 export type DeleteStreamResult = { status: "deleted" } | { status: "not_found" } | { status: "gone" };
 

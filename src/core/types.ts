@@ -165,6 +165,8 @@ export interface StreamInfo {
   /** For a fork: the stream whose messages 1..forkSeq it reads as its own. */
   forkedFrom: number | null;
   forkSeq: number | null;
+  /** Set for a state stream (created with `Stream-State: v1`, see docs/key-frames.md). */
+  stateProtocol: import("./state/state-messages.js").StateProtocol | null;
 }
 
 /** A named, server-side cursor on a stream: everything up to committedSeq is done. */

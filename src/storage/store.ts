@@ -7,6 +7,7 @@
  */
 import type { GeneralStreams } from "./streams.js";
 import type { StoreObserver } from "./store-observer.js";
+import type { SnapshotPage, SnapshotPageRequest } from "../core/state/snapshot.js";
 import type { CapturedRequest, Consumer, Inbox, InboxSettings, StoredInbox, StoredMessage, StreamInfo } from "../core/types.js";
 
 /**
@@ -94,6 +95,8 @@ export interface Store {
   /** Messages with seq > afterSeq, oldest first, within the limits. */
   readMessages(streamId: number, afterSeq: number, limits: ReadLimits): Promise<StoredMessage[]>;
   readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined>;
+  /** One page of a state stream's snapshot as of request.asOfSeq (core/state/snapshot.ts), read as one consistent snapshot. */
+  readSnapshotPage(streamId: number, request: SnapshotPageRequest): Promise<SnapshotPage>;
   /** When message `seq` was committed (ms), without reading its body; undefined if it is not retained. */
   messageTime(streamId: number, seq: number): Promise<number | undefined>;
 

@@ -5,15 +5,16 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { TailhookError } from "../../core/errors.js";
 import { parseOffset } from "../../core/offsets.js";
+import { STATE_PROTOCOL_V1, type StateProtocol } from "../../core/state/state-messages.js";
 import type { ForkRequest, ProducerClaim } from "../../core/streams.js";
 
 /** Headers a browser may send to, and read from, a stream (CORS). */
 export const REQUEST_HEADERS =
   "content-type, authorization, if-none-match, stream-seq, stream-ttl, stream-expires-at, stream-closed, " +
-  "stream-forked-from, stream-fork-offset, stream-fork-sub-offset, producer-id, producer-epoch, producer-seq";
+  "stream-forked-from, stream-fork-offset, stream-fork-sub-offset, producer-id, producer-epoch, producer-seq, stream-state";
 export const EXPOSED_HEADERS =
   "stream-next-offset, stream-cursor, stream-up-to-date, stream-closed, stream-ttl, stream-expires-at, " +
-  "stream-sse-data-encoding, etag, location, producer-epoch, producer-seq, producer-expected-seq, producer-received-seq";
+  "stream-sse-data-encoding, etag, location, producer-epoch, producer-seq, producer-expected-seq, producer-received-seq, stream-state";
 
 const DECIMAL = /^(0|[1-9]\d*)$/;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
@@ -106,4 +107,12 @@ function sourcePath(value: string, streamRoot: string): string {
   const root = `${streamRoot}/`;
   if (path.startsWith(root)) return path.slice(root.length);
   return path.replace(/^\/+/, "");
+}
+
+/** `Stream-State: v1` makes a state stream (docs/key-frames.md); no other version exists yet. */
+export function parseStreamState(headers: IncomingHttpHeaders): StateProtocol | null {
+  const value = single(headers, "stream-state");
+  if (value === undefined) return null;
+  if (value.trim().toLowerCase() !== STATE_PROTOCOL_V1) throw bad(`Stream-State must be ${STATE_PROTOCOL_V1}, got ${JSON.stringify(value)}`);
+  return STATE_PROTOCOL_V1;
 }

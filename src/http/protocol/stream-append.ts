@@ -48,7 +48,15 @@ export function messagesOf(body: Buffer, contentType: string | null): Buffer[] {
 export function streamHeaders(stream: StreamInfo): Record<string, string> {
   const headers: Record<string, string> = { "stream-next-offset": formatOffset(stream.tailSeq) };
   if (stream.closed) headers["stream-closed"] = "true";
+  if (stream.stateProtocol !== null) headers["stream-state"] = stream.stateProtocol;
   return headers;
+}
+
+/** Message `index` of a state stream's append or create is no State Protocol message. */
+export function invalidStateMessage(index: number, reason: string): TailhookError {
+  return new TailhookError("bad_request", `message ${index + 1} is not a valid State Protocol message: ${reason}; nothing was stored`, {
+    messageIndex: index,
+  });
 }
 
 /** A refusal that carries headers the client needs (the tail, the expected Producer-Seq). */
@@ -92,6 +100,8 @@ function replyTo(input: AppendInput, result: AppendResult, sentType: string | nu
       throw new TailhookError("not_found", "no such stream");
     case "gone":
       throw new TailhookError("gone", "the stream was deleted; its forks still read its data");
+    case "invalid_state_message":
+      throw invalidStateMessage(result.index, result.reason);
   }
 }
 

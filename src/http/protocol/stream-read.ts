@@ -17,6 +17,8 @@ import { goneError, resolveStart } from "../stream-reads.js";
 import { emptyBody, isBinaryForSse, responseBody, sseDataEventFor } from "./bodies.js";
 import { browserHeaders } from "./browser-headers.js";
 import type { StreamTarget } from "./stream-access.js";
+import { isSnapshotOffset } from "../../core/state/snapshot.js";
+import { positionOf, sendSnapshotPage, writeSnapshotEvents } from "./snapshot-read.js";
 
 interface ReadQuery {
   offset?: string | string[];
@@ -88,6 +90,7 @@ function positionHeaders(stream: StreamInfo, nextSeq: number, upToDate: boolean)
   const headers: Record<string, string> = { "stream-next-offset": formatOffset(nextSeq) };
   if (upToDate || atEnd(stream, nextSeq)) headers["stream-up-to-date"] = "true";
   if (atEnd(stream, nextSeq)) headers["stream-closed"] = "true";
+  if (stream.stateProtocol !== null) headers["stream-state"] = stream.stateProtocol;
   return headers;
 }
 
@@ -111,7 +114,9 @@ function sendEmptyAtTail(reply: FastifyReply, stream: StreamInfo, seq: number, s
 export async function catchUp(ctx: HttpContext, request: FastifyRequest, reply: FastifyReply, target: StreamTarget) {
   const query = request.query as ReadQuery;
   const { stream } = target;
-  if (offsetParam(query) === "now") return sendEmptyAtTail(reply, stream, await startSeqOf(ctx, stream, query), 200);
+  const offset = offsetParam(query);
+  if (isSnapshotOffset(offset)) return sendSnapshotPage(ctx, reply, stream, offset!);
+  if (offset === "now") return sendEmptyAtTail(reply, stream, await startSeqOf(ctx, stream, query), 200);
   const first = await firstPage(ctx, stream, await startSeqOf(ctx, stream, query), query);
   const read = { ...target, stream: first.stream };
   return sendPage(reply, read, first.startSeq, first.page, nextCursor(query.cursor), request.headers["if-none-match"]);
@@ -127,6 +132,8 @@ export async function longPoll(ctx: HttpContext, request: FastifyRequest, reply:
   if (offsetParam(query) === undefined && query.consumer === undefined) {
     throw new TailhookError("bad_request", "long-poll needs an offset or a consumer");
   }
+  const offset = offsetParam(query);
+  if (isSnapshotOffset(offset)) return sendSnapshotPage(ctx, reply, target.stream, offset!);
   let stream = target.stream;
   let startSeq = await startSeqOf(ctx, stream, query);
   let mayRestart = readsFromStart(query);
@@ -172,7 +179,11 @@ export async function serveSse(ctx: HttpContext, request: FastifyRequest, reply:
     throw new TailhookError("bad_request", "SSE needs an offset or a consumer");
   }
   const { stream } = target;
-  const afterSeq = await startSeqOf(ctx, stream, query);
+  const offset = offsetParam(query);
+  const snapshotOffset = isSnapshotOffset(offset) ? offset! : undefined;
+  // A bad snapshot offset is a 400 before the event stream starts.
+  if (snapshotOffset !== undefined) positionOf(stream, snapshotOffset);
+  const startSeq = snapshotOffset === undefined ? await startSeqOf(ctx, stream, query) : undefined;
   const res = reply.raw;
   reply.hijack();
   res.writeHead(200, {
@@ -192,6 +203,9 @@ export async function serveSse(ctx: HttpContext, request: FastifyRequest, reply:
     return writeAndDrain(res, controlEvent(control(current, seq, upToDate, cursor)));
   };
   try {
+    // The key frame first, then the deltas after X on the same connection.
+    const write = (text: string) => writeAndDrain(res, text);
+    const afterSeq = startSeq ?? (await writeSnapshotEvents(ctx, write, stream, snapshotOffset!, () => (cursor = nextCursor(cursor))));
     for await (const item of ctx.live.follow(stream.id, { afterSeq, idleMs, signal: abortOnClose(res) })) {
       if (item.kind === "page") {
         await writeAndDrain(res, sseDataEventFor(item.stream, item.messages));

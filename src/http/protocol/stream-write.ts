@@ -7,8 +7,9 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { TailhookError } from "../../core/errors.js";
 import type { HttpContext } from "../context.js";
-import { parseExpiry, parseFork, wantsClose } from "./headers.js";
-import { conflict, messagesOf, requestContentType, streamHeaders, writableName } from "./stream-append.js";
+import { mediaType } from "../../core/streams.js";
+import { parseExpiry, parseFork, parseStreamState, wantsClose } from "./headers.js";
+import { conflict, invalidStateMessage, messagesOf, requestContentType, streamHeaders, writableName } from "./stream-append.js";
 import { authorizeStream, isInboxStreamName, liveGeneralStream, requestToken, STREAM_ROOT, streamName, streamUrlPath } from "./stream-access.js";
 
 function bodyOf(request: FastifyRequest): Buffer {
@@ -20,6 +21,7 @@ export async function createStream(ctx: HttpContext, request: FastifyRequest, re
   const general = await authorizeStream(ctx, requestToken(request), name, "write");
   const expiry = parseExpiry(request.headers);
   const fork = parseFork(request.headers, STREAM_ROOT);
+  const stateProtocol = parseStreamState(request.headers);
   // An inbox's events are readable with its token only: forking one would publish them.
   if (fork && isInboxStreamName(fork.source)) throw new TailhookError("not_found", "the stream named by Stream-Forked-From does not exist");
   // A fork reads its source: the caller must be allowed to read it.
@@ -29,6 +31,10 @@ export async function createStream(ctx: HttpContext, request: FastifyRequest, re
   // An initial body on a fork that names no type is framed by the source's type.
   const framing = contentType ?? (fork && body.length > 0 ? (await liveGeneralStream(ctx, fork.source)).contentType : null);
   if (contentType !== null) contentType = contentType.toLowerCase();
+  // State Protocol messages are JSON (its §3): a state stream is a JSON stream.
+  if (stateProtocol !== null && !fork && (contentType === null || mediaType(contentType) !== "application/json")) {
+    throw new TailhookError("bad_request", "a state stream (Stream-State) needs Content-Type: application/json");
+  }
   const result = await general.createStream({
     name,
     contentType,
@@ -36,6 +42,7 @@ export async function createStream(ctx: HttpContext, request: FastifyRequest, re
     closed: wantsClose(request.headers),
     messages: messagesOf(body, framing),
     fork,
+    stateProtocol,
   });
   switch (result.status) {
     case "created":
@@ -53,6 +60,8 @@ export async function createStream(ctx: HttpContext, request: FastifyRequest, re
       throw new TailhookError("not_found", "the stream named by Stream-Forked-From does not exist");
     case "bad_fork":
       throw new TailhookError("bad_request", result.reason);
+    case "invalid_state_message":
+      throw invalidStateMessage(result.index, result.reason);
   }
 }
 

@@ -49,6 +49,7 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: HttpContext): vo
       reply.headers({ "content-type": stream.contentType, "cache-control": "no-store" });
       reply.header("stream-next-offset", formatOffset(stream.tailSeq));
       if (stream.closed) reply.header("stream-closed", "true");
+      if (stream.stateProtocol !== null) reply.header("stream-state", stream.stateProtocol);
       if (stream.ttlSeconds !== null) reply.header("stream-ttl", String(stream.ttlSeconds));
       if (stream.expiresAt !== null) reply.header("stream-expires-at", new Date(stream.expiresAt).toISOString());
       return reply.send();

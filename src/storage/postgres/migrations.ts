@@ -107,6 +107,36 @@ export const migrations: Migration[] = [
       CREATE INDEX dedupe_expires_at ON dedupe (expires_at);
     `,
   },
+  {
+    version: 5,
+    name: "state streams: the flag and the key index",
+    // docs/key-frames.md. Byte-order collation ("C"), so snapshots list keys in the
+    // same order as on SQLite, whatever the database's locale.
+    sql: `
+      ALTER TABLE streams ADD COLUMN state_protocol TEXT;
+      CREATE TABLE state_keys (
+        stream_id BIGINT  NOT NULL,
+        type      TEXT    COLLATE "C" NOT NULL,
+        key       TEXT    COLLATE "C" NOT NULL,
+        seq       BIGINT  NOT NULL,
+        deleted   BOOLEAN NOT NULL,
+        PRIMARY KEY (stream_id, type, key)
+      );
+      CREATE TABLE state_history (
+        stream_id BIGINT  NOT NULL,
+        type      TEXT    COLLATE "C" NOT NULL,
+        key       TEXT    COLLATE "C" NOT NULL,
+        seq       BIGINT  NOT NULL,
+        deleted   BOOLEAN NOT NULL,
+        PRIMARY KEY (stream_id, type, key, seq)
+      );
+      CREATE TABLE state_resets (
+        stream_id BIGINT NOT NULL,
+        seq       BIGINT NOT NULL,
+        PRIMARY KEY (stream_id, seq)
+      );
+    `,
+  },
 ];
 
 /** Applies what is missing; an advisory lock keeps concurrent `serve` processes from racing. */

@@ -27,6 +27,8 @@ import {
   type WriterStream,
 } from "../../core/stream-rules.js";
 import type { SegmentCache } from "../segments.js";
+import { planStateWrite } from "../../core/state/key-index.js";
+import { writeKeyIndex } from "./pg-state.js";
 
 type Tx = postgres.TransactionSql;
 
@@ -51,7 +53,7 @@ export class PgGeneralStreams implements GeneralStreams {
     return tx`id, name, content_type AS "contentType", tail_seq AS "tailSeq", first_seq AS "firstSeq", closed, created_at AS "createdAt",
       soft_deleted AS "softDeleted", ttl_seconds AS "ttlSeconds", expires_at AS "expiresAt", touched_at AS "touchedAt",
       forked_from AS "forkedFrom", fork_seq AS "forkSeq", last_stream_seq AS "lastStreamSeq", closed_by AS "closedBy",
-      fork_request AS "forkRequest"`;
+      fork_request AS "forkRequest", state_protocol AS "stateProtocol"`;
   }
 
   /** Runs `work` in a transaction, then announces the tails it changed. */
@@ -147,14 +149,17 @@ export class PgGeneralStreams implements GeneralStreams {
       }
       const own = [...(plan?.partial ? [plan.partial] : []), ...request.messages];
       const baseSeq = plan?.forkSeq ?? 0;
+      const statePlan = planStateWrite(request.stateProtocol, own, baseSeq);
+      if (statePlan.status !== "write") return statePlan;
       const [created] = await tx<Array<{ id: number }>>`
         INSERT INTO streams (name, content_type, tail_seq, closed, created_at, ttl_seconds, expires_at, touched_at,
-          forked_from, fork_seq, fork_request)
+          forked_from, fork_seq, fork_request, state_protocol)
         VALUES (${request.name}, ${plan?.contentType ?? request.contentType ?? DEFAULT_CONTENT_TYPE}, ${baseSeq + own.length},
           ${request.closed}, ${now}, ${plan ? plan.ttlSeconds : request.ttlSeconds}, ${plan ? plan.expiresAt : request.expiresAt},
-          ${now}, ${sourceId}, ${plan ? plan.forkSeq : null}, ${forkRequestKey(request)})
+          ${now}, ${sourceId}, ${plan ? plan.forkSeq : null}, ${forkRequestKey(request)}, ${request.stateProtocol})
         RETURNING id`;
       await this.insertMessages(tx, created!.id, baseSeq, own, now);
+      if (statePlan.index) await writeKeyIndex(tx, created!.id, statePlan.index);
       tails.set(created!.id, baseSeq + own.length);
       return { status: "created", stream: await this.byId(tx, created!.id) };
     });
@@ -183,7 +188,10 @@ export class PgGeneralStreams implements GeneralStreams {
         : [];
       const verdict = judgeAppend(stream, request, state);
       if (verdict !== "write") return verdict;
+      const statePlan = planStateWrite(stream.stateProtocol, request.messages, stream.tailSeq);
+      if (statePlan.status !== "write") return statePlan;
       await this.insertMessages(tx, stream.id, stream.tailSeq, request.messages, now);
+      if (statePlan.index) await writeKeyIndex(tx, stream.id, statePlan.index);
       const tailSeq = stream.tailSeq + request.messages.length;
       await tx`
         UPDATE streams SET tail_seq = ${tailSeq}, closed = ${request.close || stream.closed}, touched_at = ${now},

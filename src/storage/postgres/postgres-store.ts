@@ -25,6 +25,8 @@ import { pruneHeads } from "./pg-prune.js";
 import { DEAD_CONNECTION_CODES, isDatabaseTrouble, isKnownClientWriteBug, isWriteTrouble } from "./write-trouble.js";
 import { PgReads, type TrackQuery } from "./pg-reads.js";
 import { PgConsumers } from "./pg-consumers.js";
+import { readSnapshotPage } from "./pg-state.js";
+import type { SnapshotPage, SnapshotPageRequest } from "../../core/state/snapshot.js";
 
 export interface PostgresStoreOptions {
   url: string;
@@ -350,6 +352,10 @@ export class PostgresStore implements Store {
 
   readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined> {
     return this.reads.readMessage(streamId, seq);
+  }
+
+  readSnapshotPage(streamId: number, request: SnapshotPageRequest): Promise<SnapshotPage> {
+    return this.track(() => readSnapshotPage(this.sql, streamId, request));
   }
 
   messageTime(streamId: number, seq: number): Promise<number | undefined> {

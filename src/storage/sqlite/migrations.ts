@@ -118,4 +118,34 @@ export const migrations: Migration[] = [
       CREATE INDEX dedupe_expires_at ON dedupe (expires_at);
     `,
   },
+  {
+    version: 5,
+    name: "state streams: the flag and the key index",
+    // docs/key-frames.md: per (type, key) the latest change (a delete is a tombstone),
+    // every superseded change (for snapshots as of an earlier seq), and resets.
+    sql: `
+      ALTER TABLE streams ADD COLUMN state_protocol TEXT;
+      CREATE TABLE state_keys (
+        stream_id INTEGER NOT NULL,
+        type      TEXT    NOT NULL,
+        key       TEXT    NOT NULL,
+        seq       INTEGER NOT NULL,
+        deleted   INTEGER NOT NULL,
+        PRIMARY KEY (stream_id, type, key)
+      ) WITHOUT ROWID;
+      CREATE TABLE state_history (
+        stream_id INTEGER NOT NULL,
+        type      TEXT    NOT NULL,
+        key       TEXT    NOT NULL,
+        seq       INTEGER NOT NULL,
+        deleted   INTEGER NOT NULL,
+        PRIMARY KEY (stream_id, type, key, seq)
+      ) WITHOUT ROWID;
+      CREATE TABLE state_resets (
+        stream_id INTEGER NOT NULL,
+        seq       INTEGER NOT NULL,
+        PRIMARY KEY (stream_id, seq)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

@@ -21,6 +21,8 @@ import type { GeneralStreams } from "../streams.js";
 import type { StoreObserver } from "../store-observer.js";
 import { isExpired, TouchThrottle } from "../../core/streams.js";
 import { readSegmentsSync, SegmentCache, type ForkPoint } from "../segments.js";
+import type { SnapshotPage, SnapshotPageRequest } from "../../core/state/snapshot.js";
+import { prepareStateReads } from "./state-reads.js";
 
 export interface SqliteStoreOptions {
   dataDir: string;
@@ -46,6 +48,7 @@ export class SqliteStore implements Store, GeneralStreams {
   private readonly segments = new SegmentCache(async (streamId) => this.sql.forkPoint.get(streamId) as ForkPoint | undefined);
   private readonly sql;
   private readonly readSnapshot: <T>(read: () => T) => T;
+  private readonly readStatePage: ReturnType<typeof prepareStateReads>;
   private pruneTimer: NodeJS.Timeout | undefined;
   /** Inboxes by id, so ingest needs no query; this process is the only writer, so it stays true. */
   private readonly inboxCache = new LRUCache<string, StoredInbox>({ max: INBOX_CACHE_SIZE });
@@ -88,6 +91,7 @@ export class SqliteStore implements Store, GeneralStreams {
     // BEGIN (deferred) … COMMIT on the read-only connection: the snapshot is taken at the first SELECT.
     const inTransaction = reader.transaction((read: () => unknown) => read());
     this.readSnapshot = <T>(read: () => T): T => inTransaction(read) as T;
+    this.readStatePage = prepareStateReads(reader);
     this.pruneTimer = setInterval(() => void this.prune().then((rows) => this.writer.observers.pruned(rows)), pruneIntervalMs);
     this.pruneTimer.unref();
   }
@@ -274,6 +278,10 @@ export class SqliteStore implements Store, GeneralStreams {
 
   async readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined> {
     return this.sql.message.get(await this.segments.ownerOf(streamId, seq), seq) as StoredMessage | undefined;
+  }
+
+  async readSnapshotPage(streamId: number, request: SnapshotPageRequest): Promise<SnapshotPage> {
+    return this.readSnapshot(() => this.readStatePage(streamId, request));
   }
 
   async messageTime(streamId: number, seq: number): Promise<number | undefined> {

@@ -20,7 +20,9 @@ import {
   type ProducerState,
   type WriterStream,
 } from "../../core/stream-rules.js";
+import { planStateWrite } from "../../core/state/key-index.js";
 import type { Connection } from "./connection.js";
+import { prepareStateWrites } from "./state-writes.js";
 import { STREAM_COLUMNS, toStream, type StreamRow } from "./stream-rows.js";
 
 interface WriterStreamRow extends StreamRow {
@@ -38,8 +40,9 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
     liveById: db.prepare(`SELECT ${COLUMNS} FROM streams WHERE id = ? AND deleted_at IS NULL`),
     insert: db.prepare(
       `INSERT INTO streams (name, content_type, tail_seq, closed, created_at, ttl_seconds, expires_at, touched_at,
-         forked_from, fork_seq, fork_request, closed_by)
-       VALUES (@name, @contentType, @tailSeq, @closed, @now, @ttlSeconds, @expiresAt, @now, @forkedFrom, @forkSeq, @forkRequest, @closedBy)`,
+         forked_from, fork_seq, fork_request, closed_by, state_protocol)
+       VALUES (@name, @contentType, @tailSeq, @closed, @now, @ttlSeconds, @expiresAt, @now, @forkedFrom, @forkSeq, @forkRequest, @closedBy,
+         @stateProtocol)`,
     ),
     insertMessage: db.prepare("INSERT INTO messages (stream_id, seq, created_at, data, meta) VALUES (?, ?, ?, ?, NULL)"),
     message: db.prepare("SELECT data FROM messages WHERE stream_id = ? AND seq = ?"),
@@ -69,6 +72,7 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
     ),
     deleteRecord: db.prepare("DELETE FROM records WHERE kind = ? AND key = ?"),
   };
+  const keyIndex = prepareStateWrites(db);
 
   /*
    * Live streams by name, as committed. This thread is the only writer, so an entry
@@ -207,6 +211,8 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
     }
     const own = [...(plan?.partial ? [plan.partial] : []), ...request.messages];
     const baseSeq = plan?.forkSeq ?? 0;
+    const statePlan = planStateWrite(request.stateProtocol, own, baseSeq);
+    if (statePlan.status !== "write") return statePlan;
     const id = Number(
       sql.insert.run({
         name: request.name,
@@ -220,9 +226,11 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
         forkSeq: plan ? plan.forkSeq : null,
         forkRequest: forkRequestKey(request),
         closedBy: null,
+        stateProtocol: request.stateProtocol,
       }).lastInsertRowid,
     );
     own.forEach((data, index) => sql.insertMessage.run(id, baseSeq + index + 1, now, data));
+    if (statePlan.index) keyIndex.writeKeyIndex(id, statePlan.index);
     extended().set(id, baseSeq + own.length);
     return { status: "created", stream: remember(byId(id)) };
   }
@@ -235,7 +243,10 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
     const state = producer ? (sql.producer.get(stream.id, producer.id) as ProducerState | undefined) : undefined;
     const verdict = judgeAppend(stream, request, state);
     if (verdict !== "write") return verdict;
+    const statePlan = planStateWrite(stream.stateProtocol, request.messages, stream.tailSeq);
+    if (statePlan.status !== "write") return statePlan;
     request.messages.forEach((data, index) => sql.insertMessage.run(stream.id, stream.tailSeq + index + 1, now, data));
+    if (statePlan.index) keyIndex.writeKeyIndex(stream.id, statePlan.index);
     const tailSeq = stream.tailSeq + request.messages.length;
     if (producer) sql.saveProducer.run(stream.id, producer.id, producer.epoch, producer.seq, now);
     if (request.messages.length > 0 || request.close) extended().set(stream.id, request.close ? WAKE_ALL : tailSeq);
