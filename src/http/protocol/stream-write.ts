@@ -9,7 +9,8 @@ import { TailhookError } from "../../core/errors.js";
 import type { HttpContext } from "../context.js";
 import { parseExpiry, parseFork, wantsClose } from "./headers.js";
 import { conflict, messagesOf, requestContentType, streamHeaders, writableName } from "./stream-append.js";
-import { authorizeStream, isInboxStreamName, liveGeneralStream, requestToken, STREAM_ROOT, streamName, streamUrlPath } from "./stream-access.js";
+import { requestToken } from "../auth.js";
+import { authorizeStream, isInboxStreamName, liveGeneralStream, STREAM_ROOT, streamName, streamUrlPath } from "./stream-access.js";
 
 function bodyOf(request: FastifyRequest): Buffer {
   return Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
