@@ -79,6 +79,6 @@ export function registerSourceRoutes(fastify: FastifyInstance, ctx: HttpContext,
   app.delete("/api/inboxes/:id/sources/:sourceId", oneSource("Delete a source (admin)", { response: { 204: NoContent, ...ErrorReplies } }), async (request, reply) => {
     const source = await sourceOf(request);
     await records.remove(source.id);
-    return reply.code(204).send();
+    return reply.code(204).send(null);
   });
 }

@@ -109,7 +109,7 @@ export function registerConsumerRoutes(fastify: FastifyInstance, ctx: HttpContex
     async (request, reply) => {
       const stream = await openStream(request);
       if (!(await ctx.store.deleteConsumer(stream.id, request.params.name))) throw new TailhookError("not_found", "no such consumer");
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 }

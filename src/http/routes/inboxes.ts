@@ -166,7 +166,7 @@ export function registerInboxRoutes(fastify: FastifyInstance, ctx: HttpContext):
     async (request, reply) => {
       ctx.auth.requireAdmin(requestToken(request));
       if (!(await ctx.store.deleteInbox(request.params.id))) throw new TailhookError("not_found", "no such inbox");
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 

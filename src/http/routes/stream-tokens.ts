@@ -77,7 +77,7 @@ export function registerStreamTokenRoutes(fastify: FastifyInstance, ctx: HttpCon
     },
     async (request, reply) => {
       if (!(await adminGrants(request).revoke(request.params.id))) throw new TailhookError("not_found", "no such stream token");
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 }

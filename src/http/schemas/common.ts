@@ -36,7 +36,7 @@ export const ErrorReplies = { "4xx": ErrorReply, "5xx": ErrorReply } as const;
 /** Bearer auth for the OpenAPI document: admin, inbox or stream token, by route. */
 export const bearerAuth = [{ bearer: [] }];
 
-/** A reply without a body (204): documented by its description alone. */
-export const NoContent = { description: "no content" };
+/** A reply without a body (204): type null is how @fastify/swagger leaves out the content. */
+export const NoContent = { type: "null", description: "no content" } as const;
 
 export type { TSchema };

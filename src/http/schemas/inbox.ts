@@ -35,7 +35,7 @@ const RetentionSettings = Type.Object(
 
 const DedupeObject = Type.Object(
   {
-    preset: Type.Optional(Type.Union(PRESETS.map((preset) => Type.Literal(preset)))),
+    preset: Type.Optional(Type.Enum(PRESETS)),
     header: Type.Optional(Type.String()),
     jsonPointer: Type.Optional(Type.String()),
     emailHeader: Type.Optional(Type.String()),
@@ -47,8 +47,8 @@ const DedupeObject = Type.Object(
 const HmacInput = Type.Object(
   {
     header: Type.String(),
-    algorithm: Type.Optional(Type.Union(HMAC_ALGORITHMS.map((name) => Type.Literal(name)))),
-    encoding: Type.Optional(Type.Union([Type.Literal("hex"), Type.Literal("base64")])),
+    algorithm: Type.Optional(Type.Enum([...HMAC_ALGORITHMS])),
+    encoding: Type.Optional(Type.Enum(["hex", "base64"])),
     prefix: Type.Optional(Type.String({ maxLength: 100, description: "a string of at most 100 characters" })),
     signedContent: Type.Optional(Type.String({ maxLength: 1000, description: "a template with {body} once, e.g. {timestamp}.{body}" })),
     timestampHeader: Type.Optional(Type.String()),
@@ -58,7 +58,7 @@ const HmacInput = Type.Object(
 
 const VerifyInput = Type.Object(
   {
-    scheme: Type.Union(VERIFY_SCHEMES.map((scheme) => Type.Literal(scheme))),
+    scheme: Type.Enum([...VERIFY_SCHEMES]),
     secrets: Type.Optional(
       Type.Array(Type.String({ minLength: 1, maxLength: 1024, description: "a string of 1 to 1024 characters" }), {
         minItems: 1,
@@ -66,7 +66,7 @@ const VerifyInput = Type.Object(
         description: "an array of 1 to 10 strings (write-only; a PATCH without it keeps the current ones)",
       }),
     ),
-    mode: Type.Optional(Type.Union([Type.Literal("annotate"), Type.Literal("enforce")])),
+    mode: Type.Optional(Type.Enum(["annotate", "enforce"])),
     toleranceSeconds: Type.Optional(positive(`an integer from 1 to ${MAX_TOLERANCE_SECONDS}`, MAX_TOLERANCE_SECONDS)),
     hmac: Type.Optional(HmacInput),
   },
@@ -79,7 +79,7 @@ export const InboxSettingsInput = Type.Object(
     maxBodyBytes: nullable(positive(`an integer from 1 to ${MAX_BODY_LIMIT}`, MAX_BODY_LIMIT)),
     response: nullable(ResponseSettingsInput),
     retention: nullable(RetentionSettings),
-    dedupe: nullable(Type.Union([Type.Union(PRESETS.map((preset) => Type.Literal(preset))), DedupeObject])),
+    dedupe: nullable(Type.Union([Type.Enum(PRESETS, { description: "a preset name" }), DedupeObject])),
     verify: nullable(VerifyInput),
   },
   { additionalProperties: false, description: "docs/http-api.md: settings" },

@@ -9,7 +9,7 @@ import { Iso, IsoOrNull } from "./common.js";
 export const SourceParams = Type.Object({ id: Type.String({ description: "the inbox id" }), sourceId: Type.String() });
 
 export const SourceInput = Type.Object(
-  { kind: Type.Union([Type.Literal("github"), Type.Literal("stripe"), Type.Literal("poll"), Type.Literal("imap")]) },
+  { kind: Type.Enum(["github", "stripe", "poll", "imap"]) },
   { additionalProperties: true, description: "the kind's own fields: docs/trust.md#reconciliation-with-the-sender-apiinboxesidsources" },
 );
 

@@ -7,7 +7,7 @@ export const MAX_STREAM_TOKEN_TTL_SECONDS = 10 * 365 * 24 * 3600;
 export const StreamTokenInput = Type.Object(
   {
     prefix: Type.String({ minLength: 1, description: "a stream name or a path of streams (not an inbox stream)" }),
-    access: Type.Optional(Type.Union([Type.Literal("read"), Type.Literal("write")], { default: "read" })),
+    access: Type.Optional(Type.Enum(["read", "write"], { default: "read" })),
     expiresInSeconds: Type.Optional(
       Type.Union([
         Type.Integer({
