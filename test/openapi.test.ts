@@ -63,10 +63,30 @@ describe("/openapi.json", () => {
 describe("requests the schemas refuse", () => {
   const refusals: Array<[string, string, RequestInit, RegExp]> = [
     ["not an object", "/api/inboxes", json("POST", [1]), /^the body must be a JSON object$/],
-    ["a string for a number", "/api/inboxes", json("POST", { settings: { maxBodyBytes: "5" } }), /^settings\.maxBodyBytes must be an integer$/],
-    ["out of range", "/api/inboxes", json("POST", { settings: { maxBodyBytes: 0 } }), /^settings\.maxBodyBytes must be an integer from 1 to/],
-    ["an unknown key deep down", "/api/inboxes", json("POST", { settings: { retention: { maxEvent: 1 } } }), /^unknown field settings\.retention\.maxEvent$/],
-    ["a wrong enum", "/api/inboxes", json("POST", { settings: { verify: { scheme: "md5", secrets: ["x"] } } }), /^settings\.verify\.scheme must be one of/],
+    [
+      "a string for a number",
+      "/api/inboxes",
+      json("POST", { settings: { maxBodyBytes: "5" } }),
+      /^settings\.maxBodyBytes must be an integer$/,
+    ],
+    [
+      "out of range",
+      "/api/inboxes",
+      json("POST", { settings: { maxBodyBytes: 0 } }),
+      /^settings\.maxBodyBytes must be an integer from 1 to/,
+    ],
+    [
+      "an unknown key deep down",
+      "/api/inboxes",
+      json("POST", { settings: { retention: { maxEvent: 1 } } }),
+      /^unknown field settings\.retention\.maxEvent$/,
+    ],
+    [
+      "a wrong enum",
+      "/api/inboxes",
+      json("POST", { settings: { verify: { scheme: "md5", secrets: ["x"] } } }),
+      /^settings\.verify\.scheme must be one of/,
+    ],
     ["a name that is not a string", "/api/inboxes", json("POST", { name: 5 }), /^name must be a string$/],
     ["a missing required field", "/api/stream-tokens", json("POST", { access: "read" }), /^prefix is required$/],
   ];
@@ -87,7 +107,9 @@ describe("requests the schemas refuse", () => {
     const inbox = await server.createInbox();
     const response = await documented("GET", server.admin(`/api/inboxes/${inbox.id}/events/abc`));
     expect(response.status).toBe(400);
-    expect(((await response.json()) as { error: { message: string } }).error.message).toBe("path parameter seq must be an event number (1, 2, 3…)");
+    expect(((await response.json()) as { error: { message: string } }).error.message).toBe(
+      "path parameter seq must be an event number (1, 2, 3…)",
+    );
   });
 
   it("still reads an empty body as {}", async () => {
@@ -108,7 +130,14 @@ describe("replies", () => {
         secrets: ["one-secret", "two-secret"],
         mode: "enforce",
         toleranceSeconds: 60,
-        hmac: { header: "X-Sig", algorithm: "sha512", encoding: "base64", prefix: "v1=", signedContent: "{timestamp}.{body}", timestampHeader: "X-Ts" },
+        hmac: {
+          header: "X-Sig",
+          algorithm: "sha512",
+          encoding: "base64",
+          prefix: "v1=",
+          signedContent: "{timestamp}.{body}",
+          timestampHeader: "X-Ts",
+        },
       },
     };
     const created = await documented("POST", server.admin("/api/inboxes", json("POST", { name: "full", settings })));
@@ -124,7 +153,14 @@ describe("replies", () => {
         secrets: 2,
         mode: "enforce",
         toleranceSeconds: 60,
-        hmac: { header: "x-sig", algorithm: "sha512", encoding: "base64", prefix: "v1=", signedContent: "{timestamp}.{body}", timestampHeader: "x-ts" },
+        hmac: {
+          header: "x-sig",
+          algorithm: "sha512",
+          encoding: "base64",
+          prefix: "v1=",
+          signedContent: "{timestamp}.{body}",
+          timestampHeader: "x-ts",
+        },
       },
     };
     const fetched = (await (await documented("GET", server.admin(`/api/inboxes/${id}`))).json()) as Record<string, unknown>;
@@ -139,7 +175,10 @@ describe("replies", () => {
     });
     const verification = await documented("GET", server.admin(`/api/inboxes/${id}/verification`));
     expect(await verification.json()).toEqual({ verify: shown.verify, refused: 0, recent: [] });
-    const preset = await documented("PATCH", server.admin(`/api/inboxes/${id}`, json("PATCH", { settings: { dedupe: "github", verify: null } })));
+    const preset = await documented(
+      "PATCH",
+      server.admin(`/api/inboxes/${id}`, json("PATCH", { settings: { dedupe: "github", verify: null } })),
+    );
     expect(((await preset.json()) as { settings: Record<string, unknown> }).settings).toMatchObject({
       dedupe: { preset: "github", header: "x-github-delivery", windowSeconds: 604800 },
     });
@@ -161,8 +200,12 @@ describe("replies", () => {
     expect(view).toMatchObject({ url: "http://127.0.0.1:9/state", credentials: { headers: ["authorization"] } });
     expect((await documented("GET", server.admin(`/api/inboxes/${inbox.id}/sources`))).status).toBe(200);
     expect((await documented("GET", server.admin(`/api/inboxes/${inbox.id}/sources/${view.id}`))).status).toBe(200);
-    expect((await documented("POST", server.admin(`/api/inboxes/${inbox.id}/sources/${view.id}/run`, { method: "POST" }))).status).toBe(202);
-    expect((await documented("DELETE", server.admin(`/api/inboxes/${inbox.id}/sources/${view.id}`, { method: "DELETE" }))).status).toBe(204);
+    expect((await documented("POST", server.admin(`/api/inboxes/${inbox.id}/sources/${view.id}/run`, { method: "POST" }))).status).toBe(
+      202,
+    );
+    expect((await documented("DELETE", server.admin(`/api/inboxes/${inbox.id}/sources/${view.id}`, { method: "DELETE" }))).status).toBe(
+      204,
+    );
     expect((await documented("GET", server.admin(`/api/inboxes/${inbox.id}/sources/${view.id}`))).status).toBe(404);
 
     expect(await (await documented("GET", fetch(`${server.url}/healthz`))).json()).toEqual({ status: "ok" });

@@ -23,7 +23,8 @@ export function registerOpenApi(app: FastifyInstance): void {
       info: {
         title: "tailhook",
         version,
-        description: "The JSON management API of a tailhook server: inboxes, events, consumers, sources, stream tokens. See docs/http-api.md.",
+        description:
+          "The JSON management API of a tailhook server: inboxes, events, consumers, sources, stream tokens. See docs/http-api.md.",
       },
       components: {
         securitySchemes: {

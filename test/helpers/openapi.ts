@@ -59,7 +59,9 @@ export async function openApiChecker(baseUrl: string): Promise<ApiChecker> {
       if (!validate) compiled.set(schema, (validate = ajv.compile(schema)));
       const body: unknown = await response.clone().json();
       if (!validate(body)) {
-        throw new Error(`${method} ${route} ${status}: the body does not match /openapi.json: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(body)}`);
+        throw new Error(
+          `${method} ${route} ${status}: the body does not match /openapi.json: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(body)}`,
+        );
       }
       return response;
     },

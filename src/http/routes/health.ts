@@ -16,7 +16,13 @@ export function registerHealthRoutes(fastify: FastifyInstance, ctx: HttpContext)
   const ready = Status("ready", "not ready");
   app.get(
     "/readyz",
-    { schema: { tags: ["health"], summary: "Ready for traffic: the store answers and its writes work", response: { 200: ready, 503: Type.Union([ready, ErrorReply]) } } },
+    {
+      schema: {
+        tags: ["health"],
+        summary: "Ready for traffic: the store answers and its writes work",
+        response: { 200: ready, 503: Type.Union([ready, ErrorReply]) },
+      },
+    },
     async (_request, reply) => {
       const reachable = ctx.store.ping ? await ctx.store.ping() : true;
       const isReady = !ctx.isShuttingDown() && reachable && ctx.store.isHealthy();
@@ -26,7 +32,13 @@ export function registerHealthRoutes(fastify: FastifyInstance, ctx: HttpContext)
   const health = Status("ok", "unavailable");
   app.get(
     "/healthz",
-    { schema: { tags: ["health"], summary: "The process can serve (503 while the store cannot write or it is stopping)", response: { 200: health, 503: Type.Union([health, ErrorReply]) } } },
+    {
+      schema: {
+        tags: ["health"],
+        summary: "The process can serve (503 while the store cannot write or it is stopping)",
+        response: { 200: health, 503: Type.Union([health, ErrorReply]) },
+      },
+    },
     async (_request, reply) => {
       const healthy = ctx.store.isHealthy() && !ctx.isShuttingDown();
       return reply.code(healthy ? 200 : 503).send({ status: healthy ? "ok" : "unavailable" });

@@ -22,10 +22,7 @@ export type InboxRequest<Params extends { id: string } = { id: string }> = Pick<
 /** `{ "error": { "code", "message", ...details } }`: details (e.g. earliestOffset) are open. */
 export const ErrorReply = Type.Object(
   {
-    error: Type.Object(
-      { code: Type.String(), message: Type.String() },
-      { additionalProperties: true },
-    ),
+    error: Type.Object({ code: Type.String(), message: Type.String() }, { additionalProperties: true }),
   },
   { description: "an error (docs/http-api.md): code, message and sometimes details such as earliestOffset" },
 );

@@ -128,7 +128,9 @@ const InboxSettingsView = Type.Object({
 });
 
 /** [name, value]; not a tuple schema, whose draft-07 form OpenAPI 3.1 does not take. */
-const HeaderPairs = Type.Array(Type.Array(Type.String(), { minItems: 2, maxItems: 2 }), { description: "the raw headers in order, as [name, value] pairs" });
+const HeaderPairs = Type.Array(Type.Array(Type.String(), { minItems: 2, maxItems: 2 }), {
+  description: "the raw headers in order, as [name, value] pairs",
+});
 
 const inboxFields = {
   id: Type.String(),
@@ -181,7 +183,7 @@ export const EventEnvelope = Type.Object({
   id: Type.String(),
   receivedAt: Iso,
   method: Type.String(),
-  path: Type.String({ description: "the raw sub-path below /h/<id>, \"\" when none" }),
+  path: Type.String({ description: 'the raw sub-path below /h/<id>, "" when none' }),
   query: Type.String({ description: "the raw query string without ?" }),
   headers: HeaderPairs,
   contentType: Type.Union([Type.String(), Type.Null()]),
