@@ -37,7 +37,16 @@ export async function openApiChecker(baseUrl: string): Promise<ApiChecker> {
   const document = await fetchOpenApi(baseUrl);
   const ajv = new Ajv2020({ allErrors: true, strict: false });
   addFormats.default(ajv);
+  // Compiled up front, so that checking a reply adds no noticeable time between a test's requests.
   const compiled = new Map<object, ValidateFunction>();
+  for (const operations of Object.values(document.paths)) {
+    for (const operation of Object.values(operations)) {
+      for (const reply of Object.values(operation.responses)) {
+        const schema = reply.content?.["application/json"]?.schema;
+        if (schema) compiled.set(schema, ajv.compile(schema));
+      }
+    }
+  }
   return {
     document,
     async check(method, response) {
@@ -55,8 +64,7 @@ export async function openApiChecker(baseUrl: string): Promise<ApiChecker> {
         return response;
       }
       if (!schema) return response;
-      let validate = compiled.get(schema);
-      if (!validate) compiled.set(schema, (validate = ajv.compile(schema)));
+      const validate = compiled.get(schema)!;
       const body: unknown = await response.clone().json();
       if (!validate(body)) {
         throw new Error(
