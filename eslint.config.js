@@ -18,4 +18,6 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
     },
   },
+  // The inspector's plain ES modules run in the browser.
+  { files: ["web/**/*.js"], languageOptions: { globals: { ...globals.browser } } },
 );

@@ -29,6 +29,7 @@ const onBothBackends = [
   "test/imap-source.test.ts",
   "test/follow.test.ts",
   "test/metrics.test.ts",
+  "test/error-funnel.test.ts",
   "test/openapi.test.ts",
 ];
 

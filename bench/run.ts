@@ -428,12 +428,13 @@ function reportSmtp({ smtp, webhook, stored }: SmtpIngestResult, problems: strin
 }
 
 /** The verify phase's table; adds its problems and target row. */
-function reportVerify({ off, on, verdict: stored }: VerifyIngestResult, problems: string[], targetRows: string[][]): void {
+function reportVerify({ off, on, control, verdict: stored }: VerifyIngestResult, problems: string[], targetRows: string[][]): void {
   console.log(
-    `\nIngest with signature verification (verify): POST ${BODY_BYTES} B JSON, ${CONNECTIONS} connections, one fresh server, the same signed requests to a plain inbox and to one verifying` +
-      ` X-Hub-Signature-256 (HMAC-SHA256, enforce), ${VERIFY_WINDOW_SECONDS} s windows in turns after ${WARMUP_SECONDS} s warm-up each, ~${INGEST_SECONDS} s per row\n`,
+    `\nIngest with signature verification (verify): POST ${BODY_BYTES} B JSON, ${CONNECTIONS} connections, one fresh server, the same signed requests to a plain inbox, one verifying` +
+      ` X-Hub-Signature-256 (HMAC-SHA256, enforce) and a second plain inbox (A/A control), ${VERIFY_WINDOW_SECONDS} s windows in rotating turns after ${WARMUP_SECONDS} s warm-up each, ~${INGEST_SECONDS} s per row\n`,
   );
-  const rows = ([["verification off", off], ["verification on (HMAC-SHA256)", on]] as const).map(([name, result]) => {
+  const named = [["verification off", off], ["verification on (HMAC-SHA256)", on], ["verification off, second inbox (A/A control)", control]] as const;
+  const rows = named.map(([name, result]) => {
     if (result.non2xx + result.errors > 0) problems.push(`verify, ${name}: ${result.non2xx} non-2xx, ${result.errors} errors`);
     const cpu = result.cpuMicrosPerRequest.toFixed(1);
     return [name, result.requestsPerSecond.toFixed(0), cpu, ms(result.p50), ms(result.p99), String(result.non2xx), String(result.errors)];
@@ -441,6 +442,9 @@ function reportVerify({ off, on, verdict: stored }: VerifyIngestResult, problems
   const ratio = on.requestsPerSecond / off.requestsPerSecond;
   const cpuRatio = on.cpuMicrosPerRequest / off.cpuMicrosPerRequest;
   rows.push(["on / off", `${ratio.toFixed(2)}x`, `${cpuRatio.toFixed(2)}x`, "", "", "", ""]);
+  const controlRatio = control.requestsPerSecond / off.requestsPerSecond;
+  const controlCpu = control.cpuMicrosPerRequest / off.cpuMicrosPerRequest;
+  rows.push(["control / off (A/A: the method's noise)", `${controlRatio.toFixed(2)}x`, `${controlCpu.toFixed(2)}x`, "", "", "", ""]);
   console.log(table(["inbox", "req/s", "tailhook CPU µs/req", "p50 ms", "p99 ms", "non-2xx", "errors"], rows));
   if ((stored as { ok?: boolean } | undefined)?.ok !== true) {
     problems.push(`verify: the verified inbox's first event carries ${JSON.stringify(stored)}, not ok:true`);

@@ -6,6 +6,11 @@
  * computed once here: the body is the same for every request. Each row also gives the
  * tailhook child's CPU time per request (user + system, from /proc), which the other
  * processes on a shared machine disturb far less than the rate.
+ *
+ * A second plain inbox is an A/A control: its ratio to the first shows the noise floor
+ * of the method. The three take the window slots of a round in rotating order (a Latin
+ * square over every three rounds), because a slot can carry a bias of its own: an A/A
+ * run with a fixed order gave 0.97x for whichever inbox went second.
  */
 import { createHmac, randomBytes } from "node:crypto";
 import type { Tailhook } from "./children.js";
@@ -29,6 +34,8 @@ export type VerifyRow = LoadResult & {
 export interface VerifyIngestResult {
   off: VerifyRow;
   on: VerifyRow;
+  /** A second plain inbox, measured like the others: control / off is the A/A ratio. */
+  control: VerifyRow;
   /** The verdict stored with the verified inbox's first event. */
   verdict: unknown;
 }
@@ -54,6 +61,7 @@ function combine(measured: Window[]): VerifyRow {
 export async function measureVerifyIngest(tailhook: Tailhook, adminToken: string, options: VerifyIngestOptions): Promise<VerifyIngestResult> {
   const secret = randomBytes(20).toString("hex");
   const plain = await tailhook.createInbox();
+  const control = await tailhook.createInbox();
   const verified = await tailhook.createInbox({ verify: { scheme: "github", secrets: [secret], mode: "enforce" } });
   const headers = { "x-hub-signature-256": `sha256=${createHmac("sha256", secret).update(options.body).digest("hex")}` };
   // Both inboxes get the same signed requests (a sender signs whether or not the receiver
@@ -65,16 +73,19 @@ export async function measureVerifyIngest(tailhook: Tailhook, adminToken: string
     return { load: result, cpuSeconds: cpuSeconds(tailhook.pid) - before };
   };
 
-  await load(plain.ingestUrl, options.warmupSeconds);
-  await load(verified.ingestUrl, options.warmupSeconds);
-  const rounds = Math.max(1, Math.round(options.seconds / options.windowSeconds));
-  const off: Window[] = [];
-  const on: Window[] = [];
+  const inboxes = [plain, verified, control];
+  for (const inbox of inboxes) await load(inbox.ingestUrl, options.warmupSeconds);
+  // Whole Latin squares: every inbox takes every slot equally often.
+  const rounds = Math.max(3, Math.ceil(options.seconds / options.windowSeconds / 3) * 3);
+  const windows: Window[][] = inboxes.map(() => []);
   for (let round = 0; round < rounds; round++) {
-    off.push(await measure(plain.ingestUrl, options.windowSeconds));
-    on.push(await measure(verified.ingestUrl, options.windowSeconds));
+    for (let slot = 0; slot < inboxes.length; slot++) {
+      const index = (round + slot) % inboxes.length;
+      windows[index]!.push(await measure(inboxes[index]!.ingestUrl, options.windowSeconds));
+    }
   }
+  const [off, on, controlWindows] = windows as [Window[], Window[], Window[]];
   const first = await fetch(`${tailhook.url}/api/inboxes/${verified.id}/events/1`, { headers: { authorization: `Bearer ${adminToken}` } });
   const verdict = first.status === 200 ? ((await first.json()) as { verification?: unknown }).verification : `HTTP ${first.status}`;
-  return { off: combine(off), on: combine(on), verdict };
+  return { off: combine(off), on: combine(on), control: combine(controlWindows), verdict };
 }

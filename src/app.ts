@@ -16,6 +16,7 @@ import { startSmtpDoor } from "./email/smtp-door.js";
 import { StreamGrants } from "./http/stream-grants.js";
 import { LiveStreams } from "./live/follow.js";
 import { StreamWaiters } from "./live/stream-waiters.js";
+import { guardProcessErrors } from "./process-guards.js";
 import { ReleaserStack } from "./shutdown.js";
 import { followLeadership } from "./subscriptions/follow-leadership.js";
 import { startSources, type SourceOptions } from "./sources/start.js";
@@ -130,6 +131,7 @@ export async function startTailhook(config: ServerConfig, options: StartOptions 
   try {
     const opened = options.store ?? (await openStore(config, logger));
     releasers.push("store", () => opened.close());
+    releasers.push("process guard", guardProcessErrors(opened, logger));
     const { metrics, store, listener: metricsListener } = await startMetrics(opened, config, releasers);
     const adminToken = resolveAdminToken(config, options.onAdminTokenCreated);
 

@@ -17,6 +17,7 @@ import {
   type LossNotice,
   type TailedEvent,
 } from "../dist/index.js";
+import { waitUntil } from "./helpers/wait.js";
 import { killAllChildren, sleep, startServerProcess, tempDir, type ServerProcess } from "./helpers/processes.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 
@@ -82,14 +83,6 @@ async function createInbox(url: string, adminToken: string, settings?: unknown):
   return admin.createInbox(settings === undefined ? {} : { settings: settings as never });
 }
 
-async function until(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
 /** Iterates in the background, collecting every event, until stopped. */
 function collect(events: AsyncGenerator<TailedEvent>): { seen: TailedEvent[]; error: unknown; done: Promise<void> } {
   const state = { seen: [] as TailedEvent[], error: undefined as unknown, done: Promise.resolve() };
@@ -143,9 +136,9 @@ describe("tail()", () => {
     let retries = 0;
     const tail = collect(client.tail(inbox.id, { signal: controller.signal, onRetry: () => retries++ }));
     try {
-      await until("the first 3 events", () => tail.seen.length >= 3);
+      await waitUntil(() => tail.seen.length >= 3, "the first 3 events");
       for (let n = 4; n <= 5; n++) sent.push(await sendVaried(server.url, inbox.id, n));
-      await until("5 events", () => tail.seen.length >= 5);
+      await waitUntil(() => tail.seen.length >= 5, "5 events");
       await sleep(900); // at least one empty long-poll
 
       for (const signal of ["SIGTERM", "SIGKILL"] as const) {
@@ -156,7 +149,7 @@ describe("tail()", () => {
         expect(server.port).toBe(port);
         const before = sent.length;
         for (let n = before + 1; n <= before + 3; n++) sent.push(await sendVaried(server.url, inbox.id, n));
-        await until(`${sent.length} events after the ${signal} restart`, () => tail.seen.length >= sent.length, 20_000);
+        await waitUntil(() => tail.seen.length >= sent.length, `${sent.length} events after the ${signal} restart`, 20_000);
       }
       await sleep(1000); // room for a repeat to show up, if there were one
     } finally {
@@ -196,10 +189,10 @@ describe("tail()", () => {
     const controller = new AbortController();
     const second = collect(client.tail(inbox.id, { consumer: "worker", signal: controller.signal }));
     try {
-      await until("events 4 and 5 again", () => second.seen.length >= 2);
+      await waitUntil(() => second.seen.length >= 2, "events 4 and 5 again");
       await sleep(300);
       sent.push(await sendVaried(server.url, inbox.id, 6));
-      await until("event 6", () => second.seen.length >= 3);
+      await waitUntil(() => second.seen.length >= 3, "event 6");
       await sleep(300);
     } finally {
       controller.abort();
@@ -230,7 +223,7 @@ describe("tail()", () => {
     try {
       await sleep(300);
       sent.push(await sendVaried(server.url, inbox.id, 7));
-      await until("event 7", () => late.seen.length >= 1);
+      await waitUntil(() => late.seen.length >= 1, "event 7");
       await sleep(200);
     } finally {
       lateController.abort();

@@ -9,6 +9,7 @@ import { startTestServer, type TestServer } from "./helpers/server.js";
 import { bearer, type Envelope } from "./helpers/http.js";
 import { openApiChecker, type ApiChecker } from "./helpers/openapi.js";
 import type { ConsumerInfo } from "../dist/index.js";
+import { ingestMany, numbered } from "./helpers/inbox.js";
 
 let server: TestServer;
 /** Every consumer API reply is checked against the server's own /openapi.json. */
@@ -26,16 +27,6 @@ type ConsumerView = ConsumerInfo;
 
 const offset = (seq: number) => `0000000000000000_${String(seq).padStart(16, "0")}`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function ingest(inbox: Inbox, count: number, prefix = "e"): Promise<number[]> {
-  const seqs: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const response = await fetch(inbox.ingestUrl, { method: "POST", body: JSON.stringify({ n: `${prefix}${i}` }) });
-    expect(response.status).toBe(200);
-    seqs.push(((await response.json()) as { seq: number }).seq);
-  }
-  return seqs;
-}
 
 /** Calls the consumer API with `token` (the inbox's own token unless told otherwise). */
 async function api(inbox: Inbox, method: string, path: string, body?: unknown, token = inbox.token): Promise<Response> {
@@ -75,7 +66,7 @@ async function waitForPrune(inbox: Inbox, firstKept: number): Promise<void> {
 describe("creating, reading, listing and deleting consumers", () => {
   it("PUT creates at the start of the stream by default (201), again returns it unchanged (200); GET, list and DELETE", async () => {
     const inbox = await server.createInbox();
-    await ingest(inbox, 3);
+    await ingestMany(inbox.ingestUrl, 3, numbered("e"));
 
     const created = await json(await api(inbox, "PUT", "/billing", {}), 201);
     expect(created).toMatchObject({
@@ -116,20 +107,20 @@ describe("creating, reading, listing and deleting consumers", () => {
 
   it("PUT with from=now starts at the tail: nothing to catch up", async () => {
     const inbox = await server.createInbox();
-    await ingest(inbox, 4);
+    await ingestMany(inbox.ingestUrl, 4, numbered("e"));
     const consumer = await json(await api(inbox, "PUT", "/live-only", { from: "now" }), 201);
     expect(consumer).toMatchObject({
       committedSeq: 4,
       committedOffset: offset(4),
       lag: { events: 0, lostEvents: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null },
     });
-    await ingest(inbox, 1);
+    await ingestMany(inbox.ingestUrl, 1, numbered("e"));
     expect((await getConsumer(inbox, "live-only")).lag.events).toBe(1);
   });
 
   it("refuses bad names and bad starting points with 400; an empty list for a fresh inbox", async () => {
     const inbox = await server.createInbox();
-    await ingest(inbox, 2);
+    await ingestMany(inbox.ingestUrl, 2, numbered("e"));
     expect(await json<{ consumers: unknown[] }>(await api(inbox, "GET", ""), 200)).toEqual({ consumers: [] });
     for (const name of ["has%20space", "caf%C3%A9", "a%2Fb", "a%00b"]) {
       expect((await api(inbox, "PUT", `/${name}`, {})).status, name).toBe(400);
@@ -162,8 +153,8 @@ describe("creating, reading, listing and deleting consumers", () => {
   it("keeps the consumers of different inboxes apart, and removes them with their inbox", async () => {
     const a = await server.createInbox();
     const b = await server.createInbox();
-    await ingest(a, 3);
-    await ingest(b, 1);
+    await ingestMany(a.ingestUrl, 3, numbered("e"));
+    await ingestMany(b.ingestUrl, 1, numbered("e"));
     await json(await api(a, "PUT", "/same", {}), 201);
     await json(await api(b, "PUT", "/same", {}), 201);
     await ack(a, "same", 2);
@@ -180,7 +171,7 @@ describe("creating, reading, listing and deleting consumers", () => {
 describe("acks", () => {
   it("move the committed offset forward and never backwards", async () => {
     const inbox = await server.createInbox();
-    await ingest(inbox, 5);
+    await ingestMany(inbox.ingestUrl, 5, numbered("e"));
     await json(await api(inbox, "PUT", "/c", {}), 201);
 
     const first = await ack(inbox, "c", 3);
@@ -201,7 +192,7 @@ describe("acks", () => {
 
   it("refuses offsets beyond the tail, sentinels and garbage with 400, leaving the consumer where it was", async () => {
     const inbox = await server.createInbox();
-    await ingest(inbox, 3);
+    await ingestMany(inbox.ingestUrl, 3, numbered("e"));
     await json(await api(inbox, "PUT", "/c", {}), 201);
     await ack(inbox, "c", 1);
 
@@ -219,7 +210,7 @@ describe("acks", () => {
     const empty = await json(await api(inbox, "PUT", "/c", {}), 201);
     expect(empty.lag).toEqual({ events: 0, lostEvents: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
 
-    await ingest(inbox, 3);
+    await ingestMany(inbox.ingestUrl, 3, numbered("e"));
     await sleep(1600); // old enough to round to at least 1 s
     const events = await readEvents(inbox);
 
@@ -237,7 +228,7 @@ describe("acks", () => {
     const done = await ack(inbox, "c", 3);
     expect(done.lag).toEqual({ events: 0, lostEvents: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
 
-    await ingest(inbox, 1, "fresh");
+    await ingestMany(inbox.ingestUrl, 1, numbered("fresh"));
     const fresh = await getConsumer(inbox, "c");
     expect(fresh.lag.events).toBe(1);
     expect(fresh.lag.oldestUnackedAgeSeconds).toBe(0);
@@ -247,11 +238,11 @@ describe("acks", () => {
 describe("retention", () => {
   it("reports events removed before they were acked as lostEvents, and a read as that consumer answers 410", async () => {
     const inbox = await server.createInbox({ settings: { retention: { maxEvents: 3 } } });
-    await ingest(inbox, 2);
+    await ingestMany(inbox.ingestUrl, 2, numbered("e"));
     await json(await api(inbox, "PUT", "/slow", {}), 201);
     await json(await api(inbox, "PUT", "/fast", {}), 201);
     await ack(inbox, "slow", 1);
-    await ingest(inbox, 8); // 10 events, only 8..10 are kept
+    await ingestMany(inbox.ingestUrl, 8, numbered("e")); // 10 events, only 8..10 are kept
     await ack(inbox, "fast", 9);
     await waitForPrune(inbox, 8);
 
@@ -286,7 +277,7 @@ describe("retention", () => {
 describe("reading as a consumer", () => {
   it("a catch-up read without an offset starts after the committed offset; reading does not commit", async () => {
     const inbox = await server.createInbox();
-    await ingest(inbox, 5);
+    await ingestMany(inbox.ingestUrl, 5, numbered("e"));
     const read = async () => {
       const response = await fetch(`${inbox.streamUrl}?consumer=reader`, { headers: bearer(inbox.token) });
       expect(response.status).toBe(200);
@@ -311,7 +302,7 @@ describe("reading as a consumer", () => {
 
   it("a long-poll with ?consumer and no offset returns the events after the committed offset", async () => {
     const inbox = await server.createInbox();
-    await ingest(inbox, 5);
+    await ingestMany(inbox.ingestUrl, 5, numbered("e"));
     await json(await api(inbox, "PUT", "/lp", {}), 201);
     await ack(inbox, "lp", 3);
 
@@ -323,13 +314,13 @@ describe("reading as a consumer", () => {
 
   it("a long-poll with ?consumer at the committed tail waits for the next event, not an older one", async () => {
     const inbox = await server.createInbox();
-    await ingest(inbox, 4);
+    await ingestMany(inbox.ingestUrl, 4, numbered("e"));
     await json(await api(inbox, "PUT", "/lp", {}), 201);
     await ack(inbox, "lp", 4);
 
     const pending = fetch(`${inbox.streamUrl}?consumer=lp&live=long-poll`, { headers: bearer(inbox.token) });
     await sleep(300);
-    const [seq] = await ingest(inbox, 1, "wake");
+    const [seq] = await ingestMany(inbox.ingestUrl, 1, numbered("wake"));
     const response = await pending;
     expect(response.status).toBe(200);
     const events = (await response.json()) as Envelope[];
@@ -355,7 +346,7 @@ describe("access", () => {
   it("the inbox's own token can use every consumer call; another inbox's token, none (401)", async () => {
     const inbox = await server.createInbox();
     const other = await server.createInbox();
-    await ingest(inbox, 2);
+    await ingestMany(inbox.ingestUrl, 2, numbered("e"));
 
     // Own token: the whole life cycle.
     await json(await api(inbox, "PUT", "/mine", {}), 201);

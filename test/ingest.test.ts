@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { request } from "node:http";
 import { SqliteStore } from "../dist/storage/sqlite/sqlite-store.js";
+import { StoreWriteError } from "../dist/storage/sqlite/writer.js";
 import { startTestServer, tempDir, type TestServer } from "./helpers/server.js";
 import { bearer, bodyBytes, rawRequest, readAll } from "./helpers/http.js";
 
@@ -159,7 +160,8 @@ describe("ingest when the store fails", () => {
     let failing = false;
     const store = Object.create(real) as SqliteStore;
     store.appendEvent = (streamId, request) =>
-      failing ? Promise.reject(new Error("disk on fire")) : real.appendEvent(streamId, request);
+      // What the writer rejects with when a commit fails on a full disk (a store failure, not a bug: 503).
+      failing ? Promise.reject(new StoreWriteError("commit failed: database or disk is full")) : real.appendEvent(streamId, request);
     const broken = await startTestServer({}, { store, dataDir });
     try {
       const target = await broken.createInbox();

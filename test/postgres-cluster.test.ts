@@ -21,6 +21,7 @@ import { PostgresStore } from "../dist/storage/postgres/postgres-store.js";
 import { bearer, bodyBytes, readAll, type Envelope } from "./helpers/http.js";
 import { createDatabase, dropDatabase, startPrivateCluster, type PrivateCluster, type TestDatabase } from "./helpers/pg.js";
 import { killAllChildren, sleep, startServerProcess, tempDir, type ServerProcess } from "./helpers/processes.js";
+import { createInboxOn } from "./helpers/inbox.js";
 
 const ADMIN_TOKEN = `tha_cluster_${randomBytes(16).toString("hex")}`;
 const LONG_POLL_MS = 20_000;
@@ -52,16 +53,6 @@ async function serve(dbUrl: string, env: NodeJS.ProcessEnv = {}): Promise<Server
 interface InboxInfo {
   id: string;
   token: string;
-}
-
-async function createInbox(server: ServerProcess): Promise<InboxInfo> {
-  const response = await fetch(`${server.url}/api/inboxes`, {
-    method: "POST",
-    headers: { ...bearer(ADMIN_TOKEN), "content-type": "application/json" },
-    body: "{}",
-  });
-  expect(response.status).toBe(201);
-  return (await response.json()) as InboxInfo;
 }
 
 function streamUrl(server: ServerProcess, inbox: InboxInfo): string {
@@ -303,7 +294,7 @@ describe("two serve --db processes on one database", () => {
   it("share one gapless sequence: ingest on both, identical reads on both, cross-process wake-ups", async () => {
     const database = await freshDatabase();
     const [a, b] = await Promise.all([serve(database.url), serve(database.url)]);
-    const inbox = await createInbox(a);
+    const inbox = await createInboxOn(a);
     // The inbox made on A is known to B at once, with the same token.
     expect((await fetch(`${b.url}/api/inboxes/${inbox.id}`, { headers: bearer(inbox.token) })).status).toBe(200);
 
@@ -364,7 +355,7 @@ describe("two serve --db processes on one database", () => {
   it("keep every acknowledged event when one of them is SIGKILLed under load", async () => {
     const database = await freshDatabase();
     const [a, b] = await Promise.all([serve(database.url), serve(database.url)]);
-    const inbox = await createInbox(b);
+    const inbox = await createInboxOn(b);
     let aAlive = true;
     const load = ingestLoops({
       inboxId: inbox.id,
@@ -436,7 +427,7 @@ describe("PostgreSQL outages", () => {
   async function outage(kind: "stop" | "restart") {
     const database = await freshDatabase(cluster.url);
     const server = await serve(database.url);
-    const inbox = await createInbox(server);
+    const inbox = await createInboxOn(server);
     // An in-process store on the same database: shows whether LISTEN comes back.
     const probe = await PostgresStore.open({ url: database.url });
     cleanups.push(() => probe.close());
@@ -656,8 +647,8 @@ describe("tenants in schemas of one database", () => {
       serve(database.url, { TAILHOOK_DATABASE_SCHEMA: "tenant_one" }),
       serve(database.url, { TAILHOOK_DATABASE_SCHEMA: "tenant_two" }),
     ]);
-    const inboxOne = await createInbox(one);
-    const inboxTwo = await createInbox(two);
+    const inboxOne = await createInboxOn(one);
+    const inboxTwo = await createInboxOn(two);
     // The tenants do not see each other's inboxes.
     expect((await fetch(`${two.url}/api/inboxes/${inboxOne.id}`, { headers: bearer(ADMIN_TOKEN) })).status).toBe(404);
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { bearer, parseSse, readAll, type Envelope } from "./helpers/http.js";
+import { ingestMany, numbered } from "./helpers/inbox.js";
 
 let server: TestServer;
 
@@ -8,15 +9,6 @@ beforeAll(async () => {
   server = await startTestServer({ longPollTimeout: 400 }, { env: { TAILHOOK_PRUNE_INTERVAL_MS: "50", TAILHOOK_SSE_KEEPALIVE_MS: "100" } });
 });
 afterAll(() => server.stop());
-
-async function ingest(url: string, count: number, prefix = "m"): Promise<number[]> {
-  const seqs: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const response = await fetch(url, { method: "POST", body: JSON.stringify({ n: `${prefix}${i}` }) });
-    seqs.push(((await response.json()) as { seq: number }).seq);
-  }
-  return seqs;
-}
 
 /** Reads an SSE response until `enough` says stop, then aborts it. */
 async function readSse(
@@ -55,10 +47,10 @@ function lastControl(events: Array<{ event: string; data: string }>): { streamNe
 describe("catch-up reads", () => {
   it("resume from an offset with no gap and no duplicate", async () => {
     const inbox = await server.createInbox();
-    await ingest(inbox.ingestUrl, 5, "a");
+    await ingestMany(inbox.ingestUrl, 5, numbered("a"));
     const first = await readAll(inbox.streamUrl, inbox.token);
     expect(first.events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
-    await ingest(inbox.ingestUrl, 3, "b");
+    await ingestMany(inbox.ingestUrl, 3, numbered("b"));
     const second = await readAll(inbox.streamUrl, inbox.token, first.next);
     expect(second.events.map((e) => e.seq)).toEqual([6, 7, 8]);
     expect(second.events.map((e) => JSON.parse(e.body).n)).toEqual(["b0", "b1", "b2"]);
@@ -70,7 +62,7 @@ describe("catch-up reads", () => {
 
   it("pages a long stream and marks only the last page up to date", async () => {
     const inbox = await server.createInbox();
-    await Promise.all(Array.from({ length: 12 }, () => ingest(inbox.ingestUrl, 100)));
+    await Promise.all(Array.from({ length: 12 }, () => ingestMany(inbox.ingestUrl, 100, numbered("m"))));
     const page = await fetch(`${inbox.streamUrl}?offset=-1`, { headers: bearer(inbox.token) });
     const events = (await page.json()) as Envelope[];
     expect(events).toHaveLength(1000);
@@ -81,7 +73,7 @@ describe("catch-up reads", () => {
 
   it("answers offset=now with an empty array at the tail", async () => {
     const inbox = await server.createInbox();
-    await ingest(inbox.ingestUrl, 2);
+    await ingestMany(inbox.ingestUrl, 2, numbered("m"));
     const response = await fetch(`${inbox.streamUrl}?offset=now`, { headers: bearer(inbox.token) });
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual([]);
@@ -100,19 +92,19 @@ describe("catch-up reads", () => {
 
   it("supports ETag revalidation with 304", async () => {
     const inbox = await server.createInbox();
-    await ingest(inbox.ingestUrl, 1);
+    await ingestMany(inbox.ingestUrl, 1, numbered("m"));
     const first = await fetch(`${inbox.streamUrl}?offset=-1`, { headers: bearer(inbox.token) });
     const etag = first.headers.get("etag")!;
     const again = await fetch(`${inbox.streamUrl}?offset=-1`, { headers: { ...bearer(inbox.token), "if-none-match": etag } });
     expect(again.status).toBe(304);
-    await ingest(inbox.ingestUrl, 1);
+    await ingestMany(inbox.ingestUrl, 1, numbered("m"));
     const changed = await fetch(`${inbox.streamUrl}?offset=-1`, { headers: { ...bearer(inbox.token), "if-none-match": etag } });
     expect(changed.status).toBe(200);
   });
 
   it("answers 410 for offsets before retained data, and reads from -1 start at the earliest retained event", async () => {
     const inbox = await server.createInbox({ settings: { retention: { maxEvents: 3 } } });
-    await ingest(inbox.ingestUrl, 10);
+    await ingestMany(inbox.ingestUrl, 10, numbered("m"));
     let events: Envelope[] = [];
     for (let attempt = 0; attempt < 100; attempt++) {
       events = (await readAll(inbox.streamUrl, inbox.token)).events;
@@ -138,7 +130,7 @@ describe("long-poll", () => {
     const inbox = await server.createInbox();
     const pending = fetch(`${inbox.streamUrl}?offset=now&live=long-poll`, { headers: bearer(inbox.token) });
     await new Promise((resolve) => setTimeout(resolve, 100));
-    await ingest(inbox.ingestUrl, 1, "wake");
+    await ingestMany(inbox.ingestUrl, 1, numbered("wake"));
     const response = await pending;
     expect(response.status).toBe(200);
     const events = (await response.json()) as Envelope[];
@@ -150,7 +142,7 @@ describe("long-poll", () => {
 
   it("answers 204 with the tail offset when nothing arrives", async () => {
     const inbox = await server.createInbox();
-    await ingest(inbox.ingestUrl, 2);
+    await ingestMany(inbox.ingestUrl, 2, numbered("m"));
     const response = await fetch(`${inbox.streamUrl}?offset=0000000000000000_0000000000000002&live=long-poll`, { headers: bearer(inbox.token) });
     expect(response.status).toBe(204);
     expect(response.headers.get("stream-next-offset")).toBe("0000000000000000_0000000000000002");
@@ -162,7 +154,7 @@ describe("long-poll", () => {
     const inbox = await server.createInbox();
     const producer = (async () => {
       for (let i = 0; i < 30; i++) {
-        await ingest(inbox.ingestUrl, 1, `p${i}-`);
+        await ingestMany(inbox.ingestUrl, 1, numbered(`p${i}-`));
         if (i % 7 === 0) await new Promise((resolve) => setTimeout(resolve, 20));
       }
     })();
@@ -181,17 +173,17 @@ describe("long-poll", () => {
 describe("SSE", () => {
   it("streams events with control offsets, and resumes after a disconnect with no gap and no duplicate", async () => {
     const inbox = await server.createInbox();
-    await ingest(inbox.ingestUrl, 4, "a");
+    await ingestMany(inbox.ingestUrl, 4, numbered("a"));
     const url = (offset: string) => `${inbox.streamUrl}?offset=${offset}&live=sse&token=${inbox.token}`;
     const first = await readSse(url("-1"), (events) => sseEvents(events).length >= 4 && events.at(-1)?.event === "control");
     expect(sseEvents(first).map((e) => e.seq)).toEqual([1, 2, 3, 4]);
     const resumeAt = lastControl(first);
     expect(resumeAt).toMatchObject({ streamNextOffset: "0000000000000000_0000000000000004", upToDate: true });
 
-    await ingest(inbox.ingestUrl, 3, "b");
+    await ingestMany(inbox.ingestUrl, 3, numbered("b"));
     const live = readSse(url(resumeAt.streamNextOffset), (events) => sseEvents(events).length >= 5);
     await new Promise((resolve) => setTimeout(resolve, 100));
-    await ingest(inbox.ingestUrl, 2, "c");
+    await ingestMany(inbox.ingestUrl, 2, numbered("c"));
     const second = sseEvents(await live);
     expect(second.map((e) => e.seq)).toEqual([5, 6, 7, 8, 9]);
     expect(second.map((e) => JSON.parse(e.body).n)).toEqual(["b0", "b1", "b2", "c0", "c1"]);
@@ -199,7 +191,7 @@ describe("SSE", () => {
 
   it("starts at the tail for offset=now and sends keep-alives while idle", async () => {
     const inbox = await server.createInbox();
-    await ingest(inbox.ingestUrl, 3);
+    await ingestMany(inbox.ingestUrl, 3, numbered("m"));
     const controller = new AbortController();
     const response = await fetch(`${inbox.streamUrl}?offset=now&live=sse&token=${inbox.token}`, { signal: controller.signal });
     const reader = response.body!.getReader();
@@ -216,7 +208,7 @@ describe("SSE", () => {
 describe("HEAD", () => {
   it("reports the tail offset and content type without a body", async () => {
     const inbox = await server.createInbox();
-    await ingest(inbox.ingestUrl, 2);
+    await ingestMany(inbox.ingestUrl, 2, numbered("m"));
     const response = await fetch(inbox.streamUrl, { method: "HEAD", headers: bearer(inbox.token) });
     expect(response.status).toBe(200);
     expect(response.headers.get("stream-next-offset")).toBe("0000000000000000_0000000000000002");

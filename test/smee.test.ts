@@ -22,16 +22,9 @@ import {
   type Child,
   type ServerProcess,
 } from "./helpers/processes.js";
+import { createInboxOn, type CreatedInbox } from "./helpers/inbox.js";
 
 const SMEE_BIN = fileURLToPath(new URL("../node_modules/smee-client/bin/smee.js", import.meta.url));
-
-interface CreatedInbox {
-  id: string;
-  token: string;
-  ingestUrl: string;
-  streamUrl: string;
-  smeeUrl: string;
-}
 
 interface Forwarded {
   method: string;
@@ -212,16 +205,6 @@ describe("GET /smee/<inbox-id>: the raw SSE format", () => {
   });
   afterAll(() => server.stop());
 
-  async function create(body: Record<string, unknown> = {}): Promise<CreatedInbox> {
-    const response = await server.admin("/api/inboxes", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    expect(response.status).toBe(201);
-    return (await response.json()) as CreatedInbox;
-  }
-
   async function post(inbox: CreatedInbox, n: number, path = ""): Promise<number> {
     const response = await fetch(`${inbox.ingestUrl}${path}`, {
       method: "POST",
@@ -236,7 +219,7 @@ describe("GET /smee/<inbox-id>: the raw SSE format", () => {
   const bodies = (events: SseEvent[]) => events.map((event) => (JSON.parse(event.data) as { body: { n: number } }).body.n);
 
   it("the create reply has smeeUrl with the token; GET and list leave it out", async () => {
-    const inbox = await create();
+    const inbox = await createInboxOn(server);
     expect(inbox.smeeUrl).toBe(`${server.url}/smee/${inbox.id}?token=${inbox.token}`);
     const one = (await (await server.admin(`/api/inboxes/${inbox.id}`)).json()) as Record<string, unknown>;
     expect(one.smeeUrl).toBeUndefined();
@@ -245,7 +228,7 @@ describe("GET /smee/<inbox-id>: the raw SSE format", () => {
   });
 
   it("starts at the tail with a ready event, then message events with id: = offset, pings without id", async () => {
-    const inbox = await create();
+    const inbox = await createInboxOn(server);
     await post(inbox, 0); // before the connection: not sent
     const sse = await SseReader.open(inbox.smeeUrl);
     expect(sse.response.status).toBe(200);
@@ -288,7 +271,7 @@ describe("GET /smee/<inbox-id>: the raw SSE format", () => {
   });
 
   it("resumes after Last-Event-ID with no gap and no repeat, and wakes on new events", async () => {
-    const inbox = await create();
+    const inbox = await createInboxOn(server);
     for (let n = 1; n <= 5; n++) await post(inbox, n);
     const sse = await SseReader.open(inbox.smeeUrl, { "last-event-id": offset(2) });
     await sse.waitFor((events) => events.filter((e) => e.event === "message").length >= 3);
@@ -302,7 +285,7 @@ describe("GET /smee/<inbox-id>: the raw SSE format", () => {
   });
 
   it("from=-1 replays what is retained; Last-Event-ID wins over from; a foreign Last-Event-ID is ignored", async () => {
-    const inbox = await create();
+    const inbox = await createInboxOn(server);
     for (let n = 1; n <= 3; n++) await post(inbox, n);
     const all = await SseReader.open(`${inbox.smeeUrl}&from=-1`);
     await all.waitFor((events) => events.filter((e) => e.event === "message").length >= 3);
@@ -326,7 +309,7 @@ describe("GET /smee/<inbox-id>: the raw SSE format", () => {
   });
 
   it("a Last-Event-ID behind retention gets a lost event, then the earliest retained events", async () => {
-    const inbox = await create({ settings: { retention: { maxEvents: 2 } } });
+    const inbox = await createInboxOn(server, { settings: { retention: { maxEvents: 2 } } });
     for (let n = 1; n <= 6; n++) await post(inbox, n);
     // Wait until the prune pass has run.
     for (let attempt = 0; attempt < 100; attempt++) {
@@ -345,7 +328,7 @@ describe("GET /smee/<inbox-id>: the raw SSE format", () => {
   });
 
   it("accepts the token as Bearer; refuses bad tokens (401), unknown inboxes (404 for admin) and bad from (400)", async () => {
-    const inbox = await create();
+    const inbox = await createInboxOn(server);
     const url = `${server.url}/smee/${inbox.id}`;
     const bearer = await SseReader.open(url, { authorization: `Bearer ${inbox.token}` });
     expect(bearer.response.status).toBe(200);
@@ -353,7 +336,7 @@ describe("GET /smee/<inbox-id>: the raw SSE format", () => {
     bearer.close();
     expect((await fetch(url)).status).toBe(401);
     expect((await fetch(`${url}?token=thk_wrong`)).status).toBe(401);
-    const other = await create();
+    const other = await createInboxOn(server);
     expect((await fetch(`${url}?token=${other.token}`)).status).toBe(401);
     expect((await fetch(`${server.url}/smee/noSuchInbox0000000000000?token=${inbox.token}`)).status).toBe(401);
     expect((await server.admin("/smee/noSuchInbox0000000000000")).status).toBe(404);
@@ -362,7 +345,7 @@ describe("GET /smee/<inbox-id>: the raw SSE format", () => {
   });
 
   it("ends the stream when the inbox is deleted, and the reconnect is refused", async () => {
-    const inbox = await create();
+    const inbox = await createInboxOn(server);
     const sse = await SseReader.open(inbox.smeeUrl);
     await sse.waitFor((events) => events.length >= 1);
     expect((await server.admin(`/api/inboxes/${inbox.id}`, { method: "DELETE" })).status).toBe(204);
@@ -374,9 +357,7 @@ describe("GET /smee/<inbox-id>: the raw SSE format", () => {
 
   it("ends open streams when the server shuts down", async () => {
     const own = await startTestServer({}, { env: {} });
-    const created = (await (
-      await own.admin("/api/inboxes", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })
-    ).json()) as CreatedInbox;
+    const created = await createInboxOn(own);
     const sse = await SseReader.open(created.smeeUrl);
     await sse.waitFor((events) => events.length >= 1);
     await own.stop();
@@ -407,16 +388,6 @@ describe("the real smee-client forwarding tailhook events", () => {
     const dataDir = options.dataDir ?? tempDir("tailhook-smee-");
     if (!dirs.includes(dataDir)) dirs.push(dataDir);
     return startServerProcess({ dataDir, ...(options.port ? { port: options.port } : {}) });
-  }
-
-  async function createInbox(srv: ServerProcess): Promise<CreatedInbox> {
-    const response = await fetch(`${srv.url}/api/inboxes`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${srv.adminToken}`, "content-type": "application/json" },
-      body: "{}",
-    });
-    expect(response.status).toBe(201);
-    return (await response.json()) as CreatedInbox;
   }
 
   /** `smee --url <url> --target <target>/hook`, as a user runs it (no proxy in between). */
@@ -454,7 +425,7 @@ describe("the real smee-client forwarding tailhook events", () => {
 
   it("forwards method, body, headers and query as smee-client does for smee.io", async () => {
     const srv = await server();
-    const inbox = await createInbox(srv);
+    const inbox = await createInboxOn(srv);
     const smee = await startSmee(inbox.smeeUrl);
 
     const signature = "sha256=0123456789abcdef";
@@ -504,7 +475,7 @@ describe("the real smee-client forwarding tailhook events", () => {
 
   it("with a wrong token smee-client stops at once (a 401 ends an EventSource for good)", async () => {
     const srv = await server();
-    const inbox = await createInbox(srv);
+    const inbox = await createInboxOn(srv);
     const smee = spawnSmee(`${srv.url}/smee/${inbox.id}?token=thk_wrong`);
     const exit = await Promise.race([smee.exited, sleep(10_000).then(() => "still running" as const)]);
     expect(exit).toEqual({ code: 1, signal: null });
@@ -514,7 +485,7 @@ describe("the real smee-client forwarding tailhook events", () => {
   it("forwards every event exactly once, in order, across a server SIGTERM and restart on the same port", async () => {
     const dataDir = tempDir("tailhook-smee-restart-");
     const first = await server({ dataDir });
-    const inbox = await createInbox(first);
+    const inbox = await createInboxOn(first);
     const smee = await startSmee(inbox.smeeUrl);
     const sent: number[] = [];
     const send = async (srv: ServerProcess, n: number) => {
@@ -556,7 +527,7 @@ describe("the real smee-client forwarding tailhook events", () => {
   it("a restart before the first event loses nothing: the ready event's id pins 'now'", async () => {
     const dataDir = tempDir("tailhook-smee-now-");
     const first = await server({ dataDir });
-    const inbox = await createInbox(first);
+    const inbox = await createInboxOn(first);
     await postJson(inbox.ingestUrl, 0); // before smee-client: not forwarded
     const smee = await startSmee(inbox.smeeUrl);
     await first.kill("SIGTERM");

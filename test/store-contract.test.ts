@@ -15,6 +15,7 @@ import type { CapturedRequest, InboxSettings } from "../dist/core/types.js";
 import { PostgresStore } from "../dist/storage/postgres/postgres-store.js";
 import { SqliteStore } from "../dist/storage/sqlite/sqlite-store.js";
 import type { NewInbox, Store } from "../dist/storage/store.js";
+import type { AppendRequest, CreateStreamRequest } from "../dist/core/streams.js";
 
 /** A store under test, and how to open it again on the same data and remove it. */
 interface Opened {
@@ -262,6 +263,41 @@ describe.each(backends)("store contract: $name", (backend) => {
     }
   });
 
+  it("keeps tails right when appends and a delete share batches, and after reopening", async () => {
+    const opened = await open();
+    const a = await opened.store.createInbox(newInbox());
+    const b = await opened.store.createInbox(newInbox());
+    // Not awaited one by one: the writes queue up and commit in shared batches.
+    const appendsA = Array.from({ length: 60 }, (_, i) => opened.store.appendEvent(a.streamId, captured(Buffer.from(`a${i}`))));
+    const appendsB = Array.from({ length: 30 }, (_, i) => opened.store.appendEvent(b.streamId, captured(Buffer.from(`b${i}`))));
+    const deleted = opened.store.deleteInbox(b.id);
+    const lateB = Array.from({ length: 10 }, () => opened.store.appendEvent(b.streamId, captured(Buffer.from("late"))));
+    const resultsA = await Promise.all(appendsA);
+    expect(resultsA.map((result) => (result as { seq: number }).seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+    expect(await deleted).toBe(true);
+    // Called while the delete was pending, each append lands on one side of it (SQLite keeps
+    // call order; PostgreSQL's queued appends may commit after a delete that runs on its own):
+    // those before it have gapless seqs, those after it are refused. Once the delete returned,
+    // the inbox takes nothing.
+    const resultsB = await Promise.all([...appendsB, ...lateB]);
+    const seqsB = resultsB.flatMap((result) => (result.status === "appended" ? [result.seq] : []));
+    expect(resultsB.filter((result) => result.status !== "appended")).toEqual(Array.from({ length: 40 - seqsB.length }, () => ({ status: "not_found" })));
+    expect(seqsB.sort((x, y) => x - y)).toEqual(Array.from({ length: seqsB.length }, (_, i) => i + 1));
+    expect(await opened.store.appendEvent(b.streamId, captured(Buffer.from("after delete")))).toEqual({ status: "not_found" });
+
+    await opened.store.close();
+    const store = await opened.reopen();
+    extraStores.push(store);
+    expect(await store.getStreamById(a.streamId)).toMatchObject({ tailSeq: 60, firstSeq: 1 });
+    expect(await store.getStreamById(b.streamId)).toBeUndefined();
+    expect(await store.appendEvent(a.streamId, captured(Buffer.from("after reopen")))).toEqual({ status: "appended", seq: 61 });
+    expect(await store.appendEvent(b.streamId, captured(Buffer.from("after reopen")))).toEqual({ status: "not_found" });
+    expect((await store.readMessages(a.streamId, 0, ALL)).map((message) => message.data.toString())).toEqual([
+      ...Array.from({ length: 60 }, (_, i) => `a${i}`),
+      "after reopen",
+    ]);
+  });
+
   it("reads pages within maxMessages and maxBytes, after a seq, and single messages", async () => {
     const { store } = await open();
     const inbox = await store.createInbox(newInbox());
@@ -460,5 +496,125 @@ describe.each(backends)("store contract: $name", (backend) => {
     expect(await again.getStreamById(inbox.streamId)).toMatchObject({ tailSeq: requests.length });
     // And the reopened store carries on after the last seq.
     expect(await again.appendEvent(inbox.streamId, captured(Buffer.from("next")))).toEqual({ status: "appended", seq: 301 });
+  });
+});
+
+/*
+ * General (Durable Streams) streams through the same port, `store.general`, on every
+ * backend: the outcomes http turns into protocol answers must be the same values.
+ */
+describe.each(backends)("general streams contract: $name", (backend) => {
+  const opened: Opened[] = [];
+  afterEach(async () => {
+    for (const entry of opened.splice(0)) {
+      await entry.store.close().catch(() => undefined);
+      await entry.destroy();
+    }
+  });
+
+  async function general() {
+    const entry = await backend.open();
+    opened.push(entry);
+    expect(entry.store.general).toBeDefined();
+    return { entry, streams: entry.store.general! };
+  }
+
+  const create = (name: string, extra: Partial<CreateStreamRequest> = {}): CreateStreamRequest => ({
+    name,
+    contentType: "text/plain",
+    ttlSeconds: null,
+    expiresAt: null,
+    closed: false,
+    messages: [],
+    fork: null,
+    ...extra,
+  });
+  const append = (name: string, data: string[], extra: Partial<AppendRequest> = {}): AppendRequest => ({
+    name,
+    contentType: "text/plain",
+    messages: data.map((text) => Buffer.from(text)),
+    close: false,
+    streamSeq: null,
+    producer: null,
+    ...extra,
+  });
+  const texts = async (store: Store, streamId: number) => (await store.readMessages(streamId, 0, ALL)).map((message) => message.data.toString());
+
+  it("creates idempotently, refuses a different config, appends in order and closes", async () => {
+    const { entry, streams } = await general();
+    const created = await streams.createStream(create("a/b", { messages: [Buffer.from("m1")] }));
+    expect(created).toMatchObject({ status: "created", stream: { name: "a/b", contentType: "text/plain", tailSeq: 1, closed: false } });
+    expect(await streams.createStream(create("a/b", { messages: [Buffer.from("m1")] }))).toMatchObject({ status: "exists" });
+    expect(await streams.createStream(create("a/b", { contentType: "application/json" }))).toMatchObject({ status: "conflict" });
+
+    expect(await streams.appendStream(append("a/b", ["m2", "m3"]))).toMatchObject({ status: "appended", stream: { tailSeq: 3 } });
+    expect(await streams.appendStream(append("a/b", ["x"], { contentType: "application/json" }))).toMatchObject({ status: "content_type_mismatch" });
+    expect(await streams.appendStream(append("a/b", ["m4"], { streamSeq: "0002" }))).toMatchObject({ status: "appended" });
+    expect(await streams.appendStream(append("a/b", ["m5"], { streamSeq: "0001" }))).toMatchObject({ status: "stream_seq_regression" });
+    expect(await streams.appendStream(append("a/b", [], { close: true }))).toMatchObject({ status: "appended", stream: { closed: true, tailSeq: 4 } });
+    expect(await streams.appendStream(append("a/b", ["late"]))).toMatchObject({ status: "closed" });
+    expect(await streams.appendStream(append("no/such", ["x"]))).toEqual({ status: "not_found" });
+
+    const stream = (await entry.store.getStream("a/b"))!;
+    expect(stream).toMatchObject({ tailSeq: 4, closed: true });
+    expect(await texts(entry.store, stream.id)).toEqual(["m1", "m2", "m3", "m4"]);
+    expect((await streams.listGeneralStreams()).map((listed) => listed.name)).toEqual(["a/b"]);
+  });
+
+  it("fences producers by epoch and sequence, and answers retries as duplicates", async () => {
+    const { streams } = await general();
+    await streams.createStream(create("p"));
+    const as = (epoch: number, seq: number) => ({ producer: { id: "writer-1", epoch, seq } });
+    expect(await streams.appendStream(append("p", ["a"], as(0, 0)))).toMatchObject({ status: "appended", producerSeq: 0 });
+    expect(await streams.appendStream(append("p", ["a"], as(0, 0)))).toMatchObject({ status: "duplicate", producerSeq: 0 });
+    expect(await streams.appendStream(append("p", ["c"], as(0, 2)))).toEqual({ status: "producer_seq_gap", expected: 1, received: 2 });
+    expect(await streams.appendStream(append("p", ["b"], as(0, 1)))).toMatchObject({ status: "appended", stream: { tailSeq: 2 } });
+    expect(await streams.appendStream(append("p", ["z"], as(1, 5)))).toEqual({ status: "new_epoch_needs_seq_zero" });
+    expect(await streams.appendStream(append("p", ["d"], as(1, 0)))).toMatchObject({ status: "appended", stream: { tailSeq: 3 } });
+    expect(await streams.appendStream(append("p", ["old"], as(0, 2)))).toEqual({ status: "stale_epoch", epoch: 1 });
+  });
+
+  it("forks read the source's messages up to the fork point, and a deleted source stays while forks read it", async () => {
+    const { entry, streams } = await general();
+    await streams.createStream(create("src", { messages: ["s1", "s2", "s3"].map((text) => Buffer.from(text)) }));
+    const fork = await streams.createStream(create("fork", { contentType: null, fork: { source: "src", offsetSeq: 2, subOffset: 0 } }));
+    expect(fork).toMatchObject({ status: "created", stream: { tailSeq: 2, forkSeq: 2, contentType: "text/plain" } });
+    expect(await streams.createStream(create("orphan", { fork: { source: "missing", offsetSeq: null, subOffset: 0 } }))).toEqual({ status: "source_not_found" });
+    await streams.appendStream(append("fork", ["f3"]));
+    await streams.appendStream(append("src", ["s4"]));
+
+    expect(await streams.deleteStream("src")).toEqual({ status: "deleted" });
+    expect(await streams.deleteStream("src")).toEqual({ status: "gone" });
+    expect(await streams.appendStream(append("src", ["x"]))).toEqual({ status: "gone" });
+    const forked = (await entry.store.getStream("fork"))!;
+    // Seqs 1..2 are read through to the source, 3 is the fork's own: the source's data outlives its delete.
+    expect(await texts(entry.store, forked.id)).toEqual(["s1", "s2", "f3"]);
+    expect(await streams.deleteStream("fork")).toEqual({ status: "deleted" });
+    expect(await streams.deleteStream("fork")).toEqual({ status: "not_found" });
+    expect(await entry.store.getStream("src")).toBeUndefined();
+    expect(await streams.createStream(create("src"))).toMatchObject({ status: "created", stream: { tailSeq: 0 } });
+  });
+
+  it("expires streams by absolute expiry, and keeps streams, producers, closure and records across a reopen", async () => {
+    const { entry, streams } = await general();
+    await streams.createStream(create("short", { expiresAt: Date.now() + 300 }));
+    await streams.createStream(create("kept", { ttlSeconds: 3600 }));
+    await streams.appendStream(append("kept", ["k1"], { producer: { id: "w", epoch: 3, seq: 0 } }));
+    await streams.createStream(create("done", { closed: true }));
+    await streams.putRecord("kind-a", "key-1", "value-1");
+    await streams.putRecord("kind-a", "key-2", "value-2");
+    await streams.putRecord("kind-a", "key-2", null);
+    await vi.waitFor(async () => expect(await streams.appendStream(append("short", ["x"]))).toEqual({ status: "not_found" }), { timeout: 10_000, interval: 50 });
+
+    await entry.store.close();
+    const store = await entry.reopen();
+    opened.push({ ...entry, store });
+    const again = store.general!;
+    expect(await store.getStream("kept")).toMatchObject({ tailSeq: 1, closed: false, ttlSeconds: 3600 });
+    expect(await again.appendStream(append("done", ["x"]))).toMatchObject({ status: "closed" });
+    expect(await again.appendStream(append("kept", ["k1"], { producer: { id: "w", epoch: 3, seq: 0 } }))).toMatchObject({ status: "duplicate" });
+    expect(await again.appendStream(append("kept", ["k2"], { producer: { id: "w", epoch: 2, seq: 0 } }))).toEqual({ status: "stale_epoch", epoch: 3 });
+    expect(await again.listRecords("kind-a")).toEqual([{ key: "key-1", value: "value-1" }]);
+    expect(await store.getStream("short")).toBeUndefined();
   });
 });

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { readAll, type Envelope } from "./helpers/http.js";
 import { startTestServer, tempDir, type TestServer } from "./helpers/server.js";
+import { ingestMany } from "./helpers/inbox.js";
 
 interface Frame {
   type: string;
@@ -99,13 +100,6 @@ function wsUrl(server: { url: string }, inboxId: string, query: string): string 
 const seqOf = (offset: string) => Number(offset.split("_")[1]);
 const offset = (seq: number) => `0000000000000000_${String(seq).padStart(16, "0")}`;
 
-async function ingest(url: string, count: number, body: (i: number) => string = (i) => JSON.stringify({ n: i })): Promise<void> {
-  for (let i = 0; i < count; i++) {
-    const response = await fetch(url, { method: "POST", body: body(i) });
-    expect(response.status).toBe(200);
-  }
-}
-
 /** Waits until the prune pass has left only `count` events (a read racing a prune may answer 410). */
 async function waitForRetention(inbox: { streamUrl: string; token: string }, count: number): Promise<void> {
   for (let attempt = 0; attempt < 200; attempt++) {
@@ -140,7 +134,7 @@ afterAll(async () => {
 describe("WebSocket reads", () => {
   it("sends events in order with resumable offsets, then up-to-date, then live events", async () => {
     const inbox = await server.createInbox();
-    await ingest(inbox.ingestUrl, 5);
+    await ingestMany(inbox.ingestUrl, 5);
     const reader = connect(wsUrl(server, inbox.id, "offset=-1"), { headers: { authorization: `Bearer ${inbox.token}` } });
     await reader.until((r) => r.upToDateCount() === 1, "first up-to-date");
     expect(reader.frames.map((f) => f.type)).toEqual(["event", "event", "event", "event", "event", "up-to-date"]);
@@ -152,7 +146,7 @@ describe("WebSocket reads", () => {
     expect(reader.lastOffset).toBe(http.next);
     expect(reader.events).toEqual(http.events);
 
-    await ingest(inbox.ingestUrl, 2);
+    await ingestMany(inbox.ingestUrl, 2);
     await reader.until((r) => r.frames.at(-1)?.type === "up-to-date" && r.lastOffset === offset(7), "up-to-date at 7");
     expect(reader.seqs).toEqual([1, 2, 3, 4, 5, 6, 7]);
     // One up-to-date after each catch-up: the two ingests may land in one wake-up or two.
@@ -161,11 +155,11 @@ describe("WebSocket reads", () => {
 
   it("accepts the admin token and ?token=, and starts at the tail for offset=now", async () => {
     const inbox = await server.createInbox();
-    await ingest(inbox.ingestUrl, 3);
+    await ingestMany(inbox.ingestUrl, 3);
     const reader = connect(wsUrl(server, inbox.id, `offset=now&token=${server.adminToken}`));
     await reader.until((r) => r.frames.length >= 1, "up-to-date");
     expect(reader.frames).toEqual([{ type: "up-to-date", offset: offset(3) }]);
-    await ingest(inbox.ingestUrl, 1);
+    await ingestMany(inbox.ingestUrl, 1);
     await reader.until((r) => r.upToDateCount() === 2, "the live event");
     expect(reader.seqs).toEqual([4]);
     expect(reader.frames.map((f) => f.offset)).toEqual([offset(3), offset(4), offset(4)]);
@@ -174,7 +168,7 @@ describe("WebSocket reads", () => {
   it("resumes after a client disconnect from the last offset with no gap and no duplicate", async () => {
     const inbox = await server.createInbox();
     const total = 80;
-    const writing = Promise.all([ingest(inbox.ingestUrl, total / 2), ingest(inbox.ingestUrl, total / 2)]);
+    const writing = Promise.all([ingestMany(inbox.ingestUrl, total / 2), ingestMany(inbox.ingestUrl, total / 2)]);
     const first = connect(wsUrl(server, inbox.id, `offset=-1&token=${inbox.token}`));
     await first.until((r) => r.seqs.length >= 15, "15 events");
     first.socket.terminate();
@@ -213,7 +207,7 @@ describe("WebSocket reads", () => {
 
   it("answers 410 before the upgrade for an offset behind retention", async () => {
     const inbox = await server.createInbox({ settings: { retention: { maxEvents: 3 } } });
-    await ingest(inbox.ingestUrl, 10);
+    await ingestMany(inbox.ingestUrl, 10);
     await waitForRetention(inbox, 3);
     const gone = await refused(wsUrl(server, inbox.id, `offset=${offset(2)}&token=${inbox.token}`));
     expect(gone.status).toBe(410);
@@ -230,7 +224,7 @@ describe("WebSocket reads", () => {
     reader.socket.pause();
     // ~25 MiB: more than the socket buffers hold, so the server must stop and wait.
     const big = (i: number) => `${i}:${"x".repeat(128 * 1024)}`;
-    await Promise.all(Array.from({ length: 4 }, () => ingest(inbox.ingestUrl, 50, big)));
+    await Promise.all(Array.from({ length: 4 }, () => ingestMany(inbox.ingestUrl, 50, big)));
     await waitForRetention(inbox, 5);
     reader.socket.resume();
     await reader.until((r) => r.closed !== undefined || r.seqs.at(-1) === 200, "the close");
@@ -252,7 +246,7 @@ describe("WebSocket lifetime", () => {
     try {
       const before = await startTestServer({}, { dataDir });
       const inbox = await before.createInbox();
-      await ingest(inbox.ingestUrl, 3);
+      await ingestMany(inbox.ingestUrl, 3);
       const reader = connect(wsUrl(before, inbox.id, `offset=-1&token=${inbox.token}`));
       await reader.until((r) => r.upToDateCount() === 1, "up-to-date");
       await before.close();
@@ -262,10 +256,10 @@ describe("WebSocket lifetime", () => {
 
       const after = await startTestServer({}, { dataDir });
       try {
-        await ingest(`${after.url}/h/${inbox.id}`, 2);
+        await ingestMany(`${after.url}/h/${inbox.id}`, 2);
         const resumed = connect(wsUrl(after, inbox.id, `offset=${reader.lastOffset}&token=${inbox.token}`));
         await resumed.until((r) => r.upToDateCount() === 1, "up-to-date after restart");
-        await ingest(`${after.url}/h/${inbox.id}`, 1);
+        await ingestMany(`${after.url}/h/${inbox.id}`, 1);
         await resumed.until((r) => r.upToDateCount() === 2, "the live event after restart");
         expect(resumed.seqs).toEqual([4, 5, 6]);
         expect([...reader.events, ...resumed.events].map((e) => JSON.parse(e.body).n)).toEqual([0, 1, 2, 0, 1, 0]);
@@ -280,7 +274,7 @@ describe("WebSocket lifetime", () => {
   it("closes every socket with 1001 on shutdown, without waiting on a client that stopped reading", async () => {
     const own = await startTestServer();
     const inbox = await own.createInbox();
-    await ingest(inbox.ingestUrl, 30, (i) => `${i}:${"y".repeat(512 * 1024)}`);
+    await ingestMany(inbox.ingestUrl, 30, (i) => `${i}:${"y".repeat(512 * 1024)}`);
     const idle = connect(wsUrl(own, inbox.id, `offset=now&token=${inbox.token}`));
     await idle.until((r) => r.upToDateCount() === 1, "up-to-date");
     const stalled = connect(wsUrl(own, inbox.id, `offset=-1&token=${inbox.token}`));
@@ -307,7 +301,7 @@ describe("WebSocket lifetime", () => {
       expect(mute.closed!.code).toBe(1006);
       expect(mute.pings).toBeGreaterThanOrEqual(2);
       expect(live.closed).toBeUndefined();
-      await ingest(inbox.ingestUrl, 1);
+      await ingestMany(inbox.ingestUrl, 1);
       await live.until((r) => r.seqs.length === 1, "an event after pings");
     } finally {
       await own.stop();

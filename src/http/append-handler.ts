@@ -9,8 +9,8 @@ import { TailhookError } from "../core/errors.js";
 import { presentedToken } from "./auth.js";
 import { discardBody, readBody } from "./body.js";
 import type { HttpContext } from "./context.js";
-import { sendErrorRaw } from "./errors.js";
-import { noteFailure, noteRequestBytes, noteRoute } from "./request-log.js";
+import { sendFailureRaw } from "./errors.js";
+import { noteRequestBytes, noteRoute } from "./request-log.js";
 import { browserHeaders } from "./protocol/browser-headers.js";
 import { appendToStream, writableName } from "./protocol/stream-append.js";
 import { authorizeStream, checkStreamName, STREAM_ROOT } from "./protocol/stream-access.js";
@@ -77,10 +77,8 @@ export function createAppendHandler(ctx: HttpContext) {
         res.end(payload);
       }
     } catch (error) {
-      const refusal = error instanceof TailhookError ? error : new TailhookError("store_unavailable", "storage is unavailable; nothing was stored");
       const bodyEnded = await discardBody(req);
-      if (refusal.code === "store_unavailable") noteFailure(req, error);
-      sendErrorRaw(res, refusal, bodyEnded ? headers : { ...headers, connection: "close" });
+      sendFailureRaw(req, res, error, ctx.store, bodyEnded ? headers : { ...headers, connection: "close" });
     }
   };
 }

@@ -5,9 +5,11 @@
  * (requests pipelined behind a reply that closes it are not processed; a malformed
  * request is answered only after the replies to the requests before it).
  */
-import { IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from "node:http";
+import { IncomingMessage, STATUS_CODES, type RequestListener, type Server, type ServerOptions, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import ipaddr from "ipaddr.js";
+import { TailhookError, type ErrorCode } from "../core/errors.js";
+import { refusalReply } from "./errors.js";
 
 export interface EdgeSettings {
   keepAliveTimeoutMs: number;
@@ -144,32 +146,28 @@ export function inRequestOrder(handler: RequestListener): RequestListener {
   };
 }
 
-const REASONS: Record<number, string> = {
-  400: "Bad Request",
-  408: "Request Timeout",
-  413: "Payload Too Large",
-  431: "Request Header Fields Too Large",
-  503: "Service Unavailable",
-};
-
-function rawReply(status: number, extra = ""): string {
-  const body = JSON.stringify({ error: { code: status === 503 ? "overloaded" : "bad_request", message: REASONS[status]!.toLowerCase() } });
+/** A reply written on the socket itself, ahead of node:http, from the one error table. */
+function rawReply(code: ErrorCode): string {
+  const reply = refusalReply(new TailhookError(code, ""));
+  const reason = STATUS_CODES[reply.status]!;
+  const body = JSON.stringify({ error: { code, message: reason.toLowerCase() } });
+  const headers = Object.entries(reply.headers).map(([name, value]) => `${name}: ${value}\r\n`).join("");
   return (
-    `HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-    `${extra}connection: close\r\n\r\n${body}`
+    `HTTP/1.1 ${reply.status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+    `${headers}connection: close\r\n\r\n${body}`
   );
 }
 
-function statusForParseError(code: string | undefined): number {
+function codeForParseError(code: string | undefined): ErrorCode {
   switch (code) {
     case "HPE_HEADER_OVERFLOW":
-      return 431;
+      return "header_fields_too_large";
     case "HPE_CHUNK_EXTENSIONS_OVERFLOW":
-      return 413;
+      return "payload_too_large";
     case "ERR_HTTP_REQUEST_TIMEOUT":
-      return 408;
+      return "request_timeout";
     default:
-      return 400;
+      return "bad_request";
   }
 }
 
@@ -180,7 +178,7 @@ function answerParseErrorsInOrder(server: Server): void {
     if (state.broken || state.refused) return;
     state.broken = true;
     if (error.code === "ECONNRESET" || !socket.writable) return void socket.destroy();
-    const reply = rawReply(statusForParseError(error.code));
+    const reply = rawReply(codeForParseError(error.code));
     // An unfinished request is the one the error cut short: it gets the error reply.
     const before = state.last && !state.last.complete ? state.idleBeforeLast : state.idle;
     void before.then(() => {
@@ -230,7 +228,7 @@ function limitConnections(server: Server, settings: EdgeSettings): void {
 function refuse(socket: Socket): void {
   stateOf(socket).refused = true;
   socket.on("error", () => socket.destroy());
-  socket.end(rawReply(503, "retry-after: 1\r\n"));
+  socket.end(rawReply("overloaded"));
   const linger = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
   linger.unref();
   socket.once("close", () => clearTimeout(linger));

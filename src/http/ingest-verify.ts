@@ -9,7 +9,7 @@ import { TailhookError } from "../core/errors.js";
 import type { CapturedRequest, StoredInbox } from "../core/types.js";
 import { verifyRequest } from "../core/verify/index.js";
 import type { RefusalLog } from "../core/verify/refusals.js";
-import { sendErrorRaw } from "./errors.js";
+import { refusalReply, sendErrorRaw } from "./errors.js";
 import { noteFailure } from "./request-log.js";
 import type { Metrics } from "../metrics/metrics.js";
 
@@ -22,7 +22,7 @@ export function verifyOrRefuse(req: IncomingMessage, res: ServerResponse, inbox:
     refusals.note(inbox.id, request, verdict.reason ?? "");
     // The log line says why; the sender is not told which check it failed.
     noteFailure(req, new TailhookError("unauthorized", `signature verification failed: ${verdict.reason}`));
-    sendErrorRaw(res, new TailhookError("unauthorized", "signature verification failed; nothing was stored"));
+    sendErrorRaw(res, refusalReply(new TailhookError("unauthorized", "signature verification failed; nothing was stored")));
     return false;
   }
   request.annotations = { ...request.annotations, verification: verdict };

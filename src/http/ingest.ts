@@ -16,7 +16,7 @@ import type { AppendEventOptions, Store } from "../storage/store.js";
 import type { RefusalLog } from "../core/verify/refusals.js";
 import { readBody } from "./body.js";
 import { verifyOrRefuse } from "./ingest-verify.js";
-import { sendErrorRaw } from "./errors.js";
+import { refusalReply, sendErrorRaw, sendFailureRaw } from "./errors.js";
 import { noteFailure, noteInbox, noteRequestBytes, noteRoute } from "./request-log.js";
 import type { Metrics } from "../metrics/metrics.js";
 
@@ -63,7 +63,7 @@ function tooLarge(limit: number): TailhookError {
 function refuseAndClose(req: IncomingMessage, res: ServerResponse, error: TailhookError): void {
   // The rest of the body is not read: ask the client to close, and drop the socket
   // once the reply is out.
-  sendErrorRaw(res, error, { connection: "close" });
+  sendErrorRaw(res, refusalReply(error), { connection: "close" });
   res.once("finish", () => req.socket.destroySoon());
 }
 
@@ -125,6 +125,7 @@ export function createIngestHandler(deps: IngestDeps) {
     noteRoute(req, "/h/:inbox");
     const wellFormed = looksLikeInboxId(target.inboxId);
     if (wellFormed) noteInbox(req, target.inboxId);
+    let committed = false;
     try {
       const inbox = wellFormed ? await deps.store.getInbox(target.inboxId) : undefined;
       if (!inbox) {
@@ -159,16 +160,23 @@ export function createIngestHandler(deps: IngestDeps) {
       if (inbox.settings.verify && !verifyOrRefuse(req, res, inbox, request, deps.refusals, deps.metrics)) return;
       const result = await deps.store.appendEvent(inbox.streamId, request, dedupeOptions(inbox, request));
       if (result.status === "not_found") {
-        sendErrorRaw(res, notFound());
+        sendErrorRaw(res, refusalReply(notFound()));
         return;
       }
+      committed = true;
       // A duplicate delivery is answered as its first one was: that event's id and seq.
       const ackId = result.status === "duplicate" ? result.id : request.id;
       sendAck(res, inbox, ackId, result.seq, deps.isShuttingDown(), deps.logger);
     } catch (error) {
-      // The request's log line carries the cause; the sender only learns nothing was stored.
-      noteFailure(req, error);
-      sendErrorRaw(res, error instanceof TailhookError ? error : new TailhookError("store_unavailable", "storage is unavailable; nothing was stored"));
+      if (committed) {
+        // The event is stored: never answer it with an error. The sender retries on the
+        // dropped connection (and its dedupe id, if any, finds the first delivery).
+        noteFailure(req, error);
+        res.destroy();
+        return;
+      }
+      // The request's log line carries the cause; the sender gets 503 (store) or 500 (bug).
+      sendFailureRaw(req, res, error, deps.store);
     }
   };
 }

@@ -7,13 +7,15 @@ import Fastify, { type FastifyInstance } from "fastify";
 import type { HttpContext } from "./context.js";
 import { discardBody } from "./body.js";
 import { guardConnections, inRequestOrder, serverOptions } from "./connections.js";
-import { toErrorReply } from "./errors.js";
+import { refusalReply, toErrorReply } from "./errors.js";
+import { TailhookError } from "../core/errors.js";
 import { ajvOptions, emptyBodyAsObject, formatSchemaErrors } from "./validation.js";
 import { createIngestHandler, parseIngestUrl } from "./ingest.js";
 import { createAppendHandler, parseAppendUrl } from "./append-handler.js";
 import { logRequest, logUpgrade, noteFailure, recordRouteNames } from "./request-log.js";
 import { registerConsumerRoutes } from "./routes/consumers.js";
 import { registerInboxRoutes } from "./routes/inboxes.js";
+import { registerInspectorRoutes } from "./routes/inspector.js";
 import { registerSmeeRoutes } from "./routes/smee.js";
 import { registerStreamRoutes } from "./routes/streams.js";
 import { registerStreamTokenRoutes } from "./routes/stream-tokens.js";
@@ -84,15 +86,16 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
   });
 
   app.setErrorHandler(async (error, request, reply) => {
-    const errorReply = toErrorReply(error);
+    const errorReply = toErrorReply(error, ctx.store);
     // A client still sending a refused body would see a reset instead of the 413.
     if (errorReply.status === 413 && !(await discardBody(request.raw))) reply.header("connection", "close");
     if (errorReply.status >= 500) noteFailure(request.raw, error);
     return reply.code(errorReply.status).headers(errorReply.headers).send(errorReply.body);
   });
-  app.setNotFoundHandler((_request, reply) =>
-    reply.code(404).send({ error: { code: "not_found", message: "no such route" } }),
-  );
+  app.setNotFoundHandler((_request, reply) => {
+    const notFound = refusalReply(new TailhookError("not_found", "no such route"));
+    return reply.code(notFound.status).send(notFound.body);
+  });
 
   recordRouteNames(app);
   emptyBodyAsObject(app);
@@ -124,5 +127,6 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
   registerStreamRoutes(app, ctx);
   registerSmeeRoutes(app, ctx);
   registerWebSocketRoutes(app, ctx);
+  registerInspectorRoutes(app);
   return { app, server: server!, subscriptions };
 }

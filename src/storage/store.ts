@@ -1,8 +1,9 @@
 /*
  * The storage port. Every backend keeps streams of gapless, numbered messages and the
  * inboxes that write into them; a write resolves only once it is committed and on
- * disk. Expected outcomes are values; a rejected promise means the store is in
- * trouble (the HTTP layer answers 503).
+ * disk. Expected outcomes are values; a rejected promise is either the store's own
+ * trouble, which isFailure() recognises (the HTTP layer answers 503: retry), or a
+ * programming error (500).
  */
 import type { GeneralStreams } from "./streams.js";
 import type { StoreObserver } from "./store-observer.js";
@@ -107,6 +108,11 @@ export interface Store {
   onCommit(listener: CommitListener): void;
   /** True while the store can take writes. */
   isHealthy(): boolean;
+  /**
+   * An error thrown outside any call (from a client library's timer) that this store
+   * knows to be harmless; the process guard (src/process-guards.ts) lets it pass.
+   */
+  isIgnorableProcessError?(error: unknown): boolean;
 
   /*
    * Optional capabilities of stores shared by several processes: commits made
@@ -125,6 +131,14 @@ export interface Store {
   leadership?(name: string, onError?: (error: unknown) => void): Leadership;
   /** Group-commit batch sizes and retention removals, for the metrics (store-observer.ts). */
   observe?(observer: StoreObserver): void;
+  /**
+   * Whether `error`, rejected by one of this store's methods, is the store's own trouble:
+   * a full or read-only disk, a database that cannot be reached or is shutting down, a
+   * writer thread being restarted, the store closing. Retrying later can work, so HTTP
+   * answers 503 with Retry-After. Anything else (a TypeError, a refused statement) is a
+   * programming error, which retrying does not fix: 500.
+   */
+  isFailure(error: unknown): boolean;
   /** Waits for queued writes, then releases files and threads. */
   close(): Promise<void>;
 }

@@ -1,31 +1,10 @@
 /*
- * The protocol's error codes for subscription requests, and the one table from code to
- * HTTP status. Refusals are values; the routes turn them into
- * { "error": { "code", "message", ...details } } replies.
+ * Refusals of subscription requests: values with the protocol's own codes
+ * (SubscriptionErrorCode, in the one error table of core/errors.ts). The routes throw
+ * them as TailhookErrors, and the server's error handler answers them as every error:
+ * { "error": { "code", "message", ...details } } with the table's status.
  */
-
-export type SubscriptionErrorCode =
-  | "INVALID_REQUEST"
-  | "WEBHOOK_URL_REJECTED"
-  | "SUBSCRIPTION_NOT_FOUND"
-  | "SUBSCRIPTION_ALREADY_EXISTS"
-  | "TOKEN_INVALID"
-  | "FENCED"
-  | "ALREADY_CLAIMED"
-  | "NO_PENDING_WORK"
-  | "INVALID_OFFSET";
-
-export const STATUS_BY_CODE: Record<SubscriptionErrorCode, number> = {
-  INVALID_REQUEST: 400,
-  WEBHOOK_URL_REJECTED: 400,
-  SUBSCRIPTION_NOT_FOUND: 404,
-  SUBSCRIPTION_ALREADY_EXISTS: 409,
-  TOKEN_INVALID: 401,
-  FENCED: 409,
-  ALREADY_CLAIMED: 409,
-  NO_PENDING_WORK: 409,
-  INVALID_OFFSET: 409,
-};
+import type { SubscriptionErrorCode } from "../core/errors.js";
 
 export interface Refusal {
   ok: false;

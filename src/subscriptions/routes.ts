@@ -1,7 +1,7 @@
 /*
  * HTTP for the reserved subscription APIs under /v1/stream/__ds. Handlers only read the
- * request, call the service and write its answer: refusals become
- * { "error": { "code", "message", ...details } } with the status from errors.ts.
+ * request, call the service and write its answer: refusals are thrown as TailhookErrors,
+ * which the server's error handler answers from the one error table (core/errors.ts).
  *
  * Control requests (create, read, delete, membership, claim) go through the server's
  * authorize(); callback, ack and release carry their own wake token instead, and the
@@ -12,7 +12,8 @@
  * The JWK Set is served by every process once the key exists.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { STATUS_BY_CODE, type Outcome, type Refusal } from "./errors.js";
+import { TailhookError } from "../core/errors.js";
+import type { Outcome, Refusal } from "./errors.js";
 import type { SubscriptionServiceOptions } from "./service.js";
 import { SubscriptionHost } from "./service-host.js";
 
@@ -37,7 +38,7 @@ export function registerSubscriptionRoutes(app: FastifyInstance, deps: Subscript
 
     scope.get(`${ROOT}/jwks.json`, async (_request, reply) => {
       const keys = await host.jwks();
-      if (!keys) return sendNotLeader(reply);
+      if (!keys) return notLeader();
       return reply
         .code(200)
         .header("content-type", "application/jwk-set+json")
@@ -48,29 +49,29 @@ export function registerSubscriptionRoutes(app: FastifyInstance, deps: Subscript
     scope.put(SUBSCRIPTION, async (request, reply) => {
       deps.authorize(request);
       const service = host.serving();
-      if (!service) return sendNotLeader(reply);
+      if (!service) return notLeader();
       const input = readInput(request);
-      if (!input.ok) return sendRefusal(reply, input);
+      if (!input.ok) return refused(input);
       const outcome = await service.put(input.value.id, input.value.body);
-      if (!outcome.ok) return sendRefusal(reply, outcome);
+      if (!outcome.ok) return refused(outcome);
       return reply.code(outcome.value.created ? 201 : 200).send(outcome.value.view);
     });
 
     scope.get(SUBSCRIPTION, async (request, reply) => {
       deps.authorize(request);
       const service = host.serving();
-      if (!service) return sendNotLeader(reply);
+      if (!service) return notLeader();
       const id = readId(request);
-      if (!id.ok) return sendRefusal(reply, id);
+      if (!id.ok) return refused(id);
       return send(reply, await service.get(id.value), 200);
     });
 
     scope.delete(SUBSCRIPTION, async (request, reply) => {
       deps.authorize(request);
       const service = host.serving();
-      if (!service) return sendNotLeader(reply);
+      if (!service) return notLeader();
       const id = readId(request);
-      if (!id.ok) return sendRefusal(reply, id);
+      if (!id.ok) return refused(id);
       await service.delete(id.value);
       return reply.code(204).send();
     });
@@ -78,59 +79,60 @@ export function registerSubscriptionRoutes(app: FastifyInstance, deps: Subscript
     scope.post(`${SUBSCRIPTION}/streams`, async (request, reply) => {
       deps.authorize(request);
       const service = host.serving();
-      if (!service) return sendNotLeader(reply);
+      if (!service) return notLeader();
       const input = readInput(request);
-      if (!input.ok) return sendRefusal(reply, input);
+      if (!input.ok) return refused(input);
       return send(reply, await service.addStreams(input.value.id, input.value.body), 204);
     });
 
     scope.delete(`${SUBSCRIPTION}/streams/*`, async (request, reply) => {
       deps.authorize(request);
       const service = host.serving();
-      if (!service) return sendNotLeader(reply);
+      if (!service) return notLeader();
       const id = readId(request);
-      if (!id.ok) return sendRefusal(reply, id);
+      if (!id.ok) return refused(id);
       const path = encodedStreamPath(request.url);
-      if (path === undefined) return sendRefusal(reply, invalid("the stream path is not valid URL encoding"));
+      if (path === undefined) return refused(invalid("the stream path is not valid URL encoding"));
       return send(reply, await service.removeStream(id.value, path), 204);
     });
 
     scope.post(`${SUBSCRIPTION}/callback`, async (request, reply) => {
       const service = host.serving();
-      if (!service) return sendNotLeader(reply);
+      if (!service) return notLeader();
       const input = readInput(request);
-      if (!input.ok) return sendRefusal(reply, input);
+      if (!input.ok) return refused(input);
       return send(reply, await service.callback(input.value.id, bearerToken(request), input.value.body), 200);
     });
 
     scope.post(`${SUBSCRIPTION}/claim`, async (request, reply) => {
       deps.authorize(request);
       const service = host.serving();
-      if (!service) return sendNotLeader(reply);
+      if (!service) return notLeader();
       const input = readInput(request);
-      if (!input.ok) return sendRefusal(reply, input);
+      if (!input.ok) return refused(input);
       return send(reply, await service.claim(input.value.id, input.value.body), 200);
     });
 
     scope.post(`${SUBSCRIPTION}/ack`, async (request, reply) => {
       const service = host.serving();
-      if (!service) return sendNotLeader(reply);
+      if (!service) return notLeader();
       const input = readInput(request);
-      if (!input.ok) return sendRefusal(reply, input);
+      if (!input.ok) return refused(input);
       return send(reply, await service.ack(input.value.id, bearerToken(request), input.value.body), 200);
     });
 
     scope.post(`${SUBSCRIPTION}/release`, async (request, reply) => {
       const service = host.serving();
-      if (!service) return sendNotLeader(reply);
+      if (!service) return notLeader();
       const input = readInput(request);
-      if (!input.ok) return sendRefusal(reply, input);
+      if (!input.ok) return refused(input);
       return send(reply, await service.release(input.value.id, bearerToken(request), input.value.body), 204);
     });
 
     // The whole __ds space is ours: nothing under it may fall through to the stream routes.
-    const unknown = async (_request: FastifyRequest, reply: FastifyReply) =>
-      reply.code(404).send({ error: { code: "NOT_FOUND", message: "no such Durable Streams control route" } });
+    const unknown = async () => {
+      throw new TailhookError("not_found", "no such Durable Streams control route");
+    };
     scope.all(ROOT, unknown);
     scope.all(`${ROOT}/*`, unknown);
   });
@@ -139,22 +141,18 @@ export function registerSubscriptionRoutes(app: FastifyInstance, deps: Subscript
 }
 
 /** No term runs here: another process leads (or this one is between terms). */
-function sendNotLeader(reply: FastifyReply): FastifyReply {
-  return reply
-    .code(503)
-    .header("retry-after", "1")
-    .send({ error: { code: "NOT_LEADER", message: "subscriptions are served by another tailhook process; retry" } });
+function notLeader(): never {
+  throw new TailhookError("NOT_LEADER", "subscriptions are served by another tailhook process; retry");
 }
 
 function send<T>(reply: FastifyReply, outcome: Outcome<T>, status: number): FastifyReply {
-  if (!outcome.ok) return sendRefusal(reply, outcome);
+  if (!outcome.ok) return refused(outcome);
   return status === 204 ? reply.code(204).send() : reply.code(status).send(outcome.value);
 }
 
-function sendRefusal(reply: FastifyReply, refusal: Refusal): FastifyReply {
-  const status = STATUS_BY_CODE[refusal.code];
-  if (status === 401) reply.header("www-authenticate", 'Bearer realm="durable-streams"');
-  return reply.code(status).send({ error: { code: refusal.code, message: refusal.message, ...refusal.details } });
+/** Answered by the server's error handler, from the one error table. */
+function refused(refusal: Refusal): never {
+  throw new TailhookError(refusal.code, refusal.message, refusal.details);
 }
 
 function invalid(message: string): Refusal {

@@ -10,6 +10,7 @@ import { formatOffset } from "../../core/offsets.js";
 import type { StreamInfo } from "../../core/types.js";
 import { mediaType, type AppendResult } from "../../core/streams.js";
 import { type GeneralStreams } from "../../storage/streams.js";
+import { refusalReply } from "../errors.js";
 import { isJsonStream } from "./bodies.js";
 import { parseProducer, parseStreamSeq, wantsClose } from "./headers.js";
 import { jsonMessages } from "./json-messages.js";
@@ -50,8 +51,9 @@ export function streamHeaders(stream: StreamInfo): Record<string, string> {
   return headers;
 }
 
+/** A refusal that carries headers the client needs (the tail, the expected Producer-Seq). */
 export function conflict(message: string, headers: Record<string, string> = {}): StreamReply {
-  return { status: 409, headers, body: { error: { code: "conflict", message } } };
+  return refusalReply(new TailhookError("conflict", message), headers);
 }
 
 function producerHeaders(headers: IncomingHttpHeaders, producerSeq: number | null): Record<string, string> {
@@ -78,11 +80,7 @@ function replyTo(input: AppendInput, result: AppendResult, sentType: string | nu
     case "stream_seq_regression":
       return conflict("Stream-Seq must be greater than the last one appended");
     case "stale_epoch":
-      return {
-        status: 403,
-        headers: { "producer-epoch": String(result.epoch) },
-        body: { error: { code: "stale_epoch", message: "a newer producer epoch is active" } },
-      };
+      return refusalReply(new TailhookError("stale_epoch", "a newer producer epoch is active"), { "producer-epoch": String(result.epoch) });
     case "new_epoch_needs_seq_zero":
       throw new TailhookError("bad_request", "a new producer epoch must start at Producer-Seq 0");
     case "producer_seq_gap":

@@ -209,8 +209,8 @@ export async function serveSse(ctx: HttpContext, request: FastifyRequest, reply:
       }
     }
   } catch (error) {
-    // Store trouble mid-stream: end the stream; the client reconnects from its last offset.
-    ctx.logger.debug({ err: error }, "SSE stream ended early");
+    // Store trouble mid-stream: end the stream; the client reconnects from its last offset. A bug is logged loud.
+    ctx.logger[ctx.store.isFailure(error) ? "debug" : "error"]({ err: error }, "SSE stream ended early");
   }
   res.end();
 }

@@ -114,8 +114,8 @@ async function streamEvents(ctx: HttpContext, reply: FastifyReply, stream: Strea
       }
     }
   } catch (error) {
-    // Store trouble mid-stream: end it; the client reconnects with its Last-Event-ID.
-    ctx.logger.debug({ err: error }, "smee stream ended early");
+    // Store trouble mid-stream: end it; the client reconnects with its Last-Event-ID. A bug is logged loud.
+    ctx.logger[ctx.store.isFailure(error) ? "debug" : "error"]({ err: error }, "smee stream ended early");
   }
   res.end();
 }
@@ -131,8 +131,8 @@ export function registerSmeeRoutes(fastify: FastifyInstance, ctx: HttpContext): 
     try {
       ({ stream } = await authorizeInboxStream(ctx, token, id));
     } catch (error) {
-      // Refusals (401, 404) are answered; store trouble asks the client to come back.
-      if (error instanceof TailhookError && error.code !== "store_unavailable") throw error;
+      // Refusals (401, 404) and bugs (500) are answered; store trouble asks the client to come back.
+      if (error instanceof TailhookError || !ctx.store.isFailure(error)) throw error;
       return askToRetry(ctx, reply, error);
     }
     const lastEventId = request.headers["last-event-id"];

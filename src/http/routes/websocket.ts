@@ -10,12 +10,12 @@ import type { Duplex } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import { WebSocket, WebSocketServer } from "ws";
 import { messageJson } from "../../core/capture.js";
-import { TailhookError } from "../../core/errors.js";
+import { ERROR_TABLE, TailhookError } from "../../core/errors.js";
 import { formatOffset } from "../../core/offsets.js";
 import type { StoredMessage, StreamInfo } from "../../core/types.js";
 import { presentedToken } from "../auth.js";
 import type { HttpContext } from "../context.js";
-import { toErrorReply } from "../errors.js";
+import { closeCodeOf, toErrorReply, type ErrorReply } from "../errors.js";
 import { noteFailure, noteRoute, noteUpgradeStatus } from "../request-log.js";
 import { authorizeInboxStream, resolveStart } from "../stream-reads.js";
 
@@ -27,11 +27,11 @@ const MAX_UNANSWERED_PINGS = 2;
 /** How long a closing socket may take to answer our close frame before it is cut. */
 const CLOSE_GRACE_MS = 2000;
 
-export const CLOSE_NORMAL = 1000;
-export const CLOSE_GOING_AWAY = 1001;
-export const CLOSE_SERVER_ERROR = 1011;
-export const CLOSE_GONE = 4410;
-export const CLOSE_DELETED = 4404;
+// Ends that are failures take their close code from the error table, as HTTP replies their status.
+const CLOSE_NORMAL = 1000;
+const CLOSE_GOING_AWAY = ERROR_TABLE.shutting_down.close;
+const CLOSE_GONE = ERROR_TABLE.gone.close;
+const CLOSE_DELETED = ERROR_TABLE.not_found.close;
 
 /** Why a connection's read loop stopped. */
 type LoopEnd =
@@ -67,8 +67,7 @@ async function openInboxStream(ctx: HttpContext, request: IncomingMessage): Prom
 }
 
 /** Answers a refused upgrade with an ordinary HTTP error reply, then closes the socket. */
-function refuseUpgrade(socket: Duplex, error: unknown): void {
-  const reply = toErrorReply(error);
+function refuseUpgrade(socket: Duplex, reply: ErrorReply): void {
   const body = JSON.stringify(reply.body);
   const headers: Record<string, string | number> = {
     "content-type": "application/json",
@@ -132,7 +131,7 @@ class InboxConnection {
         return this.close(CLOSE_GONE, "offset behind retention");
       case "failed":
         this.ctx.logger.error({ err: outcome.error }, "WebSocket read failed");
-        return this.close(CLOSE_SERVER_ERROR, "read failed");
+        return this.close(closeCodeOf(outcome.error, this.ctx.store), "read failed");
     }
   }
 
@@ -216,10 +215,10 @@ export function registerWebSocketRoutes(app: FastifyInstance, ctx: HttpContext):
         });
       },
       (error: unknown) => {
-        const status = toErrorReply(error).status;
-        noteUpgradeStatus(request, status);
-        if (status >= 500) noteFailure(request, error);
-        if (!socket.destroyed) refuseUpgrade(socket, error);
+        const reply = toErrorReply(error, ctx.store);
+        noteUpgradeStatus(request, reply.status);
+        if (reply.status >= 500) noteFailure(request, error);
+        if (!socket.destroyed) refuseUpgrade(socket, reply);
       },
     );
   });

@@ -22,7 +22,7 @@ import { decodeCommitNotice, encodeCommitNotice } from "./commit-notify.js";
 import { randomUUID } from "node:crypto";
 import { PgInboxes } from "./pg-inboxes.js";
 import { pruneHeads } from "./pg-prune.js";
-import { DEAD_CONNECTION_CODES, guardAgainstClientWriteBug, isWriteTrouble } from "./write-trouble.js";
+import { DEAD_CONNECTION_CODES, isDatabaseTrouble, isKnownClientWriteBug, isWriteTrouble } from "./write-trouble.js";
 import { PgReads, type TrackQuery } from "./pg-reads.js";
 import { PgConsumers } from "./pg-consumers.js";
 
@@ -92,6 +92,11 @@ export class PostgresStore implements Store {
     this.inboxes = new PgInboxes(sql, track);
   }
 
+  /** The client library's known harmless timer error (write-trouble.ts); the process guard asks. */
+  isIgnorableProcessError(error: unknown): boolean {
+    return isKnownClientWriteBug(error);
+  }
+
   /** fsync and synchronous_commit as one of the pool's sessions sees them (checked at open). */
   durabilitySettings(): Promise<ServerDurability> {
     return readServerDurability(this.sql);
@@ -100,7 +105,6 @@ export class PostgresStore implements Store {
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
     const schema = options.schema;
     if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`invalid schema name ${schema}`);
-    guardAgainstClientWriteBug();
     const sql = postgres(options.url, {
       max: options.poolSize ?? 10,
       // Come back quickly after an outage: reconnect within a quarter second at most, and
@@ -389,6 +393,10 @@ export class PostgresStore implements Store {
   /** The database answers, and writes are not failing (see writesFailing). */
   isHealthy(): boolean {
     return this.healthy && this.writeProbe === undefined && !this.closing;
+  }
+
+  isFailure(error: unknown): boolean {
+    return this.closing !== undefined || isDatabaseTrouble(error);
   }
 
   /**

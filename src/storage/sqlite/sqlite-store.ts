@@ -12,7 +12,8 @@ import { openReaderConnection, type Connection } from "./connection.js";
 import { CONSUMER_COLUMNS } from "./consumer-writes.js";
 import { toInbox, withoutToken, type InboxRow } from "../rows.js";
 import { openDataFolder, type DataFolder } from "./data-folder.js";
-import { SqliteWriter, type WriterLog } from "./writer.js";
+import { SqliteWriter, StoreWriteError, type WriterLog } from "./writer.js";
+import { isSqliteTrouble } from "./store-trouble.js";
 import { STREAM_COLUMNS, toStream, type StreamRow } from "./stream-rows.js";
 import type { WriteOp, WriteResult } from "./write-ops.js";
 import type { AppendRequest, AppendResult, CreateStreamRequest, CreateStreamResult, DeleteStreamResult } from "../../core/streams.js";
@@ -321,6 +322,13 @@ export class SqliteStore implements Store, GeneralStreams {
 
   isHealthy(): boolean {
     return this.writer.healthy;
+  }
+
+  isFailure(error: unknown): boolean {
+    // Once closing, a read may meet a closed connection (a TypeError from better-sqlite3).
+    if (this.closing) return true;
+    if (error instanceof StoreWriteError) return !error.bug;
+    return isSqliteTrouble(error);
   }
 
   close(): Promise<void> {

@@ -35,6 +35,7 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
   const sql = {
     live: db.prepare(`SELECT ${COLUMNS} FROM streams WHERE name = ? AND deleted_at IS NULL`),
     byId: db.prepare(`SELECT ${COLUMNS} FROM streams WHERE id = ?`),
+    liveById: db.prepare(`SELECT ${COLUMNS} FROM streams WHERE id = ? AND deleted_at IS NULL`),
     insert: db.prepare(
       `INSERT INTO streams (name, content_type, tail_seq, closed, created_at, ttl_seconds, expires_at, touched_at,
          forked_from, fork_seq, fork_request, closed_by)
@@ -43,7 +44,8 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
     insertMessage: db.prepare("INSERT INTO messages (stream_id, seq, created_at, data, meta) VALUES (?, ?, ?, ?, NULL)"),
     message: db.prepare("SELECT data FROM messages WHERE stream_id = ? AND seq = ?"),
     saveState: db.prepare(
-      `UPDATE streams SET tail_seq = @tailSeq, closed = @closed, touched_at = MAX(COALESCE(touched_at, 0), @touchedAt),
+      `UPDATE streams SET tail_seq = @tailSeq, closed = @closed,
+         touched_at = CASE WHEN @touchedAt IS NULL THEN touched_at ELSE MAX(COALESCE(touched_at, 0), @touchedAt) END,
          last_stream_seq = @lastStreamSeq, closed_by = @closedBy
        WHERE id = @id`,
     ),
@@ -258,10 +260,29 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
     return { status: "deleted" };
   }
 
+  /** A live stream by id, from the same cache: webhook appends address their inbox's stream by id. */
+  function liveById(id: number): WriterStream | undefined {
+    const name = cachedNames.get(id);
+    const cached = name === undefined ? undefined : cache.get(name);
+    if (cached && cached.id === id) return cached;
+    const found = read(sql.liveById.get(id) as WriterStreamRow | undefined);
+    return found && remember(found);
+  }
+
+  /** Moves a stream's tail after its messages were inserted; the row is written once, at flush(). */
+  function extendTail(stream: WriterStream, tailSeq: number): void {
+    dirty.set(stream.id, remember({ ...stream, tailSeq }));
+    extended().set(stream.id, tailSeq);
+  }
+
   return {
     createStream,
     appendStream,
     deleteStream,
+    liveById,
+    extendTail,
+    /** Drops a stream from the cache (its pending row written first): after a change made outside this module. */
+    forgetId,
     touch(streamIds: number[], now: number): void {
       for (const id of streamIds) {
         sql.touch.run(now, id);

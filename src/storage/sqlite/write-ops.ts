@@ -49,7 +49,7 @@ export type FromWriter =
   | { type: "open_failed"; message: string }
   | { type: "done"; id: number; results: WriteResult[]; extended: Array<[number, number]> }
   /** `permanent`: the thread will never commit again (see PermanentWriteFailure). */
-  | { type: "failed"; id: number; message: string; permanent?: PermanentWriteFailure }
+  | { type: "failed"; id: number; message: string; permanent?: PermanentWriteFailure; bug?: boolean }
   | { type: "closed" };
 
 /**

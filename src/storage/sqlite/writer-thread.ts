@@ -14,6 +14,7 @@ import { BUSY_TIMEOUT_MS, migrate, openWriterConnection } from "./connection.js"
 import { prepareConsumerWrites } from "./consumer-writes.js";
 import { DatabaseIdentity } from "./data-folder.js";
 import { prepareStreamWrites } from "./stream-writes.js";
+import { isSqliteTrouble } from "./store-trouble.js";
 import { WAKE_ALL } from "../../core/stream-rules.js";
 import { type FromWriter, type ToWriter, type WriteOp, type WriteResult, type WriterOptions } from "./write-ops.js";
 
@@ -38,9 +39,7 @@ const identity = new DatabaseIdentity(options.file);
 let folderLost: string | undefined;
 
 const sql = {
-  streamState: db.prepare("SELECT tail_seq AS tailSeq, deleted_at AS deletedAt FROM streams WHERE id = ?"),
   insertMessage: db.prepare("INSERT INTO messages (stream_id, seq, created_at, data, meta) VALUES (?, ?, ?, ?, ?)"),
-  setTail: db.prepare("UPDATE streams SET tail_seq = ? WHERE id = ?"),
   insertStream: db.prepare("INSERT INTO streams (name, content_type, created_at) VALUES (?, ?, ?)"),
   insertInbox: db.prepare(
     "INSERT INTO inboxes (id, name, stream_id, token_hash, settings, created_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -76,20 +75,6 @@ const consumers = prepareConsumerWrites(db);
 let batchExtended = new Map<number, number>();
 const streams = prepareStreamWrites(db, () => batchExtended);
 
-/** The tail of each stream written since start, so appends need no read per event. */
-const tails = new Map<number, { tailSeq: number; deleted: boolean }>();
-
-function streamState(streamId: number): { tailSeq: number; deleted: boolean } | undefined {
-  let state = tails.get(streamId);
-  if (!state) {
-    const row = sql.streamState.get(streamId) as { tailSeq: number; deletedAt: number | null } | undefined;
-    if (!row) return undefined;
-    state = { tailSeq: row.tailSeq, deleted: row.deletedAt !== null };
-    tails.set(streamId, state);
-  }
-  return state;
-}
-
 /** Retention targets, each computed only when the plan asks for it (its age query included). */
 function* pruneTargets(now: number): Generator<HeadTarget> {
   const inboxes = sql.retainedInboxes.all() as Array<{ streamId: number; settings: string; firstSeq: number; tailSeq: number }>;
@@ -109,6 +94,7 @@ function prune(now: number, maxRows: number): number {
     const { streamId, fromSeq, stopSeq } = step.value;
     const removed = sql.deleteHead.run(streamId, fromSeq, stopSeq).changes;
     sql.setFirst.run(stopSeq, streamId);
+    streams.forgetId(streamId);
     step = plan.next(removed);
   }
   let budget = step.value;
@@ -119,8 +105,8 @@ function prune(now: number, maxRows: number): number {
 function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
   switch (op.kind) {
     case "appendEvent": {
-      const state = streamState(op.streamId);
-      if (!state || state.deleted) return { status: "not_found" };
+      const stream = streams.liveById(op.streamId);
+      if (!stream) return { status: "not_found" };
       const { request, dedupe } = op;
       // In this transaction, after every earlier op of the batch: a repeat in the same batch sees the first.
       if (dedupe) {
@@ -130,12 +116,11 @@ function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
           return { status: "duplicate", seq: seen.seq, id: seen.id };
         }
       }
-      const seq = state.tailSeq + 1;
+      const seq = stream.tailSeq + 1;
       sql.insertMessage.run(op.streamId, seq, request.receivedAt, request.body, encodeEventMeta(request));
-      sql.setTail.run(seq, op.streamId);
       if (dedupe) sql.saveDelivery.run(op.streamId, dedupe.key, seq, request.id, dedupe.now, dedupe.now + dedupe.windowMs);
-      state.tailSeq = seq;
-      extended.set(op.streamId, seq);
+      // The streams row is written once per batch (flush), however many events it took.
+      streams.extendTail(stream, seq);
       return { status: "appended", seq };
     }
     case "createInbox": {
@@ -159,11 +144,10 @@ function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
     case "deleteInbox": {
       const inbox = sql.liveInbox.get(op.id) as { streamId: number } | undefined;
       if (!inbox) return { status: "not_found" };
+      streams.forgetId(inbox.streamId);
       sql.deleteInbox.run(op.now, op.id);
       sql.deleteStream.run(op.now, inbox.streamId);
       consumers.removeAll(inbox.streamId);
-      const state = streamState(inbox.streamId);
-      if (state) state.deleted = true;
       // Wake the inbox's live readers now, so they end instead of waiting out a timeout.
       extended.set(inbox.streamId, WAKE_ALL);
       return { status: "deleted" };
@@ -296,10 +280,10 @@ port.on("message", (message: ToWriter) => {
     send({ type: "done", id: message.id, results, extended: [...extended] });
   } catch (error) {
     identity.walBytes = undefined;
-    // The transaction rolled back: cached tails and streams may be ahead of the file.
-    tails.clear();
+    // The transaction rolled back: cached stream rows may be ahead of the file.
     streams.forget();
-    send({ type: "failed", id: message.id, message: (error as Error).message });
+    // Not SQLite's trouble (a TypeError in an operation): the batch rolled back all the same.
+    send({ type: "failed", id: message.id, message: (error as Error).message, bug: !isSqliteTrouble(error) });
     truncateWanted = true;
   }
   boundWal();

@@ -35,16 +35,19 @@ interface Pending {
 
 /**
  * Why a write was not committed. `fatal`: restarting cannot help (the store stays down);
- * `permanent` says why, when the writer itself found it (see PermanentWriteFailure).
+ * `permanent` says why, when the writer itself found it (see PermanentWriteFailure);
+ * `bug`: the transaction failed on an error of our code, not of the disk or the file.
  */
 export class StoreWriteError extends Error {
   readonly fatal: boolean;
   readonly permanent: PermanentWriteFailure | undefined;
+  readonly bug: boolean;
 
-  constructor(message: string, options: { fatal?: boolean; permanent?: PermanentWriteFailure } = {}) {
+  constructor(message: string, options: { fatal?: boolean; permanent?: PermanentWriteFailure; bug?: boolean } = {}) {
     super(message);
     this.permanent = options.permanent;
     this.fatal = options.fatal ?? options.permanent !== undefined;
+    this.bug = options.bug ?? false;
   }
 }
 
@@ -191,7 +194,7 @@ export class SqliteWriter {
       this.fail(error);
       return;
     } else {
-      const error = new StoreWriteError(`commit failed: ${message.message}`);
+      const error = new StoreWriteError(`commit failed: ${message.message}`, { bug: message.bug ?? false });
       this.writeFailed(error);
       for (const pending of inFlight.batch) pending.reject(error);
     }
