@@ -31,6 +31,7 @@ const onBothBackends = [
   "test/metrics.test.ts",
   "test/error-funnel.test.ts",
   "test/openapi.test.ts",
+  "test/silence.test.ts",
 ];
 
 if (!pgUrl && process.env.CI === "true") {

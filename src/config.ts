@@ -249,6 +249,8 @@ export interface ClientEnvironment {
   signSecret: string | undefined;
   /** The data folder a local `tailhook serve` uses (TAILHOOK_DATA), where its admin token lies. */
   dataDir: string;
+  /** NO_COLOR set and not empty (no-color.org): no colour even on a terminal. */
+  noColor: boolean;
 }
 
 /** What the CLI takes from its flags and the environment (the config file comes after). */
@@ -261,5 +263,6 @@ export function loadClientEnvironment(flags: ClientFlags, env: NodeJS.ProcessEnv
     home: env.HOME,
     signSecret: env.TAILHOOK_SIGN_SECRET || undefined,
     dataDir: env.TAILHOOK_DATA ?? DEFAULT_DATA_DIR,
+    noColor: (env.NO_COLOR ?? "") !== "",
   };
 }

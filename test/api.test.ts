@@ -187,6 +187,8 @@ describe("shutdown", () => {
       req.write("01234");
       setTimeout(() => req.end("56789"), 200);
     });
+    // Time for the server to take both requests in: a half-sent upload has no outside
+    // sign of having reached the handler, so this one is a fixed wait.
     await new Promise((resolve) => setTimeout(resolve, 50));
     const closed = draining.close();
     expect((await longPoll).status).toBe(204);

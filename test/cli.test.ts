@@ -30,6 +30,12 @@ interface CreatedInbox {
 
 type Envelope = EventEnvelope;
 
+/** The CLI's config file (src/cli/config-file.ts). */
+interface SavedConfig {
+  current?: string;
+  servers: Record<string, { inboxes: Record<string, { token: string; name?: string | null }> }>;
+}
+
 const dirs: string[] = [];
 
 function track<T extends string>(dir: T): T {
@@ -105,12 +111,9 @@ describe("create and the saved config", () => {
     expect(inbox.streamUrl).toContain(inbox.id);
 
     const configFile = join(cli.XDG_CONFIG_HOME, "tailhook", "config.json");
-    const saved = JSON.parse(readFileSync(configFile, "utf8")) as {
-      server: string;
-      inboxes: Record<string, { token: string }>;
-    };
-    expect(saved.server).toBe(srv.url);
-    expect(saved.inboxes[inbox.id]).toEqual({ token: inbox.token });
+    const saved = JSON.parse(readFileSync(configFile, "utf8")) as SavedConfig;
+    expect(saved.current).toBe(srv.url);
+    expect(saved.servers[srv.url]!.inboxes[inbox.id]).toEqual({ token: inbox.token, name: "orders" });
     expect(statSync(configFile).mode & 0o777).toBe(0o600);
 
     await ingest(srv, inbox.id, "/first?x=1", "hello from the first event");
@@ -138,8 +141,8 @@ describe("create and the saved config", () => {
     const second = await runCli(["create", "--json"], withConfig);
     expect([first.code, second.code]).toEqual([0, 0]);
     const ids = [first, second].map((result) => (JSON.parse(result.lines[0]!) as CreatedInbox).id);
-    const saved = JSON.parse(readFileSync(configFile, "utf8")) as { inboxes: Record<string, unknown> };
-    expect(Object.keys(saved.inboxes).sort()).toEqual([...ids].sort());
+    const saved = JSON.parse(readFileSync(configFile, "utf8")) as SavedConfig;
+    expect(Object.keys(saved.servers[srv.url]!.inboxes).sort()).toEqual([...ids].sort());
     expect(() => statSync(join(cli.XDG_CONFIG_HOME, "tailhook", "config.json"))).toThrow();
   });
 });
@@ -327,11 +330,11 @@ describe("errors", () => {
     const cli = env({ TAILHOOK_URL: srv.url, TAILHOOK_TOKEN: inbox.token });
 
     const badCount = await runCli(["wait", inbox.id, "--count", "0"], cli);
-    expect(badCount.code).toBe(1);
+    expect(badCount.code).toBe(2);
     expectOneLineError(badCount.stderr, /--count must be a positive integer/);
 
     const badTimeout = await runCli(["wait", inbox.id, "--timeout", "soon"], cli);
-    expect(badTimeout.code).toBe(1);
+    expect(badTimeout.code).toBe(2);
     expectOneLineError(badTimeout.stderr, /--timeout/);
 
     // The inbox token is not the admin token.

@@ -20,6 +20,7 @@ import {
 import { waitUntil } from "./helpers/wait.js";
 import { killAllChildren, sleep, startServerProcess, tempDir, type ServerProcess } from "./helpers/processes.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
+import { waitForReaders } from "./helpers/readers.js";
 
 const offset = (seq: number) => `0000000000000000_${String(seq).padStart(16, "0")}`;
 const dirs: string[] = [];
@@ -139,26 +140,29 @@ describe("tail()", () => {
       await waitUntil(() => tail.seen.length >= 3, "the first 3 events");
       for (let n = 4; n <= 5; n++) sent.push(await sendVaried(server.url, inbox.id, n));
       await waitUntil(() => tail.seen.length >= 5, "5 events");
-      await sleep(900); // at least one empty long-poll
+      await sleep(900); // at least one empty long-poll (700 ms timeout): idle time is the input here
 
       for (const signal of ["SIGTERM", "SIGKILL"] as const) {
         const exit = await server.kill(signal);
         expect(exit).toEqual(signal === "SIGTERM" ? { code: 0, signal: null } : { code: null, signal: "SIGKILL" });
-        await sleep(400); // down, while the iterator keeps trying
+        const retriesBefore = retries;
+        await waitUntil(() => retries > retriesBefore, `the iterator to retry while the server is down after ${signal}`);
         server = await startServerProcess({ dataDir, args, port });
         expect(server.port).toBe(port);
         const before = sent.length;
         for (let n = before + 1; n <= before + 3; n++) sent.push(await sendVaried(server.url, inbox.id, n));
         await waitUntil(() => tail.seen.length >= sent.length, `${sent.length} events after the ${signal} restart`, 20_000);
       }
-      await sleep(1000); // room for a repeat to show up, if there were one
+      // A sentinel after the restarts: a repeat of anything before would be yielded ahead of it.
+      sent.push(await sendVaried(server.url, inbox.id, 12));
+      await waitUntil(() => tail.seen.some((item) => item.event.seq === 12), "the sentinel event 12");
     } finally {
       controller.abort();
       await tail.done;
     }
     expect(tail.error).toBeUndefined();
-    expect(tail.seen.map((item) => item.event.seq)).toEqual(Array.from({ length: 11 }, (_, i) => i + 1));
-    expect(sent.map((s) => s.seq)).toEqual(Array.from({ length: 11 }, (_, i) => i + 1));
+    expect(tail.seen.map((item) => item.event.seq)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    expect(sent.map((s) => s.seq)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
     tail.seen.forEach((item, index) => expectEnvelope(item, sent[index]!));
     expect(retries).toBeGreaterThan(0); // it did go through the outage
   }, 50_000);
@@ -190,46 +194,52 @@ describe("tail()", () => {
     const second = collect(client.tail(inbox.id, { consumer: "worker", signal: controller.signal }));
     try {
       await waitUntil(() => second.seen.length >= 2, "events 4 and 5 again");
-      await sleep(300);
+      // Caught up and waiting in a long-poll: event 6 reaches it live.
+      await waitForReaders(server, "long-poll");
       sent.push(await sendVaried(server.url, inbox.id, 6));
       await waitUntil(() => second.seen.length >= 3, "event 6");
-      await sleep(300);
+      // A sentinel: a repeat of 4 to 6 would be yielded ahead of it.
+      sent.push(await sendVaried(server.url, inbox.id, 7));
+      await waitUntil(() => second.seen.some((item) => item.event.seq === 7), "the sentinel event 7");
     } finally {
       controller.abort();
       await second.done;
     }
     expect(second.error).toBeUndefined();
-    expect(second.seen.map((item) => item.event.seq)).toEqual([4, 5, 6]);
+    expect(second.seen.map((item) => item.event.seq)).toEqual([4, 5, 6, 7]);
     expectEnvelope(second.seen[2]!, sent[5]!);
 
     // Acks never move backwards; a fresh consumer name starts at the beginning.
-    expect((await client.ack(inbox.id, "worker", offset(6))).committedSeq).toBe(6);
-    expect((await client.ack(inbox.id, "worker", offset(2))).committedSeq).toBe(6);
+    expect((await client.ack(inbox.id, "worker", offset(7))).committedSeq).toBe(7);
+    expect((await client.ack(inbox.id, "worker", offset(2))).committedSeq).toBe(7);
     const fresh: number[] = [];
     for await (const item of client.tail(inbox.id, { consumer: "another" })) {
       fresh.push(item.event.seq);
-      if (fresh.length === 6) break;
+      if (fresh.length === 7) break;
     }
-    expect(fresh).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(fresh).toEqual([1, 2, 3, 4, 5, 6, 7]);
     expect((await client.listConsumers(inbox.id)).map((c) => [c.name, c.committedSeq])).toEqual([
       ["another", 0],
-      ["worker", 6],
+      ["worker", 7],
     ]);
 
     // A consumer created "now" reads only what comes after.
-    expect((await client.createConsumer(inbox.id, "late", "now")).committedSeq).toBe(6);
+    expect((await client.createConsumer(inbox.id, "late", "now")).committedSeq).toBe(7);
     const lateController = new AbortController();
     const late = collect(client.tail(inbox.id, { consumer: "late", signal: lateController.signal }));
     try {
-      await sleep(300);
-      sent.push(await sendVaried(server.url, inbox.id, 7));
-      await waitUntil(() => late.seen.length >= 1, "event 7");
-      await sleep(200);
+      // Its long-poll is waiting (the start, the committed offset, is fixed by then).
+      await waitForReaders(server, "long-poll");
+      sent.push(await sendVaried(server.url, inbox.id, 8));
+      await waitUntil(() => late.seen.length >= 1, "event 8");
+      // A sentinel: anything before 8 (or a repeat of it) would be yielded ahead of it.
+      sent.push(await sendVaried(server.url, inbox.id, 9));
+      await waitUntil(() => late.seen.some((item) => item.event.seq === 9), "the sentinel event 9");
     } finally {
       lateController.abort();
       await late.done;
     }
-    expect(late.seen.map((item) => item.event.seq)).toEqual([7]);
+    expect(late.seen.map((item) => item.event.seq)).toEqual([8, 9]);
   });
 });
 
@@ -239,17 +249,14 @@ describe("tail() and retention", () => {
     servers.push(server);
     const inbox = await createInbox(server.url, server.adminToken, { retention: { maxEvents: 3 } });
     const client = new TailhookClient({ server: server.url, token: inbox.token });
-    const waitForPrune = async (firstKept: number) => {
-      for (let attempt = 0; attempt < 200; attempt++) {
+    const waitForPrune = (firstKept: number) =>
+      waitUntil(async () => {
         const response = await fetch(`${server.url}/v1/stream/inbox/${inbox.id}?offset=-1`, {
           headers: { authorization: `Bearer ${inbox.token}` },
         });
         const events = (await response.json()) as EventEnvelope[];
-        if (events[0]?.seq === firstKept) return;
-        await sleep(25);
-      }
-      throw new Error(`never pruned up to #${firstKept}`);
-    };
+        return events[0]?.seq === firstKept;
+      }, `a prune up to #${firstKept}`);
     return { server, inbox, client, waitForPrune };
   }
 

@@ -10,6 +10,8 @@ import { bearer, type Envelope } from "./helpers/http.js";
 import { openApiChecker, type ApiChecker } from "./helpers/openapi.js";
 import type { ConsumerInfo } from "../dist/index.js";
 import { ingestMany, numbered } from "./helpers/inbox.js";
+import { waitForReaders } from "./helpers/readers.js";
+import { waitUntil } from "./helpers/wait.js";
 
 let server: TestServer;
 /** Every consumer API reply is checked against the server's own /openapi.json. */
@@ -26,7 +28,6 @@ type Inbox = Awaited<ReturnType<TestServer["createInbox"]>>;
 type ConsumerView = ConsumerInfo;
 
 const offset = (seq: number) => `0000000000000000_${String(seq).padStart(16, "0")}`;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Calls the consumer API with `token` (the inbox's own token unless told otherwise). */
 async function api(inbox: Inbox, method: string, path: string, body?: unknown, token = inbox.token): Promise<Response> {
@@ -55,12 +56,7 @@ async function readEvents(inbox: Inbox): Promise<Envelope[]> {
 
 /** Waits until the prune pass has left only events after `firstKept - 1`. */
 async function waitForPrune(inbox: Inbox, firstKept: number): Promise<void> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const events = await readEvents(inbox);
-    if (events[0]?.seq === firstKept) return;
-    await sleep(25);
-  }
-  throw new Error(`retention never pruned up to #${firstKept}`);
+  await waitUntil(async () => (await readEvents(inbox))[0]?.seq === firstKept, `retention to prune up to #${firstKept}`);
 }
 
 describe("creating, reading, listing and deleting consumers", () => {
@@ -112,7 +108,7 @@ describe("creating, reading, listing and deleting consumers", () => {
     expect(consumer).toMatchObject({
       committedSeq: 4,
       committedOffset: offset(4),
-      lag: { events: 0, lostEvents: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null },
+      lag: { events: 0, lostEvents: 0, seconds: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null },
     });
     await ingestMany(inbox.ingestUrl, 1, numbered("e"));
     expect((await getConsumer(inbox, "live-only")).lag.events).toBe(1);
@@ -208,10 +204,11 @@ describe("acks", () => {
   it("lag counts the events after the committed offset, and its age is that of the oldest unacked event", async () => {
     const inbox = await server.createInbox();
     const empty = await json(await api(inbox, "PUT", "/c", {}), 201);
-    expect(empty.lag).toEqual({ events: 0, lostEvents: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
+    expect(empty.lag).toEqual({ events: 0, lostEvents: 0, seconds: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
 
     await ingestMany(inbox.ingestUrl, 3, numbered("e"));
-    await sleep(1600); // old enough to round to at least 1 s
+    const ageOfOldest = async () => (await getConsumer(inbox, "c")).lag.oldestUnackedAgeSeconds ?? 0;
+    await waitUntil(async () => (await ageOfOldest()) >= 1, "the oldest unacked event to be old enough to round to 1 s");
     const events = await readEvents(inbox);
 
     const before = await getConsumer(inbox, "c");
@@ -219,19 +216,25 @@ describe("acks", () => {
     expect(before.lag.oldestUnackedAt).toBe(events[0]!.receivedAt);
     expect(before.lag.oldestUnackedAgeSeconds).toBeGreaterThanOrEqual(1);
     expect(before.lag.oldestUnackedAgeSeconds).toBeLessThan(30);
+    // `seconds` is the same age: how far behind the consumer is in time.
+    expect(before.lag.seconds).toBe(before.lag.oldestUnackedAgeSeconds);
 
     const partly = await ack(inbox, "c", 2);
     expect(partly.lag.events).toBe(1);
     expect(partly.lag.oldestUnackedAt).toBe(events[2]!.receivedAt);
-    expect(partly.lag.oldestUnackedAgeSeconds).toBeGreaterThanOrEqual(1);
+    // Event 3 came a moment after event 1: its age reaches 1 s (rounded) on its own.
+    await waitUntil(async () => ((await getConsumer(inbox, "c")).lag.oldestUnackedAgeSeconds ?? 0) >= 1, "event 3 to be old enough to round to 1 s");
+    const later = await getConsumer(inbox, "c");
+    expect(later.lag.seconds).toBe(later.lag.oldestUnackedAgeSeconds);
 
     const done = await ack(inbox, "c", 3);
-    expect(done.lag).toEqual({ events: 0, lostEvents: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
+    expect(done.lag).toEqual({ events: 0, lostEvents: 0, seconds: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
 
     await ingestMany(inbox.ingestUrl, 1, numbered("fresh"));
     const fresh = await getConsumer(inbox, "c");
     expect(fresh.lag.events).toBe(1);
     expect(fresh.lag.oldestUnackedAgeSeconds).toBe(0);
+    expect(fresh.lag.seconds).toBe(0);
   });
 });
 
@@ -248,6 +251,10 @@ describe("retention", () => {
 
     const slow = await getConsumer(inbox, "slow");
     expect(slow).toMatchObject({ committedSeq: 1, lag: { events: 3, lostEvents: 6 } });
+    // Its age is that of the oldest unacked event still retained (#8), not of a removed one.
+    const retained = await readEvents(inbox);
+    expect(slow.lag.oldestUnackedAt).toBe(retained[0]!.receivedAt);
+    expect(slow.lag.seconds).toBe(slow.lag.oldestUnackedAgeSeconds);
     const fast = await getConsumer(inbox, "fast");
     expect(fast).toMatchObject({ committedSeq: 9, lag: { events: 1, lostEvents: 0 } });
 
@@ -292,12 +299,7 @@ describe("reading as a consumer", () => {
     expect(await read()).toEqual({ seqs: [], next: offset(5) });
 
     // The read is remembered as "last seen" (written in the background).
-    let seen: string | null = null;
-    for (let attempt = 0; attempt < 40 && seen === null; attempt++) {
-      seen = (await getConsumer(inbox, "reader")).lastSeenAt;
-      if (seen === null) await sleep(25);
-    }
-    expect(seen).not.toBeNull();
+    await waitUntil(async () => (await getConsumer(inbox, "reader")).lastSeenAt !== null, "the read to be remembered as last seen");
   });
 
   it("a long-poll with ?consumer and no offset returns the events after the committed offset", async () => {
@@ -319,7 +321,8 @@ describe("reading as a consumer", () => {
     await ack(inbox, "lp", 4);
 
     const pending = fetch(`${inbox.streamUrl}?consumer=lp&live=long-poll`, { headers: bearer(inbox.token) });
-    await sleep(300);
+    // The server has the long-poll (its start, the committed offset, is fixed by then).
+    await waitForReaders(server, "long-poll");
     const [seq] = await ingestMany(inbox.ingestUrl, 1, numbered("wake"));
     const response = await pending;
     expect(response.status).toBe(200);

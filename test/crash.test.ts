@@ -124,6 +124,7 @@ async function loadThenKill(server: ServerProcess, inboxId: string, round: numbe
   };
 
   const loops = Array.from({ length: LOOPS }, (_, index) => loop(index));
+  // Chaos timing: the load runs this long, then the server is killed mid-load.
   await new Promise((resolve) => setTimeout(resolve, durationMs));
   killed = true;
   const inFlightAtKill = inFlight;

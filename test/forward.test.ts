@@ -17,7 +17,7 @@
 import { randomBytes } from "node:crypto";
 import { request } from "node:http";
 import { rmSync } from "node:fs";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import {
   cliEnv,
   createInbox,
@@ -31,6 +31,7 @@ import {
   type ServerProcess,
 } from "./helpers/processes.js";
 import { headerValues, Target, type Received } from "./helpers/target.js";
+import { waitForReaders } from "./helpers/readers.js";
 
 const MAX_UNACKED = 100;
 const offset = (seq: number) => `0000000000000000_${String(seq).padStart(16, "0")}`;
@@ -203,7 +204,7 @@ function parseLines(lines: string[]): Array<{ seq: number; method: string; path:
 
 interface ConsumerView {
   committedSeq: number;
-  lag: { events: number; lostEvents: number; oldestUnackedAt: string | null; oldestUnackedAgeSeconds: number | null };
+  lag: { events: number; lostEvents: number; seconds: number; oldestUnackedAt: string | null; oldestUnackedAgeSeconds: number | null };
 }
 
 async function consumerOf(server: { url: string }, inbox: { id: string; token: string }, name = "forward"): Promise<ConsumerView | undefined> {
@@ -225,11 +226,12 @@ function childrenOutput(): string {
 }
 
 async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 15_000, every = 25): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${childrenOutput()}`);
-    await sleep(every);
-  }
+  await vi.waitFor(
+    async () => {
+      if (!(await condition())) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${childrenOutput()}`);
+    },
+    { timeout: timeoutMs, interval: every },
+  );
 }
 
 async function startServer(options: { dataDir?: string; port?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ServerProcess> {
@@ -450,7 +452,7 @@ describe("forward under failures", () => {
         log("drained");
         const drained = (await consumerOf(server, inbox))!;
         expect(drained.committedSeq).toBe(lastSeq);
-        expect(drained.lag).toEqual({ events: 0, lostEvents: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
+        expect(drained.lag).toEqual({ events: 0, lostEvents: 0, seconds: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
 
         // A clean stop: SIGTERM, exit 0.
         const last = forwarders.at(-1)!;
@@ -588,7 +590,9 @@ describe("forward's 4xx policy", () => {
     const events = await ingestSimple(server, inbox.id, ["one", "two", "three"]);
     const forwarder = startForwarder(server, inbox, target, "--on-4xx", "skip", "--consumer", "skipper");
     await until("event 3 delivered and committed", async () => (await consumerOf(server, inbox, "skipper"))?.committedSeq === 3);
-    await sleep(300);
+    expect(forwarder.running).toBe(true);
+    // Its exit is the sentinel: all its output is read by then, and it delivers nothing more.
+    expect(await forwarder.kill("SIGTERM")).toEqual({ code: 0, signal: null });
     expect(target.received.map((r) => [r.seq, r.answer])).toEqual([
       [1, 200],
       [2, 400],
@@ -603,8 +607,6 @@ describe("forward's 4xx policy", () => {
     ]);
     expect((await consumerOf(server, inbox, "skipper"))!.lag.events).toBe(0);
     expect(await consumerOf(server, inbox)).toBeUndefined(); // --consumer named the only one used
-    expect(forwarder.running).toBe(true);
-    expect(await forwarder.kill("SIGTERM")).toEqual({ code: 0, signal: null });
   });
 
   it("--on-4xx stop: exits 1 with one line on stderr, leaving the consumer before the refused event", async () => {
@@ -685,13 +687,15 @@ describe("forward, stopping and starting", () => {
     expect((await consumerOf(server, inbox))!.committedSeq).toBe(5);
 
     const second = startForwarder(server, inbox, target);
-    await sleep(500);
+    // Caught up and waiting in a long-poll: "f" reaches it live.
+    await waitForReaders(server, "long-poll");
     await ingestSimple(server, inbox.id, ["f"]);
     await until("event 6", () => target.received.length >= 6);
-    await sleep(300);
+    expect(second.running).toBe(true);
+    // Its exit is the sentinel: all its output is read by then, and it delivers nothing more.
+    expect(await second.kill("SIGTERM")).toEqual({ code: 0, signal: null });
     expect(target.received.map((r) => r.seq)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(second.stdout.lines).toHaveLength(1);
-    expect(second.running).toBe(true);
   });
 
   it("when retention removed events before delivery, warns once on stderr and goes on from the earliest retained event", async () => {
@@ -723,7 +727,8 @@ describe("forward, stopping and starting", () => {
     ]);
     target.received.forEach((r, i) => checkDelivery(r, 8 + i, events[7 + i]!.id, events[7 + i]!.hook, inbox.id, `127.0.0.1:${target.port}`));
     expect(await consumerOf(server, inbox)).toMatchObject({ lag: { events: 0, lostEvents: 0 } });
-    await sleep(200);
+    // Its exit is the sentinel: all of its stderr is read by then.
+    expect(await forwarder.kill("SIGTERM")).toEqual({ code: 0, signal: null });
     expect(forwarder.stderr.lines).toHaveLength(1);
     expect(forwarder.stderr.lines[0]).toMatch(/^tailhook: warning: .*removed by retention/);
   });
@@ -800,10 +805,10 @@ describe("replay", () => {
     const list = await fetch(`${server.url}/api/inboxes/${inbox.id}/consumers`, { headers: { authorization: `Bearer ${inbox.token}` } });
     expect(((await list.json()) as { consumers: Array<{ name: string }> }).consumers.map((c) => c.name)).toEqual(["forward"]);
 
-    // Nothing there, or an empty range: one line on stderr, exit 1, nothing sent.
-    for (const range of ["9", "4..2", "x"]) {
+    // Nothing there (exit 1), or an empty or malformed range (a usage error, exit 2): one line on stderr, nothing sent.
+    for (const [range, exitCode] of [["9", 1], ["4..2", 2], ["x", 2]] as const) {
       const refused = await runCli([...base, range, "--to", `${target.url}/base`], env);
-      expect(refused.code, range).toBe(1);
+      expect(refused.code, range).toBe(exitCode);
       expect(refused.errorLines, range).toHaveLength(1);
       expect(refused.errorLines[0], range).toMatch(/^tailhook: /);
     }

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "./helpers/server.js";
+import { waitUntil } from "./helpers/wait.js";
 
 describe("access", () => {
   let server: TestServer;
@@ -106,8 +107,7 @@ describe("stream tokens", () => {
     const brief = await grant({ prefix: "brief", access: "write", expiresInSeconds: 1 });
     const auth = { authorization: `Bearer ${brief.token}` };
     expect((await fetch(`${server.url}/v1/stream/brief/a`, { method: "PUT", headers: auth })).status).toBe(201);
-    await new Promise((resolve) => setTimeout(resolve, 1100));
-    expect((await fetch(`${server.url}/v1/stream/brief/a`, { headers: auth })).status).toBe(401);
+    await waitUntil(async () => (await fetch(`${server.url}/v1/stream/brief/a`, { headers: auth })).status === 401, "the 1 s token to expire");
     for (const body of [{}, { prefix: "" }, { prefix: "a//b" }, { prefix: "a", access: "admin" }, { prefix: "a", expiresInSeconds: 0 }, { prefix: "a", extra: 1 }, { prefix: "inbox" }]) {
       const response = await server.admin("/api/stream-tokens", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
       expect(response.status, JSON.stringify(body)).toBe(400);

@@ -200,6 +200,48 @@ describe(`/metrics per inbox and consumer lag (${testBackend})`, () => {
   });
 });
 
+describe(`/metrics: tailhook_inbox_silent (${testBackend})`, () => {
+  const patchSettings = (server: TestServer, id: string, settings: unknown) =>
+    server.admin(`/api/inboxes/${id}`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ settings }) });
+
+  it("without per-inbox labels counts the silent inboxes under inbox=\"_other\", never naming one", async () => {
+    const server = await startTestServer();
+    try {
+      expect(sample(await scrape(server), "tailhook_inbox_silent", { inbox: "_other" })).toBe(0);
+      const quiet = await server.createInbox({ settings: { expectEvery: 1 } });
+      const alsoQuiet = await server.createInbox({ settings: { expectEvery: 1 } });
+      const patient = await server.createInbox({ settings: { expectEvery: 3600 } });
+      await server.createInbox();
+      let text = "";
+      await waitUntil(async () => sample((text = await scrape(server)), "tailhook_inbox_silent", { inbox: "_other" }) === 2, "two silent inboxes");
+      for (const inbox of [quiet, alsoQuiet, patient]) expect(text).not.toContain(inbox.id);
+      expect(promtool(text).status).toBe(0);
+      // A longer expectEvery takes one out of the count at the next scrape.
+      expect((await patchSettings(server, quiet.id, { expectEvery: 3600 })).status).toBe(200);
+      expect(sample(await scrape(server), "tailhook_inbox_silent", { inbox: "_other" })).toBe(1);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("with --metrics-per-inbox has a 0/1 series per watched inbox", async () => {
+    const server = await startTestServer({ metricsPerInbox: true });
+    try {
+      const quiet = await server.createInbox({ settings: { expectEvery: 1 } });
+      const patient = await server.createInbox({ settings: { expectEvery: 3600 } });
+      const unwatched = await server.createInbox();
+      let text = "";
+      await waitUntil(async () => sample((text = await scrape(server)), "tailhook_inbox_silent", { inbox: quiet.id }) === 1, "the quiet inbox's series at 1");
+      expect(sample(text, "tailhook_inbox_silent", { inbox: patient.id })).toBe(0);
+      expect(sample(text, "tailhook_inbox_silent", { inbox: unwatched.id })).toBeUndefined();
+      expect(sample(text, "tailhook_inbox_silent", { inbox: "_other" })).toBe(0);
+      expect(promtool(text).status).toBe(0);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe(`/metrics: retention and WebSocket readers (${testBackend})`, () => {
   let server: TestServer;
   beforeAll(async () => {

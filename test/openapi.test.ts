@@ -67,7 +67,7 @@ describe("requests the schemas refuse", () => {
       "a string for a number",
       "/api/inboxes",
       json("POST", { settings: { maxBodyBytes: "5" } }),
-      /^settings\.maxBodyBytes must be an integer$/,
+      /^settings\.maxBodyBytes must be an integer from 1 to 268435456$/,
     ],
     [
       "out of range",
@@ -87,7 +87,12 @@ describe("requests the schemas refuse", () => {
       json("POST", { settings: { verify: { scheme: "md5", secrets: ["x"] } } }),
       /^settings\.verify\.scheme must be one of/,
     ],
-    ["a name that is not a string", "/api/inboxes", json("POST", { name: 5 }), /^name must be a string$/],
+    [
+      "a name that is not a string",
+      "/api/inboxes",
+      json("POST", { name: 5 }),
+      /^name must be a string of at most 200 printable characters$/,
+    ],
     ["a missing required field", "/api/stream-tokens", json("POST", { access: "read" }), /^prefix is required$/],
   ];
   for (const [what, path, init, message] of refusals) {
@@ -172,6 +177,9 @@ describe("replies", () => {
       settings: shown,
       createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       lastSeq: 0,
+      lastEventAt: null,
+      silent: false,
+      silentSince: null,
     });
     const verification = await documented("GET", server.admin(`/api/inboxes/${id}/verification`));
     expect(await verification.json()).toEqual({ verify: shown.verify, refused: 0, recent: [] });

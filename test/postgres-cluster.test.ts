@@ -150,6 +150,7 @@ function ingestLoops(options: {
       }
       if (!attempt.ack) {
         if (options.alive && !options.alive()) break;
+        // Back-off of a load loop's retry: pacing, time is the input.
         await sleep(50);
       }
     }
@@ -197,11 +198,13 @@ function longPollReader(url: () => string, token: string) {
           offset = response.headers.get("stream-next-offset") ?? offset;
         } else {
           failures.push({ at: performance.now(), what: `HTTP ${response.status} ${await response.text()}` });
+          // Back-off of the reader's retry after a failed read: pacing.
           await sleep(100);
         }
       } catch (error) {
         if (!stopped) {
           failures.push({ at: performance.now(), what: (error as Error).message });
+          // Back-off of the reader's retry after an error: pacing.
           await sleep(100);
         }
       } finally {
@@ -225,6 +228,7 @@ function longPollReader(url: () => string, token: string) {
       const deadline = Date.now() + timeoutMs;
       while (events.length < count) {
         if (Date.now() > deadline) throw new Error(`reader saw ${events.length} of ${count} events after ${timeoutMs} ms`);
+        // Polling interval of this reader's own wait loop (bounded by its deadline).
         await sleep(25);
       }
     },
@@ -335,6 +339,7 @@ describe("two serve --db processes on one database", () => {
     for (let trial = 0; trial < 8; trial++) {
       const offset = await head(b, inbox);
       const parked = fetch(`${streamUrl(b, inbox)}?offset=${offset}&live=long-poll`, { headers: bearer(inbox.token) });
+      // Time for the long-poll to park before the write whose wake-up latency is measured.
       await sleep(150);
       const body = Buffer.from(`wake-up ${trial}`);
       const started = performance.now();
@@ -363,6 +368,7 @@ describe("two serve --db processes on one database", () => {
       timeoutMs: 5000,
       pick: (loop, n) => (aAlive && (loop + n) % 2 === 0 ? a : b),
     });
+    // Chaos timing: A is killed at a random moment of the load.
     await sleep(1200 + Math.random() * 600);
     aAlive = false;
     const inFlightOnA = load.inFlight(a.url);
@@ -450,6 +456,7 @@ describe("PostgreSQL outages", () => {
         } catch (error) {
           readiness.push({ at, ms: performance.now() - at, status: (error as Error).message });
         }
+        // Pacing of the readiness probe (one every 100 ms through the outage).
         await sleep(100);
       }
     })();
@@ -465,12 +472,14 @@ describe("PostgreSQL outages", () => {
     // during the outage): the first acknowledged one after PostgreSQL is back.
     const recovery: Attempt[] = [];
     try {
+      // Load before the outage: the run needs acknowledged writes on both sides of it.
       await sleep(1000);
       expect(load.attempts.filter((attempt) => attempt.ack).length).toBeGreaterThan(10);
       if (kind === "stop") {
         await cluster.stop();
         down = performance.now();
         expect(cluster.isReady()).toBe(false);
+        // PostgreSQL stays down for a while: the outage's length is the input.
         await sleep(3000);
         startedStart = performance.now();
         await cluster.start();
@@ -496,13 +505,16 @@ describe("PostgreSQL outages", () => {
             attempt.endedAt = performance.now();
             if (attempt.ack && recoveredAfterMs === undefined) recoveredAfterMs = attempt.endedAt - upAgain;
           });
+        // Pacing of the fresh recovery requests (one every 250 ms).
         await sleep(250);
       }
+      // Load after recovery, for the same reason as before the outage.
       await sleep(1000);
     } finally {
       if (!cluster.isReady()) await cluster.start().catch(() => undefined);
       await load.stop();
       const settle = performance.now();
+      // Bounded settle loop: its interval, not a wait for a result.
       while (recovery.some((attempt) => !attempt.endedAt) && performance.now() - settle < REQUEST_TIMEOUT_MS + 500) await sleep(50);
       polling = false;
       await readyzPoller;
@@ -622,6 +634,7 @@ describe("PostgreSQL outages", () => {
       while (!listenBack && performance.now() - listening < 6000) {
         const ping = await fetch(`${server.url}/h/${inbox.id}/ping?tag=ping`, { method: "POST", body: "ping", signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
         const { seq } = (await ping.json()) as { seq: number };
+        // Pacing of the LISTEN-back probe (a ping every 200 ms until a notification comes).
         await sleep(200);
         listenBack = notified.some((entry) => entry.tail >= seq);
       }
@@ -662,10 +675,12 @@ describe("tenants in schemas of one database", () => {
         return response;
       },
     );
+    // Time for tenant one's long-poll to park before tenant two writes.
     await sleep(200);
     for (let i = 0; i < 3; i++) {
       expect((await fetch(`${two.url}/h/${inboxTwo.id}/other`, { method: "POST", body: `tenant two ${i}` })).status).toBe(200);
     }
+    // Tenant one must sleep through tenant two's webhooks: another process's stray wake has no sentinel, so a fixed wait.
     await sleep(1500);
     expect(answered, `tenant one's long-poll was answered ${answered?.status} after ${Math.round(answered?.after ?? 0)} ms`).toBeUndefined();
 

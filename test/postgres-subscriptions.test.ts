@@ -16,7 +16,7 @@ import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import postgres from "postgres";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { pgTestUrl } from "./helpers/pg.js";
 import { killAllChildren, sleep, startServerProcess, tempDir, type ServerProcess } from "./helpers/processes.js";
 
@@ -82,14 +82,16 @@ async function call(server: ServerProcess, method: string, path: string, body?: 
   return { status: response.status, retryAfter: response.headers.get("retry-after"), body: (text === "" ? null : JSON.parse(text)) as any };
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
+/** Resolves with the probe's first value that is neither undefined nor false. */
+function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  return vi.waitFor(
+    async () => {
+      const value = await probe();
+      if (value === undefined || value === false) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      return value;
+    },
+    { timeout: timeoutMs, interval: 50 },
+  );
 }
 
 /** Leader: answers the __ds routes (404 for an unknown subscription); follower: 503 NOT_LEADER. */
@@ -161,7 +163,8 @@ describe("subscriptions on PostgreSQL with two processes", () => {
       tails.push(await append(follower, n));
       await waitFor(`delivery ${n}`, () => hook.deliveries.length >= n);
     }
-    // Time for a second delivery from anyone to show up, if one were coming.
+    // Time for a second delivery from anyone to show up, if one were coming (two
+    // processes: no sentinel orders before the other one's stray delivery).
     await sleep(2_000);
     expect(hook.deliveries).toHaveLength(3);
     expect(new Set(hook.deliveries.map((delivery) => delivery.wakeId)).size).toBe(3);
@@ -179,6 +182,8 @@ describe("subscriptions on PostgreSQL with two processes", () => {
     ({ leader, follower } = await roles(a, b));
     const tail = await append(follower, 4);
     await waitFor("a delivery after the lock moved", () => hook.deliveries.some((delivery) => delivery.tailOffset === tail));
+    // Time for a repeat from the old leader to show up: another process, so a later
+    // sentinel would not order before its stray delivery; a fixed wait, on purpose.
     await sleep(1_000);
     expect(hook.deliveries.slice(3)).toEqual([expect.objectContaining({ sender: leader.url, tailOffset: tail })]);
 
@@ -192,6 +197,7 @@ describe("subscriptions on PostgreSQL with two processes", () => {
 
     const lastTail = await append(follower, 5);
     await waitFor("a delivery from the new leader", () => hook.deliveries.some((delivery) => delivery.tailOffset === lastTail));
+    // As above: time for a repeat from another process to show up, if one were coming.
     await sleep(1_000);
     expect(hook.deliveries.slice(4)).toEqual([expect.objectContaining({ sender: follower.url, tailOffset: lastTail })]);
     expect(new Set(hook.deliveries.map((delivery) => delivery.wakeId)).size).toBe(5);

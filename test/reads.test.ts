@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { bearer, parseSse, readAll, type Envelope } from "./helpers/http.js";
 import { ingestMany, numbered } from "./helpers/inbox.js";
+import { waitForReaders } from "./helpers/readers.js";
+import { waitUntil } from "./helpers/wait.js";
 
 let server: TestServer;
 
@@ -106,11 +108,7 @@ describe("catch-up reads", () => {
     const inbox = await server.createInbox({ settings: { retention: { maxEvents: 3 } } });
     await ingestMany(inbox.ingestUrl, 10, numbered("m"));
     let events: Envelope[] = [];
-    for (let attempt = 0; attempt < 100; attempt++) {
-      events = (await readAll(inbox.streamUrl, inbox.token)).events;
-      if (events.length === 3) break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await waitUntil(async () => (events = (await readAll(inbox.streamUrl, inbox.token)).events).length === 3, "retention to leave 3 events");
     expect(events.map((e) => e.seq)).toEqual([8, 9, 10]);
     const gone = await fetch(`${inbox.streamUrl}?offset=0000000000000000_0000000000000002`, { headers: bearer(inbox.token) });
     expect(gone.status).toBe(410);
@@ -129,7 +127,8 @@ describe("long-poll", () => {
   it("is woken by an ingest", async () => {
     const inbox = await server.createInbox();
     const pending = fetch(`${inbox.streamUrl}?offset=now&live=long-poll`, { headers: bearer(inbox.token) });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The server has the long-poll, and "now" is fixed by then (the stream is looked up first).
+    await waitForReaders(server, "long-poll");
     await ingestMany(inbox.ingestUrl, 1, numbered("wake"));
     const response = await pending;
     expect(response.status).toBe(200);
@@ -155,6 +154,7 @@ describe("long-poll", () => {
     const producer = (async () => {
       for (let i = 0; i < 30; i++) {
         await ingestMany(inbox.ingestUrl, 1, numbered(`p${i}-`));
+        // The producer's pace (a pause now and then, so reads also catch up live): time is the input.
         if (i % 7 === 0) await new Promise((resolve) => setTimeout(resolve, 20));
       }
     })();
@@ -181,8 +181,13 @@ describe("SSE", () => {
     expect(resumeAt).toMatchObject({ streamNextOffset: "0000000000000000_0000000000000004", upToDate: true });
 
     await ingestMany(inbox.ingestUrl, 3, numbered("b"));
-    const live = readSse(url(resumeAt.streamNextOffset), (events) => sseEvents(events).length >= 5);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    let caughtUp = false;
+    const live = readSse(url(resumeAt.streamNextOffset), (events) => {
+      caughtUp ||= sseEvents(events).length >= 3;
+      return sseEvents(events).length >= 5;
+    });
+    // The reader has the three "b" events: the two "c" events reach it live.
+    await waitUntil(() => caughtUp, "the SSE reader to catch up on the b events");
     await ingestMany(inbox.ingestUrl, 2, numbered("c"));
     const second = sseEvents(await live);
     expect(second.map((e) => e.seq)).toEqual([5, 6, 7, 8, 9]);

@@ -316,7 +316,8 @@ describe("--sign usage errors", () => {
           ["--server", server.url, "--token", inbox.token, command, inbox.id, ...range, "--to", `${target.url}/app`, ...args],
           cli(env),
         );
-        expect(result.code, `${command} ${args.join(" ")}`).toBe(1);
+        // A malformed secret is a usage error: exit 2 (docs/cli.md).
+        expect(result.code, `${command} ${args.join(" ")}`).toBe(2);
         expect(result.errorLines).toHaveLength(1);
         expect(result.errorLines[0]).toMatch(line);
         expect(result.stderr).not.toContain(secret);

@@ -23,6 +23,7 @@ import {
   type ServerProcess,
 } from "./helpers/processes.js";
 import { createInboxOn, type CreatedInbox } from "./helpers/inbox.js";
+import { waitUntil } from "./helpers/wait.js";
 
 const SMEE_BIN = fileURLToPath(new URL("../node_modules/smee-client/bin/smee.js", import.meta.url));
 
@@ -278,9 +279,11 @@ describe("GET /smee/<inbox-id>: the raw SSE format", () => {
     expect(sse.events[0]).toMatchObject({ event: "ready", id: offset(2) });
     await post(inbox, 6);
     await sse.waitFor((events) => events.filter((e) => e.event === "message").length >= 4);
-    await sleep(100);
-    expect(sse.messages().map((e) => e.id)).toEqual([3, 4, 5, 6].map(offset));
-    expect(bodies(sse.messages())).toEqual([3, 4, 5, 6]);
+    // A sentinel after it: a repeat of anything before would come ahead of it.
+    await post(inbox, 7);
+    await sse.waitFor((events) => events.some((e) => e.event === "message" && e.id === offset(7)));
+    expect(sse.messages().map((e) => e.id)).toEqual([3, 4, 5, 6, 7].map(offset));
+    expect(bodies(sse.messages())).toEqual([3, 4, 5, 6, 7]);
     sse.close();
   });
 
@@ -294,29 +297,26 @@ describe("GET /smee/<inbox-id>: the raw SSE format", () => {
 
     const resumed = await SseReader.open(`${inbox.smeeUrl}&from=-1`, { "last-event-id": offset(2) });
     await resumed.waitFor((events) => events.filter((e) => e.event === "message").length >= 1);
-    await sleep(100);
-    expect(bodies(resumed.messages())).toEqual([3]);
+    // A sentinel: had from=-1 won, events 1 and 2 would come ahead of it.
+    await post(inbox, 4);
+    await resumed.waitFor((events) => events.some((e) => e.event === "message" && e.id === offset(4)));
+    expect(bodies(resumed.messages())).toEqual([3, 4]);
     resumed.close();
 
     // smee.io's own ids are small counters; one of them must not be read as our offset.
     const foreign = await SseReader.open(inbox.smeeUrl, { "last-event-id": "2" });
     await foreign.waitFor((events) => events.length >= 1);
-    expect(foreign.events[0]).toMatchObject({ event: "ready", id: offset(3) });
-    await post(inbox, 4);
+    expect(foreign.events[0]).toMatchObject({ event: "ready", id: offset(4) });
+    await post(inbox, 5);
     await foreign.waitFor((events) => events.filter((e) => e.event === "message").length >= 1);
-    expect(bodies(foreign.messages())).toEqual([4]);
+    expect(bodies(foreign.messages())).toEqual([5]);
     foreign.close();
   });
 
   it("a Last-Event-ID behind retention gets a lost event, then the earliest retained events", async () => {
     const inbox = await createInboxOn(server, { settings: { retention: { maxEvents: 2 } } });
     for (let n = 1; n <= 6; n++) await post(inbox, n);
-    // Wait until the prune pass has run.
-    for (let attempt = 0; attempt < 100; attempt++) {
-      const gone = await server.admin(`/api/inboxes/${inbox.id}/events/4`);
-      if (gone.status === 410) break;
-      await sleep(50);
-    }
+    await waitUntil(async () => (await server.admin(`/api/inboxes/${inbox.id}/events/4`)).status === 410, "the prune pass to remove event 4");
     const sse = await SseReader.open(inbox.smeeUrl, { "last-event-id": offset(1) });
     await sse.waitFor((events) => events.filter((e) => e.event === "message").length >= 2);
     const [ready, lost, ...rest] = sse.events;
@@ -446,9 +446,13 @@ describe("the real smee-client forwarding tailhook events", () => {
     await fetch(inbox.ingestUrl, { method: "GET" });
     await target.waitForCount(3);
     await fetch(inbox.ingestUrl, { method: "POST", body: new Uint8Array([0xff, 0xfe, 0x00]) });
-    const received = await target.waitForCount(4);
-    await sleep(300);
-    expect(received).toHaveLength(4);
+    await target.waitForCount(4);
+    // A sentinel: anything extra forwarded for the four would arrive ahead of it.
+    await postJson(inbox.ingestUrl, 5);
+    const all = await target.waitForCount(5);
+    expect(all).toHaveLength(5);
+    expect(numbers(all.slice(4))).toEqual([5]);
+    const received = all.slice(0, 4);
 
     const [json, text, empty, binary] = received;
     // smee-client always POSTs JSON to the target, with the event's query merged in.
@@ -506,7 +510,8 @@ describe("the real smee-client forwarding tailhook events", () => {
 
     const stopped = await Promise.race([first.kill("SIGTERM"), sleep(8_000).then(() => "did not stop" as const)]);
     expect(stopped).toEqual({ code: 0, signal: null });
-    await sleep(300); // smee-client is now failing to reconnect, once a second
+    // smee-client noticed: it is now failing to reconnect, once a second.
+    await smee.stderr.waitFor((lines) => lines.some((line) => line.includes("Error in connection") || line.includes("Connection closed")), 10_000, "smee-client to see the server go");
 
     const second = await server({ dataDir, port: first.port });
     expect(second.url).toBe(first.url);
@@ -516,10 +521,11 @@ describe("the real smee-client forwarding tailhook events", () => {
     await target.waitForCount(sent.length);
     // ...and live after it is back.
     for (let n = 11; n <= 15; n++) await sendLive(second, n);
-    const received = await target.waitForCount(15);
-    await sleep(1000); // time for a repeat to show up, if there were one
+    // A sentinel after the fifteen: a repeat of any of them would have been forwarded ahead of it.
+    await sendLive(second, 16);
+    const received = await target.waitForCount(16);
     expect(numbers(target.received)).toEqual(sent);
-    expect(sent).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
+    expect(sent).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
     expect(received.every((request) => request.method === "POST" && request.url === "/hook")).toBe(true);
     expect(smee.running).toBe(true);
   }, 45_000);
@@ -540,8 +546,10 @@ describe("the real smee-client forwarding tailhook events", () => {
     await target.waitForCount(2);
     await postJson(inbox.ingestUrl, 3);
     await target.waitForCount(3);
-    await sleep(500);
-    expect(numbers(target.received)).toEqual([1, 2, 3]);
+    // A sentinel: event 0 (before smee-client) or a repeat would have come ahead of it.
+    await postJson(inbox.ingestUrl, 4);
+    await target.waitForCount(4);
+    expect(numbers(target.received)).toEqual([1, 2, 3, 4]);
     expect(second.running).toBe(true);
   }, 45_000);
 });

@@ -404,7 +404,9 @@ describe.each(backends)("store contract: $name", (backend) => {
     // Refused appends extend nothing.
     const afterDelete = calls.length;
     expect(await store.appendEvent(b.streamId, captured(Buffer.from("refused")))).toEqual({ status: "not_found" });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // A sentinel commit after it: once its tail is reported, so would the refused one's have been.
+    expect(await store.appendEvent(a.streamId, captured(Buffer.from("sentinel")))).toEqual({ status: "appended", seq: 4 });
+    await vi.waitFor(() => expect(seen(a.streamId)).toBe(4), { timeout: 5000 });
     expect(calls.slice(afterDelete).some((tails) => (tails.get(b.streamId) ?? 0) > 2 && tails.get(b.streamId) !== Number.MAX_SAFE_INTEGER)).toBe(false);
   });
 

@@ -85,6 +85,7 @@ describe("general streams under SIGKILL", () => {
       }
     };
     const writers = Array.from({ length: WRITERS }, (_, w) => writer(w));
+    // Chaos timing: the writers run this long, then the server is killed mid-write.
     await new Promise((resolve) => setTimeout(resolve, SECONDS_BEFORE_KILL * 1000));
     killed = true;
     expect((await first.kill("SIGKILL")).signal).toBe("SIGKILL");

@@ -1,7 +1,7 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createPublicKey, verify } from "node:crypto";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { matchGlob } from "../dist/subscriptions/glob.js";
 import { normalizeStreamPath } from "../dist/subscriptions/stream-paths.js";
 import { checkWebhookUrl, isPublicAddress } from "../dist/subscriptions/webhook-url.js";
@@ -452,14 +452,16 @@ describe("subscriptions over HTTP", () => {
     };
   }
 
-  async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 5000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-      if (Date.now() > deadline) throw new Error("timed out");
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
+  /** Resolves with the probe's first value that is neither undefined nor false. */
+  function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 5000): Promise<T> {
+    return vi.waitFor(
+      async () => {
+        const value = await probe();
+        if (value === undefined || value === false) throw new Error(`timed out after ${timeoutMs} ms`);
+        return value;
+      },
+      { timeout: timeoutMs, interval: 25 },
+    );
   }
 
   function client(base: () => string) {

@@ -4,6 +4,7 @@ import WebSocket from "ws";
 import { readAll, type Envelope } from "./helpers/http.js";
 import { startTestServer, tempDir, type TestServer } from "./helpers/server.js";
 import { ingestMany } from "./helpers/inbox.js";
+import { waitUntil } from "./helpers/wait.js";
 
 interface Frame {
   type: string;
@@ -102,12 +103,10 @@ const offset = (seq: number) => `0000000000000000_${String(seq).padStart(16, "0"
 
 /** Waits until the prune pass has left only `count` events (a read racing a prune may answer 410). */
 async function waitForRetention(inbox: { streamUrl: string; token: string }, count: number): Promise<void> {
-  for (let attempt = 0; attempt < 200; attempt++) {
+  await waitUntil(async () => {
     const response = await fetch(`${inbox.streamUrl}?offset=-1`, { headers: { authorization: `Bearer ${inbox.token}` } });
-    if (response.status === 200 && ((await response.json()) as unknown[]).length === count) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`retention never left ${count} events`);
+    return response.status === 200 && ((await response.json()) as unknown[]).length === count;
+  }, `retention to leave ${count} events`);
 }
 
 function expectContiguous(seqs: number[], from: number, to: number): void {
@@ -280,6 +279,8 @@ describe("WebSocket lifetime", () => {
     const stalled = connect(wsUrl(own, inbox.id, `offset=-1&token=${inbox.token}`));
     stalled.socket.on("open", () => stalled.socket.pause());
     await new Promise<void>((resolve) => stalled.socket.once("open", () => resolve()));
+    // Time for the server to fill the paused socket's buffers and block on it: that
+    // state has no outside sign, so this one is a fixed wait.
     await new Promise((resolve) => setTimeout(resolve, 300));
     await own.stop();
     await idle.until((r) => r.closed !== undefined, "the close");

@@ -1,9 +1,26 @@
-/* An error the CLI reports as one line, with its own exit code. */
+/*
+ * Errors the CLI reports as one line on stderr, `tailhook: <message>`, with an exit
+ * code that tells scripts what kind of failure it was (docs/cli.md):
+ * 1 the command failed (the server refused, could not be reached, …),
+ * 2 it was used wrongly (unknown option, missing or malformed argument),
+ * 124 `wait` timed out.
+ */
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_TIMEOUT = 124;
+
 export class CliError extends Error {
   constructor(
     message: string,
-    readonly exitCode = 1,
+    readonly exitCode = EXIT_FAILURE,
   ) {
     super(message);
+  }
+}
+
+/** A malformed command line: exit 2. */
+export class UsageError extends CliError {
+  constructor(message: string) {
+    super(message, EXIT_USAGE);
   }
 }

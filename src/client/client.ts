@@ -26,6 +26,11 @@ export interface InboxInfo {
   settings: InboxSettingsView;
   createdAt: string;
   lastSeq: number;
+  /** Receive time of the newest event; null when there is none (or retention removed it). */
+  lastEventAt: string | null;
+  /** With settings.expectEvery: no event arrived within that many seconds. */
+  silent: boolean;
+  silentSince: string | null;
 }
 
 export interface CreatedInbox extends InboxInfo {
@@ -38,7 +43,7 @@ export interface ConsumerInfo {
   name: string;
   committedOffset: string;
   committedSeq: number;
-  lag: { events: number; lostEvents: number; oldestUnackedAt: string | null; oldestUnackedAgeSeconds: number | null };
+  lag: { events: number; lostEvents: number; seconds: number; oldestUnackedAt: string | null; oldestUnackedAgeSeconds: number | null };
   createdAt: string;
   lastAckAt: string | null;
   lastSeenAt: string | null;
@@ -139,6 +144,46 @@ export class TailhookClient {
 
   getEvent(id: string, seq: number): Promise<EventEnvelope> {
     return this.request("GET", `/api/inboxes/${encodeURIComponent(id)}/events/${seq}`);
+  }
+
+  /** The exact bytes the sender sent as the event's body. */
+  async getEventBody(id: string, seq: number): Promise<Uint8Array> {
+    const response = await this.fetch(`${this.server}/api/inboxes/${encodeURIComponent(id)}/events/${seq}/body`, { headers: this.authHeaders() });
+    if (response.status === 410) throw new TailhookGoneError(formatOffset(seq - 1), undefined);
+    if (!response.ok) throw await errorFromResponse(response);
+    return new Uint8Array(await response.arrayBuffer());
+  }
+
+  /**
+   * Up to `limit` stored events after `offset` ("-1", the default, for the start),
+   * without waiting for new ones; `nextOffset` continues after the last one returned.
+   */
+  async readEvents(inboxId: string, options: { offset?: string; limit: number }): Promise<{ events: TailedEvent[]; nextOffset: string }> {
+    const events: TailedEvent[] = [];
+    let offset = options.offset ?? "-1";
+    while (events.length < options.limit) {
+      const response = await this.fetch(`${this.streamUrl(inboxId)}?${new URLSearchParams({ offset })}`, { headers: this.authHeaders() });
+      if (response.status === 410) {
+        const body = (await response.json().catch(() => ({}))) as { error?: { earliestOffset?: string } };
+        throw new TailhookGoneError(offset, body.error?.earliestOffset);
+      }
+      if (!response.ok) throw await errorFromResponse(response);
+      const page = response.status === 204 ? [] : ((await response.json()) as EventEnvelope[]);
+      for (const event of page.slice(0, options.limit - events.length)) {
+        offset = formatOffset(event.seq);
+        events.push({ offset, event });
+      }
+      if (page.length === 0 || response.headers.get("stream-up-to-date") === "true") break;
+    }
+    return { events, nextOffset: offset };
+  }
+
+  private streamUrl(inboxId: string): string {
+    return `${this.server}/v1/stream/${inboxStreamName(encodeURIComponent(inboxId))}`;
+  }
+
+  private authHeaders(): Record<string, string> {
+    return this.token ? { authorization: `Bearer ${this.token}` } : {};
   }
 
   private consumerPath(inboxId: string, name: string): string {

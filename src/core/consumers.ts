@@ -24,6 +24,8 @@ export interface ConsumerView {
     events: number;
     /** Events the consumer never committed that retention removed. */
     lostEvents: number;
+    /** How far behind the consumer is in time: the age of its oldest unacked event, 0 when caught up. */
+    seconds: number;
     oldestUnackedAt: string | null;
     oldestUnackedAgeSeconds: number | null;
   };
@@ -36,9 +38,15 @@ function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
 }
 
+/** The seq of the consumer's oldest unacked event that is still retained (it may not exist yet). */
+export function firstUnackedSeq(consumer: Consumer, stream: StreamInfo): number {
+  return Math.max(consumer.committedSeq, stream.firstSeq - 1) + 1;
+}
+
 /** `oldestUnackedAt` is the receive time of the first retained event after the committed one. */
 export function viewConsumer(consumer: Consumer, stream: StreamInfo, oldestUnackedAt: number | null, now: number): ConsumerView {
-  const readFrom = Math.max(consumer.committedSeq, stream.firstSeq - 1);
+  const readFrom = firstUnackedSeq(consumer, stream) - 1;
+  const ageSeconds = oldestUnackedAt === null ? null : Math.max(0, Math.round((now - oldestUnackedAt) / 1000));
   return {
     name: consumer.name,
     committedOffset: formatOffset(consumer.committedSeq),
@@ -46,8 +54,9 @@ export function viewConsumer(consumer: Consumer, stream: StreamInfo, oldestUnack
     lag: {
       events: Math.max(0, stream.tailSeq - readFrom),
       lostEvents: Math.max(0, stream.firstSeq - 1 - consumer.committedSeq),
+      seconds: ageSeconds ?? 0,
       oldestUnackedAt: iso(oldestUnackedAt),
-      oldestUnackedAgeSeconds: oldestUnackedAt === null ? null : Math.max(0, Math.round((now - oldestUnackedAt) / 1000)),
+      oldestUnackedAgeSeconds: ageSeconds,
     },
     createdAt: new Date(consumer.createdAt).toISOString(),
     lastAckAt: iso(consumer.lastAckAt),

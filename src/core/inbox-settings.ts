@@ -9,6 +9,8 @@ import type { InboxResponseSettings, InboxSettings, RetentionSettings } from "./
 import { parseVerifySettings } from "./verify/settings.js";
 
 const MAX_BODY_LIMIT = 256 * 1024 * 1024;
+/** A year: a sender quieter than that is not one an alarm can watch. */
+const MAX_EXPECT_EVERY_SECONDS = 366 * 24 * 3600;
 const FORBIDDEN_REPLY_HEADERS = new Set(["content-length", "transfer-encoding", "connection"]);
 /** Replies that HTTP says carry no body (RFC 9110 §15.3.5, §15.4.5). */
 export const BODYLESS_STATUSES: ReadonlySet<number> = new Set([204, 304]);
@@ -75,7 +77,7 @@ function parseRetention(value: unknown): RetentionSettings {
 export function parseInboxSettings(value: unknown, base: InboxSettings = {}): InboxSettings {
   if (value === undefined) return base;
   if (!isObject(value)) fail("settings must be an object");
-  onlyKeys(value, ["maxBodyBytes", "response", "retention", "dedupe", "verify"], "settings");
+  onlyKeys(value, ["maxBodyBytes", "response", "retention", "dedupe", "verify", "expectEvery"], "settings");
   const settings: InboxSettings = { ...base };
   if (value.maxBodyBytes === null) delete settings.maxBodyBytes;
   else if (value.maxBodyBytes !== undefined) {
@@ -89,6 +91,10 @@ export function parseInboxSettings(value: unknown, base: InboxSettings = {}): In
   else if (value.dedupe !== undefined) settings.dedupe = parseDedupeSettings(value.dedupe);
   if (value.verify === null) delete settings.verify;
   else if (value.verify !== undefined) settings.verify = parseVerifySettings(value.verify, base.verify);
+  if (value.expectEvery === null) delete settings.expectEvery;
+  else if (value.expectEvery !== undefined) {
+    settings.expectEvery = positiveInteger(value.expectEvery, "settings.expectEvery", MAX_EXPECT_EVERY_SECONDS);
+  }
   return settings;
 }
 

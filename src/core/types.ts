@@ -127,6 +127,8 @@ export interface InboxSettings {
   dedupe?: import("./dedupe.js").DedupeSettings;
   /** Signature verification (secrets never leave the server). */
   verify?: import("./verify/settings.js").VerifySettings;
+  /** Seconds within which an event is expected; past that the inbox is `silent` (core/silence.ts). */
+  expectEvery?: number;
 }
 
 export interface Inbox {

@@ -63,6 +63,8 @@ function describe(error: SchemaError, dataVar: string): string {
     case "required":
       return `${field === "" ? "" : `${field}.`}${String(params.missingProperty)} is required`;
     case "type":
+      // A scalar's description says its whole rule ("an integer from 1 to 600"); an object's would not read as one.
+      if (expected && params.type !== "object" && params.type !== "array") return `${what} must be ${expected}`;
       return `${what} must be ${TYPE_WORDS[String(params.type)] ?? String(params.type)}`;
     case "enum":
       return `${what} must be one of ${(params.allowedValues as unknown[]).join(", ")}`;

@@ -61,8 +61,8 @@ async function readLags(store: Store, now: number): Promise<{ lags: Lag[]; trunc
       const events = Math.max(0, stream.tailSeq - Math.max(consumer.committedSeq, stream.firstSeq - 1));
       let seconds = 0;
       if (events > 0) {
-        const oldest = await store.readMessage(inbox.streamId, Math.max(consumer.committedSeq + 1, stream.firstSeq));
-        if (oldest) seconds = Math.max(0, (now - oldest.createdAt) / 1000);
+        const oldestAt = await store.messageTime(inbox.streamId, Math.max(consumer.committedSeq + 1, stream.firstSeq));
+        if (oldestAt !== undefined) seconds = Math.max(0, (now - oldestAt) / 1000);
       }
       lags.push({ inboxId: inbox.id, consumer: consumer.name, events, seconds });
     }

@@ -11,6 +11,7 @@ import type { Store } from "../storage/store.js";
 import { startMetricsListener, type MetricsListener } from "./http-metrics.js";
 import { Metrics } from "./metrics.js";
 import { registerScrapeGauges } from "./scrape-gauges.js";
+import { registerSilenceGauge } from "./silence-gauge.js";
 import { instrumentStore } from "./store-metrics.js";
 
 export interface StartedMetrics {
@@ -28,6 +29,7 @@ export async function startMetrics(opened: Store, config: ServerConfig, releaser
     dataDir: config.dataDir,
     walFile: config.databaseUrl ? undefined : join(config.dataDir, `${DATABASE_FILE}-wal`),
   });
+  registerSilenceGauge(metrics, store);
   if (config.metrics.port === undefined) return { metrics, store, listener: undefined };
   const listener = await startMetricsListener(metrics, config.metrics.port);
   releasers.push("metrics listener", () => listener.close());

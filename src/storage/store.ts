@@ -94,6 +94,8 @@ export interface Store {
   /** Messages with seq > afterSeq, oldest first, within the limits. */
   readMessages(streamId: number, afterSeq: number, limits: ReadLimits): Promise<StoredMessage[]>;
   readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined>;
+  /** When message `seq` was committed (ms), without reading its body; undefined if it is not retained. */
+  messageTime(streamId: number, seq: number): Promise<number | undefined>;
 
   getConsumer(streamId: number, name: string): Promise<Consumer | undefined>;
   listConsumers(streamId: number): Promise<Consumer[]>;

@@ -10,7 +10,8 @@ import { parseSigningSecret, type SigningKey } from "../../forward/resign.js";
 import type { On4xx } from "../../forward/retry-policy.js";
 import { loadClientEnvironment } from "../../config.js";
 import { connect } from "../connection.js";
-import { CliError } from "../errors.js";
+import { CliError, UsageError } from "../errors.js";
+import { resolveInbox } from "../resolve-inbox.js";
 
 const PROGRESS_EVERY_MS = 2000;
 
@@ -19,20 +20,20 @@ function parseTarget(raw: string): URL {
   try {
     url = new URL(raw);
   } catch {
-    throw new CliError(`--to must be an http(s) URL, got ${raw}`);
+    throw new UsageError(`--to must be an http(s) URL, got ${raw}`);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new CliError(`--to must be an http(s) URL, got ${raw}`);
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`--to must be an http(s) URL, got ${raw}`);
   return url;
 }
 
 function parseOn4xx(raw: string): On4xx {
-  if (raw !== "retry" && raw !== "skip" && raw !== "stop") throw new CliError(`--on-4xx must be retry, skip or stop, got ${raw}`);
+  if (raw !== "retry" && raw !== "skip" && raw !== "stop") throw new UsageError(`--on-4xx must be retry, skip or stop, got ${raw}`);
   return raw;
 }
 
 function parseTimeout(raw: string): number {
   const ms = Number(raw);
-  if (!Number.isInteger(ms) || ms < 1) throw new CliError(`--timeout must be a positive number of milliseconds, got ${raw}`);
+  if (!Number.isInteger(ms) || ms < 1) throw new UsageError(`--timeout must be a positive number of milliseconds, got ${raw}`);
   return ms;
 }
 
@@ -45,7 +46,7 @@ function signingKey(flag: string | undefined, globals: Record<string, unknown>):
     return parseSigningSecret(raw);
   } catch (error) {
     const source = flag !== undefined ? "--sign" : "TAILHOOK_SIGN_SECRET";
-    throw new CliError(`${source}: ${(error as Error).message}`);
+    throw new UsageError(`${source}: ${(error as Error).message}`);
   }
 }
 
@@ -83,16 +84,18 @@ function withDeliveryOptions(command: Command, on4xxDefault: On4xx): Command {
 export function registerForwardCommands(program: Command): void {
   withDeliveryOptions(
     program
-      .command("forward <inbox-id>")
+      .command("forward <inbox>")
       .description("deliver every event to a URL, at least once and in order, resuming where it stopped")
       .option("--consumer <name>", "server-side consumer that remembers the position", "forward"),
     "retry",
-  ).action(async (inboxId: string, flags: { to: string; consumer: string; on4xx: string; timeout: string; sign?: string }, command: Command) => {
+  ).action(async (inboxRef: string, flags: { to: string; consumer: string; on4xx: string; timeout: string; sign?: string }, command: Command) => {
       const target = parseTarget(flags.to);
       const on4xx = parseOn4xx(flags.on4xx);
       const timeoutMs = parseTimeout(flags.timeout);
       const signing = signingKey(flags.sign, command.optsWithGlobals());
-      const { client } = connect(command.optsWithGlobals(), inboxId);
+      const connection = await resolveInbox(connect(command.optsWithGlobals()), inboxRef);
+      const { client } = connection;
+      const inboxId = connection.inboxId!;
       const signal = stopSignal();
       const progress = setInterval(() => {
         client
@@ -126,16 +129,18 @@ export function registerForwardCommands(program: Command): void {
     });
 
   withDeliveryOptions(
-    program.command("replay <inbox-id> <range>").description("redeliver one event (<seq>) or a range (<from>..<to>) to a URL"),
+    program.command("replay <inbox> <range>").description("redeliver one event (<seq>) or a range (<from>..<to>) to a URL"),
     "stop",
-  ).action(async (inboxId: string, range: string, flags: { to: string; on4xx: string; timeout: string; sign?: string }, command: Command) => {
+  ).action(async (inboxRef: string, range: string, flags: { to: string; on4xx: string; timeout: string; sign?: string }, command: Command) => {
       const signing = signingKey(flags.sign, command.optsWithGlobals());
       const match = /^(\d+)(?:\.\.(\d+))?$/.exec(range);
-      if (!match) throw new CliError(`the range is <seq> or <from>..<to>, got ${range}`);
+      if (!match) throw new UsageError(`the range is <seq> or <from>..<to>, got ${range}`);
       const fromSeq = Number(match[1]);
       const toSeq = Number(match[2] ?? match[1]);
-      if (fromSeq < 1 || toSeq < fromSeq) throw new CliError(`the range ${range} is empty`);
-      const { client } = connect(command.optsWithGlobals(), inboxId);
+      if (fromSeq < 1 || toSeq < fromSeq) throw new UsageError(`the range ${range} is empty`);
+      const connection = await resolveInbox(connect(command.optsWithGlobals()), inboxRef);
+      const { client } = connection;
+      const inboxId = connection.inboxId!;
       const lastSeq = (await client.getInbox(inboxId)).lastSeq;
       if (fromSeq > lastSeq) throw new CliError(`inbox has ${lastSeq} events; nothing at #${fromSeq}`);
       const result = await replay({

@@ -1,6 +1,5 @@
 /* `tailhook serve`: run the server until SIGTERM or SIGINT, then drain and exit 0. */
 import type { Command } from "commander";
-import { startTailhook } from "../../app.js";
 import { loadServerConfig } from "../../config.js";
 
 export function registerServe(program: Command): void {
@@ -27,6 +26,8 @@ export function registerServe(program: Command): void {
     .option("--allow-local-webhooks", "let subscriptions send webhooks to localhost and 127.0.0.x (implied by --open)")
     .action(async (flags) => {
       const config = loadServerConfig(flags);
+      // Loaded here, not at the top: the server's modules (fastify, the stores, SMTP, IMAP) would slow every other command's start.
+      const { startTailhook } = await import("../../app.js");
       const running = await startTailhook(config, {
         onAdminTokenCreated: (token, file) => {
           // Shown only on a terminal: under a supervisor stderr ends up in logs, which must hold no token.

@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from "fastify";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import { viewConsumer } from "../../core/consumers.js";
+import { firstUnackedSeq, viewConsumer } from "../../core/consumers.js";
 import { TailhookError } from "../../core/errors.js";
 import { parseOffset } from "../../core/offsets.js";
 import type { Consumer, StreamInfo } from "../../core/types.js";
@@ -32,11 +32,10 @@ export function registerConsumerRoutes(fastify: FastifyInstance, ctx: HttpContex
   }
 
   async function view(stream: StreamInfo, consumer: Consumer) {
-    const next = await ctx.store.readMessages(stream.id, Math.max(consumer.committedSeq, stream.firstSeq - 1), {
-      maxMessages: 1,
-      maxBytes: 1,
-    });
-    return viewConsumer(consumer, stream, next[0]?.createdAt ?? null, Date.now());
+    // Only the time of the oldest unacked event, not its body.
+    const seq = firstUnackedSeq(consumer, stream);
+    const oldest = seq <= stream.tailSeq ? await ctx.store.messageTime(stream.id, seq) : undefined;
+    return viewConsumer(consumer, stream, oldest ?? null, Date.now());
   }
 
   app.get(

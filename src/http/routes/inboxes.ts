@@ -10,6 +10,7 @@ import { buildEnvelope, findContentType, headerPairs, messageJson } from "../../
 import { TailhookError } from "../../core/errors.js";
 import { hashToken, newInboxId, newToken } from "../../core/ids.js";
 import { parseInboxName, parseInboxSettings } from "../../core/inbox-settings.js";
+import { inboxActivity } from "../../core/silence.js";
 import type { Inbox, StoredInbox, StoredMessage } from "../../core/types.js";
 import { parsedEmailView } from "../../email/parsed-view.js";
 import { maskVerifySettings, type InboxSettingsView } from "../../core/verify/settings.js";
@@ -35,6 +36,9 @@ export interface InboxView {
   settings: InboxSettingsView;
   createdAt: string;
   lastSeq: number;
+  lastEventAt: string | null;
+  silent: boolean;
+  silentSince: string | null;
 }
 
 /** Secrets are write-only: the verify secrets are shown as a count. */
@@ -48,6 +52,8 @@ export function registerInboxRoutes(fastify: FastifyInstance, ctx: HttpContext):
   async function view(inbox: Inbox): Promise<InboxView> {
     const base = ctx.baseUrl();
     const stream = await ctx.store.getStreamById(inbox.streamId);
+    const lastSeq = stream?.tailSeq ?? 0;
+    const lastEventAt = lastSeq > 0 ? ((await ctx.store.messageTime(inbox.streamId, lastSeq)) ?? null) : null;
     return {
       id: inbox.id,
       name: inbox.name,
@@ -55,7 +61,7 @@ export function registerInboxRoutes(fastify: FastifyInstance, ctx: HttpContext):
       streamUrl: `${base}/v1/stream/${inboxStreamName(inbox.id)}`,
       settings: publicSettings(inbox.settings),
       createdAt: new Date(inbox.createdAt).toISOString(),
-      lastSeq: stream?.tailSeq ?? 0,
+      ...inboxActivity(inbox.settings, inbox.createdAt, lastSeq, lastEventAt, Date.now()),
     };
   }
 

@@ -22,6 +22,7 @@ export const ConsumerView = Type.Object({
   lag: Type.Object({
     events: Type.Integer({ description: "retained events after the committed offset" }),
     lostEvents: Type.Integer({ description: "events it never committed that retention removed" }),
+    seconds: Type.Integer({ description: "the age of its oldest unacked event, 0 when caught up" }),
     oldestUnackedAt: IsoOrNull,
     oldestUnackedAgeSeconds: Type.Union([Type.Integer(), Type.Null()]),
   }),

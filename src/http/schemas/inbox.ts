@@ -81,6 +81,7 @@ export const InboxSettingsInput = Type.Object(
     retention: nullable(RetentionSettings),
     dedupe: nullable(Type.Union([Type.Enum(PRESETS, { description: "a preset name" }), DedupeObject])),
     verify: nullable(VerifyInput),
+    expectEvery: nullable(positive(`an integer from 1 to ${366 * 24 * 3600}`, 366 * 24 * 3600)),
   },
   { additionalProperties: false, description: "docs/http-api.md: settings" },
 );
@@ -125,6 +126,7 @@ const InboxSettingsView = Type.Object({
     }),
   ),
   verify: Type.Optional(VerifyView),
+  expectEvery: Type.Optional(Type.Integer({ description: "seconds within which an event is expected (the silence alarm)" })),
 });
 
 /** [name, value]; not a tuple schema, whose draft-07 form OpenAPI 3.1 does not take. */
@@ -140,6 +142,9 @@ const inboxFields = {
   settings: InboxSettingsView,
   createdAt: Iso,
   lastSeq: Type.Integer({ description: "the seq of the newest event, 0 when none" }),
+  lastEventAt: IsoOrNull,
+  silent: Type.Boolean({ description: "settings.expectEvery passed without an event" }),
+  silentSince: IsoOrNull,
 };
 
 export const InboxView = Type.Object(inboxFields);

@@ -86,4 +86,12 @@ export class PgReads {
     );
     return row;
   }
+
+  async messageTime(streamId: number, seq: number): Promise<number | undefined> {
+    const owner = await this.segments.ownerOf(streamId, seq);
+    const [row] = await this.track(
+      () => this.sql<Array<{ createdAt: number }>>`SELECT created_at AS "createdAt" FROM messages WHERE stream_id = ${owner} AND seq = ${seq}`,
+    );
+    return row?.createdAt;
+  }
 }

@@ -352,6 +352,10 @@ export class PostgresStore implements Store {
     return this.reads.readMessage(streamId, seq);
   }
 
+  messageTime(streamId: number, seq: number): Promise<number | undefined> {
+    return this.reads.messageTime(streamId, seq);
+  }
+
   getConsumer(streamId: number, name: string): Promise<Consumer | undefined> {
     return this.consumers.getConsumer(streamId, name);
   }

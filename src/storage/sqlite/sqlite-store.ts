@@ -78,6 +78,7 @@ export class SqliteStore implements Store, GeneralStreams {
       ),
       records: reader.prepare("SELECT key, value FROM records WHERE kind = ? ORDER BY key"),
       message: reader.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE stream_id = ? AND seq = ?`),
+      messageTime: reader.prepare("SELECT created_at AS createdAt FROM messages WHERE stream_id = ? AND seq = ?"),
       consumer: reader.prepare(`SELECT ${CONSUMER_COLUMNS} FROM consumers WHERE stream_id = ? AND name = ?`),
       consumers: reader.prepare(`SELECT ${CONSUMER_COLUMNS} FROM consumers WHERE stream_id = ? ORDER BY name`),
       delivery: reader.prepare(
@@ -273,6 +274,11 @@ export class SqliteStore implements Store, GeneralStreams {
 
   async readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined> {
     return this.sql.message.get(await this.segments.ownerOf(streamId, seq), seq) as StoredMessage | undefined;
+  }
+
+  async messageTime(streamId: number, seq: number): Promise<number | undefined> {
+    const row = this.sql.messageTime.get(await this.segments.ownerOf(streamId, seq), seq) as { createdAt: number } | undefined;
+    return row?.createdAt;
   }
 
   private async writeStream<T>(op: WriteOp): Promise<T> {
