@@ -31,6 +31,7 @@ const onBothBackends = [
   "test/follow.test.ts",
   "test/metrics.test.ts",
   "test/error-funnel.test.ts",
+  "test/openapi.test.ts",
   "test/silence.test.ts",
 ];
 

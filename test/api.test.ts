@@ -4,13 +4,18 @@ import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { startTestServer, tempDir, type TestServer } from "./helpers/server.js";
 import { bearer, readAll } from "./helpers/http.js";
+import { openApiChecker, type ApiChecker } from "./helpers/openapi.js";
 
 let server: TestServer;
 let inbox: Awaited<ReturnType<TestServer["createInbox"]>>;
 let other: Awaited<ReturnType<TestServer["createInbox"]>>;
+/** Every management reply below is checked against the server's own /openapi.json. */
+let api: ApiChecker;
+const documented = async (method: string, response: Promise<Response>) => api.check(method, await response);
 
 beforeAll(async () => {
   server = await startTestServer({ publicUrl: "https://hooks.example.com/" });
+  api = await openApiChecker(server.url);
   inbox = await server.createInbox({ name: "api" });
   other = await server.createInbox({ name: "other" });
   await fetch(`${server.url}/h/${inbox.id}`, { method: "POST", body: "hello" });
@@ -22,20 +27,29 @@ describe("inbox management", () => {
     expect(inbox.ingestUrl).toBe(`https://hooks.example.com/h/${inbox.id}`);
     expect(inbox.streamUrl).toBe(`https://hooks.example.com/v1/stream/inbox/${inbox.id}`);
     expect(inbox.token).toMatch(/^thk_/);
-    const fetched = (await (await server.admin(`/api/inboxes/${inbox.id}`)).json()) as Record<string, unknown>;
+    const fetched = (await (await documented("GET", server.admin(`/api/inboxes/${inbox.id}`))).json()) as Record<string, unknown>;
     expect(fetched).toMatchObject({ id: inbox.id, name: "api", lastSeq: 1 });
     expect(fetched.token).toBeUndefined();
-    const list = (await (await server.admin("/api/inboxes")).json()) as { inboxes: Array<{ id: string }> };
+    const list = (await (await documented("GET", server.admin("/api/inboxes"))).json()) as { inboxes: Array<{ id: string }> };
     expect(list.inboxes.map((i) => i.id)).toEqual(expect.arrayContaining([inbox.id, other.id]));
+    const created = await documented(
+      "POST",
+      server.admin("/api/inboxes", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "third" }) }),
+    );
+    expect(created.status).toBe(201);
+    expect(await created.json()).toMatchObject({ name: "third", token: expect.stringMatching(/^thk_/), smeeUrl: expect.stringContaining("/smee/") });
   });
 
   it("changes name and settings with PATCH, validating them", async () => {
     const patch = (body: unknown) =>
-      server.admin(`/api/inboxes/${other.id}`, {
-        method: "PATCH",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(body),
-      });
+      documented(
+        "PATCH",
+        server.admin(`/api/inboxes/${other.id}`, {
+          method: "PATCH",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(body),
+        }),
+      );
     const changed = await patch({ name: "renamed", settings: { maxBodyBytes: 3 } });
     expect(changed.status).toBe(200);
     expect(await changed.json()).toMatchObject({ name: "renamed", settings: { maxBodyBytes: 3 } });
@@ -49,22 +63,22 @@ describe("inbox management", () => {
 
   it("deletes an inbox, after which everything about it is 404", async () => {
     const doomed = await server.createInbox();
-    expect((await server.admin(`/api/inboxes/${doomed.id}`, { method: "DELETE" })).status).toBe(204);
-    expect((await server.admin(`/api/inboxes/${doomed.id}`, { method: "DELETE" })).status).toBe(404);
-    expect((await server.admin(`/api/inboxes/${doomed.id}`)).status).toBe(404);
+    expect((await documented("DELETE", server.admin(`/api/inboxes/${doomed.id}`, { method: "DELETE" }))).status).toBe(204);
+    expect((await documented("DELETE", server.admin(`/api/inboxes/${doomed.id}`, { method: "DELETE" }))).status).toBe(404);
+    expect((await documented("GET", server.admin(`/api/inboxes/${doomed.id}`))).status).toBe(404);
     const read = await fetch(`${server.url}/v1/stream/inbox/${doomed.id}?offset=-1`, { headers: bearer(server.adminToken) });
     expect(read.status).toBe(404);
   });
 
   it("serves one event's envelope and its exact body with the original content type", async () => {
-    const envelope = await server.admin(`/api/inboxes/${inbox.id}/events/1`);
+    const envelope = await documented("GET", server.admin(`/api/inboxes/${inbox.id}/events/1`));
     expect(await envelope.json()).toMatchObject({ seq: 1, method: "POST", body: "hello", bodyEncoding: "utf8" });
-    const body = await fetch(`${server.url}/api/inboxes/${inbox.id}/events/1/body`, { headers: bearer(inbox.token) });
+    const body = await documented("GET", fetch(`${server.url}/api/inboxes/${inbox.id}/events/1/body`, { headers: bearer(inbox.token) }));
     expect(body.headers.get("content-type")).toBe("text/plain;charset=UTF-8");
     expect(body.headers.get("content-security-policy")).toBe("sandbox");
     expect(await body.text()).toBe("hello");
-    expect((await server.admin(`/api/inboxes/${inbox.id}/events/99`)).status).toBe(404);
-    expect((await server.admin(`/api/inboxes/${inbox.id}/events/0`)).status).toBe(400);
+    expect((await documented("GET", server.admin(`/api/inboxes/${inbox.id}/events/99`))).status).toBe(404);
+    expect((await documented("GET", server.admin(`/api/inboxes/${inbox.id}/events/0`))).status).toBe(400);
   });
 });
 
@@ -104,7 +118,7 @@ describe("access", () => {
   });
 
   it("does not reveal whether an inbox exists to a caller without the admin token", async () => {
-    const missing = await fetch(`${server.url}/api/inboxes/AAAAAAAAAAAAAAAAAAAAAAAA`, { headers: bearer(inbox.token) });
+    const missing = await documented("GET", fetch(`${server.url}/api/inboxes/AAAAAAAAAAAAAAAAAAAAAAAA`, { headers: bearer(inbox.token) }));
     expect(missing.status).toBe(401);
   });
 
@@ -117,11 +131,14 @@ describe("access", () => {
     ];
     for (const call of calls) {
       for (const headers of [{}, bearer(inbox.token), bearer(wrong)]) {
-        const response = await fetch(`${server.url}${call.path}`, {
-          method: call.method,
-          headers: { ...headers, ...(call.body ? { "content-type": "application/json" } : {}) },
-          body: call.body,
-        });
+        const response = await documented(
+          call.method,
+          fetch(`${server.url}${call.path}`, {
+            method: call.method,
+            headers: { ...headers, ...(call.body ? { "content-type": "application/json" } : {}) },
+            body: call.body,
+          }),
+        );
         expect(`${call.method} ${call.path} ${response.status}`).toBe(`${call.method} ${call.path} 401`);
       }
     }

@@ -7,15 +7,19 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { bearer, type Envelope } from "./helpers/http.js";
+import { openApiChecker, type ApiChecker } from "./helpers/openapi.js";
 import type { ConsumerInfo } from "../dist/index.js";
 import { ingestMany, numbered } from "./helpers/inbox.js";
 import { waitForReaders } from "./helpers/readers.js";
 import { waitUntil } from "./helpers/wait.js";
 
 let server: TestServer;
+/** Every consumer API reply is checked against the server's own /openapi.json. */
+let documented: ApiChecker;
 
 beforeAll(async () => {
   server = await startTestServer({ longPollTimeout: 2000 }, { env: { TAILHOOK_PRUNE_INTERVAL_MS: "50" } });
+  documented = await openApiChecker(server.url);
 });
 afterAll(() => server.stop());
 
@@ -26,12 +30,13 @@ type ConsumerView = ConsumerInfo;
 const offset = (seq: number) => `0000000000000000_${String(seq).padStart(16, "0")}`;
 
 /** Calls the consumer API with `token` (the inbox's own token unless told otherwise). */
-function api(inbox: Inbox, method: string, path: string, body?: unknown, token = inbox.token): Promise<Response> {
-  return fetch(`${server.url}/api/inboxes/${inbox.id}/consumers${path}`, {
+async function api(inbox: Inbox, method: string, path: string, body?: unknown, token = inbox.token): Promise<Response> {
+  const response = await fetch(`${server.url}/api/inboxes/${inbox.id}/consumers${path}`, {
     method,
     headers: { ...bearer(token), ...(body === undefined ? {} : { "content-type": "application/json" }) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  return documented.check(method, response);
 }
 
 async function json<T = ConsumerView>(response: Response, status: number): Promise<T> {

@@ -4,19 +4,26 @@
  * set headers, as ?token=. Both are compared as hashes in constant time.
  */
 import type { IncomingHttpHeaders } from "node:http";
+import type { FastifyRequest } from "fastify";
 import { TailhookError } from "../core/errors.js";
 import { hashToken, tokenMatches } from "../core/ids.js";
 import type { StoredInbox } from "../core/types.js";
 
 export type Access = "admin" | "inbox";
 
-export function presentedToken(headers: IncomingHttpHeaders, query: Record<string, unknown>): string | undefined {
+export function presentedToken(headers: IncomingHttpHeaders, query: { token?: unknown }): string | undefined {
   const header = headers.authorization;
   if (header !== undefined) {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     return match?.[1];
   }
   return typeof query.token === "string" && query.token !== "" ? query.token : undefined;
+}
+
+/** The token a Fastify request presents (header first, then ?token=). */
+export function requestToken(request: Pick<FastifyRequest, "headers" | "query">): string | undefined {
+  const { query } = request;
+  return presentedToken(request.headers, typeof query === "object" && query !== null ? query : {});
 }
 
 export class Authorizer {

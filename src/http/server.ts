@@ -9,6 +9,7 @@ import { discardBody } from "./body.js";
 import { guardConnections, inRequestOrder, serverOptions } from "./connections.js";
 import { refusalReply, toErrorReply } from "./errors.js";
 import { TailhookError } from "../core/errors.js";
+import { ajvOptions, emptyBodyAsObject, formatSchemaErrors } from "./validation.js";
 import { createIngestHandler, parseIngestUrl } from "./ingest.js";
 import { createAppendHandler, parseAppendUrl } from "./append-handler.js";
 import { logRequest, logUpgrade, noteFailure, recordRouteNames } from "./request-log.js";
@@ -25,6 +26,8 @@ import { registerSubscriptionRoutes } from "../subscriptions/routes.js";
 import type { SubscriptionHost } from "../subscriptions/service-host.js";
 import { RefusalLog } from "../core/verify/refusals.js";
 import { registerVerificationRoutes } from "./routes/verification.js";
+import { registerHealthRoutes } from "./routes/health.js";
+import { registerOpenApi } from "./openapi.js";
 import { SourceRecords } from "../sources/records.js";
 import { registerSourceRoutes } from "../sources/routes.js";
 import { countRequest, countUpgrade, registerMetricsRoute } from "../metrics/http-metrics.js";
@@ -57,6 +60,9 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
     // Consumer names may be 100 characters; let the routes give the clear 400, not a 414.
     routerOptions: { maxParamLength: 500 },
     bodyLimit: 1024 * 1024,
+    // Route schemas validate requests (http/validation.ts); failures take our one error shape.
+    ajv: ajvOptions,
+    schemaErrorFormatter: formatSchemaErrors,
     // connections.ts answers parse errors and timeouts, after the replies already in flight.
     clientErrorHandler: () => undefined,
     serverFactory: (route) => {
@@ -92,23 +98,21 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
   });
 
   recordRouteNames(app);
+  emptyBodyAsObject(app);
 
-  // Ready: the store answers now (PostgreSQL reachable) and its writes work. Healthy: the process can serve.
-  app.get("/readyz", async (_request, reply) => {
-    const reachable = ctx.store.ping ? await ctx.store.ping() : true;
-    const ready = !ctx.isShuttingDown() && reachable && ctx.store.isHealthy();
-    return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not ready" });
-  });
-  app.get("/healthz", async (_request, reply) => {
-    const healthy = ctx.store.isHealthy() && !ctx.isShuttingDown();
-    return reply.code(healthy ? 200 : 503).send({ status: healthy ? "ok" : "unavailable" });
-  });
   registerMetricsRoute(app, ctx.metrics, ctx.auth);
-  registerInboxRoutes(app, ctx);
-  registerVerificationRoutes(app, ctx, refusals);
-  registerConsumerRoutes(app, ctx);
-  // The reserved __ds routes are more specific than the stream routes, so they win.
+  registerOpenApi(app);
   const general = ctx.store.general;
+  // The JSON API in a scope of its own, loaded after the OpenAPI generator so that it sees these routes.
+  void app.register(async (api) => {
+    registerHealthRoutes(api, ctx);
+    registerInboxRoutes(api, ctx);
+    registerVerificationRoutes(api, ctx, refusals);
+    registerConsumerRoutes(api, ctx);
+    if (general) registerSourceRoutes(api, ctx, new SourceRecords(general));
+    registerStreamTokenRoutes(api, ctx);
+  });
+  // The reserved __ds routes are more specific than the stream routes, so they win.
   const subscriptions = general
     ? registerSubscriptionRoutes(app, {
         directory: streamDirectory(ctx.store, general),
@@ -120,9 +124,7 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
         authorize: (request) => void generalStreamsFor(ctx, request),
       })
     : undefined;
-  if (general) registerSourceRoutes(app, ctx, new SourceRecords(general));
   registerStreamRoutes(app, ctx);
-  registerStreamTokenRoutes(app, ctx);
   registerSmeeRoutes(app, ctx);
   registerWebSocketRoutes(app, ctx);
   registerInspectorRoutes(app);

@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import type { FastifyInstance } from "fastify";
-import { presentedToken, type Authorizer } from "../http/auth.js";
+import { requestToken, type Authorizer } from "../http/auth.js";
 import { notedOutcome } from "../http/request-log.js";
 import type { Metrics } from "./metrics.js";
 
@@ -31,7 +31,7 @@ export function countUpgrade(metrics: Metrics, req: IncomingMessage, socket: Dup
 
 export function registerMetricsRoute(app: FastifyInstance, metrics: Metrics, auth: Authorizer): void {
   app.get(METRICS_PATH, async (request, reply) => {
-    auth.requireAdmin(presentedToken(request.headers, request.query as Record<string, unknown>));
+    auth.requireAdmin(requestToken(request));
     const text = await metrics.render();
     return reply.code(200).header("content-type", metrics.contentType).header("cache-control", "no-store").send(text);
   });

@@ -219,7 +219,7 @@ function configView(config: SourceConfig): Record<string, unknown> {
         security: config.security,
         user: config.user,
         mailbox: config.mailbox,
-        ca: config.ca === undefined ? null : "set",
+        ca: config.ca === undefined ? null : ("set" as const),
         withoutMessageId: config.withoutMessageId,
       };
   }
@@ -234,11 +234,11 @@ export function sourceView(source: SourceDefinition, state: SourceState | undefi
     kind: source.config.kind,
     ...configView(source.config),
     credentials: {
-      ...(credentials.token !== undefined ? { token: "set" } : {}),
-      ...(credentials.privateKey !== undefined ? { privateKey: "set" } : {}),
-      ...(credentials.secretKey !== undefined ? { secretKey: "set" } : {}),
+      ...(credentials.token !== undefined ? { token: "set" as const } : {}),
+      ...(credentials.privateKey !== undefined ? { privateKey: "set" as const } : {}),
+      ...(credentials.secretKey !== undefined ? { secretKey: "set" as const } : {}),
       ...(credentials.headers !== undefined ? { headers: Object.keys(credentials.headers) } : {}),
-      ...(credentials.password !== undefined ? { password: "set" } : {}),
+      ...(credentials.password !== undefined ? { password: "set" as const } : {}),
     },
     intervalSeconds: source.intervalSeconds,
     timeoutMs: source.timeoutMs,

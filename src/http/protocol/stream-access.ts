@@ -9,7 +9,7 @@ import { TailhookError } from "../../core/errors.js";
 import type { StreamInfo } from "../../core/types.js";
 import { isExpired } from "../../core/streams.js";
 import { type GeneralStreams } from "../../storage/streams.js";
-import { presentedToken } from "../auth.js";
+import { requestToken } from "../auth.js";
 import { type HttpContext } from "../context.js";
 import { inboxIdOf } from "../../core/stream-names.js";
 export { isInboxStreamName } from "../../core/stream-names.js";
@@ -52,10 +52,6 @@ export function streamUrlPath(name: string): string {
 
 export function streamName(request: FastifyRequest): string {
   return checkStreamName((request.params as { "*": string })["*"]);
-}
-
-export function requestToken(request: FastifyRequest): string | undefined {
-  return presentedToken(request.headers, request.query as Record<string, unknown>);
 }
 
 function requireGeneral(ctx: HttpContext): GeneralStreams {

@@ -10,7 +10,8 @@ import type { HttpContext } from "../context.js";
 import { mediaType } from "../../core/streams.js";
 import { parseExpiry, parseFork, parseStreamState, wantsClose } from "./headers.js";
 import { conflict, invalidStateMessage, messagesOf, requestContentType, streamHeaders, writableName } from "./stream-append.js";
-import { authorizeStream, isInboxStreamName, liveGeneralStream, requestToken, STREAM_ROOT, streamName, streamUrlPath } from "./stream-access.js";
+import { requestToken } from "../auth.js";
+import { authorizeStream, isInboxStreamName, liveGeneralStream, STREAM_ROOT, streamName, streamUrlPath } from "./stream-access.js";
 
 function bodyOf(request: FastifyRequest): Buffer {
   return Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);

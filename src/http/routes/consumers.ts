@@ -2,30 +2,33 @@
  * The management API for consumers: named, server-side cursors on an inbox's stream.
  * An inbox's own token is enough to use that inbox's consumers.
  */
-import type { FastifyInstance, FastifyRequest } from "fastify";
-import { firstUnackedSeq, parseConsumerName, viewConsumer } from "../../core/consumers.js";
+import type { FastifyInstance } from "fastify";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import { firstUnackedSeq, viewConsumer } from "../../core/consumers.js";
 import { TailhookError } from "../../core/errors.js";
 import { parseOffset } from "../../core/offsets.js";
 import type { Consumer, StreamInfo } from "../../core/types.js";
-import { presentedToken } from "../auth.js";
+import { requestToken } from "../auth.js";
 import type { HttpContext } from "../context.js";
 import { authorizeInboxStream, resolveStart } from "../stream-reads.js";
+import { bearerAuth, ErrorReplies, InboxParams, NoContent, TokenQuery, type InboxRequest } from "../schemas/common.js";
+import { ConsumerAck, ConsumerCreate, ConsumerList, ConsumerParams, ConsumerView } from "../schemas/consumer.js";
 
-interface Target {
-  stream: StreamInfo;
-  name: string;
-}
+const TAGS = ["consumers"];
+const schema = <Extra extends object>(summary: string, extra: Extra) => ({
+  tags: TAGS,
+  summary,
+  security: bearerAuth,
+  params: ConsumerParams,
+  querystring: TokenQuery,
+  ...extra,
+});
 
-export function registerConsumerRoutes(app: FastifyInstance, ctx: HttpContext): void {
-  async function openStream(request: FastifyRequest): Promise<StreamInfo> {
-    const { id } = request.params as { id: string };
-    const token = presentedToken(request.headers, request.query as Record<string, unknown>);
-    return (await authorizeInboxStream(ctx, token, id)).stream;
-  }
+export function registerConsumerRoutes(fastify: FastifyInstance, ctx: HttpContext): void {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
-  async function openConsumer(request: FastifyRequest): Promise<Target> {
-    const stream = await openStream(request);
-    return { stream, name: parseConsumerName((request.params as { name: string }).name) };
+  async function openStream(request: InboxRequest): Promise<StreamInfo> {
+    return (await authorizeInboxStream(ctx, requestToken(request), request.params.id)).stream;
   }
 
   async function view(stream: StreamInfo, consumer: Consumer) {
@@ -35,53 +38,79 @@ export function registerConsumerRoutes(app: FastifyInstance, ctx: HttpContext): 
     return viewConsumer(consumer, stream, oldest ?? null, Date.now());
   }
 
-  function bodyOf(request: FastifyRequest): Record<string, unknown> {
-    const body = request.body ?? {};
-    if (typeof body !== "object" || Array.isArray(body)) throw new TailhookError("bad_request", "the body must be a JSON object");
-    return body as Record<string, unknown>;
-  }
+  app.get(
+    "/api/inboxes/:id/consumers",
+    {
+      schema: {
+        tags: TAGS,
+        summary: "An inbox's consumers with their lag",
+        security: bearerAuth,
+        params: InboxParams,
+        querystring: TokenQuery,
+        response: { 200: ConsumerList, ...ErrorReplies },
+      },
+    },
+    async (request) => {
+      const stream = await openStream(request);
+      const consumers = await ctx.store.listConsumers(stream.id);
+      return { consumers: await Promise.all(consumers.map((consumer) => view(stream, consumer))) };
+    },
+  );
 
-  app.get("/api/inboxes/:id/consumers", async (request) => {
-    const stream = await openStream(request);
-    const consumers = await ctx.store.listConsumers(stream.id);
-    return { consumers: await Promise.all(consumers.map((consumer) => view(stream, consumer))) };
-  });
-
-  app.get("/api/inboxes/:id/consumers/:name", async (request) => {
-    const { stream, name } = await openConsumer(request);
-    const consumer = await ctx.store.getConsumer(stream.id, name);
-    if (!consumer) throw new TailhookError("not_found", "no such consumer");
-    return view(stream, consumer);
-  });
+  app.get(
+    "/api/inboxes/:id/consumers/:name",
+    { schema: schema("One consumer", { response: { 200: ConsumerView, ...ErrorReplies } }) },
+    async (request) => {
+      const stream = await openStream(request);
+      const consumer = await ctx.store.getConsumer(stream.id, request.params.name);
+      if (!consumer) throw new TailhookError("not_found", "no such consumer");
+      return view(stream, consumer);
+    },
+  );
 
   // Creates the consumer at `from` (start of the retained events by default); an
   // existing consumer is returned unchanged.
-  app.put("/api/inboxes/:id/consumers/:name", async (request, reply) => {
-    const { stream, name } = await openConsumer(request);
-    const existing = await ctx.store.getConsumer(stream.id, name);
-    if (existing) return reply.code(200).send(await view(stream, existing));
-    const from = bodyOf(request).from;
-    if (from !== undefined && typeof from !== "string") throw new TailhookError("bad_request", "from must be a string");
-    const consumer = await ctx.store.ensureConsumer(stream.id, name, resolveStart(stream, from === "start" ? "-1" : from));
-    return reply.code(201).send(await view(stream, consumer));
-  });
+  app.put(
+    "/api/inboxes/:id/consumers/:name",
+    {
+      schema: schema("Create a consumer (200 with the existing one unchanged)", {
+        body: ConsumerCreate,
+        response: { 200: ConsumerView, 201: ConsumerView, ...ErrorReplies },
+      }),
+    },
+    async (request, reply) => {
+      const stream = await openStream(request);
+      const { name } = request.params;
+      const existing = await ctx.store.getConsumer(stream.id, name);
+      if (existing) return reply.code(200).send(await view(stream, existing));
+      const { from } = request.body;
+      const consumer = await ctx.store.ensureConsumer(stream.id, name, resolveStart(stream, from === "start" ? "-1" : from));
+      return reply.code(201).send(await view(stream, consumer));
+    },
+  );
 
   // Commits everything up to `offset`. Acks never move a consumer backwards.
-  app.post("/api/inboxes/:id/consumers/:name/ack", async (request) => {
-    const { stream, name } = await openConsumer(request);
-    const offset = bodyOf(request).offset;
-    if (typeof offset !== "string" || offset === "-1" || offset === "now") {
-      throw new TailhookError("bad_request", "offset must be an offset the server issued");
-    }
-    const seq = resolveAckOffset(stream, offset);
-    return view(stream, await ctx.store.ackConsumer(stream.id, name, seq));
-  });
+  app.post(
+    "/api/inboxes/:id/consumers/:name/ack",
+    { schema: schema("Commit everything up to an offset (never backwards)", { body: ConsumerAck, response: { 200: ConsumerView, ...ErrorReplies } }) },
+    async (request) => {
+      const stream = await openStream(request);
+      const { offset } = request.body;
+      if (offset === "-1" || offset === "now") throw new TailhookError("bad_request", "offset must be an offset the server issued");
+      const seq = resolveAckOffset(stream, offset);
+      return view(stream, await ctx.store.ackConsumer(stream.id, request.params.name, seq));
+    },
+  );
 
-  app.delete("/api/inboxes/:id/consumers/:name", async (request, reply) => {
-    const { stream, name } = await openConsumer(request);
-    if (!(await ctx.store.deleteConsumer(stream.id, name))) throw new TailhookError("not_found", "no such consumer");
-    return reply.code(204).send();
-  });
+  app.delete(
+    "/api/inboxes/:id/consumers/:name",
+    { schema: schema("Delete a consumer", { response: { 204: NoContent, ...ErrorReplies } }) },
+    async (request, reply) => {
+      const stream = await openStream(request);
+      if (!(await ctx.store.deleteConsumer(stream.id, request.params.name))) throw new TailhookError("not_found", "no such consumer");
+      return reply.code(204).send(null);
+    },
+  );
 }
 
 /** Any issued offset up to the tail may be acked, even one retention has passed. */

@@ -3,7 +3,9 @@
  * changing and deleting inboxes needs the admin token; reading an inbox and its
  * events also accepts that inbox's own token.
  */
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { Static } from "typebox";
 import { buildEnvelope, findContentType, headerPairs, messageJson } from "../../core/capture.js";
 import { TailhookError } from "../../core/errors.js";
 import { hashToken, newInboxId, newToken } from "../../core/ids.js";
@@ -12,12 +14,19 @@ import { inboxActivity } from "../../core/silence.js";
 import type { Inbox, StoredInbox, StoredMessage } from "../../core/types.js";
 import { parsedEmailView } from "../../email/parsed-view.js";
 import { maskVerifySettings, type InboxSettingsView } from "../../core/verify/settings.js";
-import { presentedToken } from "../auth.js";
+import { requestToken } from "../auth.js";
 import { type HttpContext } from "../context.js";
 import { inboxStreamName } from "../../core/stream-names.js";
 import { authorizeInboxRead } from "../stream-reads.js";
 import { smeeUrlFor } from "./smee.js";
 import { withDeliveries } from "./event-deliveries.js";
+import { bearerAuth, ErrorReplies, InboxParams, NoContent, TokenQuery, type InboxRequest } from "../schemas/common.js";
+import { CreatedInbox, EventEnvelope, EventParams, InboxInput, InboxList, InboxView as InboxViewSchema, ParsedEmail } from "../schemas/inbox.js";
+
+const TAGS = ["inboxes"];
+const eventRoute = <Reply extends Record<number, unknown>>(summary: string, reply: Reply) => ({
+  schema: { tags: ["events"], summary, security: bearerAuth, params: EventParams, querystring: TokenQuery, response: { ...reply, ...ErrorReplies } },
+});
 
 export interface InboxView {
   id: string;
@@ -37,22 +46,9 @@ function publicSettings({ verify, ...rest }: Inbox["settings"]): InboxSettingsVi
   return verify ? { ...rest, verify: maskVerifySettings(verify) } : rest;
 }
 
-function tokenOf(request: FastifyRequest): string | undefined {
-  return presentedToken(request.headers, request.query as Record<string, unknown>);
-}
+export function registerInboxRoutes(fastify: FastifyInstance, ctx: HttpContext): void {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
-function bodyObject(request: FastifyRequest): Record<string, unknown> {
-  const body = request.body ?? {};
-  if (typeof body !== "object" || Array.isArray(body)) throw new TailhookError("bad_request", "the body must be a JSON object");
-  return body as Record<string, unknown>;
-}
-
-function parseSeq(raw: string): number {
-  if (!/^\d{1,15}$/.test(raw) || Number(raw) < 1) throw new TailhookError("bad_request", `not an event number: ${raw}`);
-  return Number(raw);
-}
-
-export function registerInboxRoutes(app: FastifyInstance, ctx: HttpContext): void {
   async function view(inbox: Inbox): Promise<InboxView> {
     const base = ctx.baseUrl();
     const stream = await ctx.store.getStreamById(inbox.streamId);
@@ -69,18 +65,9 @@ export function registerInboxRoutes(app: FastifyInstance, ctx: HttpContext): voi
     };
   }
 
-  async function readableInbox(request: FastifyRequest): Promise<StoredInbox> {
-    const { id } = request.params as { id: string };
-    return authorizeInboxRead(ctx, tokenOf(request), id);
-  }
-
-  async function readEvent(request: FastifyRequest): Promise<StoredMessage> {
-    return (await readInboxEvent(request)).message;
-  }
-
-  async function readInboxEvent(request: FastifyRequest): Promise<{ inbox: StoredInbox; message: StoredMessage }> {
-    const inbox = await readableInbox(request);
-    const seq = parseSeq((request.params as { seq: string }).seq);
+  async function readInboxEvent(request: InboxRequest<{ id: string; seq: string }>): Promise<{ inbox: StoredInbox; message: StoredMessage }> {
+    const inbox = await authorizeInboxRead(ctx, requestToken(request), request.params.id);
+    const seq = Number(request.params.seq);
     const message = await ctx.store.readMessage(inbox.streamId, seq);
     if (!message) {
       const stream = await ctx.store.getStreamById(inbox.streamId);
@@ -90,68 +77,132 @@ export function registerInboxRoutes(app: FastifyInstance, ctx: HttpContext): voi
     return { inbox, message };
   }
 
-  app.post("/api/inboxes", async (request, reply) => {
-    ctx.auth.requireAdmin(tokenOf(request));
-    const body = bodyObject(request);
-    const token = newToken("thk");
-    const inbox = await ctx.store.createInbox({
-      id: newInboxId(),
-      name: parseInboxName(body.name),
-      tokenHash: hashToken(token),
-      settings: parseInboxSettings(body.settings),
-    });
-    // smeeUrl carries the token, so only this reply can have it (GET and list omit it).
-    return reply.code(201).send({ ...(await view(inbox)), token, smeeUrl: smeeUrlFor(ctx.baseUrl(), inbox.id, token) });
-  });
+  app.post(
+    "/api/inboxes",
+    {
+      schema: {
+        tags: TAGS,
+        summary: "Create an inbox (admin)",
+        security: bearerAuth,
+        querystring: TokenQuery,
+        body: InboxInput,
+        response: { 201: CreatedInbox, ...ErrorReplies },
+      },
+    },
+    async (request, reply) => {
+      ctx.auth.requireAdmin(requestToken(request));
+      const { body } = request;
+      const token = newToken("thk");
+      const inbox = await ctx.store.createInbox({
+        id: newInboxId(),
+        name: parseInboxName(body.name),
+        tokenHash: hashToken(token),
+        settings: parseInboxSettings(body.settings ?? undefined),
+      });
+      // smeeUrl carries the token, so only this reply can have it (GET and list omit it).
+      return reply.code(201).send({ ...(await view(inbox)), token, smeeUrl: smeeUrlFor(ctx.baseUrl(), inbox.id, token) });
+    },
+  );
 
-  app.get("/api/inboxes", async (request) => {
-    ctx.auth.requireAdmin(tokenOf(request));
-    const inboxes = await ctx.store.listInboxes();
-    return { inboxes: await Promise.all(inboxes.map(view)) };
-  });
+  app.get(
+    "/api/inboxes",
+    { schema: { tags: TAGS, summary: "List the inboxes (admin)", security: bearerAuth, querystring: TokenQuery, response: { 200: InboxList, ...ErrorReplies } } },
+    async (request) => {
+      ctx.auth.requireAdmin(requestToken(request));
+      const inboxes = await ctx.store.listInboxes();
+      return { inboxes: await Promise.all(inboxes.map(view)) };
+    },
+  );
 
-  app.get("/api/inboxes/:id", async (request) => view(await readableInbox(request)));
+  app.get(
+    "/api/inboxes/:id",
+    {
+      schema: {
+        tags: TAGS,
+        summary: "One inbox (admin or the inbox's token)",
+        security: bearerAuth,
+        params: InboxParams,
+        querystring: TokenQuery,
+        response: { 200: InboxViewSchema, ...ErrorReplies },
+      },
+    },
+    async (request) => view(await authorizeInboxRead(ctx, requestToken(request), request.params.id)),
+  );
 
-  app.patch("/api/inboxes/:id", async (request) => {
-    ctx.auth.requireAdmin(tokenOf(request));
-    const { id } = request.params as { id: string };
-    const existing = await ctx.store.getInbox(id);
-    if (!existing) throw new TailhookError("not_found", "no such inbox");
-    const body = bodyObject(request);
-    const updated = await ctx.store.updateInbox(id, {
-      ...(body.name !== undefined ? { name: parseInboxName(body.name) } : {}),
-      ...(body.settings !== undefined ? { settings: parseInboxSettings(body.settings, existing.settings) } : {}),
-    });
-    if (!updated) throw new TailhookError("not_found", "no such inbox");
-    return view(updated);
-  });
+  app.patch(
+    "/api/inboxes/:id",
+    {
+      schema: {
+        tags: TAGS,
+        summary: "Rename an inbox or change its settings (admin); settings are merged, null removes a key",
+        security: bearerAuth,
+        params: InboxParams,
+        querystring: TokenQuery,
+        body: InboxInput,
+        response: { 200: InboxViewSchema, ...ErrorReplies },
+      },
+    },
+    async (request) => {
+      ctx.auth.requireAdmin(requestToken(request));
+      const { id } = request.params;
+      const existing = await ctx.store.getInbox(id);
+      if (!existing) throw new TailhookError("not_found", "no such inbox");
+      const { body } = request;
+      const updated = await ctx.store.updateInbox(id, {
+        ...(body.name !== undefined ? { name: parseInboxName(body.name) } : {}),
+        ...(body.settings !== undefined ? { settings: parseInboxSettings(body.settings, existing.settings) } : {}),
+      });
+      if (!updated) throw new TailhookError("not_found", "no such inbox");
+      return view(updated);
+    },
+  );
 
-  app.delete("/api/inboxes/:id", async (request, reply) => {
-    ctx.auth.requireAdmin(tokenOf(request));
-    const { id } = request.params as { id: string };
-    if (!(await ctx.store.deleteInbox(id))) throw new TailhookError("not_found", "no such inbox");
-    return reply.code(204).send();
-  });
+  app.delete(
+    "/api/inboxes/:id",
+    {
+      schema: {
+        tags: TAGS,
+        summary: "Delete an inbox and its events (admin)",
+        security: bearerAuth,
+        params: InboxParams,
+        querystring: TokenQuery,
+        response: { 204: NoContent, ...ErrorReplies },
+      },
+    },
+    async (request, reply) => {
+      ctx.auth.requireAdmin(requestToken(request));
+      if (!(await ctx.store.deleteInbox(request.params.id))) throw new TailhookError("not_found", "no such inbox");
+      return reply.code(204).send(null);
+    },
+  );
 
-  app.get("/api/inboxes/:id/events/:seq", async (request, reply) => {
+  // The envelope is sent as the JSON the store gave (no re-serialization); the schema documents it.
+  app.get("/api/inboxes/:id/events/:seq", eventRoute("One event's envelope", { 200: EventEnvelope }), async (request, reply) => {
     const { inbox, message } = await readInboxEvent(request);
-    if (!inbox.settings.dedupe || message.meta === null) return reply.type("application/json").send(messageJson(message));
-    return reply.type("application/json").send(JSON.stringify(await withDeliveries(ctx.store, inbox, message)));
+    const json = !inbox.settings.dedupe || message.meta === null ? messageJson(message) : JSON.stringify(await withDeliveries(ctx.store, inbox, message));
+    // Fastify sends a string as it is; the schema types objects, so say what this string is.
+    return reply.type("application/json").send(json as unknown as Static<typeof EventEnvelope>);
   });
 
   // Mail events only: parsed on each request, never stored (docs/email.md).
-  app.get("/api/inboxes/:id/events/:seq/email", async (request) => {
-    const message = await readEvent(request);
-    // The content type from the stored meta (capture.ts), without base64-ing the whole message for an envelope.
-    const rawHeaders = message.meta === null ? [] : ((JSON.parse(message.meta) as unknown[])[5] as string[]);
-    if (findContentType(headerPairs(rawHeaders))?.toLowerCase() !== "message/rfc822") {
-      throw new TailhookError("bad_request", "this event is not an email (its content type is not message/rfc822)");
-    }
-    return parsedEmailView(message.data);
-  });
+  app.get(
+    "/api/inboxes/:id/events/:seq/email",
+    eventRoute("A mail event's parsed view (400 for other events)", { 200: ParsedEmail }),
+    async (request) => {
+      const { message } = await readInboxEvent(request);
+      // The content type from the stored meta (capture.ts), without base64-ing the whole message for an envelope.
+      const rawHeaders = message.meta === null ? [] : ((JSON.parse(message.meta) as unknown[])[5] as string[]);
+      if (findContentType(headerPairs(rawHeaders))?.toLowerCase() !== "message/rfc822") {
+        throw new TailhookError("bad_request", "this event is not an email (its content type is not message/rfc822)");
+      }
+      return parsedEmailView(message.data);
+    },
+  );
 
-  app.get("/api/inboxes/:id/events/:seq/body", async (request, reply) => {
-    const message = await readEvent(request);
+  // The exact bytes, under the sender's content type: documented as binary, never serialized.
+  const bodyReply = { 200: { description: "the exact body bytes, with the original Content-Type", content: { "*/*": { schema: { type: "string", format: "binary" } } } } };
+  app.get("/api/inboxes/:id/events/:seq/body", eventRoute("One event's exact body bytes", bodyReply), async (request, reply) => {
+    const { message } = await readInboxEvent(request);
     const { contentType } = buildEnvelope(message);
     // The body is the sender's, not ours: never let a browser run it on our origin.
     return reply

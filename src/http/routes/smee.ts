@@ -6,20 +6,23 @@
  * the last event received, across dropped connections and server restarts.
  */
 import type { FastifyInstance, FastifyReply } from "fastify";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import Type from "typebox";
 import { buildEnvelope } from "../../core/capture.js";
 import { TailhookError } from "../../core/errors.js";
 import { formatOffset, parseOffset } from "../../core/offsets.js";
 import { toSmeePayload } from "../../core/smee-payload.js";
 import type { StoredMessage, StreamInfo } from "../../core/types.js";
-import { presentedToken } from "../auth.js";
+import { requestToken } from "../auth.js";
+import { InboxParams } from "../schemas/common.js";
 import type { HttpContext } from "../context.js";
 import { abortOnClose, SSE_HEADERS, writeAndDrain } from "../sse.js";
 import { authorizeInboxStream } from "../stream-reads.js";
 
-interface SmeeQuery {
-  token?: string;
-  from?: string;
-}
+const SmeeQuery = Type.Object({
+  token: Type.Optional(Type.String()),
+  from: Type.Optional(Type.String({ description: '-1, now or an offset (default: the tail, like smee.io)' })),
+});
 
 /** Sent as `retry:` so EventSource reconnects after 1 s instead of its default 3 s. */
 const RETRY_MS = 1000;
@@ -117,11 +120,13 @@ async function streamEvents(ctx: HttpContext, reply: FastifyReply, stream: Strea
   res.end();
 }
 
-export function registerSmeeRoutes(app: FastifyInstance, ctx: HttpContext): void {
-  app.get("/smee/:id", async (request, reply) => {
-    const { id } = request.params as { id: string };
-    const query = request.query as SmeeQuery;
-    const token = presentedToken(request.headers, query as Record<string, unknown>);
+export function registerSmeeRoutes(fastify: FastifyInstance, ctx: HttpContext): void {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  // Not in /openapi.json (no tags): an event stream, not JSON. The schemas only type the URL.
+  app.get("/smee/:id", { schema: { params: InboxParams, querystring: SmeeQuery } }, async (request, reply) => {
+    const { id } = request.params;
+    const { query } = request;
+    const token = requestToken(request);
     let stream: StreamInfo;
     try {
       ({ stream } = await authorizeInboxStream(ctx, token, id));

@@ -3,20 +3,36 @@
  * count) and the requests this process refused for a failed signature: how many, and
  * the last few, newest first.
  */
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { TailhookError } from "../../core/errors.js";
 import type { RefusalLog } from "../../core/verify/refusals.js";
 import { maskVerifySettings } from "../../core/verify/settings.js";
-import { presentedToken } from "../auth.js";
+import { requestToken } from "../auth.js";
 import type { HttpContext } from "../context.js";
+import { bearerAuth, ErrorReplies, InboxParams, TokenQuery } from "../schemas/common.js";
+import { VerificationView } from "../schemas/inbox.js";
 
-export function registerVerificationRoutes(app: FastifyInstance, ctx: HttpContext, refusals: RefusalLog): void {
-  app.get("/api/inboxes/:id/verification", async (request: FastifyRequest) => {
-    ctx.auth.requireAdmin(presentedToken(request.headers, request.query as Record<string, unknown>));
-    const { id } = request.params as { id: string };
-    const inbox = await ctx.store.getInbox(id);
-    if (!inbox) throw new TailhookError("not_found", "no such inbox");
-    const verify = inbox.settings.verify;
-    return { verify: verify ? maskVerifySettings(verify) : null, ...refusals.view(inbox.id) };
-  });
+export function registerVerificationRoutes(fastify: FastifyInstance, ctx: HttpContext, refusals: RefusalLog): void {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  app.get(
+    "/api/inboxes/:id/verification",
+    {
+      schema: {
+        tags: ["inboxes"],
+        summary: "An inbox's verify settings and the requests this process refused (admin)",
+        security: bearerAuth,
+        params: InboxParams,
+        querystring: TokenQuery,
+        response: { 200: VerificationView, ...ErrorReplies },
+      },
+    },
+    async (request) => {
+      ctx.auth.requireAdmin(requestToken(request));
+      const inbox = await ctx.store.getInbox(request.params.id);
+      if (!inbox) throw new TailhookError("not_found", "no such inbox");
+      const verify = inbox.settings.verify;
+      return { verify: verify ? maskVerifySettings(verify) : null, ...refusals.view(inbox.id) };
+    },
+  );
 }
