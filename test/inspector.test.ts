@@ -301,6 +301,24 @@ describe("web inspector", () => {
     expect((await server.admin(`/api/inboxes/${inbox.id}/consumers/worker-1`)).status).toBe(404);
   });
 
+  it("shows the silence alarm: OK while events come in time, silent once none came within expectEvery", async () => {
+    const calm = await server.createInbox({ name: "watched-hourly", settings: { expectEvery: 3600 } });
+    const quiet = await server.createInbox({ name: "watched-every-second", settings: { expectEvery: 1 } });
+    await post(calm.ingestUrl, "first");
+    await post(quiet.ingestUrl, "first");
+    // No event for more than a second: the API says silent, and so does a fresh look at the list.
+    await waitUntil(async () => ((await (await server.admin(`/api/inboxes/${quiet.id}`)).json()) as { silent: boolean }).silent, "the inbox to go silent");
+    const { page } = await open();
+    await signIn(page, server.adminToken);
+    const silent = page.locator(`[data-inbox="${quiet.id}"] [data-field="silence"]`);
+    await silent.waitFor();
+    expect(await silent.textContent()).toMatch(/^Silent since /);
+    expect(await silent.getAttribute("class")).toBe("alert");
+    const ok = page.locator(`[data-inbox="${calm.id}"] [data-field="silence"]`);
+    expect(await ok.textContent()).toBe("OK (expects an event every 3600 s)");
+    await screenshot(page, "silence-alarm");
+  });
+
   it("opens a long inbox at its latest events, says so, and reaches older ones by number", async () => {
     const inbox = await server.createInbox();
     // In concurrent batches (group commit), so the seqs are 1..205 in some order of the bodies.

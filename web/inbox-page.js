@@ -4,7 +4,7 @@ import { api, inboxPath } from "./api.js";
 import { fill, el, notify } from "./dom.js";
 import { followInbox } from "./follow.js";
 import { formatBytes, formatRate, formatTime } from "./format.js";
-import { ingestUrlLine, RATE_WINDOW } from "./inboxes.js";
+import { ingestUrlLine, RATE_WINDOW, silenceFacts } from "./inboxes.js";
 import { renderEvent } from "./event-view.js";
 import { ConsumerList } from "./consumers.js";
 import { manageForms } from "./manage.js";
@@ -110,6 +110,7 @@ export class InboxPage {
       el("dd", { "data-field": "last" }, "—"),
       el("dt", {}, "Rate (last 20)"),
       el("dd", { "data-field": "rate" }, "—"),
+      ...silenceFacts(inbox),
     );
     this.showActivity();
     fill(

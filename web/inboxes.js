@@ -25,6 +25,19 @@ export async function inboxStats(token, inbox) {
   };
 }
 
+/**
+ * The silence alarm (settings.expectEvery): "silent since …" when no event came in time,
+ * so a sender that stopped calling shows on the page; nothing when no alarm is set.
+ */
+export function silenceFacts(inbox) {
+  const every = inbox.settings?.expectEvery;
+  if (!every) return [];
+  const state = inbox.silent
+    ? el("dd", { "data-field": "silence", class: "alert" }, `Silent since ${formatTime(inbox.silentSince)}`)
+    : el("dd", { "data-field": "silence" }, `OK (expects an event every ${every} s)`);
+  return [el("dt", {}, "Silence alarm"), state];
+}
+
 export function ingestUrlLine(inbox) {
   return el(
     "div",
@@ -59,6 +72,7 @@ function inboxCard(session, inbox) {
       last,
       el("dt", {}, "Rate (last 20)"),
       rate,
+      ...silenceFacts(inbox),
     ),
   );
 }
