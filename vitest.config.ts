@@ -41,9 +41,7 @@ if (!pgUrl && process.env.CI === "true") {
   );
 }
 if (!pgUrl) {
-  console.warn(
-    "\n*** PostgreSQL tests NOT run: set TAILHOOK_TEST_PG_URL=postgres://… (see .ci/run) to run them. ***\n",
-  );
+  console.warn("\n*** PostgreSQL tests NOT run: set TAILHOOK_TEST_PG_URL=postgres://… (see .ci/run) to run them. ***\n");
 }
 
 const shared = { testTimeout: 60_000, hookTimeout: 30_000, pool: "forks" as const };

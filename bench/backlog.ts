@@ -31,7 +31,15 @@ export async function fillBacklog(serverUrl: string, inbox: Inbox, count: number
   let lastReply = start;
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(
-      { url: inbox.ingestUrl, method: "POST", headers: { "content-type": "application/json" }, body, connections, amount: count, timeout: 10 },
+      {
+        url: inbox.ingestUrl,
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+        connections,
+        amount: count,
+        timeout: 10,
+      },
       (error, outcome) => (error ? reject(error) : resolve(outcome)),
     );
     // autocannon calls back on its next one-second tick, so the time is taken from the last reply.

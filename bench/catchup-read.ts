@@ -62,7 +62,18 @@ export function readCatchUp(server: Tailhook, inbox: Inbox): Promise<CatchUpResu
       const readerCpu = process.cpuUsage(readerCpuBefore);
       const readerCpuUs = (readerCpu.user + readerCpu.system) / events;
       controller.abort();
-      resolve({ events, outOfOrder, lastSeq, bytes, firstByteMs, seconds, eventsPerSecond: events / seconds, pages, serverCpuUs, readerCpuUs });
+      resolve({
+        events,
+        outOfOrder,
+        lastSeq,
+        bytes,
+        firstByteMs,
+        seconds,
+        eventsPerSecond: events / seconds,
+        pages,
+        serverCpuUs,
+        readerCpuUs,
+      });
     }
     function line(text: string) {
       const event = EVENT_LINE.exec(text);

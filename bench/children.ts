@@ -60,13 +60,21 @@ export async function stopChild(child: ChildProcess): Promise<void> {
 
 /** Starts `node <args>` with stdout and stderr piped (and an IPC channel if asked); stopAll stops it. */
 export function spawnNode(args: string[], env: NodeJS.ProcessEnv, ipc = false): ChildProcess {
-  const child = spawn(process.execPath, [...nodeArgs(), ...args], { env, stdio: ["ignore", "pipe", "pipe", ...(ipc ? ["ipc" as const] : [])] });
+  const child = spawn(process.execPath, [...nodeArgs(), ...args], {
+    env,
+    stdio: ["ignore", "pipe", "pipe", ...(ipc ? ["ipc" as const] : [])],
+  });
   running.add(child);
   return child;
 }
 
 /** Spawns a server, waits for its "listening on <url>" line, then relays what it prints. */
-export async function startChild(name: string, args: string[], env: NodeJS.ProcessEnv, ipc = false): Promise<{ child: ChildProcess; url: string }> {
+export async function startChild(
+  name: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  ipc = false,
+): Promise<{ child: ChildProcess; url: string }> {
   const child = spawnNode(args, env, ipc);
   let output = "";
   let ready = false;

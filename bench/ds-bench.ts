@@ -24,7 +24,15 @@ import { Agent, request } from "node:http";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
-import { countMessages, createJsonStream, settledTailOffset, startDsServer, tailOffset, type DsServer, type DsServerKind } from "./ds-servers.js";
+import {
+  countMessages,
+  createJsonStream,
+  settledTailOffset,
+  startDsServer,
+  tailOffset,
+  type DsServer,
+  type DsServerKind,
+} from "./ds-servers.js";
 import type { SseWorkerData, SseWorkerReply } from "./ds-sse-worker.js";
 import { followSse, type SseFollower, type SseState } from "./ds-sse.js";
 import { cpuSeconds } from "./rss.js";
@@ -120,7 +128,10 @@ class ReaderThread {
       markReady = resolve;
       failReady = reject;
     });
-    const timer = setTimeout(() => failReady(new Error(`the SSE reader was not up to date within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => failReady(new Error(`the SSE reader was not up to date within ${READY_TIMEOUT_MS} ms`)),
+      READY_TIMEOUT_MS,
+    );
     this.worker.on("message", (reply: SseWorkerReply) => {
       if (reply.type === "ready") {
         clearTimeout(timer);
@@ -223,7 +234,10 @@ async function settle(target: LoadTarget, quietMs: number): Promise<number> {
     } else {
       atTailSince = Number.NaN;
     }
-    if (now > deadline) throw new Error(`the SSE reader was not at the tail ${SETTLE_TIMEOUT_MS} ms after a window (tail ${tail}, reader at ${state.offset})`);
+    if (now > deadline)
+      throw new Error(
+        `the SSE reader was not at the tail ${SETTLE_TIMEOUT_MS} ms after a window (tail ${tail}, reader at ${state.offset})`,
+      );
     await sleep(10);
     const next = await tailOffset(target.url);
     if (next !== tail) {
@@ -265,7 +279,10 @@ async function loadFigures(target: LoadTarget): Promise<DsLoadFigures> {
   };
 }
 
-async function startServers(figures: DsServerFigures[], progress: (message: string) => void): Promise<Array<{ entry: DsServerFigures; server: DsServer }>> {
+async function startServers(
+  figures: DsServerFigures[],
+  progress: (message: string) => void,
+): Promise<Array<{ entry: DsServerFigures; server: DsServer }>> {
   const started: Array<{ entry: DsServerFigures; server: DsServer }> = [];
   for (const entry of figures) {
     try {
@@ -290,7 +307,15 @@ async function measureThroughput(figures: DsServerFigures[], body: string, optio
         await createJsonStream(warmup);
         await runWindow(warmup, body, options.connections, options.warmupSeconds);
         await settledTailOffset(warmup, FINAL_QUIET_MS, SETTLE_TIMEOUT_MS);
-        const plain: LoadTarget = { entry, server, url: server.streamUrl(streamName("append")), windows: [], cpu: 0, lags: [], failed: false };
+        const plain: LoadTarget = {
+          entry,
+          server,
+          url: server.streamUrl(streamName("append")),
+          windows: [],
+          cpu: 0,
+          lags: [],
+          failed: false,
+        };
         const withReader: LoadTarget = { ...plain, url: server.streamUrl(streamName("reader")), windows: [], lags: [] };
         await createJsonStream(plain.url);
         await createJsonStream(withReader.url);
@@ -328,7 +353,13 @@ async function measureThroughput(figures: DsServerFigures[], body: string, optio
           continue;
         }
         const state = await target.reader.report();
-        target.entry.withReader = { ...load, readerMessages: state.messages, readerDataEvents: state.dataEvents, readerReconnects: state.reconnects, readerLagMs: target.lags };
+        target.entry.withReader = {
+          ...load,
+          readerMessages: state.messages,
+          readerDataEvents: state.dataEvents,
+          readerReconnects: state.reconnects,
+          readerLagMs: target.lags,
+        };
       } catch (error) {
         target.entry.failures.push(`${target.reader ? "append with a reader" : "append"}: ${errorText(error)}`);
       }
@@ -471,7 +502,9 @@ async function measureLatency(figures: DsServerFigures[], options: DsOptions): P
     }
     const rounds = Math.max(1, Math.round(options.seconds / options.windowSeconds));
     for (let round = 0; round < rounds; round++) {
-      options.progress(`ds append→reader latency: round ${round + 1} of ${rounds}, ${options.latency.rate}/s for ${options.windowSeconds} s per server`);
+      options.progress(
+        `ds append→reader latency: round ${round + 1} of ${rounds}, ${options.latency.rate}/s for ${options.windowSeconds} s per server`,
+      );
       for (const target of round % 2 === 0 ? targets : [...targets].reverse()) {
         if (target.failed) continue;
         try {
@@ -508,7 +541,11 @@ async function measureLatency(figures: DsServerFigures[], options: DsOptions): P
 
 export async function measureDs(options: DsOptions): Promise<DsServerFigures[]> {
   const body = paddedJson({ n: 123 }, options.bodyBytes);
-  const figures = options.servers.map((kind): DsServerFigures => ({ kind, name: kind === "tailhook" ? "tailhook" : "@durable-streams/server", failures: [] }));
+  const figures = options.servers.map((kind): DsServerFigures => ({
+    kind,
+    name: kind === "tailhook" ? "tailhook" : "@durable-streams/server",
+    failures: [],
+  }));
   await measureThroughput(figures, body, options);
   await measureLatency(figures, options);
   return figures;

@@ -25,7 +25,8 @@ let slowAppends = 0;
 const info = console.info.bind(console);
 console.info = (...args: unknown[]) => {
   if (typeof args[0] === "string" && args[0].includes("store.append slow")) slowAppends++;
-  else if (typeof args[0] === "string" && args[0].includes("[FileBackedStreamStore]")) return; // recovery chatter at start-up
+  else if (typeof args[0] === "string" && args[0].includes("[FileBackedStreamStore]"))
+    return; // recovery chatter at start-up
   else info(...args);
 };
 

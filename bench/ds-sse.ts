@@ -46,7 +46,15 @@ export interface SseFollowOptions {
 const MAX_RECONNECTS = 100;
 
 export function followSse(options: SseFollowOptions): SseFollower {
-  const state: SseState = { messages: 0, dataEvents: 0, controlEvents: 0, offset: options.offset, upToDate: false, reconnects: 0, bytes: 0 };
+  const state: SseState = {
+    messages: 0,
+    dataEvents: 0,
+    controlEvents: 0,
+    offset: options.offset,
+    upToDate: false,
+    reconnects: 0,
+    bytes: 0,
+  };
   let stopped = false;
   let current: ClientRequest | undefined;
   let markReady = () => {};
@@ -112,7 +120,9 @@ export function followSse(options: SseFollowOptions): SseFollower {
       }
       if (res.headers["stream-sse-data-encoding"] !== undefined) {
         res.destroy();
-        finish(new Error(`SSE read of ${url}: a JSON stream answered with stream-sse-data-encoding ${res.headers["stream-sse-data-encoding"]}`));
+        finish(
+          new Error(`SSE read of ${url}: a JSON stream answered with stream-sse-data-encoding ${res.headers["stream-sse-data-encoding"]}`),
+        );
         return;
       }
       res.setEncoding("utf8");

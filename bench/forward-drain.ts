@@ -63,7 +63,12 @@ function expect(target: ForwardTarget, command: TargetCommand): Promise<void> {
   });
 }
 
-export async function drainForward(server: Tailhook, backlog: Backlog, target: ForwardTarget, consumer: string): Promise<ForwardDrainResult> {
+export async function drainForward(
+  server: Tailhook,
+  backlog: Backlog,
+  target: ForwardTarget,
+  consumer: string,
+): Promise<ForwardDrainResult> {
   const events = backlog.count;
   const timeoutMs = 20_000 + events; // i.e. gives up below ~1,000 events/s
   await expect(target, { type: "expect", firstSeq: 1, lastSeq: events });
@@ -86,7 +91,20 @@ export async function drainForward(server: Tailhook, backlog: Backlog, target: F
   // TAILHOOK_CONFIG points nowhere, so no user config file is read; flags say the rest.
   const env = { ...process.env, TAILHOOK_CONFIG: join(tmpdir(), "tailhook-bench-no-config.json") };
   // "--" before the id: a base64url inbox id starts with "-" one time in 64, and would be taken for an option.
-  const args = [CLI, "--server", server.url, "--token", backlog.inbox.token, "forward", "--to", target.url, "--consumer", consumer, "--", backlog.inbox.id];
+  const args = [
+    CLI,
+    "--server",
+    server.url,
+    "--token",
+    backlog.inbox.token,
+    "forward",
+    "--to",
+    target.url,
+    "--consumer",
+    consumer,
+    "--",
+    backlog.inbox.id,
+  ];
   const serverCpuBefore = cpuSeconds(server.pid);
   const start = performance.now();
   const child = spawnNode(args, env);

@@ -49,4 +49,3 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
     });
   });
 }
-

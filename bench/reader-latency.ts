@@ -192,11 +192,7 @@ async function sendPaced(
   return { sent: total, failures: ok.filter((success) => !success).length, rate: total / elapsedSeconds, ackLatencies };
 }
 
-export async function measureReaderLatency(
-  mode: ReaderMode,
-  inbox: Inbox,
-  options: ReaderLatencyOptions,
-): Promise<ReaderLatencyResult> {
+export async function measureReaderLatency(mode: ReaderMode, inbox: Inbox, options: ReaderLatencyOptions): Promise<ReaderLatencyResult> {
   const seen = new Set<number>();
   const latencies: number[] = [];
   let duplicates = 0;

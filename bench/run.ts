@@ -47,22 +47,32 @@ const PG_URL = pgBenchUrl();
 function selectedPhases(raw: string | undefined): Set<Phase> {
   if (raw === undefined || raw.trim() === "") {
     if (PG_URL !== undefined) return new Set(PHASES);
-    console.log("Phase pg skipped: set BENCH_PG_URL=postgres://user@host:5432/db (or TAILHOOK_TEST_PG_URL) to compare ingest on PostgreSQL.");
+    console.log(
+      "Phase pg skipped: set BENCH_PG_URL=postgres://user@host:5432/db (or TAILHOOK_TEST_PG_URL) to compare ingest on PostgreSQL.",
+    );
     return new Set(PHASES.filter((phase) => phase !== "pg"));
   }
-  const names = raw.split(",").map((name) => name.trim()).filter(Boolean);
+  const names = raw
+    .split(",")
+    .map((name) => name.trim())
+    .filter(Boolean);
   for (const name of names) {
     if (!(PHASES as readonly string[]).includes(name)) throw new Error(`BENCH_ONLY: unknown phase ${name} (phases: ${PHASES.join(", ")})`);
   }
-  if (names.includes("pg") && PG_URL === undefined) throw new Error("BENCH_ONLY: phase pg needs BENCH_PG_URL=postgres://… (or TAILHOOK_TEST_PG_URL)");
+  if (names.includes("pg") && PG_URL === undefined)
+    throw new Error("BENCH_ONLY: phase pg needs BENCH_PG_URL=postgres://… (or TAILHOOK_TEST_PG_URL)");
   return new Set(names as Phase[]);
 }
 
 function dsServers(raw: string | undefined): DsServerKind[] {
   if (raw === undefined || raw.trim() === "") return ["reference", "tailhook"];
-  const names = raw.split(",").map((name) => name.trim()).filter(Boolean);
+  const names = raw
+    .split(",")
+    .map((name) => name.trim())
+    .filter(Boolean);
   for (const name of names) {
-    if (name !== "reference" && name !== "tailhook") throw new Error(`BENCH_DS_SERVERS: unknown server ${name} (servers: reference, tailhook)`);
+    if (name !== "reference" && name !== "tailhook")
+      throw new Error(`BENCH_DS_SERVERS: unknown server ${name} (servers: reference, tailhook)`);
   }
   return names as DsServerKind[];
 }
@@ -191,7 +201,14 @@ async function measure(): Promise<Figures> {
   }
 
   if (ONLY.has("pg") && PG_URL !== undefined) {
-    figures.pg = await measurePostgresIngest({ url: PG_URL, body, connections: CONNECTIONS, warmupSeconds: WARMUP_SECONDS, seconds: INGEST_SECONDS, progress });
+    figures.pg = await measurePostgresIngest({
+      url: PG_URL,
+      body,
+      connections: CONNECTIONS,
+      warmupSeconds: WARMUP_SECONDS,
+      seconds: INGEST_SECONDS,
+      progress,
+    });
   }
 
   if (ONLY.has("ds")) {
@@ -235,14 +252,23 @@ function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, 
   const problems: string[] = [];
   const targetRows: string[][] = [];
   const cpu = cpus();
-  console.log(`\n## tailhook benchmark: ${new Date().toISOString()}, ${cpu.length} cores (${cpu[0]?.model ?? "?"}), Node ${process.version}`);
+  console.log(
+    `\n## tailhook benchmark: ${new Date().toISOString()}, ${cpu.length} cores (${cpu[0]?.model ?? "?"}), Node ${process.version}`,
+  );
   console.log(`1-min load average before the run: ${loadBefore.toFixed(2)} (other processes share these cores)`);
   if (process.env.BENCH_ONLY) console.log(`Phases: ${[...ONLY].join(", ")} (BENCH_ONLY)`);
 
   if (bare && ingest) {
     const ratio = ingest.requestsPerSecond / bare.requestsPerSecond;
-    console.log(`\nIngest: POST ${BODY_BYTES} B JSON, ${CONNECTIONS} connections, ${INGEST_SECONDS} s each after ${WARMUP_SECONDS} s warm-up\n`);
-    const ingestRows = ([["bare node:http", bare], ["tailhook", ingest]] as const).map(([name, result]) => {
+    console.log(
+      `\nIngest: POST ${BODY_BYTES} B JSON, ${CONNECTIONS} connections, ${INGEST_SECONDS} s each after ${WARMUP_SECONDS} s warm-up\n`,
+    );
+    const ingestRows = (
+      [
+        ["bare node:http", bare],
+        ["tailhook", ingest],
+      ] as const
+    ).map(([name, result]) => {
       if (result.non2xx + result.errors > 0) problems.push(`${name}: ${result.non2xx} non-2xx, ${result.errors} errors`);
       return [name, result.requestsPerSecond.toFixed(0), ms(result.p50), ms(result.p99), String(result.non2xx), String(result.errors)];
     });
@@ -256,14 +282,21 @@ function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, 
 
   if (readers.length > 0) {
     const { rate, connections, seconds } = READER;
-    console.log(`\nIngest→reader: open-loop ${rate} req/s over ${connections} connections for ${seconds} s, read from "now", fresh server\n`);
+    console.log(
+      `\nIngest→reader: open-loop ${rate} req/s over ${connections} connections for ${seconds} s, read from "now", fresh server\n`,
+    );
     const readerRows = readers.map(([name, result]) => {
       if (result.sendFailures > 0) problems.push(`${name}: ${result.sendFailures} ingest requests failed`);
       if (result.received !== result.sent) problems.push(`${name}: received ${result.received} of ${result.sent} events`);
       if (result.duplicates > 0) problems.push(`${name}: ${result.duplicates} events delivered twice`);
       const latency = summarize(result.latencies);
       const ack = summarize(result.ackLatencies);
-      targetRows.push([`ingest→reader p99, ${name}`, `<= ${TARGET.readerP99Ms} ms`, `${ms(latency.p99)} ms`, verdict(latency.p99 <= TARGET.readerP99Ms)]);
+      targetRows.push([
+        `ingest→reader p99, ${name}`,
+        `<= ${TARGET.readerP99Ms} ms`,
+        `${ms(latency.p99)} ms`,
+        verdict(latency.p99 <= TARGET.readerP99Ms),
+      ]);
       const counts = [String(result.sent), result.sendRate.toFixed(0), String(result.received)];
       return [name, ...counts, ms(latency.p50), ms(latency.p99), ms(latency.max), ms(ack.p50), ms(ack.p99)];
     });
@@ -282,7 +315,9 @@ function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, 
 
   if (catchUps.length > 0) {
     const expected = fills.at(-1)!.count;
-    console.log(`\nCatch-up read: one SSE reader from offset -1 until upToDate, in the bench process, ${catchUps.length} reads one after the other\n`);
+    console.log(
+      `\nCatch-up read: one SSE reader from offset -1 until upToDate, in the bench process, ${catchUps.length} reads one after the other\n`,
+    );
     const catchUpRows = catchUps.map((read, index) => {
       if (read.events !== expected || read.outOfOrder > 0) {
         problems.push(`SSE catch-up read ${index + 1}: read ${read.events} of ${expected} events, ${read.outOfOrder} out of sequence`);
@@ -300,7 +335,18 @@ function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, 
         read.readerCpuUs.toFixed(1),
       ];
     });
-    const header = ["read", "events", "pages", "MiB", "first byte ms", "s", "events/s", "MiB/s", "server CPU µs/event", "reader CPU µs/event"];
+    const header = [
+      "read",
+      "events",
+      "pages",
+      "MiB",
+      "first byte ms",
+      "s",
+      "events/s",
+      "MiB/s",
+      "server CPU µs/event",
+      "reader CPU µs/event",
+    ];
     console.log(table(header, catchUpRows));
     const rates = catchUps.map((read) => read.eventsPerSecond).sort((x, y) => x - y);
     const median = rates[Math.floor(rates.length / 2)]!;
@@ -313,7 +359,9 @@ function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, 
   }
 
   if (forwards.length > 0) {
-    console.log(`\nForward: \`tailhook forward\` child draining a backlog to a target child that answers 200; stdout piped and drained; RSS sampled every 100 ms\n`);
+    console.log(
+      `\nForward: \`tailhook forward\` child draining a backlog to a target child that answers 200; stdout piped and drained; RSS sampled every 100 ms\n`,
+    );
     const forwardRows = forwards.map((run) => {
       if (run.exitedEarly) problems.push(`forward ${run.events}: the forwarder exited early (${run.exit}): ${run.stderrTail.trim()}`);
       if (run.badSeq > 0) problems.push(`forward ${run.events}: ${run.badSeq} requests without a backlog seq`);
@@ -346,7 +394,20 @@ function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, 
         mib(run.peakRssKb),
       ];
     });
-    const header = ["backlog", "delivered", "out of order / repeated", "stdout lines", "startup ms", "s", "events/s", "forwarder CPU µs/event", "server CPU µs/event", "RSS @10% MiB", "RSS @90% MiB", "peak RSS MiB"];
+    const header = [
+      "backlog",
+      "delivered",
+      "out of order / repeated",
+      "stdout lines",
+      "startup ms",
+      "s",
+      "events/s",
+      "forwarder CPU µs/event",
+      "server CPU µs/event",
+      "RSS @10% MiB",
+      "RSS @90% MiB",
+      "peak RSS MiB",
+    ];
     console.log(table(header, forwardRows));
     // Only the largest drain: the first second or two of any drain is the V8 heap growing
     // to its working size, which on a short drain falls before the 10% mark.
@@ -373,21 +434,38 @@ function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, 
   }
 
   if (pg) {
-    console.log(`\nIngest on PostgreSQL (${redactUrl(PG_URL!)}, schema ${pg.schema}, dropped after): POST ${BODY_BYTES} B JSON, ${CONNECTIONS} connections in all, ${INGEST_SECONDS} s each after ${WARMUP_SECONDS} s warm-up\n`);
+    console.log(
+      `\nIngest on PostgreSQL (${redactUrl(PG_URL!)}, schema ${pg.schema}, dropped after): POST ${BODY_BYTES} B JSON, ${CONNECTIONS} connections in all, ${INGEST_SECONDS} s each after ${WARMUP_SECONDS} s warm-up\n`,
+    );
     const base = pg.sqlite.requestsPerSecond;
     const rows: Array<[string, LoadResult, boolean]> = [
       ["(a) SQLite, 1 process", pg.sqlite, true],
       ["(b) PostgreSQL, 1 process", pg.pgOne, true],
-      ...pg.pgTwo.parts.map((part, index): [string, LoadResult, boolean] => [`    process ${index + 1} of 2 (${CONNECTIONS / 2} connections)`, part, false]),
+      ...pg.pgTwo.parts.map((part, index): [string, LoadResult, boolean] => [
+        `    process ${index + 1} of 2 (${CONNECTIONS / 2} connections)`,
+        part,
+        false,
+      ]),
       ["(c) PostgreSQL, 2 processes (sum)", pg.pgTwo.total, true],
     ];
     const pgRows = rows.map(([name, result, counted]) => {
-      if (counted && result.non2xx + result.errors > 0) problems.push(`pg ${name.trim()}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+      if (counted && result.non2xx + result.errors > 0)
+        problems.push(`pg ${name.trim()}: ${result.non2xx} non-2xx, ${result.errors} errors`);
       const ratio = counted ? `${(result.requestsPerSecond / base).toFixed(2)}x` : "";
-      return [name, result.requestsPerSecond.toFixed(0), ratio, ms(result.p50), ms(result.p99), String(result.non2xx), String(result.errors)];
+      return [
+        name,
+        result.requestsPerSecond.toFixed(0),
+        ratio,
+        ms(result.p50),
+        ms(result.p99),
+        String(result.non2xx),
+        String(result.errors),
+      ];
     });
     console.log(table(["tailhook", "req/s", "vs (a)", "p50 ms", "p99 ms", "non-2xx", "errors"], pgRows));
-    console.log("\nOn one machine the second process competes for the same cores: row (c) shows the coordination cost, not a scale-out gain.");
+    console.log(
+      "\nOn one machine the second process competes for the same cores: row (c) shows the coordination cost, not a scale-out gain.",
+    );
   }
 
   if (ds) reportDs(ds, problems, targetRows);
@@ -413,8 +491,22 @@ function reportSmtp({ smtp, webhook, stored }: SmtpIngestResult, problems: strin
     table(
       ["ingest", "msgs/s", "p50 ms", "p99 ms", "not 2xx/250", "errors"],
       [
-        ["SMTP (250 after commit)", smtp.messagesPerSecond.toFixed(0), ms(smtp.p50), ms(smtp.p99), String(smtp.refused), String(smtp.errors)],
-        ["webhook (same bytes)", webhook.requestsPerSecond.toFixed(0), ms(webhook.p50), ms(webhook.p99), String(webhook.non2xx), String(webhook.errors)],
+        [
+          "SMTP (250 after commit)",
+          smtp.messagesPerSecond.toFixed(0),
+          ms(smtp.p50),
+          ms(smtp.p99),
+          String(smtp.refused),
+          String(smtp.errors),
+        ],
+        [
+          "webhook (same bytes)",
+          webhook.requestsPerSecond.toFixed(0),
+          ms(webhook.p50),
+          ms(webhook.p99),
+          String(webhook.non2xx),
+          String(webhook.errors),
+        ],
         ["SMTP / webhook", `${ratio.toFixed(2)}x`, "", "", "", ""],
       ],
     ),
@@ -433,7 +525,11 @@ function reportVerify({ off, on, control, verdict: stored }: VerifyIngestResult,
     `\nIngest with signature verification (verify): POST ${BODY_BYTES} B JSON, ${CONNECTIONS} connections, one fresh server, the same signed requests to a plain inbox, one verifying` +
       ` X-Hub-Signature-256 (HMAC-SHA256, enforce) and a second plain inbox (A/A control), ${VERIFY_WINDOW_SECONDS} s windows in rotating turns after ${WARMUP_SECONDS} s warm-up each, ~${INGEST_SECONDS} s per row\n`,
   );
-  const named = [["verification off", off], ["verification on (HMAC-SHA256)", on], ["verification off, second inbox (A/A control)", control]] as const;
+  const named = [
+    ["verification off", off],
+    ["verification on (HMAC-SHA256)", on],
+    ["verification off, second inbox (A/A control)", control],
+  ] as const;
   const rows = named.map(([name, result]) => {
     if (result.non2xx + result.errors > 0) problems.push(`verify, ${name}: ${result.non2xx} non-2xx, ${result.errors} errors`);
     const cpu = result.cpuMicrosPerRequest.toFixed(1);
@@ -471,7 +567,8 @@ function reportDs(ds: DsServerFigures[], problems: string[], targetRows: string[
   for (const entry of ds) for (const failure of entry.failures) problems.push(`ds ${entry.name}: ${failure}`);
   const checkLoad = (what: string, entry: DsServerFigures, run: DsLoadFigures) => {
     if (run.non2xx + run.errors > 0) problems.push(`ds ${what}, ${entry.name}: ${run.non2xx} non-2xx, ${run.errors} errors`);
-    if (run.stored < run.acknowledged) problems.push(`ds ${what}, ${entry.name}: the stream holds ${run.stored} messages, ${run.acknowledged} appends were acknowledged`);
+    if (run.stored < run.acknowledged)
+      problems.push(`ds ${what}, ${entry.name}: the stream holds ${run.stored} messages, ${run.acknowledged} appends were acknowledged`);
   };
 
   console.log(
@@ -482,18 +579,36 @@ function reportDs(ds: DsServerFigures[], problems: string[], targetRows: string[
     const run = entry.append;
     if (!run) return blank(entry.name, 10);
     checkLoad("append", entry, run);
-    return [entry.name, count(run.requestsPerSecond), range(run.windowRates), ms(run.p50), ms(run.p99), String(run.non2xx), String(run.errors), count(run.acknowledged), count(run.stored), run.serverCpuUs.toFixed(1)];
+    return [
+      entry.name,
+      count(run.requestsPerSecond),
+      range(run.windowRates),
+      ms(run.p50),
+      ms(run.p99),
+      String(run.non2xx),
+      String(run.errors),
+      count(run.acknowledged),
+      count(run.stored),
+      run.serverCpuUs.toFixed(1),
+    ];
   });
   const appendRatio = ratio(tailhook?.append?.requestsPerSecond, reference?.append?.requestsPerSecond);
   if (tailhook && reference) appendRows.push(["tailhook / reference", times(appendRatio), ...Array<string>(8).fill("")]);
-  console.log(table(["server", "req/s", "per window", "p50 ms", "p99 ms", "non-2xx", "errors", "2xx", "stored", "server CPU µs/append"], appendRows));
+  console.log(
+    table(["server", "req/s", "per window", "p50 ms", "p99 ms", "non-2xx", "errors", "2xx", "stored", "server CPU µs/append"], appendRows),
+  );
 
-  console.log(`\nThe same with one SSE reader (live=sse from offset -1, in a worker thread of the bench process) following another stream on the same server\n`);
+  console.log(
+    `\nThe same with one SSE reader (live=sse from offset -1, in a worker thread of the bench process) following another stream on the same server\n`,
+  );
   const readerRows = ds.map((entry) => {
     const run = entry.withReader;
     if (!run) return blank(entry.name, 12);
     checkLoad("append with a reader", entry, run);
-    if (run.readerMessages !== run.stored) problems.push(`ds append with a reader, ${entry.name}: the reader got ${run.readerMessages} messages, the stream holds ${run.stored}`);
+    if (run.readerMessages !== run.stored)
+      problems.push(
+        `ds append with a reader, ${entry.name}: the reader got ${run.readerMessages} messages, the stream holds ${run.stored}`,
+      );
     const lags = summarize(run.readerLagMs);
     return [
       entry.name,
@@ -510,7 +625,12 @@ function reportDs(ds: DsServerFigures[], problems: string[], targetRows: string[
       entry.append ? `${((run.serverCpuUs / entry.append.serverCpuUs - 1) * 100).toFixed(1)}%` : "-",
     ];
   });
-  if (tailhook && reference) readerRows.push(["tailhook / reference", times(ratio(tailhook.withReader?.requestsPerSecond, reference.withReader?.requestsPerSecond)), ...Array<string>(10).fill("")]);
+  if (tailhook && reference)
+    readerRows.push([
+      "tailhook / reference",
+      times(ratio(tailhook.withReader?.requestsPerSecond, reference.withReader?.requestsPerSecond)),
+      ...Array<string>(10).fill(""),
+    ]);
   const readerHeader = [
     "server",
     "req/s",
@@ -528,7 +648,10 @@ function reportDs(ds: DsServerFigures[], problems: string[], targetRows: string[
   console.log(table(readerHeader, readerRows));
   for (const entry of ds) {
     const reconnects = (entry.withReader?.readerReconnects ?? 0) + (entry.latency?.readerReconnects ?? 0);
-    if (reconnects > 0) console.log(`(${entry.name}: the server ended the SSE response ${reconnects} times; the readers reconnected from their last control offset)`);
+    if (reconnects > 0)
+      console.log(
+        `(${entry.name}: the server ended the SSE response ${reconnects} times; the readers reconnected from their last control offset)`,
+      );
   }
 
   console.log(
@@ -539,11 +662,22 @@ function reportDs(ds: DsServerFigures[], problems: string[], targetRows: string[
     const run = entry.latency;
     if (!run) return blank(entry.name, 9);
     if (run.sendFailures > 0) problems.push(`ds latency, ${entry.name}: ${run.sendFailures} appends failed`);
-    if (run.received !== run.sent - run.sendFailures) problems.push(`ds latency, ${entry.name}: received ${run.received} of ${run.sent - run.sendFailures} messages`);
+    if (run.received !== run.sent - run.sendFailures)
+      problems.push(`ds latency, ${entry.name}: received ${run.received} of ${run.sent - run.sendFailures} messages`);
     if (run.duplicates > 0) problems.push(`ds latency, ${entry.name}: ${run.duplicates} messages delivered twice`);
     const got = summarize(run.latencies);
     const ack = summarize(run.ackLatencies);
-    return [entry.name, String(run.sent), run.sendRate.toFixed(0), String(run.received), ms(got.p50), ms(got.p99), ms(got.max), ms(ack.p50), ms(ack.p99)];
+    return [
+      entry.name,
+      String(run.sent),
+      run.sendRate.toFixed(0),
+      String(run.received),
+      ms(got.p50),
+      ms(got.p99),
+      ms(got.max),
+      ms(ack.p50),
+      ms(ack.p99),
+    ];
   });
   if (tailhook?.latency && reference?.latency) {
     const t = summarize(tailhook.latency.latencies);
@@ -553,11 +687,21 @@ function reportDs(ds: DsServerFigures[], problems: string[], targetRows: string[
   console.log(table(["server", "sent", "sent/s", "received", "p50 ms", "p99 ms", "max ms", "ack p50 ms", "ack p99 ms"], latencyRows));
 
   if (tailhook && reference) {
-    targetRows.push(["ds append throughput, tailhook / reference", `>= ${TARGET.dsRatio}x`, times(appendRatio), verdict(appendRatio >= TARGET.dsRatio)]);
+    targetRows.push([
+      "ds append throughput, tailhook / reference",
+      `>= ${TARGET.dsRatio}x`,
+      times(appendRatio),
+      verdict(appendRatio >= TARGET.dsRatio),
+    ]);
   }
   if (tailhook) {
     const tailhookDrop = drop(tailhook);
-    targetRows.push(["ds append throughput drop with one SSE reader, tailhook", `<= ${percent(TARGET.dsReaderDrop)}`, percent(tailhookDrop), verdict(tailhookDrop <= TARGET.dsReaderDrop)]);
+    targetRows.push([
+      "ds append throughput drop with one SSE reader, tailhook",
+      `<= ${percent(TARGET.dsReaderDrop)}`,
+      percent(tailhookDrop),
+      verdict(tailhookDrop <= TARGET.dsReaderDrop),
+    ]);
   }
 }
 

@@ -30,7 +30,8 @@ export interface SmtpIngestResult {
 
 /** A message of `bytes` bytes: headers, then base64 lines (none starts with "."), CRLF throughout. */
 export function benchMessage(bytes: number): string {
-  let message = "From: Vendor <vendor@bench.test>\r\nTo: orders@bench.test\r\nSubject: service order update\r\nMessage-ID: <bench@vendor.test>\r\nContent-Type: text/plain\r\n\r\n";
+  let message =
+    "From: Vendor <vendor@bench.test>\r\nTo: orders@bench.test\r\nSubject: service order update\r\nMessage-ID: <bench@vendor.test>\r\nContent-Type: text/plain\r\n\r\n";
   while (message.length < bytes) {
     const room = Math.max(1, Math.min(76, bytes - message.length - 2));
     message += `${randomBytes(57).toString("base64").slice(0, room)}\r\n`;
@@ -103,9 +104,17 @@ export async function measureSmtpIngest(options: SmtpIngestOptions): Promise<Smt
       seconds,
     });
     const webhook = (seconds: number) =>
-      runLoad({ url: hookInbox.ingestUrl, body: message, connections: options.connections, seconds, headers: { "content-type": "message/rfc822" } });
+      runLoad({
+        url: hookInbox.ingestUrl,
+        body: message,
+        connections: options.connections,
+        seconds,
+        headers: { "content-type": "message/rfc822" },
+      });
 
-    options.progress(`smtp: ${options.messageBytes} B messages, ${options.connections} connections, SMTP and webhook in ${options.windowSeconds} s windows taken in turns, ~${options.seconds} s each`);
+    options.progress(
+      `smtp: ${options.messageBytes} B messages, ${options.connections} connections, SMTP and webhook in ${options.windowSeconds} s windows taken in turns, ~${options.seconds} s each`,
+    );
     await smtpLoad(smtpRequest(options.warmupSeconds));
     await webhook(options.warmupSeconds);
     const rounds = Math.max(1, Math.round(options.seconds / options.windowSeconds));
@@ -116,7 +125,11 @@ export async function measureSmtpIngest(options: SmtpIngestOptions): Promise<Smt
       hookWindows.push(await webhook(options.windowSeconds));
     }
     const lastSeq = async (id: string) =>
-      ((await (await fetch(`${tailhook.url}/api/inboxes/${id}`, { headers: { authorization: `Bearer ${adminToken}` } })).json()) as { lastSeq: number }).lastSeq;
+      (
+        (await (await fetch(`${tailhook.url}/api/inboxes/${id}`, { headers: { authorization: `Bearer ${adminToken}` } })).json()) as {
+          lastSeq: number;
+        }
+      ).lastSeq;
     return {
       smtp: combineSmtp(smtpWindows),
       webhook: combineHttp(hookWindows),

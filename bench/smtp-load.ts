@@ -62,7 +62,12 @@ class ReplyReader {
   }
 }
 
-async function runConnection(request: SmtpLoadRequest, deadline: number, latencies: number[], counts: { refused: number; errors: number }): Promise<void> {
+async function runConnection(
+  request: SmtpLoadRequest,
+  deadline: number,
+  latencies: number[],
+  counts: { refused: number; errors: number },
+): Promise<void> {
   const socket = connect(request.port, request.host);
   socket.setNoDelay(true);
   const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));

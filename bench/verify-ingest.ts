@@ -58,7 +58,11 @@ function combine(measured: Window[]): VerifyRow {
   };
 }
 
-export async function measureVerifyIngest(tailhook: Tailhook, adminToken: string, options: VerifyIngestOptions): Promise<VerifyIngestResult> {
+export async function measureVerifyIngest(
+  tailhook: Tailhook,
+  adminToken: string,
+  options: VerifyIngestOptions,
+): Promise<VerifyIngestResult> {
   const secret = randomBytes(20).toString("hex");
   const plain = await tailhook.createInbox();
   const control = await tailhook.createInbox();

@@ -164,7 +164,9 @@ export async function startTailhook(config: ServerConfig, options: StartOptions 
     releasers.push("live readers", () => waiters.shutdown());
     if (subscriptions) {
       // A shared store (PostgreSQL) has several processes: only its leader runs them.
-      const leadership = store.leadership?.("subscriptions", (error) => logger.debug({ err: error }, "subscription leadership check failed"));
+      const leadership = store.leadership?.("subscriptions", (error) =>
+        logger.debug({ err: error }, "subscription leadership check failed"),
+      );
       if (leadership) {
         releasers.push("subscriptions", await followLeadership(subscriptions, leadership, logger));
       } else {
@@ -175,7 +177,9 @@ export async function startTailhook(config: ServerConfig, options: StartOptions 
     // Reconciliation sources (src/sources): on a shared store, only the leader of "sources" runs them.
     if (store.general) releasers.push("sources", await startSources(store, store.general, config, logger, options.sources));
     // Pushed after "http", so released before it: mail stops first, the store is still open for its last commits.
-    const smtp = config.smtp ? await startSmtpDoor({ store, config: config.smtp, defaultMaxBodyBytes: config.maxBodyBytes, logger, metrics }) : undefined;
+    const smtp = config.smtp
+      ? await startSmtpDoor({ store, config: config.smtp, defaultMaxBodyBytes: config.maxBodyBytes, logger, metrics })
+      : undefined;
     if (smtp) releasers.push("smtp", () => smtp.close());
     logger.info({ url: listening, dataDir: options.store ? undefined : config.dataDir }, "tailhook is listening");
 

@@ -190,7 +190,8 @@ function smtpSettings(flags: ServerFlags, env: NodeJS.ProcessEnv): SmtpConfig | 
     const colon = authSpec.indexOf(":");
     if (colon <= 0 || colon === authSpec.length - 1) throw new TailhookError("bad_request", "TAILHOOK_SMTP_AUTH must be user:password");
     // A password must never cross the network in clear text.
-    if (tlsCertFile === undefined) throw new TailhookError("bad_request", "TAILHOOK_SMTP_AUTH needs --smtp-tls-cert and --smtp-tls-key (AUTH only over TLS)");
+    if (tlsCertFile === undefined)
+      throw new TailhookError("bad_request", "TAILHOOK_SMTP_AUTH needs --smtp-tls-cert and --smtp-tls-key (AUTH only over TLS)");
     auth = Object.freeze({ user: authSpec.slice(0, colon), password: authSpec.slice(colon + 1) });
   }
   return Object.freeze({

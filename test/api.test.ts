@@ -34,10 +34,18 @@ describe("inbox management", () => {
     expect(list.inboxes.map((i) => i.id)).toEqual(expect.arrayContaining([inbox.id, other.id]));
     const created = await documented(
       "POST",
-      server.admin("/api/inboxes", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "third" }) }),
+      server.admin("/api/inboxes", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name: "third" }),
+      }),
     );
     expect(created.status).toBe(201);
-    expect(await created.json()).toMatchObject({ name: "third", token: expect.stringMatching(/^thk_/), smeeUrl: expect.stringContaining("/smee/") });
+    expect(await created.json()).toMatchObject({
+      name: "third",
+      token: expect.stringMatching(/^thk_/),
+      smeeUrl: expect.stringContaining("/smee/"),
+    });
   });
 
   it("changes name and settings with PATCH, validating them", async () => {

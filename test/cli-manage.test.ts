@@ -145,9 +145,15 @@ describe("inbox show, rename, set, delete", { timeout: SLOW_MACHINE_MS }, () => 
     const renamed = JSON.parse(ok(await runCli(["inbox", "rename", "orders", "shipping", "--json"], cli)).stdout) as Inbox;
     expect(renamed).toMatchObject({ id, name: "shipping" });
     expect((JSON.parse(ok(await runCli(["inbox", "show", "shipping", "--json"], cli)).stdout) as Inbox).id).toBe(id);
-    expectError(await runCli(["inbox", "show", "orders"], cli), 1, new RegExp(`${srv.url} \\(from TAILHOOK_URL\\) has no inbox with the id or name "orders"`));
+    expectError(
+      await runCli(["inbox", "show", "orders"], cli),
+      1,
+      new RegExp(`${srv.url} \\(from TAILHOOK_URL\\) has no inbox with the id or name "orders"`),
+    );
 
-    const twins = [ok(await runCli(["create", "twin", "--quiet"], cli)), ok(await runCli(["create", "twin", "--quiet"], cli))].map((r) => r.stdout.trim());
+    const twins = [ok(await runCli(["create", "twin", "--quiet"], cli)), ok(await runCli(["create", "twin", "--quiet"], cli))].map((r) =>
+      r.stdout.trim(),
+    );
     const line = expectError(await runCli(["inbox", "show", "twin"], cli), 1, /2 inboxes on .* are named "twin" .*give the id instead/);
     for (const twin of twins) expect(line).toContain(twin);
   });
@@ -171,7 +177,11 @@ describe("inbox show, rename, set, delete", { timeout: SLOW_MACHINE_MS }, () => 
     });
 
     expectError(await runCli(["inbox", "set", id, "expectEvery"], cli), 2, /settings are given as key=value/);
-    expectError(await runCli(["inbox", "set", id, "expectEvery=0"], cli), 1, /answered 400: settings\.expectEvery must be an integer from 1 to/);
+    expectError(
+      await runCli(["inbox", "set", id, "expectEvery=0"], cli),
+      1,
+      /answered 400: settings\.expectEvery must be an integer from 1 to/,
+    );
     expectError(await runCli(["inbox", "set", id, "bogus=1"], cli), 1, /answered 400: unknown field settings\.bogus/);
   });
 
@@ -226,7 +236,14 @@ describe("events and event", { timeout: SLOW_MACHINE_MS }, () => {
     expect(body.stdout.equals(binary)).toBe(true);
 
     const headers = ok(await runCli(["event", id, "1", "--headers"], cli)).lines;
-    expect(headers).toEqual(["Host: example", "X-Dup: first", "x-dup: second", "Content-Type: text/plain", "Content-Length: 5", "Connection: close"]);
+    expect(headers).toEqual([
+      "Host: example",
+      "X-Dup: first",
+      "x-dup: second",
+      "Content-Type: text/plain",
+      "Content-Length: 5",
+      "Connection: close",
+    ]);
 
     const shown = ok(await runCli(["event", id, "1"], cli)).stdout;
     expect(shown).toMatch(/^#1 {2}POST \/hooks\/one\?x=1\n/);
@@ -236,7 +253,11 @@ describe("events and event", { timeout: SLOW_MACHINE_MS }, () => {
 
     expectError(await runCli(["event", id, "1", "--body", "--headers"], cli), 2, /one at a time/);
     expectError(await runCli(["event", id, "first"], cli), 2, /<seq> is an event number/);
-    expectError(await runCli(["event", id, "99"], cli), 1, new RegExp(`${srv.url} \\(from the config file .*\\) answered 404: no such event \\(inbox ${id}\\)`));
+    expectError(
+      await runCli(["event", id, "99"], cli),
+      1,
+      new RegExp(`${srv.url} \\(from the config file .*\\) answered 404: no such event \\(inbox ${id}\\)`),
+    );
   });
 });
 
@@ -253,8 +274,13 @@ describe("consumers", { timeout: SLOW_MACHINE_MS }, () => {
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(/^idle {2}at #3 {2}caught up {2}last ack never$/);
     expect(lines[1]).toMatch(/^worker {2}at #0 {2}lag 3 events, \d+ s {2}last ack never$/);
-    const json = ok(await runCli(["consumers", id, "--json"], cli)).lines.map((line) => JSON.parse(line) as { name: string; lag: { events: number; seconds: number } });
-    expect(json.map((consumer) => [consumer.name, consumer.lag.events])).toEqual([["idle", 0], ["worker", 3]]);
+    const json = ok(await runCli(["consumers", id, "--json"], cli)).lines.map(
+      (line) => JSON.parse(line) as { name: string; lag: { events: number; seconds: number } },
+    );
+    expect(json.map((consumer) => [consumer.name, consumer.lag.events])).toEqual([
+      ["idle", 0],
+      ["worker", 3],
+    ]);
     expect(json[1]!.lag.seconds).toBeGreaterThanOrEqual(0);
 
     expect(ok(await runCli(["consumer", "delete", id, "worker"], cli)).stdout).toBe(`deleted consumer worker of inbox ${id}\n`);
@@ -269,7 +295,8 @@ describe("tail --consumer", { timeout: SLOW_MACHINE_MS }, () => {
     const id = ok(await runCli(["create", "--quiet"], admin)).stdout.trim();
     const cli = env({ TAILHOOK_CONFIG: configFileOf(admin) });
     for (const n of [1, 2, 3]) await ingest(srv, id, `event ${n}`);
-    const committed = async () => ((await (await adminApi(srv, "GET", `/api/inboxes/${id}/consumers/reader`)).json()) as { committedSeq?: number }).committedSeq;
+    const committed = async () =>
+      ((await (await adminApi(srv, "GET", `/api/inboxes/${id}/consumers/reader`)).json()) as { committedSeq?: number }).committedSeq;
 
     const first = spawnCli(["tail", id, "--consumer", "reader", "--json"], cli);
     const lines = await first.stdout.waitForLines(3);
@@ -314,7 +341,9 @@ describe("the config file remembers several servers", { timeout: SLOW_MACHINE_MS
     expectError(
       await runCli(["inbox", "show", onFirst], cli),
       1,
-      new RegExp(`no token for inbox ${onFirst} on ${other.url} \\(from the config file .*\\): .*has a token for it under ${srv.url}: use --server`),
+      new RegExp(
+        `no token for inbox ${onFirst} on ${other.url} \\(from the config file .*\\): .*has a token for it under ${srv.url}: use --server`,
+      ),
     );
   });
 
@@ -322,7 +351,9 @@ describe("the config file remembers several servers", { timeout: SLOW_MACHINE_MS
     const cli = env();
     const created = (await (await adminApi(srv, "POST", "/api/inboxes", { name: "old-style" })).json()) as Inbox;
     mkdirSync(join(cli.XDG_CONFIG_HOME, "tailhook"), { recursive: true });
-    writeFileSync(configFileOf(cli), JSON.stringify({ server: srv.url, inboxes: { [created.id]: { token: created.token } } }), { mode: 0o600 });
+    writeFileSync(configFileOf(cli), JSON.stringify({ server: srv.url, inboxes: { [created.id]: { token: created.token } } }), {
+      mode: 0o600,
+    });
     expect((JSON.parse(ok(await runCli(["inbox", "show", created.id, "--json"], cli)).stdout) as Inbox).name).toBe("old-style");
 
     const added = ok(await runCli(["--server", other.url, "--token", other.adminToken, "create", "--quiet"], cli)).stdout.trim();
@@ -341,39 +372,77 @@ describe("errors say which server and which token source", { timeout: SLOW_MACHI
     const config = configFileOf(admin);
     const typo = `${id.slice(0, -1)}${id.endsWith("x") ? "y" : "x"}`;
 
-    const mistyped = expectError(await runCli(["tail", typo], cli), 1, new RegExp(`no token for inbox ${typo} on ${srv.url} \\(from the config file ${config}\\): none saved for it`));
+    const mistyped = expectError(
+      await runCli(["tail", typo], cli),
+      1,
+      new RegExp(`no token for inbox ${typo} on ${srv.url} \\(from the config file ${config}\\): none saved for it`),
+    );
     expect(mistyped).toMatch(/is the id right\?/);
-    expectError(await runCli(["tail", typo], admin), 1, new RegExp(`${srv.url} \\(from TAILHOOK_URL\\) has no inbox with the id or name "${typo}"`));
+    expectError(
+      await runCli(["tail", typo], admin),
+      1,
+      new RegExp(`${srv.url} \\(from TAILHOOK_URL\\) has no inbox with the id or name "${typo}"`),
+    );
 
     const missingAdmin = await runCli(["list"], cli);
-    expectError(missingAdmin, 1, new RegExp(`list needs the admin token of ${srv.url} \\(from the config file ${config}\\): no --token, no TAILHOOK_TOKEN, and no admin token at ${cli.HOME}/tailhook-data/admin-token`));
+    expectError(
+      missingAdmin,
+      1,
+      new RegExp(
+        `list needs the admin token of ${srv.url} \\(from the config file ${config}\\): no --token, no TAILHOOK_TOKEN, and no admin token at ${cli.HOME}/tailhook-data/admin-token`,
+      ),
+    );
 
     const inboxToken = (JSON.parse(readFileSync(config, "utf8")) as SavedConfig).servers[srv.url]!.inboxes[id]!.token;
-    expectError(await runCli(["list"], { ...cli, TAILHOOK_TOKEN: inboxToken }), 1, /refused the token from TAILHOOK_TOKEN \(401\): this command needs the admin token, not an inbox token/);
-    expectError(await runCli(["inbox", "rename", id, "x"], { ...cli, TAILHOOK_TOKEN: inboxToken }), 1, /refused the token from TAILHOOK_TOKEN \(401\): this command needs the admin token/);
+    expectError(
+      await runCli(["list"], { ...cli, TAILHOOK_TOKEN: inboxToken }),
+      1,
+      /refused the token from TAILHOOK_TOKEN \(401\): this command needs the admin token, not an inbox token/,
+    );
+    expectError(
+      await runCli(["inbox", "rename", id, "x"], { ...cli, TAILHOOK_TOKEN: inboxToken }),
+      1,
+      /refused the token from TAILHOOK_TOKEN \(401\): this command needs the admin token/,
+    );
 
     const foreign = env({ TAILHOOK_URL: srv.url });
     mkdirSync(join(foreign.HOME, "tailhook-data"));
     writeFileSync(join(foreign.HOME, "tailhook-data", "admin-token"), "tha_not-this-servers\n");
-    expectError(await runCli(["list"], foreign), 1, new RegExp(`${srv.url} \\(from TAILHOOK_URL\\) refused the admin token from ${foreign.HOME}/tailhook-data/admin-token \\(401\\): it is not this server's admin token`));
+    expectError(
+      await runCli(["list"], foreign),
+      1,
+      new RegExp(
+        `${srv.url} \\(from TAILHOOK_URL\\) refused the admin token from ${foreign.HOME}/tailhook-data/admin-token \\(401\\): it is not this server's admin token`,
+      ),
+    );
 
     expect((await adminApi(srv, "DELETE", `/api/inboxes/${id}`)).status).toBe(204);
     expectError(
       await runCli(["inbox", "show", id], cli),
       1,
-      new RegExp(`refused the inbox token saved for ${id} in ${config} \\(401\\): the inbox may have been deleted, or ${srv.url} is not the server that created it`),
+      new RegExp(
+        `refused the inbox token saved for ${id} in ${config} \\(401\\): the inbox may have been deleted, or ${srv.url} is not the server that created it`,
+      ),
     );
   });
 
   it("a server nobody answers on is named, with where its URL came from", async () => {
     const port = await freePort();
-    expectError(await runCli(["--server", `http://127.0.0.1:${port}`, "--token", "x", "list"], env()), 1, new RegExp(`cannot reach http://127.0.0.1:${port} \\(from --server\\): .*ECONNREFUSED`));
+    expectError(
+      await runCli(["--server", `http://127.0.0.1:${port}`, "--token", "x", "list"], env()),
+      1,
+      new RegExp(`cannot reach http://127.0.0.1:${port} \\(from --server\\): .*ECONNREFUSED`),
+    );
   });
 
   it("usage errors are one line naming the help to read, with exit code 2", async () => {
     const cli = env({ TAILHOOK_URL: srv.url });
     expectError(await runCli(["tail", "x", "--bogus"], cli), 2, /^tailhook: unknown option '--bogus' \(see tailhook tail --help\)$/);
-    expectError(await runCli(["inbox", "show"], cli), 2, /^tailhook: missing required argument 'inbox' \(see tailhook inbox show --help\)$/);
+    expectError(
+      await runCli(["inbox", "show"], cli),
+      2,
+      /^tailhook: missing required argument 'inbox' \(see tailhook inbox show --help\)$/,
+    );
     expectError(await runCli(["inbox"], cli), 2, /^tailhook: a command is missing \(see tailhook inbox --help\)$/);
     expectError(await runCli(["lisst"], cli), 2, /^tailhook: unknown command 'lisst' .*\(see tailhook --help\)$/);
     expectError(await runCli(["tail", "x", "--consumer", "no spaces"], cli), 2, /^tailhook: a consumer name is 1 to 100 letters/);
@@ -383,7 +452,12 @@ describe("errors say which server and which token source", { timeout: SLOW_MACHI
 /** Runs the CLI on a pseudo-terminal (util-linux `script`), so it sees a TTY on stdout and stderr. */
 function spawnOnTerminal(args: string[], environment: NodeJS.ProcessEnv) {
   const command = [process.execPath, CLI_PATH, ...args].map((part) => `'${part.replaceAll("'", "'\\''")}'`).join(" ");
-  const child = spawn("script", ["-qefc", command, "/dev/null"], { env: environment, cwd: environment.HOME, stdio: ["pipe", "pipe", "pipe"], detached: true });
+  const child = spawn("script", ["-qefc", command, "/dev/null"], {
+    env: environment,
+    cwd: environment.HOME,
+    stdio: ["pipe", "pipe", "pipe"],
+    detached: true,
+  });
   const output = new LineCollector(child.stdout);
   const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
   return {
@@ -408,7 +482,9 @@ describe("on a terminal", { timeout: SLOW_MACHINE_MS }, () => {
     const coloured = spawnOnTerminal(["tail", id], cli);
     try {
       await coloured.output.waitFor((lines) => lines.some((line) => line.includes("waiting for events…")), 15_000, "the waiting line");
-      expect(coloured.output.lines.filter((line) => line.includes("waiting for events…"))).toEqual(["tailhook: waiting for events… (Ctrl-C to stop)\r"]);
+      expect(coloured.output.lines.filter((line) => line.includes("waiting for events…"))).toEqual([
+        "tailhook: waiting for events… (Ctrl-C to stop)\r",
+      ]);
       await ingest(srv, id, "hello terminal");
       await coloured.output.waitFor((lines) => lines.some((line) => line.includes("hello terminal")), 15_000, "the event");
       const line = coloured.output.lines.find((candidate) => candidate.includes("hello terminal"))!;

@@ -176,10 +176,7 @@ describe("wait", () => {
     const inbox = await createInbox(srv);
     const ack = await ingest(srv, inbox.id, "/only", "just one");
 
-    const result = await runCli(
-      ["--server", srv.url, "--token", inbox.token, "wait", inbox.id, "--count", "3", "--timeout", "1"],
-      env(),
-    );
+    const result = await runCli(["--server", srv.url, "--token", inbox.token, "wait", inbox.id, "--count", "3", "--timeout", "1"], env());
     expect(result.code).toBe(124);
     expect(parseNdjson(result.lines).map((event) => event.id)).toEqual([ack.id]);
     expectOneLineError(result.stderr, /timed out after 1 s with 1 of 3 events/);

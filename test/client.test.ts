@@ -45,7 +45,14 @@ interface Sent {
 }
 
 /** Sends one webhook with node:http (exact header list) and returns what the server acknowledged. */
-function send(baseUrl: string, inboxId: string, method: string, pathAndQuery: string, headers: Array<[string, string]>, body: Buffer): Promise<Sent> {
+function send(
+  baseUrl: string,
+  inboxId: string,
+  method: string,
+  pathAndQuery: string,
+  headers: Array<[string, string]>,
+  body: Buffer,
+): Promise<Sent> {
   const { hostname, port } = new URL(baseUrl);
   // A raw header list gets no Host from node: give it, or the server answers 400.
   const raw = ["Host", `${hostname}:${port}`, ...headers.flat(), "Content-Length", String(body.length)];
@@ -69,7 +76,9 @@ function send(baseUrl: string, inboxId: string, method: string, pathAndQuery: st
 /** A varied webhook: binary or text body, a sub-path and query, duplicate and mixed-case headers. */
 function sendVaried(baseUrl: string, inboxId: string, n: number): Promise<Sent> {
   const binary = n % 3 === 1;
-  const body = binary ? Buffer.concat([Buffer.from([0xff, 0x00, n]), randomBytes(64)]) : Buffer.from(JSON.stringify({ n, text: "héllo ✓" }));
+  const body = binary
+    ? Buffer.concat([Buffer.from([0xff, 0x00, n]), randomBytes(64)])
+    : Buffer.from(JSON.stringify({ n, text: "héllo ✓" }));
   const headers: Array<[string, string]> = [
     ["Content-Type", binary ? "application/octet-stream" : "application/json"],
     ["X-Dup", `first-${n}`],

@@ -223,7 +223,10 @@ describe("acks", () => {
     expect(partly.lag.events).toBe(1);
     expect(partly.lag.oldestUnackedAt).toBe(events[2]!.receivedAt);
     // Event 3 came a moment after event 1: its age reaches 1 s (rounded) on its own.
-    await waitUntil(async () => ((await getConsumer(inbox, "c")).lag.oldestUnackedAgeSeconds ?? 0) >= 1, "event 3 to be old enough to round to 1 s");
+    await waitUntil(
+      async () => ((await getConsumer(inbox, "c")).lag.oldestUnackedAgeSeconds ?? 0) >= 1,
+      "event 3 to be old enough to round to 1 s",
+    );
     const later = await getConsumer(inbox, "c");
     expect(later.lag.seconds).toBe(later.lag.oldestUnackedAgeSeconds);
 

@@ -12,8 +12,19 @@ const T0 = Date.parse("2026-01-01T00:00:00.000Z");
 
 function stream(firstSeq: number, tailSeq: number): StreamInfo {
   return {
-    id: 1, name: "inbox/x", contentType: "application/json", tailSeq, firstSeq, closed: false, createdAt: T0,
-    softDeleted: false, ttlSeconds: null, expiresAt: null, touchedAt: null, forkedFrom: null, forkSeq: null,
+    id: 1,
+    name: "inbox/x",
+    contentType: "application/json",
+    tailSeq,
+    firstSeq,
+    closed: false,
+    createdAt: T0,
+    softDeleted: false,
+    ttlSeconds: null,
+    expiresAt: null,
+    touchedAt: null,
+    forkedFrom: null,
+    forkSeq: null,
     stateProtocol: null,
   };
 }
@@ -91,7 +102,9 @@ describe("settings.expectEvery", () => {
     expect(parseInboxSettings({ expectEvery: 366 * 86_400 })).toEqual({ expectEvery: 366 * 86_400 });
     expect(parseInboxSettings({ expectEvery: null }, { expectEvery: 60, maxBodyBytes: 5 })).toEqual({ maxBodyBytes: 5 });
     for (const bad of [0, -1, 1.5, "60", true, 366 * 86_400 + 1, {}]) {
-      expect(() => parseInboxSettings({ expectEvery: bad }), JSON.stringify(bad)).toThrow(/settings.expectEvery must be an integer from 1 to 31622400/);
+      expect(() => parseInboxSettings({ expectEvery: bad }), JSON.stringify(bad)).toThrow(
+        /settings.expectEvery must be an integer from 1 to 31622400/,
+      );
     }
   });
 });

@@ -3,7 +3,15 @@
  * order, and how the row budget is charged. No I/O: the "store" here is an array.
  */
 import { describe, expect, it } from "vitest";
-import { ageCutoff, deletedTarget, planHeadDrops, retainedTarget, retentionOf, type HeadDrop, type HeadTarget } from "../dist/core/retention.js";
+import {
+  ageCutoff,
+  deletedTarget,
+  planHeadDrops,
+  retainedTarget,
+  retentionOf,
+  type HeadDrop,
+  type HeadTarget,
+} from "../dist/core/retention.js";
 import { inboxIdOf, inboxStreamName, isInboxStreamName } from "../dist/core/stream-names.js";
 
 /** Runs a plan, answering each drop with `removed(drop)` (default: the whole seq range). */

@@ -13,7 +13,9 @@ const require = createRequire(import.meta.url);
 
 describe("the State Protocol schema copy", () => {
   it("is the published schema of the pinned @durable-streams/state, except that upsert is admitted", () => {
-    const published = JSON.parse(readFileSync(join(dirname(require.resolve("@durable-streams/state/package.json")), "state-protocol.schema.json"), "utf8")) as {
+    const published = JSON.parse(
+      readFileSync(join(dirname(require.resolve("@durable-streams/state/package.json")), "state-protocol.schema.json"), "utf8"),
+    ) as {
       definitions: Record<string, { properties?: Record<string, { enum?: string[] }>; enum?: string[]; allOf?: unknown[] }>;
     };
     const ours = structuredClone(STATE_PROTOCOL_SCHEMA) as typeof published;
@@ -99,11 +101,13 @@ describe("snapshot cursors and messages", () => {
     expect(cursor).toMatch(/^snapshot:[A-Za-z0-9_-]+$/);
     expect(parseSnapshotCursor(cursor)).toEqual(position);
     expect(parseSnapshotCursor("snapshot:xyz")).toBeUndefined();
-    expect(parseSnapshotCursor(`snapshot:${Buffer.from("[2,3,99,\"a\",\"b\"]").toString("base64url")}`)).toBeUndefined();
+    expect(parseSnapshotCursor(`snapshot:${Buffer.from('[2,3,99,"a","b"]').toString("base64url")}`)).toBeUndefined();
   });
 
   it("carries a value byte for byte (big numbers, escapes, key order), the last of duplicate members", () => {
-    const data = Buffer.from('{ "type" : "t", "key":"k", "value" : {"b":1,"a":12345678901234567890123,"s":"\\u00e9\\"}"} , "headers":{"operation":"update"}}');
+    const data = Buffer.from(
+      '{ "type" : "t", "key":"k", "value" : {"b":1,"a":12345678901234567890123,"s":"\\u00e9\\"}"} , "headers":{"operation":"update"}}',
+    );
     expect(rawMember(data, "value")?.toString()).toBe('{"b":1,"a":12345678901234567890123,"s":"\\u00e9\\"}"}');
     expect(rawMember(Buffer.from('{"value":1,"value":[2, 3]}'), "value")?.toString()).toBe("[2, 3]");
     expect(rawMember(Buffer.from('{"key":"x","headers":{}}'), "value")).toBeUndefined();

@@ -19,7 +19,8 @@ describe("offsets", () => {
     expect(parseOffset("-1")).toEqual({ kind: "start" });
     expect(parseOffset(undefined)).toEqual({ kind: "start" });
     expect(parseOffset("now")).toEqual({ kind: "now" });
-    for (const bad of ["", "12", "abc", "-2", "0000000000000001x", "1e3", "0_1", "0000000000000000_1", "0000000000000000-0000000000000001"]) expect(parseOffset(bad)).toBeUndefined();
+    for (const bad of ["", "12", "abc", "-2", "0000000000000001x", "1e3", "0_1", "0000000000000000_1", "0000000000000000-0000000000000001"])
+      expect(parseOffset(bad)).toBeUndefined();
   });
 });
 

@@ -30,7 +30,7 @@ interface Ack {
 
 type Envelope = EventEnvelope;
 
-const TEXT_PIECES = ["a", "Z", " ", "\n", "{", "\"", "é", "ß", "€", "中", "日本", "😀", "\u0000", "\u007f", "\ufeff"];
+const TEXT_PIECES = ["a", "Z", " ", "\n", "{", '"', "é", "ß", "€", "中", "日本", "😀", "\u0000", "\u007f", "\ufeff"];
 
 /** Bodies that stress the UTF-8/base64 split: random bytes, real text, and nasty edges. */
 function randomBody(): { body: Buffer; contentType: string } {
@@ -135,7 +135,6 @@ async function loadThenKill(server: ServerProcess, inboxId: string, round: numbe
   return { acks, sent, inFlightAtKill, failuresBeforeKill };
 }
 
-
 /** Reads the whole stream page by page, following Stream-Next-Offset to the end. */
 async function readAllEvents(server: ServerProcess, inboxId: string, token: string): Promise<Envelope[]> {
   const events: Envelope[] = [];
@@ -187,9 +186,9 @@ async function verify(server: ServerProcess, inboxId: string, token: string, ack
   // Gapless 1..N, and the inbox's own idea of its tail agrees.
   const outOfPlace = events.filter((event, index) => event.seq !== index + 1).slice(0, 5);
   expect(outOfPlace.map((event) => `seq ${event.seq} at position ${events.indexOf(event) + 1}`)).toEqual([]);
-  const info = (await (
-    await fetch(`${server.url}/api/inboxes/${inboxId}`, { headers: { authorization: `Bearer ${token}` } })
-  ).json()) as { lastSeq: number };
+  const info = (await (await fetch(`${server.url}/api/inboxes/${inboxId}`, { headers: { authorization: `Bearer ${token}` } })).json()) as {
+    lastSeq: number;
+  };
   expect(info.lastSeq).toBe(total);
   expect(total).toBeGreaterThanOrEqual(acks.length);
 

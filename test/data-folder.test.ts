@@ -92,10 +92,15 @@ async function expectAcknowledgementsToStop(server: ServerProcess, inboxId: stri
     await waitUntil(() => sender.statuses.filter((code) => code === 200).length >= 50, "some acks");
     breakFolder();
     const brokenAt = sender.statuses.length;
-    await waitUntil(() => sender.statuses.includes(503), "the first 503 after the folder broke", 15_000, () => {
-      const acked = sender.statuses.slice(brokenAt).filter((code) => code === 200).length;
-      return `; ${acked} posts were answered 200 after the folder broke`;
-    });
+    await waitUntil(
+      () => sender.statuses.includes(503),
+      "the first 503 after the folder broke",
+      15_000,
+      () => {
+        const acked = sender.statuses.slice(brokenAt).filter((code) => code === 200).length;
+        return `; ${acked} posts were answered 200 after the folder broke`;
+      },
+    );
     const firstRefusal = sender.statuses.indexOf(503);
     await waitUntil(() => sender.statuses.length >= firstRefusal + 200, "200 more posts after the first 503");
     await sender.stop();

@@ -70,9 +70,20 @@ describe("dedupeKeyOf", () => {
     expect(custom).toEqual({ header: "x-delivery-id", windowSeconds: 60 });
     expect(dedupeKeyOf(custom, captured(["x-delivery-id", "d1"]))).toBe("d1");
     expect(parseDedupeSettings("github")).toEqual({ preset: "github", header: "x-github-delivery", windowSeconds: 7 * 24 * 3600 });
-    for (const bad of ["gitlab", {}, { preset: "github", header: "x" }, { header: "bad header" }, { jsonPointer: "id" },
-      { jsonPointer: "/a~2" }, { preset: "stripe", windowSeconds: 0 }, { preset: "stripe", windowSeconds: 31 * 24 * 3600 },
-      { preset: "stripe", extra: 1 }, 7, null, ["github"]]) {
+    for (const bad of [
+      "gitlab",
+      {},
+      { preset: "github", header: "x" },
+      { header: "bad header" },
+      { jsonPointer: "id" },
+      { jsonPointer: "/a~2" },
+      { preset: "stripe", windowSeconds: 0 },
+      { preset: "stripe", windowSeconds: 31 * 24 * 3600 },
+      { preset: "stripe", extra: 1 },
+      7,
+      null,
+      ["github"],
+    ]) {
       expect(() => parseDedupeSettings(bad), JSON.stringify(bad)).toThrow();
     }
   });
@@ -197,7 +208,9 @@ describe("dedupe over HTTP", () => {
     const stream = (await server.store.getStream(`inbox/${inbox.id}`))!;
     const options = { dedupe: { key: "batch-key", windowMs: 60_000 } };
     const results = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => server.store.appendEvent(stream.id, { ...captured([], `copy ${i}`), id: `evt_copy_${i}` }, options)),
+      Array.from({ length: 10 }, (_, i) =>
+        server.store.appendEvent(stream.id, { ...captured([], `copy ${i}`), id: `evt_copy_${i}` }, options),
+      ),
     );
     expect(results[0]).toEqual({ status: "appended", seq: 1 });
     expect(results.slice(1)).toEqual(Array.from({ length: 9 }, () => ({ status: "duplicate", seq: 1, id: "evt_copy_0" })));
@@ -212,7 +225,9 @@ describe("dedupe over HTTP", () => {
     expect(await server.store.appendEvent(stream.id, captured([], "first"), options)).toEqual({ status: "appended", seq: 1 });
     expect((await server.admin(`/api/inboxes/${inbox.id}`, { method: "DELETE" })).status).toBe(204);
     expect(await server.store.appendEvent(stream.id, captured([], "again"), options)).toEqual({ status: "not_found" });
-    expect(await server.store.appendEvent(stream.id, captured([], "new"), { dedupe: { key: "new", windowMs: 60_000 } })).toEqual({ status: "not_found" });
+    expect(await server.store.appendEvent(stream.id, captured([], "new"), { dedupe: { key: "new", windowMs: 60_000 } })).toEqual({
+      status: "not_found",
+    });
   });
 
   it("past the window the same id is appended again, and the expired entry is pruned", async () => {
@@ -228,11 +243,17 @@ describe("dedupe over HTTP", () => {
       { timeout: 10_000, interval: 100 },
     );
     const { events } = await readAll(inbox.streamUrl, inbox.token);
-    expect(events.map((event) => [event.seq, event.body])).toEqual([[1, "one"], [2, "later"]]);
+    expect(events.map((event) => [event.seq, event.body])).toEqual([
+      [1, "one"],
+      [2, "later"],
+    ]);
     const stream = (await server.store.getStream(`inbox/${inbox.id}`))!;
     expect(await server.store.findDelivery(stream.id, "d")).toMatchObject({ seq: 2, deliveries: 1 });
     // The prune runs every 50 ms here: the entry goes once its window is over.
-    await vi.waitFor(async () => expect(await server.store.findDelivery(stream.id, "d")).toBeUndefined(), { timeout: 10_000, interval: 100 });
+    await vi.waitFor(async () => expect(await server.store.findDelivery(stream.id, "d")).toBeUndefined(), {
+      timeout: 10_000,
+      interval: 100,
+    });
   });
 
   it("an event removed by retention is still answered with its seq while its entry is in the window", async () => {

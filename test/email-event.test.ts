@@ -4,7 +4,13 @@ import { emailEvent, parseEmailRecipient } from "../dist/core/email-event.js";
 import { emailHeaderValue } from "../dist/core/email-message.js";
 import { dedupeKeyOf, parseDedupeSettings } from "../dist/core/dedupe.js";
 
-const envelope = { mailFrom: "vendor@example.com", rcptTo: "AbCdEfGhIjKlMnOpQrStUvWx+orders@mail.test", helo: "mx.example.com", remoteAddress: "127.0.0.1", tls: false };
+const envelope = {
+  mailFrom: "vendor@example.com",
+  rcptTo: "AbCdEfGhIjKlMnOpQrStUvWx+orders@mail.test",
+  helo: "mx.example.com",
+  remoteAddress: "127.0.0.1",
+  tls: false,
+};
 
 describe("mail recipients", () => {
   it("split into inbox id (case kept) and tag", () => {
@@ -29,7 +35,11 @@ describe("emailEvent", () => {
     expect(event.annotations).toEqual({ email: envelope });
     expect(emailEvent({ raw, envelope: { ...envelope, rcptTo: "x@y" } }).path).toBe("/");
     expect(emailEvent({ raw, envelope: { ...envelope, rcptTo: "x+a/b#c@y" } }).path).toBe("/a%2Fb%23c");
-    expect(emailEvent({ raw, envelope, origin: "reconciled", source: "imap" }).annotations).toEqual({ email: envelope, origin: "reconciled", source: "imap" });
+    expect(emailEvent({ raw, envelope, origin: "reconciled", source: "imap" }).annotations).toEqual({
+      email: envelope,
+      origin: "reconciled",
+      source: "imap",
+    });
   });
 });
 
@@ -50,7 +60,16 @@ describe("the message-id dedupe preset", () => {
     const raw = Buffer.from("Message-ID: <a@b>\r\n\r\nhi\r\n");
     expect(dedupeKeyOf(settings, emailEvent({ raw, envelope }))).toBe("<a@b>");
     expect(dedupeKeyOf(settings, emailEvent({ raw: Buffer.from("Subject: none\r\n\r\n"), envelope }))).toBeUndefined();
-    const webhook = { id: "e", receivedAt: 0, method: "POST", path: "", query: "", rawHeaders: ["Content-Type", "text/plain"], remoteAddr: "", body: raw };
+    const webhook = {
+      id: "e",
+      receivedAt: 0,
+      method: "POST",
+      path: "",
+      query: "",
+      rawHeaders: ["Content-Type", "text/plain"],
+      remoteAddr: "",
+      body: raw,
+    };
     expect(dedupeKeyOf(settings, webhook)).toBeUndefined();
     expect(parseDedupeSettings({ emailHeader: "X-Order" })).toMatchObject({ emailHeader: "x-order" });
   });

@@ -39,7 +39,11 @@ describe("a programming error is 500, logged with its cause; never 503 'nothing 
     expect(response.headers.get("retry-after")).toBeNull();
     expect(await response.json()).toEqual(INTERNAL);
     const line = await logLineOf(lines, response);
-    expect(line).toMatchObject({ level: 50, status: 500, err: { type: "TypeError", message: expect.stringContaining("reading 'settings'") } });
+    expect(line).toMatchObject({
+      level: 50,
+      status: 500,
+      err: { type: "TypeError", message: expect.stringContaining("reading 'settings'") },
+    });
   });
 
   it("at ingest: a TypeError from the store's appendEvent", async () => {

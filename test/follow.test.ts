@@ -69,7 +69,9 @@ describe("SSE readers sharing a position", () => {
         const { readMessages, getStreamById } = { ...reads.counts };
         for (const reader of readers) {
           const data = reader.events.filter((event) => event.event === "data");
-          expect(data.map((event) => (JSON.parse(event.data) as Array<{ body: string }>).map((e) => e.body))).toEqual([[JSON.stringify({ n: 1 })]]);
+          expect(data.map((event) => (JSON.parse(event.data) as Array<{ body: string }>).map((e) => e.body))).toEqual([
+            [JSON.stringify({ n: 1 })],
+          ]);
         }
         // One wake: one shared read of the page and one of the stream row (at most one
         // more if a reader woke behind a read already under way), never one per reader.
@@ -119,7 +121,11 @@ describe("LiveStreams.follow over the real store", () => {
     expect(stream).toBeDefined();
     const seen: string[] = [];
     const describeItem = (item: FollowItem) =>
-      item.kind === "page" ? `page ${item.messages.map((m) => m.seq).join(",")} up-to-date=${item.upToDate}` : item.kind === "up-to-date" ? `up-to-date ${item.seq}` : item.kind;
+      item.kind === "page"
+        ? `page ${item.messages.map((m) => m.seq).join(",")} up-to-date=${item.upToDate}`
+        : item.kind === "up-to-date"
+          ? `up-to-date ${item.seq}`
+          : item.kind;
     const controller = new AbortController();
     let idles = 0;
     for await (const item of live.follow(stream!.id, { afterSeq: 0, idleMs: () => 20, signal: controller.signal })) {

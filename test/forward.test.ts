@@ -80,7 +80,8 @@ function sendWebhook(server: { url: string }, inboxId: string, hook: Webhook): P
         if (res.statusCode === 200) {
           const ack = JSON.parse(text) as { seq: number; id: string };
           resolve({ kind: "acked", seq: ack.seq, id: ack.id });
-        } else if (res.statusCode === 503) resolve({ kind: "refused" }); // nothing stored
+        } else if (res.statusCode === 503)
+          resolve({ kind: "refused" }); // nothing stored
         else resolve({ kind: "unknown", error: `status ${res.statusCode}: ${text}` });
       });
     });
@@ -142,7 +143,20 @@ function randomWebhook(n: number): Webhook {
 // ---------------------------------------------------------------------------------
 // What a delivery must look like
 
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length", "expect"]);
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+  "content-length",
+  "expect",
+]);
 
 /** The headers a target must get for a webhook, in order, minus hop-by-hop ones, Host and framing. */
 function expectedHeaders(hook: Webhook): Array<[string, string]> {
@@ -201,13 +215,16 @@ function parseLines(lines: string[]): Array<{ seq: number; method: string; path:
 // ---------------------------------------------------------------------------------
 // Plumbing
 
-
 interface ConsumerView {
   committedSeq: number;
   lag: { events: number; lostEvents: number; seconds: number; oldestUnackedAt: string | null; oldestUnackedAgeSeconds: number | null };
 }
 
-async function consumerOf(server: { url: string }, inbox: { id: string; token: string }, name = "forward"): Promise<ConsumerView | undefined> {
+async function consumerOf(
+  server: { url: string },
+  inbox: { id: string; token: string },
+  name = "forward",
+): Promise<ConsumerView | undefined> {
   const response = await fetch(`${server.url}/api/inboxes/${inbox.id}/consumers/${name}`, {
     headers: { authorization: `Bearer ${inbox.token}` },
   });
@@ -221,7 +238,10 @@ const spawned: Array<{ name: string; child: Child }> = [];
 
 function childrenOutput(): string {
   return spawned
-    .map(({ name, child }) => `\n--- ${name} (${child.running ? "running" : "exited"}) stdout:\n${child.stdout.text.slice(-1500)}\n--- stderr:\n${child.stderr.text.slice(-1500)}`)
+    .map(
+      ({ name, child }) =>
+        `\n--- ${name} (${child.running ? "running" : "exited"}) stdout:\n${child.stdout.text.slice(-1500)}\n--- stderr:\n${child.stderr.text.slice(-1500)}`,
+    )
     .join("");
 }
 
@@ -262,7 +282,11 @@ async function newTarget(): Promise<Target> {
 }
 
 /** Ingests simple POSTs `/<name>` with body `body <name>`, one after another. */
-async function ingestSimple(server: ServerProcess, inboxId: string, names: string[]): Promise<Array<{ seq: number; id: string; hook: Webhook }>> {
+async function ingestSimple(
+  server: ServerProcess,
+  inboxId: string,
+  names: string[],
+): Promise<Array<{ seq: number; id: string; hook: Webhook }>> {
   const acked = [];
   for (const name of names) {
     const hook: Webhook = {
@@ -270,7 +294,10 @@ async function ingestSimple(server: ServerProcess, inboxId: string, names: strin
       method: "POST",
       path: `/${name}`,
       query: "",
-      headers: [["Content-Type", "text/plain"], ["X-Test-Tag", name]],
+      headers: [
+        ["Content-Type", "text/plain"],
+        ["X-Test-Tag", name],
+      ],
       body: Buffer.from(`body ${name}`),
       chunked: false,
     };
@@ -284,291 +311,293 @@ async function ingestSimple(server: ServerProcess, inboxId: string, names: strin
 // ---------------------------------------------------------------------------------
 
 describe("forward under failures", () => {
-  it(
-    "delivers every event at least once, exactly as received, in order, across random target failures, target downtime, two forwarder SIGKILLs and two server restarts",
-    async () => {
-      const started = Date.now();
-      const log = (message: string) => timeline.push(`${((Date.now() - started) / 1000).toFixed(1)}s ${message}`);
-      const timeline: string[] = [];
+  it("delivers every event at least once, exactly as received, in order, across random target failures, target downtime, two forwarder SIGKILLs and two server restarts", async () => {
+    const started = Date.now();
+    const log = (message: string) => timeline.push(`${((Date.now() - started) / 1000).toFixed(1)}s ${message}`);
+    const timeline: string[] = [];
 
-      const dataDir = tempDir("tailhook-forward-main-");
-      dirs.push(dataDir);
-      let server = await startServer({ dataDir });
-      const port = server.port;
-      const inbox = await createInbox(server);
-      const target = await newTarget();
-      const targetHost = `127.0.0.1:${target.port}`;
+    const dataDir = tempDir("tailhook-forward-main-");
+    dirs.push(dataDir);
+    let server = await startServer({ dataDir });
+    const port = server.port;
+    const inbox = await createInbox(server);
+    const target = await newTarget();
+    const targetHost = `127.0.0.1:${target.port}`;
 
-      // The producer: paced webhooks, or a burst as fast as the server takes them.
-      const sent = new Map<string, Webhook>();
-      const acked: Array<{ seq: number; id: string; tag: string }> = [];
-      const unknown: string[] = [];
-      const producer = { running: true, burst: 0, sent: 0, refused: 0 };
-      const produced = (async () => {
-        for (let n = 1; producer.running || producer.burst > 0; n++) {
-          const hook = randomWebhook(n);
-          sent.set(hook.tag, hook);
-          for (;;) {
-            const outcome = await sendWebhook(server, inbox.id, hook);
-            if (outcome.kind === "acked") {
-              acked.push({ seq: outcome.seq, id: outcome.id, tag: hook.tag });
-              break;
-            }
-            // Refused (server down or draining): not stored, send again. Unknown: maybe
-            // stored; sending again may store it twice, which the checker allows.
-            if (outcome.kind === "unknown") unknown.push(`${hook.tag}: ${outcome.error}`);
-            producer.refused++;
-            // Pacing of a retry against a server that is down: time is the input here.
-            await sleep(100);
+    // The producer: paced webhooks, or a burst as fast as the server takes them.
+    const sent = new Map<string, Webhook>();
+    const acked: Array<{ seq: number; id: string; tag: string }> = [];
+    const unknown: string[] = [];
+    const producer = { running: true, burst: 0, sent: 0, refused: 0 };
+    const produced = (async () => {
+      for (let n = 1; producer.running || producer.burst > 0; n++) {
+        const hook = randomWebhook(n);
+        sent.set(hook.tag, hook);
+        for (;;) {
+          const outcome = await sendWebhook(server, inbox.id, hook);
+          if (outcome.kind === "acked") {
+            acked.push({ seq: outcome.seq, id: outcome.id, tag: hook.tag });
+            break;
           }
-          producer.sent++;
-          if (producer.burst > 0) producer.burst--;
-          // The producer's pace (webhooks arrive over time, not all at once): time is the input.
-          else await sleep(40 + Math.random() * 60);
+          // Refused (server down or draining): not stored, send again. Unknown: maybe
+          // stored; sending again may store it twice, which the checker allows.
+          if (outcome.kind === "unknown") unknown.push(`${hook.tag}: ${outcome.error}`);
+          producer.refused++;
+          // Pacing of a retry against a server that is down: time is the input here.
+          await sleep(100);
         }
-      })();
+        producer.sent++;
+        if (producer.burst > 0) producer.burst--;
+        // The producer's pace (webhooks arrive over time, not all at once): time is the input.
+        else await sleep(40 + Math.random() * 60);
+      }
+    })();
 
-      const forwarders: Child[] = [];
-      const spawnGeneration = () => {
-        target.generation = forwarders.length + 1;
-        forwarders.push(startForwarder(server, inbox, target));
-        log(`forwarder #${target.generation} started`);
-      };
-      const killForwarder = async () => {
-        const current = forwarders.at(-1)!;
-        const exit = await current.kill("SIGKILL");
-        expect(exit.signal).toBe("SIGKILL");
-        log(`forwarder #${forwarders.length} SIGKILLed`);
-      };
-      // Each phase lasts until the system has visibly gone through it, not for a set time.
-      const untilMore = async (what: string, count: () => number, more: number) => {
-        const from = count();
-        await until(what, () => count() >= from + more, 30_000);
-      };
-      const failedAnswers = (generation: number) =>
-        target.received.filter((r) => r.generation === generation && r.answer !== 200).length;
-      const deliveryErrors = (forwarder: Child) => forwarder.stdout.lines.filter((line) => / error .*retrying in /.test(line)).length;
-      const serverRefused = () => untilMore("the producer to find the server down", () => producer.refused, 1);
-      const restartServer = async (beforeStart: () => Promise<void> = serverRefused) => {
-        const exit = await server.kill("SIGTERM");
-        expect(exit).toEqual({ code: 0, signal: null });
-        log("tailhook server stopped (SIGTERM)");
-        await beforeStart();
-        server = await startServer({ dataDir, port });
-        expect(server.port).toBe(port);
-        log("tailhook server started again on the same port");
-      };
-      let blockedAfterStop = 0;
-      const twoHundreds = (generation: number) => target.received.filter((r) => r.generation === generation && r.answer === 200);
+    const forwarders: Child[] = [];
+    const spawnGeneration = () => {
+      target.generation = forwarders.length + 1;
+      forwarders.push(startForwarder(server, inbox, target));
+      log(`forwarder #${target.generation} started`);
+    };
+    const killForwarder = async () => {
+      const current = forwarders.at(-1)!;
+      const exit = await current.kill("SIGKILL");
+      expect(exit.signal).toBe("SIGKILL");
+      log(`forwarder #${forwarders.length} SIGKILLed`);
+    };
+    // Each phase lasts until the system has visibly gone through it, not for a set time.
+    const untilMore = async (what: string, count: () => number, more: number) => {
+      const from = count();
+      await until(what, () => count() >= from + more, 30_000);
+    };
+    const failedAnswers = (generation: number) => target.received.filter((r) => r.generation === generation && r.answer !== 200).length;
+    const deliveryErrors = (forwarder: Child) => forwarder.stdout.lines.filter((line) => / error .*retrying in /.test(line)).length;
+    const serverRefused = () => untilMore("the producer to find the server down", () => producer.refused, 1);
+    const restartServer = async (beforeStart: () => Promise<void> = serverRefused) => {
+      const exit = await server.kill("SIGTERM");
+      expect(exit).toEqual({ code: 0, signal: null });
+      log("tailhook server stopped (SIGTERM)");
+      await beforeStart();
+      server = await startServer({ dataDir, port });
+      expect(server.port).toBe(port);
+      log("tailhook server started again on the same port");
+    };
+    let blockedAfterStop = 0;
+    const twoHundreds = (generation: number) => target.received.filter((r) => r.generation === generation && r.answer === 200);
 
-      try {
-        spawnGeneration();
-        await untilMore("forwarder #1 to deliver", () => twoHundreds(1).length, 10);
+    try {
+      spawnGeneration();
+      await untilMore("forwarder #1 to deliver", () => twoHundreds(1).length, 10);
 
-        target.mode = "flaky";
-        log("target flaky");
-        await untilMore("forwarder #1 to meet failures", () => failedAnswers(1), 3);
+      target.mode = "flaky";
+      log("target flaky");
+      await untilMore("forwarder #1 to meet failures", () => failedAnswers(1), 3);
+      await killForwarder();
+      spawnGeneration();
+      await untilMore("forwarder #2 to deliver", () => twoHundreds(2).length, 5);
+
+      // Server restart A: forwarder #2 rides it out.
+      await restartServer();
+      await untilMore("forwarder #2 to deliver after restart A", () => twoHundreds(2).length, 10);
+
+      // The target goes down for a few seconds. The forwarder gets stuck on a paced
+      // event first, then a burst arrives, which it will read as one page later.
+      await target.down();
+      log("target down");
+      await untilMore("forwarder #2 to fail against the down target", () => deliveryErrors(forwarders.at(-1)!), 1);
+      const burstFromSeq = (acked.at(-1)?.seq ?? 0) + 2;
+      producer.burst = 140;
+      await until("the burst", () => producer.burst === 0, 20_000);
+      const lagged = await consumerOf(server, inbox);
+      log(`burst done at #${acked.at(-1)!.seq}; lag ${lagged?.lag.events}`);
+      expect(lagged).toBeDefined();
+      expect(lagged!.lag.events).toBeGreaterThan(0);
+      expect(lagged!.lag.events).toBeGreaterThanOrEqual(140);
+      expect(lagged!.lag.oldestUnackedAgeSeconds).not.toBeNull();
+      await untilMore("forwarder #2 to retry against the down target", () => deliveryErrors(forwarders.at(-1)!), 1);
+      // Back, answering quickly what came before the burst, then slowly (300 ms).
+      target.mode = (r) => (r.seq! < burstFromSeq ? 200 : { status: 200, delayMs: 300 });
+      await target.up();
+      log("target up; slow from the burst on");
+      await until("forwarder #2 into the burst", () => twoHundreds(2).some((r) => r.seq! > burstFromSeq), 15_000);
+
+      // Server restart B: while it is down, forwarder #2 keeps delivering from memory
+      // with every commit failing, until it holds maxUnacked + 1 unconfirmed events; then
+      // it is SIGKILLed and #3 starts before the server is back.
+      await restartServer(async () => {
+        const stoppedAt = Date.now();
+        target.mode = "ok";
+        let last = -1;
+        // "Stopped" is "nothing new for 600 ms": quiet is only seen over time.
+        await until(
+          "forwarder #2 to stop delivering",
+          async () => {
+            const count = target.received.length;
+            const quiet = count === last;
+            last = count;
+            return quiet;
+          },
+          8_000,
+          600,
+        );
+        blockedAfterStop = new Set(
+          twoHundreds(2)
+            .filter((r) => r.at >= stoppedAt)
+            .map((r) => r.seq),
+        ).size;
+        log(`forwarder #2 delivered ${blockedAfterStop} events while the server was down, then waited`);
         await killForwarder();
         spawnGeneration();
-        await untilMore("forwarder #2 to deliver", () => twoHundreds(2).length, 5);
-
-        // Server restart A: forwarder #2 rides it out.
-        await restartServer();
-        await untilMore("forwarder #2 to deliver after restart A", () => twoHundreds(2).length, 10);
-
-        // The target goes down for a few seconds. The forwarder gets stuck on a paced
-        // event first, then a burst arrives, which it will read as one page later.
-        await target.down();
-        log("target down");
-        await untilMore("forwarder #2 to fail against the down target", () => deliveryErrors(forwarders.at(-1)!), 1);
-        const burstFromSeq = (acked.at(-1)?.seq ?? 0) + 2;
-        producer.burst = 140;
-        await until("the burst", () => producer.burst === 0, 20_000);
-        const lagged = await consumerOf(server, inbox);
-        log(`burst done at #${acked.at(-1)!.seq}; lag ${lagged?.lag.events}`);
-        expect(lagged).toBeDefined();
-        expect(lagged!.lag.events).toBeGreaterThan(0);
-        expect(lagged!.lag.events).toBeGreaterThanOrEqual(140);
-        expect(lagged!.lag.oldestUnackedAgeSeconds).not.toBeNull();
-        await untilMore("forwarder #2 to retry against the down target", () => deliveryErrors(forwarders.at(-1)!), 1);
-        // Back, answering quickly what came before the burst, then slowly (300 ms).
-        target.mode = (r) => (r.seq! < burstFromSeq ? 200 : { status: 200, delayMs: 300 });
-        await target.up();
-        log("target up; slow from the burst on");
-        await until("forwarder #2 into the burst", () => twoHundreds(2).some((r) => r.seq! > burstFromSeq), 15_000);
-
-        // Server restart B: while it is down, forwarder #2 keeps delivering from memory
-        // with every commit failing, until it holds maxUnacked + 1 unconfirmed events; then
-        // it is SIGKILLed and #3 starts before the server is back.
-        await restartServer(async () => {
-          const stoppedAt = Date.now();
-          target.mode = "ok";
-          let last = -1;
-          // "Stopped" is "nothing new for 600 ms": quiet is only seen over time.
-          await until(
-            "forwarder #2 to stop delivering",
-            async () => {
-              const count = target.received.length;
-              const quiet = count === last;
-              last = count;
-              return quiet;
-            },
-            8_000,
-            600,
-          );
-          blockedAfterStop = new Set(twoHundreds(2).filter((r) => r.at >= stoppedAt).map((r) => r.seq)).size;
-          log(`forwarder #2 delivered ${blockedAfterStop} events while the server was down, then waited`);
-          await killForwarder();
-          spawnGeneration();
-          const third = forwarders.at(-1)!;
-          await until("forwarder #3 to find the server down", () => third.stderr.lines.length > 0);
-        });
-        expect(blockedAfterStop).toBeLessThanOrEqual(MAX_UNACKED + 1);
-        expect(blockedAfterStop).toBeGreaterThan(50); // the backlog really was delivered from memory
-
-        await untilMore("forwarder #3 to deliver", () => twoHundreds(3).length, 10);
-        target.mode = "flaky";
-        target.pending429 = true;
-        log("target flaky, with one 429 Retry-After: 1");
-        await until("the 429 to be answered", () => !target.pending429);
-        await untilMore("forwarder #3 to meet failures", () => failedAnswers(3), 3);
-
-        producer.running = false;
-        await produced;
-        target.mode = "ok";
-        log(`producer stopped after ${producer.sent} webhooks; draining`);
-
-        const lastSeq = Math.max(...acked.map((a) => a.seq));
-        await until(
-          "the forwarder to drain",
-          async () => {
-            if (!twoHundreds(3).some((r) => r.seq === lastSeq)) return false;
-            const consumer = await consumerOf(server, inbox);
-            return consumer?.committedSeq === lastSeq;
-          },
-          25_000,
-          100,
-        );
-        log("drained");
-        const drained = (await consumerOf(server, inbox))!;
-        expect(drained.committedSeq).toBe(lastSeq);
-        expect(drained.lag).toEqual({ events: 0, lostEvents: 0, seconds: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
-
-        // A clean stop: SIGTERM, exit 0.
-        const last = forwarders.at(-1)!;
-        expect(await last.kill("SIGTERM")).toEqual({ code: 0, signal: null });
-      } finally {
-        producer.running = false;
-        producer.burst = 0;
-        await produced.catch(() => undefined);
-        await killAllChildren();
-        await target.down();
-        process.stdout.write(`forward test timeline:\n  ${timeline.join("\n  ")}\n`);
-      }
-
-      // ------------------------------------------------------------- the checker
-      // The stream as the server holds it: every event the forwarder had to deliver.
-      const check = await startServer({ dataDir, port });
-      const stream: Array<{ seq: number; id: string; headers: Array<[string, string]> }> = [];
-      for (let from = "-1"; ; ) {
-        const response = await fetch(`${check.url}/v1/stream/inbox/${inbox.id}?offset=${from}`, {
-          headers: { authorization: `Bearer ${inbox.token}` },
-        });
-        stream.push(...((await response.json()) as typeof stream));
-        from = response.headers.get("stream-next-offset")!;
-        if (response.headers.get("stream-up-to-date") === "true") break;
-      }
-      const lastSeq = stream.at(-1)!.seq;
-      expect(stream.map((e) => e.seq)).toEqual(Array.from({ length: lastSeq }, (_, i) => i + 1));
-      // Every acknowledged webhook is in the stream at the seq its ack named.
-      for (const ack of acked) expect(stream[ack.seq - 1]!.id).toBe(ack.id);
-      expect(acked.length + unknown.length).toBeGreaterThanOrEqual(lastSeq);
-
-      const deliveries = target.received;
-      for (const r of deliveries) expect(r.seq, `request #${r.index} ${r.url} carries X-Tailhook-Seq`).toBeDefined();
-
-      // 1. Every event reached the target, exactly as it was received, on every attempt.
-      for (const event of stream) {
-        const tag = event.headers.find(([name]) => name === "X-Test-Tag")![1];
-        const hook = sent.get(tag)!;
-        expect(hook, `event ${event.seq}`).toBeDefined();
-        const forEvent = deliveries.filter((r) => r.seq === event.seq);
-        expect(forEvent.some((r) => r.answer === 200), `event ${event.seq} was delivered with a 2xx`).toBe(true);
-        for (const r of forEvent) checkDelivery(r, event.seq, event.id, hook, inbox.id, targetHost);
-      }
-      expect(deliveries.every((r) => r.seq! >= 1 && r.seq! <= lastSeq)).toBe(true);
-
-      // 2. First deliveries are in order.
-      const firsts: number[] = [];
-      const seen = new Set<number>();
-      for (const r of deliveries) {
-        if (!seen.has(r.seq!)) firsts.push(r.seq!);
-        seen.add(r.seq!);
-      }
-      expect(firsts).toEqual(Array.from({ length: lastSeq }, (_, i) => i + 1));
-
-      // 3. Inside one forwarder process: nothing is passed before it got a 2xx, and
-      //    nothing that got a 2xx is sent again (also across the server restart A).
-      const generations = [1, 2, 3];
-      for (const generation of generations) {
-        const mine = deliveries.filter((r) => r.generation === generation);
-        expect(mine.length, `forwarder #${generation} delivered something`).toBeGreaterThan(0);
-        for (let i = 1; i < mine.length; i++) {
-          const [previous, current] = [mine[i - 1]!, mine[i]!];
-          const where = `forwarder #${generation}: request for ${current.seq} after ${previous.seq} (answered ${previous.answer})`;
-          if (previous.answer === 200) expect(current.seq, where).toBe(previous.seq! + 1);
-          else expect(current.seq, where).toBe(previous.seq);
-          if (current.seq === previous.seq) expect(current.attempt!, where).toBeGreaterThan(previous.attempt!);
-        }
-      }
-
-      // 4. What each kill made the next forwarder repeat: events that had a 2xx before
-      //    the kill and were delivered again after it — at most maxUnacked + 1.
-      const duplicates = [1, 2].map((killed) => {
-        const confirmedBefore = new Set(deliveries.filter((r) => r.generation <= killed && r.answer === 200).map((r) => r.seq));
-        const repeated = deliveries.filter((r) => r.generation === killed + 1 && confirmedBefore.has(r.seq));
-        return { kill: killed, events: new Set(repeated.map((r) => r.seq)).size, requests: repeated.length };
+        const third = forwarders.at(-1)!;
+        await until("forwarder #3 to find the server down", () => third.stderr.lines.length > 0);
       });
-      for (const { events } of duplicates) expect(events).toBeLessThanOrEqual(MAX_UNACKED + 1);
-      // Everything forwarder #2 delivered while the server was down was unconfirmed, so
-      // the second kill repeats at least that much.
-      expect(duplicates[1]!.events).toBeGreaterThanOrEqual(blockedAfterStop);
+      expect(blockedAfterStop).toBeLessThanOrEqual(MAX_UNACKED + 1);
+      expect(blockedAfterStop).toBeGreaterThan(50); // the backlog really was delivered from memory
 
-      // 5. The 429 with Retry-After: 1 was honoured.
-      const throttled = deliveries.find((r) => r.answer === 429);
-      expect(throttled).toBeDefined();
-      const retried = deliveries.find((r) => r.index > throttled!.index && r.generation === throttled!.generation);
-      expect(retried?.seq).toBe(throttled!.seq);
-      expect(retried!.at - throttled!.at).toBeGreaterThanOrEqual(950);
+      await untilMore("forwarder #3 to deliver", () => twoHundreds(3).length, 10);
+      target.mode = "flaky";
+      target.pending429 = true;
+      log("target flaky, with one 429 Retry-After: 1");
+      await until("the 429 to be answered", () => !target.pending429);
+      await untilMore("forwarder #3 to meet failures", () => failedAnswers(3), 3);
 
-      // 6. The forwarders' output: one well-formed line per attempt; notices on stderr only.
-      for (const [index, child] of forwarders.entries()) {
-        const lines = parseLines(child.stdout.lines);
-        for (const line of lines) {
-          if (line.result === "200") expect(line.note === undefined || /^\(attempt \d+\)$/.test(line.note), line.note).toBe(true);
-          else expect(line.note, JSON.stringify(line)).toMatch(/^retrying in \d+\.\d s \(attempt \d+\)$/);
-        }
-        for (const line of child.stderr.lines) expect(line, `forwarder #${index + 1} stderr`).toMatch(/^tailhook: /);
+      producer.running = false;
+      await produced;
+      target.mode = "ok";
+      log(`producer stopped after ${producer.sent} webhooks; draining`);
+
+      const lastSeq = Math.max(...acked.map((a) => a.seq));
+      await until(
+        "the forwarder to drain",
+        async () => {
+          if (!twoHundreds(3).some((r) => r.seq === lastSeq)) return false;
+          const consumer = await consumerOf(server, inbox);
+          return consumer?.committedSeq === lastSeq;
+        },
+        25_000,
+        100,
+      );
+      log("drained");
+      const drained = (await consumerOf(server, inbox))!;
+      expect(drained.committedSeq).toBe(lastSeq);
+      expect(drained.lag).toEqual({ events: 0, lostEvents: 0, seconds: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
+
+      // A clean stop: SIGTERM, exit 0.
+      const last = forwarders.at(-1)!;
+      expect(await last.kill("SIGTERM")).toEqual({ code: 0, signal: null });
+    } finally {
+      producer.running = false;
+      producer.burst = 0;
+      await produced.catch(() => undefined);
+      await killAllChildren();
+      await target.down();
+      process.stdout.write(`forward test timeline:\n  ${timeline.join("\n  ")}\n`);
+    }
+
+    // ------------------------------------------------------------- the checker
+    // The stream as the server holds it: every event the forwarder had to deliver.
+    const check = await startServer({ dataDir, port });
+    const stream: Array<{ seq: number; id: string; headers: Array<[string, string]> }> = [];
+    for (let from = "-1"; ;) {
+      const response = await fetch(`${check.url}/v1/stream/inbox/${inbox.id}?offset=${from}`, {
+        headers: { authorization: `Bearer ${inbox.token}` },
+      });
+      stream.push(...((await response.json()) as typeof stream));
+      from = response.headers.get("stream-next-offset")!;
+      if (response.headers.get("stream-up-to-date") === "true") break;
+    }
+    const lastSeq = stream.at(-1)!.seq;
+    expect(stream.map((e) => e.seq)).toEqual(Array.from({ length: lastSeq }, (_, i) => i + 1));
+    // Every acknowledged webhook is in the stream at the seq its ack named.
+    for (const ack of acked) expect(stream[ack.seq - 1]!.id).toBe(ack.id);
+    expect(acked.length + unknown.length).toBeGreaterThanOrEqual(lastSeq);
+
+    const deliveries = target.received;
+    for (const r of deliveries) expect(r.seq, `request #${r.index} ${r.url} carries X-Tailhook-Seq`).toBeDefined();
+
+    // 1. Every event reached the target, exactly as it was received, on every attempt.
+    for (const event of stream) {
+      const tag = event.headers.find(([name]) => name === "X-Test-Tag")![1];
+      const hook = sent.get(tag)!;
+      expect(hook, `event ${event.seq}`).toBeDefined();
+      const forEvent = deliveries.filter((r) => r.seq === event.seq);
+      expect(
+        forEvent.some((r) => r.answer === 200),
+        `event ${event.seq} was delivered with a 2xx`,
+      ).toBe(true);
+      for (const r of forEvent) checkDelivery(r, event.seq, event.id, hook, inbox.id, targetHost);
+    }
+    expect(deliveries.every((r) => r.seq! >= 1 && r.seq! <= lastSeq)).toBe(true);
+
+    // 2. First deliveries are in order.
+    const firsts: number[] = [];
+    const seen = new Set<number>();
+    for (const r of deliveries) {
+      if (!seen.has(r.seq!)) firsts.push(r.seq!);
+      seen.add(r.seq!);
+    }
+    expect(firsts).toEqual(Array.from({ length: lastSeq }, (_, i) => i + 1));
+
+    // 3. Inside one forwarder process: nothing is passed before it got a 2xx, and
+    //    nothing that got a 2xx is sent again (also across the server restart A).
+    const generations = [1, 2, 3];
+    for (const generation of generations) {
+      const mine = deliveries.filter((r) => r.generation === generation);
+      expect(mine.length, `forwarder #${generation} delivered something`).toBeGreaterThan(0);
+      for (let i = 1; i < mine.length; i++) {
+        const [previous, current] = [mine[i - 1]!, mine[i]!];
+        const where = `forwarder #${generation}: request for ${current.seq} after ${previous.seq} (answered ${previous.answer})`;
+        if (previous.answer === 200) expect(current.seq, where).toBe(previous.seq! + 1);
+        else expect(current.seq, where).toBe(previous.seq);
+        if (current.seq === previous.seq) expect(current.attempt!, where).toBeGreaterThan(previous.attempt!);
       }
-      const finalLines = parseLines(forwarders[2]!.stdout.lines);
-      expect(finalLines.at(-1)).toMatchObject({ seq: lastSeq, result: "200" });
-      expect(parseLines(forwarders.flatMap((f) => f.stdout.lines)).filter((l) => l.result === "429")).toHaveLength(1);
+    }
 
-      const stats = {
-        seconds: Math.round((Date.now() - started) / 100) / 10,
-        events: lastSeq,
-        requests: deliveries.length,
-        answers: Object.fromEntries(
-          [200, 429, 500, 503, "reset"].map((answer) => [answer, deliveries.filter((r) => r.answer === answer).length]),
-        ),
-        duplicatesPerKill: duplicates,
-        deliveredWhileServerDown: blockedAfterStop,
-        unknownIngests: unknown.length,
-      };
-      process.stdout.write(`forward test stats: ${JSON.stringify(stats)}\n`);
-    },
-    60_000,
-  );
+    // 4. What each kill made the next forwarder repeat: events that had a 2xx before
+    //    the kill and were delivered again after it — at most maxUnacked + 1.
+    const duplicates = [1, 2].map((killed) => {
+      const confirmedBefore = new Set(deliveries.filter((r) => r.generation <= killed && r.answer === 200).map((r) => r.seq));
+      const repeated = deliveries.filter((r) => r.generation === killed + 1 && confirmedBefore.has(r.seq));
+      return { kill: killed, events: new Set(repeated.map((r) => r.seq)).size, requests: repeated.length };
+    });
+    for (const { events } of duplicates) expect(events).toBeLessThanOrEqual(MAX_UNACKED + 1);
+    // Everything forwarder #2 delivered while the server was down was unconfirmed, so
+    // the second kill repeats at least that much.
+    expect(duplicates[1]!.events).toBeGreaterThanOrEqual(blockedAfterStop);
+
+    // 5. The 429 with Retry-After: 1 was honoured.
+    const throttled = deliveries.find((r) => r.answer === 429);
+    expect(throttled).toBeDefined();
+    const retried = deliveries.find((r) => r.index > throttled!.index && r.generation === throttled!.generation);
+    expect(retried?.seq).toBe(throttled!.seq);
+    expect(retried!.at - throttled!.at).toBeGreaterThanOrEqual(950);
+
+    // 6. The forwarders' output: one well-formed line per attempt; notices on stderr only.
+    for (const [index, child] of forwarders.entries()) {
+      const lines = parseLines(child.stdout.lines);
+      for (const line of lines) {
+        if (line.result === "200") expect(line.note === undefined || /^\(attempt \d+\)$/.test(line.note), line.note).toBe(true);
+        else expect(line.note, JSON.stringify(line)).toMatch(/^retrying in \d+\.\d s \(attempt \d+\)$/);
+      }
+      for (const line of child.stderr.lines) expect(line, `forwarder #${index + 1} stderr`).toMatch(/^tailhook: /);
+    }
+    const finalLines = parseLines(forwarders[2]!.stdout.lines);
+    expect(finalLines.at(-1)).toMatchObject({ seq: lastSeq, result: "200" });
+    expect(parseLines(forwarders.flatMap((f) => f.stdout.lines)).filter((l) => l.result === "429")).toHaveLength(1);
+
+    const stats = {
+      seconds: Math.round((Date.now() - started) / 100) / 10,
+      events: lastSeq,
+      requests: deliveries.length,
+      answers: Object.fromEntries(
+        [200, 429, 500, 503, "reset"].map((answer) => [answer, deliveries.filter((r) => r.answer === answer).length]),
+      ),
+      duplicatesPerKill: duplicates,
+      deliveredWhileServerDown: blockedAfterStop,
+      unknownIngests: unknown.length,
+    };
+    process.stdout.write(`forward test stats: ${JSON.stringify(stats)}\n`);
+  }, 60_000);
 });
 
 describe("forward's 4xx policy", () => {
@@ -598,7 +627,9 @@ describe("forward's 4xx policy", () => {
       [2, 400],
       [3, 200],
     ]);
-    target.received.forEach((r, i) => checkDelivery(r, events[i]!.seq, events[i]!.id, events[i]!.hook, inbox.id, `127.0.0.1:${target.port}`));
+    target.received.forEach((r, i) =>
+      checkDelivery(r, events[i]!.seq, events[i]!.id, events[i]!.hook, inbox.id, `127.0.0.1:${target.port}`),
+    );
     const lines = parseLines(forwarder.stdout.lines);
     expect(lines.map((l) => [l.seq, l.method, l.path, l.result, l.note])).toEqual([
       [1, "POST", "/one", "200", undefined],
@@ -725,7 +756,9 @@ describe("forward, stopping and starting", () => {
       [9, 200],
       [10, 200],
     ]);
-    target.received.forEach((r, i) => checkDelivery(r, 8 + i, events[7 + i]!.id, events[7 + i]!.hook, inbox.id, `127.0.0.1:${target.port}`));
+    target.received.forEach((r, i) =>
+      checkDelivery(r, 8 + i, events[7 + i]!.id, events[7 + i]!.hook, inbox.id, `127.0.0.1:${target.port}`),
+    );
     expect(await consumerOf(server, inbox)).toMatchObject({ lag: { events: 0, lostEvents: 0 } });
     // Its exit is the sentinel: all of its stderr is read by then.
     expect(await forwarder.kill("SIGTERM")).toEqual({ code: 0, signal: null });
@@ -741,7 +774,7 @@ describe("forward, stopping and starting", () => {
     // (and that signatures over the URL cover).
     const hooks: Webhook[] = [
       ["/cb/it's", "where=name%20eq%20'x'"],
-      ["/t/{tenant}/", "tpl={id}&json=\"v\""],
+      ["/t/{tenant}/", 'tpl={id}&json="v"'],
       ["/plain", "sig=a|b^c"],
     ].map(([path, query], n) => ({
       tag: `exact-${n}`,
@@ -806,7 +839,11 @@ describe("replay", () => {
     expect(((await list.json()) as { consumers: Array<{ name: string }> }).consumers.map((c) => c.name)).toEqual(["forward"]);
 
     // Nothing there (exit 1), or an empty or malformed range (a usage error, exit 2): one line on stderr, nothing sent.
-    for (const [range, exitCode] of [["9", 1], ["4..2", 2], ["x", 2]] as const) {
+    for (const [range, exitCode] of [
+      ["9", 1],
+      ["4..2", 2],
+      ["x", 2],
+    ] as const) {
       const refused = await runCli([...base, range, "--to", `${target.url}/base`], env);
       expect(refused.code, range).toBe(exitCode);
       expect(refused.errorLines, range).toHaveLength(1);

@@ -67,17 +67,24 @@ describe("stream tokens", () => {
 
   it("a read token reads the streams under its prefix, and nothing else", async () => {
     for (const name of ["app/chat/room-1", "app/chatx", "app/other"]) {
-      expect((await server.admin(`/v1/stream/${name}`, { method: "PUT", headers: { "content-type": "text/plain" }, body: name })).status).toBe(201);
+      expect(
+        (await server.admin(`/v1/stream/${name}`, { method: "PUT", headers: { "content-type": "text/plain" }, body: name })).status,
+      ).toBe(201);
     }
     const reader = await grant({ prefix: "app/chat" });
     expect(reader).toMatchObject({ prefix: "app/chat", access: "read" });
     expect(reader.token).toMatch(/^ths_/);
-    const as = (token: string, init: RequestInit = {}) => ({ ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${token}` } });
+    const as = (token: string, init: RequestInit = {}) => ({
+      ...init,
+      headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${token}` },
+    });
     const room = `${server.url}/v1/stream/app/chat/room-1`;
     expect(await (await fetch(room, as(reader.token))).text()).toBe("app/chat/room-1");
     expect((await fetch(`${room}?offset=-1&token=${reader.token}`)).status).toBe(200); // EventSource style
     expect((await fetch(room, as(reader.token, { method: "HEAD" }))).status).toBe(200);
-    expect((await fetch(room, as(reader.token, { method: "POST", headers: { "content-type": "text/plain" }, body: "x" }))).status).toBe(401);
+    expect((await fetch(room, as(reader.token, { method: "POST", headers: { "content-type": "text/plain" }, body: "x" }))).status).toBe(
+      401,
+    );
     expect((await fetch(`${server.url}/v1/stream/app/chatx`, as(reader.token))).status).toBe(401);
     expect((await fetch(`${server.url}/v1/stream/app/other`, as(reader.token))).status).toBe(401);
     expect((await fetch(`${server.url}/api/stream-tokens`, as(reader.token))).status).toBe(401);
@@ -89,7 +96,10 @@ describe("stream tokens", () => {
     expect((await fetch(`${server.url}/v1/stream/jobs/1`, { method: "PUT", headers: auth })).status).toBe(201);
     expect((await fetch(`${server.url}/v1/stream/jobs/1`, { method: "POST", headers: auth, body: '{"step":1}' })).status).toBe(204);
     expect(await (await fetch(`${server.url}/v1/stream/jobs/1`, { headers: auth })).json()).toEqual([{ step: 1 }]);
-    const leak = await fetch(`${server.url}/v1/stream/jobs/copy`, { method: "PUT", headers: { ...auth, "stream-forked-from": "app/other" } });
+    const leak = await fetch(`${server.url}/v1/stream/jobs/copy`, {
+      method: "PUT",
+      headers: { ...auth, "stream-forked-from": "app/other" },
+    });
     expect(leak.status).toBe(401);
     expect((await fetch(`${server.url}/v1/stream/jobs/1`, { method: "DELETE", headers: auth })).status).toBe(204);
 
@@ -107,9 +117,24 @@ describe("stream tokens", () => {
     const brief = await grant({ prefix: "brief", access: "write", expiresInSeconds: 1 });
     const auth = { authorization: `Bearer ${brief.token}` };
     expect((await fetch(`${server.url}/v1/stream/brief/a`, { method: "PUT", headers: auth })).status).toBe(201);
-    await waitUntil(async () => (await fetch(`${server.url}/v1/stream/brief/a`, { headers: auth })).status === 401, "the 1 s token to expire");
-    for (const body of [{}, { prefix: "" }, { prefix: "a//b" }, { prefix: "a", access: "admin" }, { prefix: "a", expiresInSeconds: 0 }, { prefix: "a", extra: 1 }, { prefix: "inbox" }]) {
-      const response = await server.admin("/api/stream-tokens", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    await waitUntil(
+      async () => (await fetch(`${server.url}/v1/stream/brief/a`, { headers: auth })).status === 401,
+      "the 1 s token to expire",
+    );
+    for (const body of [
+      {},
+      { prefix: "" },
+      { prefix: "a//b" },
+      { prefix: "a", access: "admin" },
+      { prefix: "a", expiresInSeconds: 0 },
+      { prefix: "a", extra: 1 },
+      { prefix: "inbox" },
+    ]) {
+      const response = await server.admin("/api/stream-tokens", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
       expect(response.status, JSON.stringify(body)).toBe(400);
     }
   });
@@ -138,7 +163,11 @@ describe("open mode", () => {
   });
 
   it("still keeps stream-token management for the admin", async () => {
-    const response = await fetch(`${server.url}/api/stream-tokens`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"prefix":"x"}' });
+    const response = await fetch(`${server.url}/api/stream-tokens`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"prefix":"x"}',
+    });
     expect(response.status).toBe(401);
   });
 
@@ -156,10 +185,17 @@ describe("restart", () => {
   it("keeps streams, their closure, TTL and producer state", async () => {
     const first = await startTestServer({ open: true });
     const url = `${first.url}/v1/stream/keep/a`;
-    const producer = (seq: number) => ({ "producer-id": "p", "producer-epoch": "3", "producer-seq": String(seq), "content-type": "application/json" });
+    const producer = (seq: number) => ({
+      "producer-id": "p",
+      "producer-epoch": "3",
+      "producer-seq": String(seq),
+      "content-type": "application/json",
+    });
     expect((await fetch(url, { method: "PUT", headers: { "content-type": "application/json", "stream-ttl": "3600" } })).status).toBe(201);
     expect((await fetch(url, { method: "POST", headers: producer(0), body: '[{"a":1},{"b":2}]' })).status).toBe(200);
-    expect((await fetch(`${first.url}/v1/stream/keep/b`, { method: "PUT", headers: { "stream-closed": "true" }, body: "end" })).status).toBe(201);
+    expect(
+      (await fetch(`${first.url}/v1/stream/keep/b`, { method: "PUT", headers: { "stream-closed": "true" }, body: "end" })).status,
+    ).toBe(201);
     await first.close();
 
     const second = await startTestServer({ open: true }, { dataDir: first.dataDir });

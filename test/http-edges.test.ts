@@ -92,7 +92,11 @@ describe("HTTP edges", () => {
     const body = Buffer.from([0x00, 0xff, 0x0d, 0x0a, 0x68, 0x32, 0x63]);
     const connection = new RawConnection(server.url);
     connection.write(
-      post(`/h/${inbox.id}/upgrade?x=1`, body, ["Connection: Upgrade, HTTP2-Settings", "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA"]),
+      post(`/h/${inbox.id}/upgrade?x=1`, body, [
+        "Connection: Upgrade, HTTP2-Settings",
+        "Upgrade: h2c",
+        "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA",
+      ]),
     );
     const [reply] = await connection.waitForResponses(1);
     expect(reply!.status).toBe(200);
@@ -107,7 +111,14 @@ describe("HTTP edges", () => {
 
     // A WebSocket offer outside /v1/ws is an ordinary request too.
     const again = new RawConnection(server.url);
-    again.write(post(`/h/${inbox.id}`, "ws", ["Connection: Upgrade", "Upgrade: websocket", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]));
+    again.write(
+      post(`/h/${inbox.id}`, "ws", [
+        "Connection: Upgrade",
+        "Upgrade: websocket",
+        "Sec-WebSocket-Version: 13",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+      ]),
+    );
     expect((await again.waitForResponses(1))[0]!.status).toBe(200);
     again.end();
     expect(await storedCount(inbox)).toBe(2);
@@ -117,7 +128,13 @@ describe("HTTP edges", () => {
     const inbox = await server.createInbox();
     const names = Array.from({ length: 1500 }, (_, i) => `h${i}`);
     const connection = new RawConnection(server.url);
-    connection.write(post(`/h/${inbox.id}`, "many", names.map((name) => `${name}:v`)));
+    connection.write(
+      post(
+        `/h/${inbox.id}`,
+        "many",
+        names.map((name) => `${name}:v`),
+      ),
+    );
     expect((await connection.waitForResponses(1))[0]!.status).toBe(200);
     connection.end();
     const [event] = (await readAll(inbox.streamUrl, inbox.token)).events;
@@ -140,7 +157,9 @@ describe("HTTP edges", () => {
     const connection = new RawConnection(server.url);
     connection.write(post(`http://${authority}/h/${inbox.id}/sub/path?a=1&b=%20`, "absolute"));
     connection.write(post(`HTTP://${authority}/h/${inbox.id}?only=query`, "upper-case scheme"));
-    expect((await fetch(`${server.url}/v1/stream/edge/absolute`, { method: "PUT", headers: { "content-type": "text/plain" } })).status).toBe(201);
+    expect(
+      (await fetch(`${server.url}/v1/stream/edge/absolute`, { method: "PUT", headers: { "content-type": "text/plain" } })).status,
+    ).toBe(201);
     connection.write(post(`http://${authority}/v1/stream/edge/absolute`, "appended", ["Content-Type: text/plain"]));
     connection.write(`GET http://${authority}/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
     const replies = await connection.waitForResponses(4);
@@ -181,7 +200,9 @@ describe("HTTP edges", () => {
   it("answers a malformed request only after the replies to the requests before it", async () => {
     const inbox = await server.createInbox();
     const connection = new RawConnection(server.url);
-    connection.write(Buffer.concat([post(`/h/${inbox.id}`, "first"), post(`/h/${inbox.id}`, "second"), Buffer.from("\x00\x01garbage\r\n\r\n")]));
+    connection.write(
+      Buffer.concat([post(`/h/${inbox.id}`, "first"), post(`/h/${inbox.id}`, "second"), Buffer.from("\x00\x01garbage\r\n\r\n")]),
+    );
     await connection.waitForClose();
     expect(connection.responses.map((reply) => reply.status)).toEqual([200, 200, 400]);
     const seqs = connection.responses.slice(0, 2).map((reply) => (JSON.parse(reply.body.toString()) as { seq: number }).seq);

@@ -107,7 +107,8 @@ async function mailboxFlags(): Promise<string[][]> {
   const lock = await client.getMailboxLock("INBOX", { readOnly: true });
   const flags: string[][] = [];
   // \Recent is a session flag (the first session to see a message gets it), not one anybody set.
-  for await (const message of client.fetch("1:*", { uid: true, flags: true }, { uid: true })) flags.push([...(message.flags ?? [])].filter((flag) => flag !== "\\Recent"));
+  for await (const message of client.fetch("1:*", { uid: true, flags: true }, { uid: true }))
+    flags.push([...(message.flags ?? [])].filter((flag) => flag !== "\\Recent"));
   lock.release();
   await client.logout();
   return flags;
@@ -126,16 +127,27 @@ function message(n: number, messageId: string | null): Buffer {
     `Content-Type: multipart/mixed; boundary="b${n}"`,
   ].join("\r\n");
   const text = Buffer.concat([
-    Buffer.from(`${head}\r\n\r\n--b${n}\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\nStatus: `, "latin1"),
+    Buffer.from(
+      `${head}\r\n\r\n--b${n}\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\nStatus: `,
+      "latin1",
+    ),
     Buffer.from([0xe9, 0x74, 0xe9, 0x20, 0xff]),
-    Buffer.from(`\r\n.line starting with a dot\r\n--b${n}\r\nContent-Type: application/octet-stream; name="o${n}.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n${attachment}\r\n--b${n}--\r\n`, "latin1"),
+    Buffer.from(
+      `\r\n.line starting with a dot\r\n--b${n}\r\nContent-Type: application/octet-stream; name="o${n}.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n${attachment}\r\n--b${n}--\r\n`,
+      "latin1",
+    ),
   ]);
   return text;
 }
 
 /** The copy the mailbox holds of a message that also came by SMTP: the MTA prepended its trace headers. */
 function mailboxCopy(raw: Buffer): Buffer {
-  return Buffer.concat([Buffer.from("Delivered-To: inbox@tailhook.example\r\nReceived: from mx.vendor.example by mail.tailhook.example; Mon, 01 Jan 2024 10:00:00 +0000\r\n"), raw]);
+  return Buffer.concat([
+    Buffer.from(
+      "Delivered-To: inbox@tailhook.example\r\nReceived: from mx.vendor.example by mail.tailhook.example; Mon, 01 Jan 2024 10:00:00 +0000\r\n",
+    ),
+    raw,
+  ]);
 }
 
 /** Stores a message as the SMTP door does after DATA: the mail event, deduplicated on the inbox's key. */
@@ -143,11 +155,19 @@ async function cameBySmtp(inboxId: string, raw: Buffer): Promise<void> {
   const inbox = (await server.store.getInbox(inboxId)) as StoredInbox;
   const event = emailEvent({
     raw,
-    envelope: { mailFrom: "orders@vendor.example", rcptTo: `${inboxId}@tailhook.example`, helo: "mx.vendor.example", remoteAddress: "127.0.0.1", tls: false },
+    envelope: {
+      mailFrom: "orders@vendor.example",
+      rcptTo: `${inboxId}@tailhook.example`,
+      helo: "mx.vendor.example",
+      remoteAddress: "127.0.0.1",
+      tls: false,
+    },
   });
   const key = dedupeKeyOf(inbox.settings.dedupe!, event);
   expect(key).toBeDefined();
-  const result = await server.store.appendEvent(inbox.streamId, event, { dedupe: { key: key!, windowMs: dedupeWindowMs(inbox.settings.dedupe!) } });
+  const result = await server.store.appendEvent(inbox.streamId, event, {
+    dedupe: { key: key!, windowMs: dedupeWindowMs(inbox.settings.dedupe!) },
+  });
   expect(result.status).toBe("appended");
 }
 
@@ -162,7 +182,16 @@ async function createInbox(settings: Record<string, unknown>): Promise<{ id: str
 }
 
 function tlsSource(extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { kind: "imap", host: "127.0.0.1", port: dovecot.imapsPort, ca: dovecot.certificate, user: dovecot.user, password: dovecot.password, intervalSeconds: 3600, ...extra };
+  return {
+    kind: "imap",
+    host: "127.0.0.1",
+    port: dovecot.imapsPort,
+    ca: dovecot.certificate,
+    user: dovecot.user,
+    password: dovecot.password,
+    intervalSeconds: 3600,
+    ...extra,
+  };
 }
 
 describe("imap source", () => {
@@ -180,7 +209,10 @@ describe("imap source", () => {
     expect(first.status.lastRun).toMatchObject({ listed: 6, missing: 2, appended: 2, skipped: 1, error: null });
 
     const { events } = await readAll(inbox.streamUrl, inbox.token);
-    expect(events.map(messageIdOf)).toEqual([...smtp.map((_, i) => `<smtp-${i + 1}.${inbox.id}@vendor.example>`), ...missed.map((_, i) => `<missed-${i + 4}.${inbox.id}@vendor.example>`)]);
+    expect(events.map(messageIdOf)).toEqual([
+      ...smtp.map((_, i) => `<smtp-${i + 1}.${inbox.id}@vendor.example>`),
+      ...missed.map((_, i) => `<missed-${i + 4}.${inbox.id}@vendor.example>`),
+    ]);
     for (const [i, event] of events.slice(0, 3).entries()) {
       expect(bodyBytes(event).equals(smtp[i]!)).toBe(true);
       expect(event.origin).toBeUndefined();
@@ -240,7 +272,14 @@ describe("imap source", () => {
     const inbox = await createInbox({ dedupe: "message-id" });
     // withoutMessageId "append": the message without a Message-ID is appended too, keyed on its bytes.
     const plain = await createSource(inbox.id, {
-      kind: "imap", host: "127.0.0.1", port: dovecot.imapPort, security: "plain", user: dovecot.user, password: dovecot.password, withoutMessageId: "append", intervalSeconds: 3600,
+      kind: "imap",
+      host: "127.0.0.1",
+      port: dovecot.imapPort,
+      security: "plain",
+      user: dovecot.user,
+      password: dovecot.password,
+      withoutMessageId: "append",
+      intervalSeconds: 3600,
     });
     const run = await runNow(inbox.id, plain.id);
     expect(run.status.lastRun).toMatchObject({ listed: 8, missing: 8, appended: 8, skipped: 0, error: null });

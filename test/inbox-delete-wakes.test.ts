@@ -57,10 +57,13 @@ interface OpenReaders {
  * it, so by then the long-poll waits too (had it not, it would get its 404 at once).
  */
 async function openReaders(streamUrl: string, token: string, wsUrl: string | undefined): Promise<OpenReaders & { waiting: Promise<void> }> {
-  const longPoll = fetch(`${streamUrl}?offset=-1&live=long-poll`, { headers: bearer(token) }).then(async (response) => {
-    await response.body?.cancel();
-    return response.status;
-  }, () => -1);
+  const longPoll = fetch(`${streamUrl}?offset=-1&live=long-poll`, { headers: bearer(token) }).then(
+    async (response) => {
+      await response.body?.cancel();
+      return response.status;
+    },
+    () => -1,
+  );
   const sseResponse = await fetch(`${streamUrl}?offset=-1&live=sse`, { headers: bearer(token) });
   expect(sseResponse.status).toBe(200);
   const body = sseResponse.body!.getReader();
@@ -109,7 +112,7 @@ describe("deleting an inbox wakes its readers", () => {
     const ends = await Promise.all(
       readers.map(async (reader, index) => {
         const where = index === 0 ? "this server" : "the other server process";
-        const settle = <T,>(ending: Promise<T>) => deadline(ending, where).catch((error: Error) => error.message);
+        const settle = <T>(ending: Promise<T>) => deadline(ending, where).catch((error: Error) => error.message);
         const [longPoll, sse, webSocket] = await Promise.all([settle(reader.longPoll), settle(reader.sse), settle(reader.webSocket)]);
         return { where, longPoll, sse, webSocket };
       }),
@@ -118,17 +121,25 @@ describe("deleting an inbox wakes its readers", () => {
   });
 
   // A stream with a fork is only soft-deleted (the fork still reads its data): its readers end as well, with 410.
-  for (const [kind, forked, status] of [["deleted", false, 404], ["soft-deleted (forked)", true, 410]] as const) {
+  for (const [kind, forked, status] of [
+    ["deleted", false, 404],
+    ["soft-deleted (forked)", true, 410],
+  ] as const) {
     it(`ends the long-poll (${status}) and SSE readers of a ${kind} general stream`, async () => {
       const name = `wake-${forked ? "forked" : "plain"}-${Date.now()}`;
       const created = await server.admin(`/v1/stream/${name}`, { method: "PUT", headers: { "content-type": "text/plain" } });
       expect(created.status).toBe(201);
       if (forked) {
-        const fork = await server.admin(`/v1/stream/${name}-fork`, { method: "PUT", headers: { "stream-forked-from": `/v1/stream/${name}` } });
+        const fork = await server.admin(`/v1/stream/${name}-fork`, {
+          method: "PUT",
+          headers: { "stream-forked-from": `/v1/stream/${name}` },
+        });
         expect(fork.status).toBe(201);
       }
       const servers = [server.url, ...(other ? [other.url] : [])];
-      const readers = await Promise.all(servers.map((baseUrl) => openReaders(`${baseUrl}/v1/stream/${name}`, server.adminToken, undefined)));
+      const readers = await Promise.all(
+        servers.map((baseUrl) => openReaders(`${baseUrl}/v1/stream/${name}`, server.adminToken, undefined)),
+      );
       await deadline(Promise.all(readers.map((reader) => reader.waiting)), "readers reaching the tail");
       const deleted = await server.admin(`/v1/stream/${name}`, { method: "DELETE" });
       expect(deleted.status).toBe(204);

@@ -87,10 +87,7 @@ describe("reply header rules", () => {
         nodeAccepts(() => validateHeaderValue("x-test", value)),
       ]);
       const name = `x${char}`;
-      expect([char.codePointAt(0), isSendableHeaderName(name)]).toEqual([
-        char.codePointAt(0),
-        nodeAccepts(() => validateHeaderName(name)),
-      ]);
+      expect([char.codePointAt(0), isSendableHeaderName(name)]).toEqual([char.codePointAt(0), nodeAccepts(() => validateHeaderName(name))]);
     }
     expect(isSendableHeaderValue("")).toBe(nodeAccepts(() => validateHeaderValue("x-test", "")));
     expect(isSendableHeaderName("")).toBe(nodeAccepts(() => validateHeaderName("")));

@@ -307,7 +307,10 @@ describe("web inspector", () => {
     await post(calm.ingestUrl, "first");
     await post(quiet.ingestUrl, "first");
     // No event for more than a second: the API says silent, and so does a fresh look at the list.
-    await waitUntil(async () => ((await (await server.admin(`/api/inboxes/${quiet.id}`)).json()) as { silent: boolean }).silent, "the inbox to go silent");
+    await waitUntil(
+      async () => ((await (await server.admin(`/api/inboxes/${quiet.id}`)).json()) as { silent: boolean }).silent,
+      "the inbox to go silent",
+    );
     const { page } = await open();
     await signIn(page, server.adminToken);
     const silent = page.locator(`[data-inbox="${quiet.id}"] [data-field="silence"]`);

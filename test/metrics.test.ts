@@ -124,8 +124,13 @@ describe(`/metrics (${testBackend})`, () => {
     expect(refused.status).toBe(401);
     const after = await scrape(server);
     const labels = { scheme: "github", mode: "enforce" };
-    expect((sample(after, "tailhook_verification_failures_total", labels) ?? 0) - (sample(before, "tailhook_verification_failures_total", labels) ?? 0)).toBe(1);
-    expect(sample(after, "tailhook_ingest_events_total", { inbox: "_other" })).toBe(sample(before, "tailhook_ingest_events_total", { inbox: "_other" }));
+    expect(
+      (sample(after, "tailhook_verification_failures_total", labels) ?? 0) -
+        (sample(before, "tailhook_verification_failures_total", labels) ?? 0),
+    ).toBe(1);
+    expect(sample(after, "tailhook_ingest_events_total", { inbox: "_other" })).toBe(
+      sample(before, "tailhook_ingest_events_total", { inbox: "_other" }),
+    );
   });
 
   it("shows an open SSE reader in the gauge until it goes away", async () => {
@@ -202,9 +207,13 @@ describe(`/metrics per inbox and consumer lag (${testBackend})`, () => {
 
 describe(`/metrics: tailhook_inbox_silent (${testBackend})`, () => {
   const patchSettings = (server: TestServer, id: string, settings: unknown) =>
-    server.admin(`/api/inboxes/${id}`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ settings }) });
+    server.admin(`/api/inboxes/${id}`, {
+      method: "PATCH",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ settings }),
+    });
 
-  it("without per-inbox labels counts the silent inboxes under inbox=\"_other\", never naming one", async () => {
+  it('without per-inbox labels counts the silent inboxes under inbox="_other", never naming one', async () => {
     const server = await startTestServer();
     try {
       expect(sample(await scrape(server), "tailhook_inbox_silent", { inbox: "_other" })).toBe(0);
@@ -213,7 +222,10 @@ describe(`/metrics: tailhook_inbox_silent (${testBackend})`, () => {
       const patient = await server.createInbox({ settings: { expectEvery: 3600 } });
       await server.createInbox();
       let text = "";
-      await waitUntil(async () => sample((text = await scrape(server)), "tailhook_inbox_silent", { inbox: "_other" }) === 2, "two silent inboxes");
+      await waitUntil(
+        async () => sample((text = await scrape(server)), "tailhook_inbox_silent", { inbox: "_other" }) === 2,
+        "two silent inboxes",
+      );
       for (const inbox of [quiet, alsoQuiet, patient]) expect(text).not.toContain(inbox.id);
       expect(promtool(text).status).toBe(0);
       // A longer expectEvery takes one out of the count at the next scrape.
@@ -231,7 +243,10 @@ describe(`/metrics: tailhook_inbox_silent (${testBackend})`, () => {
       const patient = await server.createInbox({ settings: { expectEvery: 3600 } });
       const unwatched = await server.createInbox();
       let text = "";
-      await waitUntil(async () => sample((text = await scrape(server)), "tailhook_inbox_silent", { inbox: quiet.id }) === 1, "the quiet inbox's series at 1");
+      await waitUntil(
+        async () => sample((text = await scrape(server)), "tailhook_inbox_silent", { inbox: quiet.id }) === 1,
+        "the quiet inbox's series at 1",
+      );
       expect(sample(text, "tailhook_inbox_silent", { inbox: patient.id })).toBe(0);
       expect(sample(text, "tailhook_inbox_silent", { inbox: unwatched.id })).toBeUndefined();
       expect(sample(text, "tailhook_inbox_silent", { inbox: "_other" })).toBe(0);

@@ -25,14 +25,27 @@ interface PackResult {
 }
 
 function npmPack(args: string[]): PackResult {
-  const output = execFileSync("npm", ["pack", "--json", "--ignore-scripts", ...args], { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  const output = execFileSync("npm", ["pack", "--json", "--ignore-scripts", ...args], {
+    cwd: ROOT,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   return (JSON.parse(output) as PackResult[])[0]!;
 }
 
 describe("the npm package", { timeout: 120_000 }, () => {
   it("lists the CLI, the docs, README and LICENSE, and no tests or sources", () => {
     const paths = npmPack(["--dry-run"]).files.map((file) => file.path);
-    for (const needed of ["dist/cli/main.js", "dist/index.js", "dist/index.d.ts", "LICENSE", "README.md", "docs/cli.md", "docs/http-api.md", "package.json"]) {
+    for (const needed of [
+      "dist/cli/main.js",
+      "dist/index.js",
+      "dist/index.d.ts",
+      "LICENSE",
+      "README.md",
+      "docs/cli.md",
+      "docs/http-api.md",
+      "package.json",
+    ]) {
       expect(paths, needed).toContain(needed);
     }
     expect(paths.filter((path) => path.startsWith("test/") || path.startsWith("src/") || path.startsWith("node_modules/"))).toEqual([]);

@@ -134,7 +134,12 @@ function ingestLoops(options: {
       attempts.push(attempt);
       inFlight.set(server.url, (inFlight.get(server.url) ?? 0) + 1);
       try {
-        const reply = await post(agentFor(server.url), `${server.url}/h/${options.inboxId}/hook?tag=${tag}`, body, options.timeoutMs ?? 10_000);
+        const reply = await post(
+          agentFor(server.url),
+          `${server.url}/h/${options.inboxId}/hook?tag=${tag}`,
+          body,
+          options.timeoutMs ?? 10_000,
+        );
         attempt.status = reply.status;
         if (reply.status >= 200 && reply.status < 300) {
           const ack = JSON.parse(reply.text) as { ok: boolean; id: string; seq: number };
@@ -258,7 +263,9 @@ function verifyStored(events: Envelope[], attempts: Attempt[]): void {
   for (const attempt of acked) {
     const event = bySeq.get(attempt.ack!.seq);
     if (!event || event.id !== attempt.ack!.id || tagOf(event) !== attempt.tag || !bodyBytes(event).equals(attempt.body)) {
-      missing.push(`${attempt.tag} acked as seq ${attempt.ack!.seq} by ${attempt.target}: stored ${event ? `${event.id} ${event.query} ${event.size} B` : "nothing"}`);
+      missing.push(
+        `${attempt.tag} acked as seq ${attempt.ack!.seq} by ${attempt.target}: stored ${event ? `${event.id} ${event.query} ${event.size} B` : "nothing"}`,
+      );
     }
   }
   expect(missing).toEqual([]);
@@ -312,9 +319,7 @@ describe("two serve --db processes on one database", () => {
     const total = load.attempts.length;
     expect(total).toBe(360);
     expect(load.attempts.filter((attempt) => attempt.target === a.url).length).toBe(180);
-    expect(load.attempts.map((attempt) => attempt.ack!.seq).sort((x, y) => x - y)).toEqual(
-      Array.from({ length: total }, (_, i) => i + 1),
-    );
+    expect(load.attempts.map((attempt) => attempt.ack!.seq).sort((x, y) => x - y)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
 
     await readerA.waitFor(total, 15_000);
     await readerB.waitFor(total, 15_000);
@@ -354,7 +359,10 @@ describe("two serve --db processes on one database", () => {
       expect(ack.seq).toBe(total + trial + 1);
     }
     expect(Math.max(...latencies)).toBeLessThan(5000);
-    expect(latencies.filter((ms) => ms < 250).length, `wake-up latencies ${latencies.map(Math.round).join(", ")} ms`).toBeGreaterThanOrEqual(6);
+    expect(
+      latencies.filter((ms) => ms < 250).length,
+      `wake-up latencies ${latencies.map(Math.round).join(", ")} ms`,
+    ).toBeGreaterThanOrEqual(6);
   });
 
   it("keep every acknowledged event when one of them is SIGKILLed under load", async () => {
@@ -386,7 +394,9 @@ describe("two serve --db processes on one database", () => {
     expect(onB.filter((attempt) => attempt.startedAt > killedAt && attempt.ack).length).toBeGreaterThan(10);
     // Nothing fails on B, and on A only what was in flight when it died.
     expect(onB.filter((attempt) => !attempt.ack).map((attempt) => `${attempt.status} ${attempt.error}`)).toEqual([]);
-    expect(onA.filter((attempt) => !attempt.ack && attempt.endedAt < killedAt).map((attempt) => `${attempt.status} ${attempt.error}`)).toEqual([]);
+    expect(
+      onA.filter((attempt) => !attempt.ack && attempt.endedAt < killedAt).map((attempt) => `${attempt.status} ${attempt.error}`),
+    ).toEqual([]);
 
     const { events } = await readAll(streamUrl(b, inbox), inbox.token);
     verifyStored(events, load.attempts);
@@ -461,7 +471,13 @@ describe("PostgreSQL outages", () => {
       }
     })();
     const reader = longPollReader(() => streamUrl(server, inbox), inbox.token);
-    const load = ingestLoops({ inboxId: inbox.id, loops: 8, timeoutMs: REQUEST_TIMEOUT_MS, pick: () => server, alive: () => server.running });
+    const load = ingestLoops({
+      inboxId: inbox.id,
+      loops: 8,
+      timeoutMs: REQUEST_TIMEOUT_MS,
+      pick: () => server,
+      alive: () => server.running,
+    });
 
     let down = 0;
     /** When `pg_ctlcluster start` was run: PostgreSQL is surely down before that. */
@@ -522,7 +538,9 @@ describe("PostgreSQL outages", () => {
     const attempts = [...load.attempts, ...recovery];
     const rel = (at: number) => `+${((at - t0) / 1000).toFixed(2)} s`;
     const timeline = () => {
-      const lines = [`PostgreSQL down at ${rel(down)}, ${kind === "stop" ? `started again at ${rel(startedStart)}, ` : ""}back at ${rel(upAgain)}`];
+      const lines = [
+        `PostgreSQL down at ${rel(down)}, ${kind === "stop" ? `started again at ${rel(startedStart)}, ` : ""}back at ${rel(upAgain)}`,
+      ];
       const buckets = new Map<string, Map<string, { count: number; maxMs: number }>>();
       const add = (kind: string, at: number, ms: number, outcome: string) => {
         const key = `${kind} started ${rel(Math.floor((at - t0) / 500) * 500 + t0)}`;
@@ -534,14 +552,21 @@ describe("PostgreSQL outages", () => {
         bucket.set(outcome, entry);
       };
       for (const attempt of attempts) {
-        add("ingest", attempt.startedAt, (attempt.endedAt || performance.now()) - attempt.startedAt, attempt.ack ? "2xx" : String(attempt.status ?? attempt.error));
+        add(
+          "ingest",
+          attempt.startedAt,
+          (attempt.endedAt || performance.now()) - attempt.startedAt,
+          attempt.ack ? "2xx" : String(attempt.status ?? attempt.error),
+        );
       }
       for (const sample of readiness) add("readyz", sample.at, sample.ms, String(sample.status));
       const at = (key: string) => Number(/\+(-?[\d.]+) s/.exec(key)?.[1] ?? 0);
       const keys = [...buckets.keys()].sort((a, b) => at(a) - at(b) || a.localeCompare(b));
       for (const key of keys) {
         const bucket = buckets.get(key)!;
-        lines.push(`${key}: ${[...bucket].map(([outcome, entry]) => `${outcome} x${entry.count} (max ${Math.round(entry.maxMs)} ms)`).join(", ")}`);
+        lines.push(
+          `${key}: ${[...bucket].map(([outcome, entry]) => `${outcome} x${entry.count} (max ${Math.round(entry.maxMs)} ms)`).join(", ")}`,
+        );
       }
       return lines.join("\n");
     };
@@ -556,7 +581,10 @@ describe("PostgreSQL outages", () => {
     if (survived) {
       // Every reply is a 2xx or a 503, and none hangs.
       expect
-        .soft(some(attempts.filter((attempt) => !attempt.ack && attempt.status !== 503).map(outcome)), `replies other than 2xx/503\n${timeline()}`)
+        .soft(
+          some(attempts.filter((attempt) => !attempt.ack && attempt.status !== 503).map(outcome)),
+          `replies other than 2xx/503\n${timeline()}`,
+        )
         .toEqual([]);
       if (kind === "stop") {
         // While PostgreSQL is down: a prompt 503 for every webhook, and /readyz says so.
@@ -583,7 +611,10 @@ describe("PostgreSQL outages", () => {
           .soft(
             some(
               readyWhileDown
-                .filter((sample) => sample.ms > PROMPT_MS || (sample.status !== 503 && !(sample.status === 200 && sample.at + sample.ms >= startedStart)))
+                .filter(
+                  (sample) =>
+                    sample.ms > PROMPT_MS || (sample.status !== 503 && !(sample.status === 200 && sample.at + sample.ms >= startedStart)),
+                )
                 .map((sample) => `${rel(sample.at)}: ${sample.status} after ${Math.round(sample.ms)} ms`),
             ),
             `/readyz while PostgreSQL was down must answer 503 at once\n${timeline()}`,
@@ -591,8 +622,15 @@ describe("PostgreSQL outages", () => {
           .toEqual([]);
       }
       // It recovers by itself, promptly, and /readyz says ready again.
-      expect.soft(recoveredAfterMs ?? Infinity, `recovery (first webhook acknowledged after PostgreSQL was back) took too long\n${timeline()}`).toBeLessThan(5000);
-      expect.soft(readiness.slice(-3).map((sample) => sample.status), `/readyz at the end\n${timeline()}`).toEqual([200, 200, 200]);
+      expect
+        .soft(recoveredAfterMs ?? Infinity, `recovery (first webhook acknowledged after PostgreSQL was back) took too long\n${timeline()}`)
+        .toBeLessThan(5000);
+      expect
+        .soft(
+          readiness.slice(-3).map((sample) => sample.status),
+          `/readyz at the end\n${timeline()}`,
+        )
+        .toEqual([200, 200, 200]);
     }
 
     // Durability, whatever happened to the process: every 2xx is stored, byte for
@@ -615,7 +653,11 @@ describe("PostgreSQL outages", () => {
     };
     if (survived) {
       // The live reader, never restarted, has seen everything — and a new ingest too.
-      const last = await fetch(`${server.url}/h/${inbox.id}/last?tag=last`, { method: "POST", body: "after the outage", signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      const last = await fetch(`${server.url}/h/${inbox.id}/last?tag=last`, {
+        method: "POST",
+        body: "after the outage",
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
       expect(last.status).toBe(200);
       expect(((await last.json()) as { seq: number }).seq).toBe(events.length + 1);
       const caughtUp = await reader.waitFor(events.length + 1, 6000).then(
@@ -625,14 +667,23 @@ describe("PostgreSQL outages", () => {
       expect.soft(caughtUp, "the live reader did not catch up").toBe("");
       await reader.stop();
       const differing = events.filter((event, index) => JSON.stringify(reader.events[index]) !== JSON.stringify(event));
-      expect.soft(some(differing.map((event) => event.seq)), `the live reader's events differ (${reader.events.length} read, ${events.length} stored)`).toEqual([]);
+      expect
+        .soft(
+          some(differing.map((event) => event.seq)),
+          `the live reader's events differ (${reader.events.length} read, ${events.length} stored)`,
+        )
+        .toEqual([]);
       report.readerFailures = reader.failures.length;
 
       // LISTEN came back: the probe hears of commits made after the outage.
       const listening = performance.now();
       let listenBack = false;
       while (!listenBack && performance.now() - listening < 6000) {
-        const ping = await fetch(`${server.url}/h/${inbox.id}/ping?tag=ping`, { method: "POST", body: "ping", signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+        const ping = await fetch(`${server.url}/h/${inbox.id}/ping?tag=ping`, {
+          method: "POST",
+          body: "ping",
+          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        });
         const { seq } = (await ping.json()) as { seq: number };
         // Pacing of the LISTEN-back probe (a ping every 200 ms until a notification comes).
         await sleep(200);
@@ -682,7 +733,10 @@ describe("tenants in schemas of one database", () => {
     }
     // Tenant one must sleep through tenant two's webhooks: another process's stray wake has no sentinel, so a fixed wait.
     await sleep(1500);
-    expect(answered, `tenant one's long-poll was answered ${answered?.status} after ${Math.round(answered?.after ?? 0)} ms`).toBeUndefined();
+    expect(
+      answered,
+      `tenant one's long-poll was answered ${answered?.status} after ${Math.round(answered?.after ?? 0)} ms`,
+    ).toBeUndefined();
 
     // Its own webhook does wake it.
     const own = await fetch(`${one.url}/h/${inboxOne.id}/mine`, { method: "POST", body: "tenant one" });

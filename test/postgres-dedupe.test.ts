@@ -52,7 +52,11 @@ describe("dedupe across processes", () => {
               method: "POST",
               headers: { "X-GitHub-Delivery": `guid-${delivery}`, "content-type": "application/json" },
               body: JSON.stringify({ delivery, copy }),
-            }).then(async (response) => ({ delivery, status: response.status, ack: (await response.json()) as { id: string; seq: number } })),
+            }).then(async (response) => ({
+              delivery,
+              status: response.status,
+              ack: (await response.json()) as { id: string; seq: number },
+            })),
           );
         }
       }
@@ -69,7 +73,10 @@ describe("dedupe across processes", () => {
       const guid = event.headers.find(([name]) => name.toLowerCase() === "x-github-delivery")![1];
       const acks = replies.filter((reply) => `guid-${reply.delivery}` === guid).map((reply) => reply.ack);
       // Every copy, from either process, was told the one stored event's id and seq.
-      expect(acks.every((ack) => ack.id === event.id && ack.seq === event.seq), guid).toBe(true);
+      expect(
+        acks.every((ack) => ack.id === event.id && ack.seq === event.seq),
+        guid,
+      ).toBe(true);
       const single = await fetch(`${a!.url}/api/inboxes/${inbox.id}/events/${event.seq}`, { headers: bearer(inbox.token) });
       expect(((await single.json()) as { deliveries: number }).deliveries).toBe(COPIES_PER_PROCESS * 2);
     }

@@ -45,10 +45,14 @@ describe("PostgreSQL write health", () => {
 
     await setReadOnly(database, true);
     // The first requests may meet the terminated sessions; from then on every write is refused.
-    await waitUntil(async () => {
-      const response = await ingest();
-      return response.status === 503 && response.headers.get("retry-after") !== null;
-    }, "a 503 with Retry-After", 10_000);
+    await waitUntil(
+      async () => {
+        const response = await ingest();
+        return response.status === 503 && response.headers.get("retry-after") !== null;
+      },
+      "a 503 with Retry-After",
+      10_000,
+    );
     const refused = await ingest();
     expect({ status: refused.status, retryAfter: refused.headers.get("retry-after") }).toEqual({ status: 503, retryAfter: "1" });
     expect(await health(server.url)).toEqual({ healthz: 503, readyz: 503 });

@@ -68,7 +68,12 @@ async function catchUpReader(race: Race, name: string): Promise<void> {
       expect(response.status).toBe(200);
       const events = (await response.json()) as Envelope[];
       race.pages++;
-      last = follow(race, `${name} page at ${offset}`, last, events.map((event) => event.seq));
+      last = follow(
+        race,
+        `${name} page at ${offset}`,
+        last,
+        events.map((event) => event.seq),
+      );
       offset = response.headers.get("stream-next-offset")!;
       if (response.headers.get("stream-up-to-date") === "true" || !running(race)) break;
     }
@@ -98,7 +103,12 @@ async function sseReader(race: Race): Promise<void> {
       for (const { event, data } of parseSse(blocks.map((block) => `${block}\n\n`).join(""))) {
         if (event === "data") {
           race.pages++;
-          last = follow(race, "SSE", last, (JSON.parse(data) as Envelope[]).map((envelope) => envelope.seq));
+          last = follow(
+            race,
+            "SSE",
+            last,
+            (JSON.parse(data) as Envelope[]).map((envelope) => envelope.seq),
+          );
         }
         // Caught up: start again from the earliest retained event.
         if (event === "control" && (JSON.parse(data) as { upToDate?: boolean }).upToDate) caughtUp = true;

@@ -108,7 +108,10 @@ describe("catch-up reads", () => {
     const inbox = await server.createInbox({ settings: { retention: { maxEvents: 3 } } });
     await ingestMany(inbox.ingestUrl, 10, numbered("m"));
     let events: Envelope[] = [];
-    await waitUntil(async () => (events = (await readAll(inbox.streamUrl, inbox.token)).events).length === 3, "retention to leave 3 events");
+    await waitUntil(
+      async () => (events = (await readAll(inbox.streamUrl, inbox.token)).events).length === 3,
+      "retention to leave 3 events",
+    );
     expect(events.map((e) => e.seq)).toEqual([8, 9, 10]);
     const gone = await fetch(`${inbox.streamUrl}?offset=0000000000000000_0000000000000002`, { headers: bearer(inbox.token) });
     expect(gone.status).toBe(410);
@@ -116,7 +119,9 @@ describe("catch-up reads", () => {
     expect(body.error.earliestOffset).toBe("0000000000000000_0000000000000007");
     expect((await fetch(`${inbox.streamUrl}?offset=0000000000000000_0000000000000007`, { headers: bearer(inbox.token) })).status).toBe(200);
     expect((await server.admin(`/api/inboxes/${inbox.id}/events/2`)).status).toBe(410);
-    const longPoll = await fetch(`${inbox.streamUrl}?offset=0000000000000000_0000000000000001&live=long-poll`, { headers: bearer(inbox.token) });
+    const longPoll = await fetch(`${inbox.streamUrl}?offset=0000000000000000_0000000000000001&live=long-poll`, {
+      headers: bearer(inbox.token),
+    });
     expect(longPoll.status).toBe(410);
     const sse = await fetch(`${inbox.streamUrl}?offset=0000000000000000_0000000000000001&live=sse&token=${inbox.token}`);
     expect(sse.status).toBe(410);
@@ -142,7 +147,9 @@ describe("long-poll", () => {
   it("answers 204 with the tail offset when nothing arrives", async () => {
     const inbox = await server.createInbox();
     await ingestMany(inbox.ingestUrl, 2, numbered("m"));
-    const response = await fetch(`${inbox.streamUrl}?offset=0000000000000000_0000000000000002&live=long-poll`, { headers: bearer(inbox.token) });
+    const response = await fetch(`${inbox.streamUrl}?offset=0000000000000000_0000000000000002&live=long-poll`, {
+      headers: bearer(inbox.token),
+    });
     expect(response.status).toBe(204);
     expect(response.headers.get("stream-next-offset")).toBe("0000000000000000_0000000000000002");
     expect(response.headers.get("stream-up-to-date")).toBe("true");

@@ -68,7 +68,15 @@ describe("request logs at info level", () => {
     const reply = await response.text();
     expect(response.status).toBe(200);
     const line = await lineFor(server, response.headers.get("x-request-id"));
-    expect(line).toMatchObject({ level: 30, msg: "request", method: "POST", route: "/h/:inbox", inbox: inbox.id, status: 200, requestBytes: 5 });
+    expect(line).toMatchObject({
+      level: 30,
+      msg: "request",
+      method: "POST",
+      route: "/h/:inbox",
+      inbox: inbox.id,
+      status: 200,
+      requestBytes: 5,
+    });
     expect(line.responseBytes).toBe(Buffer.byteLength(reply));
     expectFigures(line);
     expect(JSON.stringify(line)).not.toContain("github/push");
@@ -89,7 +97,13 @@ describe("request logs at info level", () => {
     const reply = await response.text();
     expect(response.status).toBe(200);
     const line = await lineFor(server, response.headers.get("x-request-id"));
-    expect(line).toMatchObject({ level: 30, method: "GET", route: "/api/inboxes/:id", status: 200, responseBytes: Buffer.byteLength(reply) });
+    expect(line).toMatchObject({
+      level: 30,
+      method: "GET",
+      route: "/api/inboxes/:id",
+      status: 200,
+      responseBytes: Buffer.byteLength(reply),
+    });
     expectFigures(line);
   });
 
@@ -242,7 +256,10 @@ describe.skipIf(mountPoint === undefined)("a store failure", () => {
     const inbox = await createInbox(server);
     fillFilesystem(join(mountPoint!, "filler"));
 
-    const response = await fetch(`${server.url}/h/${inbox.id}?secret=${SENDER_SECRET}`, { method: "POST", body: Buffer.alloc(512 * 1024, 120) });
+    const response = await fetch(`${server.url}/h/${inbox.id}?secret=${SENDER_SECRET}`, {
+      method: "POST",
+      body: Buffer.alloc(512 * 1024, 120),
+    });
     await response.text();
     expect(response.status).toBeGreaterThanOrEqual(500);
     const line = await lineFor(server, response.headers.get("x-request-id"));

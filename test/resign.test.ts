@@ -87,7 +87,8 @@ function byteVerdict(secret: string, request: Received, nowMs = Date.now()): Ver
   const [id, timestamp, signature] = ["webhook-id", "webhook-timestamp", "webhook-signature"].map((name) =>
     headerValues(request.rawHeaders, name),
   );
-  if (id!.length !== 1 || timestamp!.length !== 1 || signature!.length !== 1) return { ok: false, reason: "not exactly one of each header" };
+  if (id!.length !== 1 || timestamp!.length !== 1 || signature!.length !== 1)
+    return { ok: false, reason: "not exactly one of each header" };
   if (Math.abs(Math.floor(nowMs / 1000) - Number(timestamp![0])) > TOLERANCE_S) return { ok: false, reason: "timestamp outside tolerance" };
   const expected = hmac(secret, id![0]!, Number(timestamp![0]), request.body);
   return signature![0]!.split(" ").includes(expected) ? { ok: true } : { ok: false, reason: "no matching signature" };
@@ -121,7 +122,13 @@ interface Sent {
  * Sends a webhook the way a Standard Webhooks sender delivered it an hour ago: signed
  * with the sender's secret and a timestamp one hour old (the library's own sign()).
  */
-async function ingestSignedAnHourAgo(server: ServerProcess, inboxId: string, secret: string, body: Buffer, sign = librarySign): Promise<Sent> {
+async function ingestSignedAnHourAgo(
+  server: ServerProcess,
+  inboxId: string,
+  secret: string,
+  body: Buffer,
+  sign = librarySign,
+): Promise<Sent> {
   const senderId = `msg_${randomBytes(6).toString("hex")}`;
   const signedAt = new Date(Date.now() - HOUR_MS);
   const senderTimestamp = Math.floor(signedAt.getTime() / 1000);
@@ -178,7 +185,9 @@ function expectSendersSignature(request: Received, sent: Sent, senderSecret: str
   expect(headerValues(request.rawHeaders, "webhook-id")).toEqual([sent.senderId]);
   expect(headerValues(request.rawHeaders, "webhook-timestamp")).toEqual([String(sent.senderTimestamp)]);
   // The stored signature is still right over the exact bytes: only its age fails.
-  expect(headerValues(request.rawHeaders, "webhook-signature")).toEqual([hmac(senderSecret, sent.senderId, sent.senderTimestamp, sent.body)]);
+  expect(headerValues(request.rawHeaders, "webhook-signature")).toEqual([
+    hmac(senderSecret, sent.senderId, sent.senderTimestamp, sent.body),
+  ]);
 }
 
 describe("forward --sign", () => {
@@ -304,10 +313,19 @@ describe("--sign usage errors", () => {
     await ingestSignedAnHourAgo(server, inbox.id, newSecret(), Buffer.from("{}"));
     const short = `whsec_${randomBytes(8).toString("base64")}`;
     const cases: Array<{ args: string[]; env?: NodeJS.ProcessEnv; line: RegExp; secret: string }> = [
-      { args: ["--sign", "hunter2-not-a-secret"], line: /^tailhook: --sign: the signing secret must start with whsec_$/, secret: "hunter2" },
+      {
+        args: ["--sign", "hunter2-not-a-secret"],
+        line: /^tailhook: --sign: the signing secret must start with whsec_$/,
+        secret: "hunter2",
+      },
       { args: ["--sign", "whsec_not*base64!"], line: /^tailhook: --sign: .* standard base64$/, secret: "not*base64!" },
       { args: ["--sign", short], line: /^tailhook: --sign: .* at least 16 bytes .*got 8$/, secret: short },
-      { args: [], env: { TAILHOOK_SIGN_SECRET: "whsec_a-b_c" }, line: /^tailhook: TAILHOOK_SIGN_SECRET: .* standard base64$/, secret: "a-b_c" },
+      {
+        args: [],
+        env: { TAILHOOK_SIGN_SECRET: "whsec_a-b_c" },
+        line: /^tailhook: TAILHOOK_SIGN_SECRET: .* standard base64$/,
+        secret: "a-b_c",
+      },
     ];
     for (const command of ["forward", "replay"]) {
       for (const { args, env, line, secret } of cases) {

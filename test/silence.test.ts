@@ -31,7 +31,11 @@ async function view(id: string): Promise<InboxView> {
 }
 
 async function patch(id: string, body: unknown): Promise<Response> {
-  return server.admin(`/api/inboxes/${id}`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  return server.admin(`/api/inboxes/${id}`, {
+    method: "PATCH",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
 }
 
 async function ingest(url: string): Promise<{ seq: number }> {

@@ -316,7 +316,10 @@ describe("GET /smee/<inbox-id>: the raw SSE format", () => {
   it("a Last-Event-ID behind retention gets a lost event, then the earliest retained events", async () => {
     const inbox = await createInboxOn(server, { settings: { retention: { maxEvents: 2 } } });
     for (let n = 1; n <= 6; n++) await post(inbox, n);
-    await waitUntil(async () => (await server.admin(`/api/inboxes/${inbox.id}/events/4`)).status === 410, "the prune pass to remove event 4");
+    await waitUntil(
+      async () => (await server.admin(`/api/inboxes/${inbox.id}/events/4`)).status === 410,
+      "the prune pass to remove event 4",
+    );
     const sse = await SseReader.open(inbox.smeeUrl, { "last-event-id": offset(1) });
     await sse.waitFor((events) => events.filter((e) => e.event === "message").length >= 2);
     const [ready, lost, ...rest] = sse.events;
@@ -511,7 +514,11 @@ describe("the real smee-client forwarding tailhook events", () => {
     const stopped = await Promise.race([first.kill("SIGTERM"), sleep(8_000).then(() => "did not stop" as const)]);
     expect(stopped).toEqual({ code: 0, signal: null });
     // smee-client noticed: it is now failing to reconnect, once a second.
-    await smee.stderr.waitFor((lines) => lines.some((line) => line.includes("Error in connection") || line.includes("Connection closed")), 10_000, "smee-client to see the server go");
+    await smee.stderr.waitFor(
+      (lines) => lines.some((line) => line.includes("Error in connection") || line.includes("Connection closed")),
+      10_000,
+      "smee-client to see the server go",
+    );
 
     const second = await server({ dataDir, port: first.port });
     expect(second.url).toBe(first.url);

@@ -51,7 +51,9 @@ async function sendThroughStop(signal: NodeJS.Signals) {
       while (!stopped) {
         const id = `crash-${n++}@vendor.test`;
         // 64-320 KiB: DATA takes long enough that several clients are inside it at the stop.
-        const body = randomBytes(48 * 1024 + Math.floor(Math.random() * 192 * 1024)).toString("base64").replace(/(.{76})/g, "$1\r\n");
+        const body = randomBytes(48 * 1024 + Math.floor(Math.random() * 192 * 1024))
+          .toString("base64")
+          .replace(/(.{76})/g, "$1\r\n");
         const raw = rawMessage({ From: "v@vendor.test", Subject: id, "Message-ID": `<${id}>` }, body);
         const entry = { raw, outcome: "no_reply" as Outcome };
         sent.set(`<${id}>`, entry);
@@ -67,7 +69,9 @@ async function sendThroughStop(signal: NodeJS.Signals) {
   );
   const exit = await stopper;
   const restarted = await startServerProcess({ dataDir });
-  const { streamUrl } = (await (await fetch(`${restarted.url}/api/inboxes/${inbox.id}`, { headers: { authorization: `Bearer ${restarted.adminToken}` } })).json()) as { streamUrl: string };
+  const { streamUrl } = (await (
+    await fetch(`${restarted.url}/api/inboxes/${inbox.id}`, { headers: { authorization: `Bearer ${restarted.adminToken}` } })
+  ).json()) as { streamUrl: string };
   const { events } = await readAll(streamUrl, inbox.token);
   const seen = new Map<string, number>();
   const unexpected: string[] = [];
@@ -104,7 +108,9 @@ describe("SMTP durability", () => {
     expect(result.unexpected).toEqual([]);
     expect(result.doubled).toEqual([]);
     expect(result.missing).toEqual([]);
-    console.info(`smtp SIGKILL: ${result.acked} acked, all there; ${result.unanswered} unanswered at the kill, ${result.committedUnanswered} of them committed before it`);
+    console.info(
+      `smtp SIGKILL: ${result.acked} acked, all there; ${result.unanswered} unanswered at the kill, ${result.committedUnanswered} of them committed before it`,
+    );
     expect((await result.restarted.kill("SIGTERM")).code).toBe(0);
   });
 

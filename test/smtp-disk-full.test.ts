@@ -67,7 +67,12 @@ describe("SMTP on a full disk", () => {
     const refused: Buffer[] = [];
     let n = 0;
     while (refused.length < 3 && n < 200) {
-      const raw = message(`full-${n++}`, randomBytes(150 * 1024).toString("base64").replace(/(.{76})/g, "$1\r\n"));
+      const raw = message(
+        `full-${n++}`,
+        randomBytes(150 * 1024)
+          .toString("base64")
+          .replace(/(.{76})/g, "$1\r\n"),
+      );
       const sent = await sendRaw(target, { to: [`${inbox.id}@x.test`], raw });
       if (sent.ok && sent.code === 250) acked.push(raw);
       else {

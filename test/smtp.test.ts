@@ -22,7 +22,10 @@ let smtp: SmtpTarget;
 const cleanups: Array<() => Promise<void> | void> = [];
 
 beforeAll(async () => {
-  server = await startTestServer({ smtpPort: 0, smtpTlsCert: cert.certFile, smtpTlsKey: cert.keyFile }, { env: { TAILHOOK_PRUNE_INTERVAL_MS: "50" } });
+  server = await startTestServer(
+    { smtpPort: 0, smtpTlsCert: cert.certFile, smtpTlsKey: cert.keyFile },
+    { env: { TAILHOOK_PRUNE_INTERVAL_MS: "50" } },
+  );
   smtp = smtpTarget(server.smtpUrl!);
 });
 
@@ -42,7 +45,16 @@ async function lastSeq(srv: TestServer, inboxId: string): Promise<number> {
 }
 
 function message(id: string, body = "hello\r\n", extra: Record<string, string> = {}): Buffer {
-  return rawMessage({ From: "Vendor <vendor@vendor.test>", To: "orders@example.test", Subject: `order ${id}`, "Message-ID": `<${id}@vendor.test>`, ...extra }, body);
+  return rawMessage(
+    {
+      From: "Vendor <vendor@vendor.test>",
+      To: "orders@example.test",
+      Subject: `order ${id}`,
+      "Message-ID": `<${id}@vendor.test>`,
+      ...extra,
+    },
+    body,
+  );
 }
 
 describe("SMTP ingest", () => {
@@ -64,12 +76,35 @@ describe("SMTP ingest", () => {
     const stored = await event(server, inbox.id, 1);
     expect(stored.status).toBe(200);
     expect(decodeEnvelopeBody(stored).equals(raw)).toBe(true);
-    expect(stored).toMatchObject({ method: "SMTP", path: "/", query: "", contentType: "message/rfc822", headers: [["Content-Type", "message/rfc822"]], remoteAddr: "127.0.0.1" });
-    expect(stored.email).toEqual({ mailFrom: "bounces@vendor.test", rcptTo: `${inbox.id}@mail.example.test`, helo: expect.any(String), remoteAddress: "127.0.0.1", tls: false });
+    expect(stored).toMatchObject({
+      method: "SMTP",
+      path: "/",
+      query: "",
+      contentType: "message/rfc822",
+      headers: [["Content-Type", "message/rfc822"]],
+      remoteAddr: "127.0.0.1",
+    });
+    expect(stored.email).toEqual({
+      mailFrom: "bounces@vendor.test",
+      rcptTo: `${inbox.id}@mail.example.test`,
+      helo: expect.any(String),
+      remoteAddress: "127.0.0.1",
+      tls: false,
+    });
     // The +tag becomes the path; the null sender (a bounce) is "".
-    const tagged = await rawSession(smtp, ["EHLO c.test", "MAIL FROM:<>", `RCPT TO:<${inbox.id}+orders@x.test>`, "DATA", Buffer.from("Subject: t\r\n\r\nx\r\n.\r\n"), "QUIT"]);
+    const tagged = await rawSession(smtp, [
+      "EHLO c.test",
+      "MAIL FROM:<>",
+      `RCPT TO:<${inbox.id}+orders@x.test>`,
+      "DATA",
+      Buffer.from("Subject: t\r\n\r\nx\r\n.\r\n"),
+      "QUIT",
+    ]);
     expect(tagged.slice(1, 6).map((reply) => reply.slice(0, 3))).toEqual(["250", "250", "250", "354", "250"]);
-    expect(await event(server, inbox.id, 2)).toMatchObject({ path: "/orders", email: { mailFrom: "", rcptTo: `${inbox.id}+orders@x.test`, helo: "c.test" } });
+    expect(await event(server, inbox.id, 2)).toMatchObject({
+      path: "/orders",
+      email: { mailFrom: "", rcptTo: `${inbox.id}+orders@x.test`, helo: "c.test" },
+    });
   });
 
   it("STARTTLS: the session is encrypted and the event says so", async () => {
@@ -99,23 +134,45 @@ describe("SMTP ingest", () => {
     const eightBit = Buffer.alloc(2 * 1024 * 1024);
     for (let i = 0; i < eightBit.length; i++) eightBit[i] = [0x0a, 0x0d].includes(i % 256) ? 0x2e : i % 256;
     const lines: Buffer[] = [];
-    for (let offset = 0; offset < eightBit.length; offset += 998) lines.push(Buffer.concat([Buffer.from(offset % 3 === 0 ? "." : ""), eightBit.subarray(offset, offset + 998), Buffer.from("\r\n")]));
+    for (let offset = 0; offset < eightBit.length; offset += 998)
+      lines.push(Buffer.concat([Buffer.from(offset % 3 === 0 ? "." : ""), eightBit.subarray(offset, offset + 998), Buffer.from("\r\n")]));
     lines.push(Buffer.from(".\r\n..\r\n. \r\n"));
-    const raw8 = rawMessage({ Subject: "8bit", "Content-Type": "application/octet-stream", "Content-Transfer-Encoding": "8bit" }, Buffer.concat(lines));
+    const raw8 = rawMessage(
+      { Subject: "8bit", "Content-Type": "application/octet-stream", "Content-Transfer-Encoding": "8bit" },
+      Buffer.concat(lines),
+    );
     for (const raw of [composed, raw8]) {
       expect(await sendRaw(smtp, { to: [`${inbox.id}@x.test`], raw })).toMatchObject({ ok: true, code: 250 });
     }
     expect(decodeEnvelopeBody(await event(server, inbox.id, 1)).equals(composed)).toBe(true);
     expect(decodeEnvelopeBody(await event(server, inbox.id, 2)).equals(raw8)).toBe(true);
     const view = (await (await server.admin(`/api/inboxes/${inbox.id}/events/1/email`)).json()) as { attachments: unknown[] };
-    expect(view.attachments).toEqual([{ filename: "export.bin", contentType: "application/octet-stream", size: attachment.length, contentId: null, disposition: "attachment" }]);
+    expect(view.attachments).toEqual([
+      {
+        filename: "export.bin",
+        contentType: "application/octet-stream",
+        size: attachment.length,
+        contentId: null,
+        disposition: "attachment",
+      },
+    ]);
   });
 
   it("bare LF, bare CR and NUL bytes (which nodemailer would rewrite) are kept as sent over a raw socket", async () => {
     const inbox = await server.createInbox();
     const content = Buffer.from("Subject: bare\nX: y\r\n\nline\rwith CR\n.not stuffed after LF\r\n..stuffed\r\n\x00\xff\xfe\r\n", "latin1");
-    const wire = Buffer.concat([content.subarray(0, content.indexOf("..stuffed")), Buffer.from("...stuffed\r\n\x00\xff\xfe\r\n.\r\n", "latin1")]);
-    const replies = await rawSession(smtp, ["EHLO c.test", "MAIL FROM:<a@b.test> BODY=8BITMIME", `RCPT TO:<${inbox.id}@x.test>`, "DATA", wire, "QUIT"]);
+    const wire = Buffer.concat([
+      content.subarray(0, content.indexOf("..stuffed")),
+      Buffer.from("...stuffed\r\n\x00\xff\xfe\r\n.\r\n", "latin1"),
+    ]);
+    const replies = await rawSession(smtp, [
+      "EHLO c.test",
+      "MAIL FROM:<a@b.test> BODY=8BITMIME",
+      `RCPT TO:<${inbox.id}@x.test>`,
+      "DATA",
+      wire,
+      "QUIT",
+    ]);
     expect(replies[5]).toMatch(/^250 /);
     // The dot-stuffed "...stuffed" line is "..stuffed" once unstuffed; nothing else changed.
     expect(decodeEnvelopeBody(await event(server, inbox.id, 1)).toString("latin1")).toBe(content.toString("latin1"));
@@ -174,7 +231,7 @@ describe("SMTP ingest", () => {
       date: new Date("2026-01-02T03:04:05Z"),
       messageId: "<so-42@vendor.test>",
       text: "Order 42 is done.",
-      html: "<p>Order <b>42</b> is done.</p><img src=\"cid:logo@vendor\">",
+      html: '<p>Order <b>42</b> is done.</p><img src="cid:logo@vendor">',
       attachments: [
         { filename: "report.csv", content: "a,b\n1,2\n", contentType: "text/csv" },
         { filename: "logo.png", content: randomBytes(5000), contentType: "image/png", cid: "logo@vendor" },
@@ -189,7 +246,10 @@ describe("SMTP ingest", () => {
     expect(JSON.parse(text)).toEqual({
       subject: "Service order 42 updated",
       from: [{ name: "Vendor Ops", address: "ops@vendor.test" }],
-      to: [{ name: "", address: "a@example.test" }, { name: "B", address: "b@example.test" }],
+      to: [
+        { name: "", address: "a@example.test" },
+        { name: "B", address: "b@example.test" },
+      ],
       cc: [{ name: "", address: "c@example.test" }],
       replyTo: [],
       date: "2026-01-02T03:04:05.000Z",
@@ -204,7 +264,9 @@ describe("SMTP ingest", () => {
       ],
     });
     // The inbox's own token reads it too; a webhook event has no parsed view.
-    expect((await fetch(`${server.url}/api/inboxes/${inbox.id}/events/1/email`, { headers: { authorization: `Bearer ${inbox.token}` } })).status).toBe(200);
+    expect(
+      (await fetch(`${server.url}/api/inboxes/${inbox.id}/events/1/email`, { headers: { authorization: `Bearer ${inbox.token}` } })).status,
+    ).toBe(200);
     expect((await fetch(`${server.url}/h/${inbox.id}`, { method: "POST", body: "hook" })).status).toBe(200);
     expect((await server.admin(`/api/inboxes/${inbox.id}/events/2/email`)).status).toBe(400);
   });
@@ -223,7 +285,8 @@ describe("SMTP ingest", () => {
 
   it("retention applies to mail events", async () => {
     const inbox = await server.createInbox({ settings: { retention: { maxEvents: 2 } } });
-    for (const id of ["r-1", "r-2", "r-3"]) expect(await sendRaw(smtp, { to: [`${inbox.id}@x.test`], raw: message(id) })).toMatchObject({ ok: true });
+    for (const id of ["r-1", "r-2", "r-3"])
+      expect(await sendRaw(smtp, { to: [`${inbox.id}@x.test`], raw: message(id) })).toMatchObject({ ok: true });
     await vi.waitFor(async () => expect((await event(server, inbox.id, 1)).status).toBe(410), { timeout: 5000, interval: 50 });
     expect((await event(server, inbox.id, 3)).status).toBe(200);
   });
@@ -267,12 +330,22 @@ describe("SMTP ingest", () => {
 describe("SMTP settings", () => {
   it("are off without a port; AUTH needs TLS, cert and key go together", () => {
     expect(loadServerConfig({}, {}).smtp).toBeUndefined();
-    expect(loadServerConfig({ smtpPort: 0 }, {}).smtp).toMatchObject({ host: "127.0.0.1", port: 0, auth: undefined, maxMessageBytes: 25 * 1024 * 1024 });
+    expect(loadServerConfig({ smtpPort: 0 }, {}).smtp).toMatchObject({
+      host: "127.0.0.1",
+      port: 0,
+      auth: undefined,
+      maxMessageBytes: 25 * 1024 * 1024,
+    });
     expect(loadServerConfig({ host: "::1" }, { TAILHOOK_SMTP_PORT: "2525" }).smtp).toMatchObject({ host: "::1", port: 2525 });
     expect(() => loadServerConfig({ smtpPort: 0 }, { TAILHOOK_SMTP_AUTH: "user:pw" })).toThrow(/needs --smtp-tls-cert/);
     expect(() => loadServerConfig({ smtpPort: 0, smtpTlsCert: "c.pem" }, {})).toThrow(/go together/);
-    expect(() => loadServerConfig({ smtpPort: 0, smtpTlsCert: "c", smtpTlsKey: "k" }, { TAILHOOK_SMTP_AUTH: "nocolon" })).toThrow(/user:password/);
-    expect(loadServerConfig({ smtpPort: 0, smtpTlsCert: "c", smtpTlsKey: "k" }, { TAILHOOK_SMTP_AUTH: "u:p:w" }).smtp?.auth).toEqual({ user: "u", password: "p:w" });
+    expect(() => loadServerConfig({ smtpPort: 0, smtpTlsCert: "c", smtpTlsKey: "k" }, { TAILHOOK_SMTP_AUTH: "nocolon" })).toThrow(
+      /user:password/,
+    );
+    expect(loadServerConfig({ smtpPort: 0, smtpTlsCert: "c", smtpTlsKey: "k" }, { TAILHOOK_SMTP_AUTH: "u:p:w" }).smtp?.auth).toEqual({
+      user: "u",
+      password: "p:w",
+    });
   });
 });
 
@@ -288,8 +361,14 @@ describe("SMTP AUTH", () => {
     const raw = message("auth-1");
     const noAuth = await rawSession(target, ["EHLO c.test", "MAIL FROM:<a@b.test>", "QUIT"]);
     expect(noAuth[2]).toMatch(/^530 /);
-    expect(await sendRaw(target, { to: [`${inbox.id}@x.test`], raw, tls: true, auth: { user: "vendor", pass: "wrong" } })).toMatchObject({ ok: false, code: 535 });
-    expect(await sendRaw(target, { to: [`${inbox.id}@x.test`], raw, tls: true, auth: { user: "vendor", pass: "s3cret" } })).toMatchObject({ ok: true, code: 250 });
+    expect(await sendRaw(target, { to: [`${inbox.id}@x.test`], raw, tls: true, auth: { user: "vendor", pass: "wrong" } })).toMatchObject({
+      ok: false,
+      code: 535,
+    });
+    expect(await sendRaw(target, { to: [`${inbox.id}@x.test`], raw, tls: true, auth: { user: "vendor", pass: "s3cret" } })).toMatchObject({
+      ok: true,
+      code: 250,
+    });
     expect(await lastSeq(authed, inbox.id)).toBe(1);
     expect((await event(authed, inbox.id, 1)).email).toMatchObject({ tls: true, authUser: "vendor" });
   });

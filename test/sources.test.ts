@@ -45,11 +45,18 @@ function adminFor(url: string, token: string): Admin {
   return (path, init = {}) =>
     fetch(`${url}${path}`, {
       ...init,
-      headers: { authorization: `Bearer ${token}`, ...(init.body !== undefined ? { "content-type": "application/json" } : {}), ...(init.headers as Record<string, string>) },
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(init.body !== undefined ? { "content-type": "application/json" } : {}),
+        ...(init.headers as Record<string, string>),
+      },
     });
 }
 
-async function createInbox(admin: Admin, settings: Record<string, unknown>): Promise<{ id: string; token: string; ingestUrl: string; streamUrl: string }> {
+async function createInbox(
+  admin: Admin,
+  settings: Record<string, unknown>,
+): Promise<{ id: string; token: string; ingestUrl: string; streamUrl: string }> {
   const response = await admin("/api/inboxes", { method: "POST", body: JSON.stringify({ settings }) });
   expect(response.status).toBe(201);
   return (await response.json()) as { id: string; token: string; ingestUrl: string; streamUrl: string };
@@ -70,7 +77,13 @@ async function getSource(admin: Admin, inboxId: string, sourceId: string): Promi
 }
 
 /** Waits until the source's status satisfies `done`. */
-async function waitForStatus(admin: Admin, inboxId: string, sourceId: string, done: (view: SourceView) => boolean, timeout = 20_000): Promise<SourceView> {
+async function waitForStatus(
+  admin: Admin,
+  inboxId: string,
+  sourceId: string,
+  done: (view: SourceView) => boolean,
+  timeout = 20_000,
+): Promise<SourceView> {
   let last: SourceView | undefined;
   await vi.waitFor(
     async () => {
@@ -144,7 +157,13 @@ describe("github source", () => {
     for (let n = 8; n <= 9; n++) guids.push(await github.send("push", { n, ref: "refs/heads/main" }));
     expect(github.deliveries.filter((delivery) => delivery.statusCode === 200)).toHaveLength(5);
 
-    const { view, text } = await createSource(admin, inbox.id, { kind: "github", repository: "acme/widgets", hookId: 42, token: GITHUB_TOKEN, intervalSeconds: 3600 });
+    const { view, text } = await createSource(admin, inbox.id, {
+      kind: "github",
+      repository: "acme/widgets",
+      hookId: 42,
+      token: GITHUB_TOKEN,
+      intervalSeconds: 3600,
+    });
     expectNoSecrets(text);
     expect(view.credentials).toEqual({ token: "set" });
     const done = await waitForStatus(admin, inbox.id, view.id, (source) => source.status.lastRun !== null);
@@ -192,7 +211,14 @@ describe("github source", () => {
     github.ingestUrl = "http://127.0.0.1:9/closed";
     for (let n = 1; n <= 4; n++) await github.send("issues", { n });
     github.faults.push({ status: 502 }, { delayMs: 1500 });
-    const { view } = await createSource(admin, inbox.id, { kind: "github", repository: "acme/widgets", hookId: 42, token: GITHUB_TOKEN, intervalSeconds: 3600, timeoutMs: 300 });
+    const { view } = await createSource(admin, inbox.id, {
+      kind: "github",
+      repository: "acme/widgets",
+      hookId: 42,
+      token: GITHUB_TOKEN,
+      intervalSeconds: 3600,
+      timeoutMs: 300,
+    });
     const done = await waitForStatus(admin, inbox.id, view.id, (source) => source.status.lastRun?.error === null);
     expect(done.status.recentErrors.map((entry) => entry.error)).toEqual([
       expect.stringMatching(/answered 502/),
@@ -216,7 +242,13 @@ describe("github source", () => {
       { status: 429, headers: { "retry-after": "1" } },
       { status: 403, headers: { "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(reset), "x-ratelimit-limit": "5000" } },
     );
-    const { view } = await createSource(admin, inbox.id, { kind: "github", repository: "acme/widgets", hookId: 42, token: GITHUB_TOKEN, intervalSeconds: 3600 });
+    const { view } = await createSource(admin, inbox.id, {
+      kind: "github",
+      repository: "acme/widgets",
+      hookId: 42,
+      token: GITHUB_TOKEN,
+      intervalSeconds: 3600,
+    });
     const done = await waitForStatus(admin, inbox.id, view.id, (source) => source.status.lastRun?.error === null);
     expect(done.status.recentErrors.map((entry) => entry.error)).toEqual([
       expect.stringMatching(/rate limited \(429\)/),
@@ -239,7 +271,13 @@ describe("github source", () => {
     for (let n = 1; n <= 4; n++) await github.send("issues", { n });
     const reset = Math.ceil(Date.now() / 1000) + 2;
     github.answerHeaders.push({ "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(reset) });
-    const { view } = await createSource(admin, inbox.id, { kind: "github", repository: "acme/widgets", hookId: 42, token: GITHUB_TOKEN, intervalSeconds: 3600 });
+    const { view } = await createSource(admin, inbox.id, {
+      kind: "github",
+      repository: "acme/widgets",
+      hookId: 42,
+      token: GITHUB_TOKEN,
+      intervalSeconds: 3600,
+    });
     const done = await waitForStatus(admin, inbox.id, view.id, (source) => source.status.lastRun?.error === null);
     expect(done.status.recentErrors.map((entry) => entry.error)).toEqual([expect.stringMatching(/rate limit spent/)]);
     const [first, ...later] = github.requests;
@@ -254,14 +292,22 @@ describe("github source", () => {
     const server = await startServer({ TAILHOOK_GITHUB_API_URL: github.url });
     const admin = adminFor(server.url, ADMIN);
     const verifies = (event: Envelope) =>
-      header(event, "X-Hub-Signature-256") === `sha256=${createHmac("sha256", github.webhookSecret).update(bodyBytes(event)).digest("hex")}`;
+      header(event, "X-Hub-Signature-256") ===
+      `sha256=${createHmac("sha256", github.webhookSecret).update(bodyBytes(event)).digest("hex")}`;
 
     const verify = { scheme: "github", secrets: [github.webhookSecret], mode: "enforce" };
     const redeliverInbox = await createInbox(admin, { dedupe: "github", verify });
     github.ingestUrl = "http://127.0.0.1:9/closed";
     const missed = await github.send("push", { pretty: true, text: "caf\u00e9 </script>" }, { pretty: true });
     github.ingestUrl = redeliverInbox.ingestUrl;
-    const { view } = await createSource(admin, redeliverInbox.id, { kind: "github", repository: "acme/widgets", hookId: 42, token: GITHUB_TOKEN, mode: "redeliver", intervalSeconds: 3600 });
+    const { view } = await createSource(admin, redeliverInbox.id, {
+      kind: "github",
+      repository: "acme/widgets",
+      hookId: 42,
+      token: GITHUB_TOKEN,
+      mode: "redeliver",
+      intervalSeconds: 3600,
+    });
     const first = await waitForStatus(admin, redeliverInbox.id, view.id, (source) => source.status.lastRun !== null);
     expect(first.status.lastRun).toMatchObject({ listed: 1, missing: 1, appended: 1, error: null });
     await vi.waitFor(async () => expect((await readAll(redeliverInbox.streamUrl, redeliverInbox.token)).events).toHaveLength(1));
@@ -278,7 +324,13 @@ describe("github source", () => {
     // Append mode, for comparison: GitHub keeps the payload parsed, so the copy is a re-serialisation.
     await github.send("push", { compact: true, text: "caf\u00e9" });
     const appendInbox = await createInbox(admin, { dedupe: "github", verify });
-    const { view: appendSource } = await createSource(admin, appendInbox.id, { kind: "github", repository: "acme/widgets", hookId: 42, token: GITHUB_TOKEN, intervalSeconds: 3600 });
+    const { view: appendSource } = await createSource(admin, appendInbox.id, {
+      kind: "github",
+      repository: "acme/widgets",
+      hookId: 42,
+      token: GITHUB_TOKEN,
+      intervalSeconds: 3600,
+    });
     const appended = await waitForStatus(admin, appendInbox.id, appendSource.id, (source) => source.status.lastRun !== null);
     expect(appended.status.lastRun).toMatchObject({ listed: 2, missing: 2, appended: 2, error: null });
     const copies = (await readAll(appendInbox.streamUrl, appendInbox.token)).events.filter((event) => event.origin === "reconciled");
@@ -306,18 +358,30 @@ describe("github source", () => {
     // A bad key is refused at creation, with a message that does not echo it.
     const notAKey = "-----BEGIN RSA PRIVATE KEY-----\nbm90IGEga2V5IGF0IGFsbCwgc29ycnk=\n-----END RSA PRIVATE KEY-----\n";
     for (const privateKey of [notAKey, "just-a-string", 42]) {
-      const response = await admin(`/api/inboxes/${inbox.id}/sources`, { method: "POST", body: JSON.stringify({ kind: "github", app: true, appId: 123456, privateKey }) });
+      const response = await admin(`/api/inboxes/${inbox.id}/sources`, {
+        method: "POST",
+        body: JSON.stringify({ kind: "github", app: true, appId: 123456, privateKey }),
+      });
       const text = await response.text();
       expect(response.status).toBe(400);
       expect(text).toMatch(/privateKey must be .*PEM/);
       expect(text).not.toContain("bm90IGEga2V5");
       expect(text).not.toContain("just-a-string");
     }
-    const missingId = await admin(`/api/inboxes/${inbox.id}/sources`, { method: "POST", body: JSON.stringify({ kind: "github", app: true, privateKey: APP_PRIVATE_KEY }) });
+    const missingId = await admin(`/api/inboxes/${inbox.id}/sources`, {
+      method: "POST",
+      body: JSON.stringify({ kind: "github", app: true, privateKey: APP_PRIVATE_KEY }),
+    });
     expect(missingId.status).toBe(400);
     expect(await missingId.text()).toMatch(/appId/);
 
-    const { view, text } = await createSource(admin, inbox.id, { kind: "github", app: true, appId: 123456, privateKey: APP_PRIVATE_KEY, intervalSeconds: 3600 });
+    const { view, text } = await createSource(admin, inbox.id, {
+      kind: "github",
+      app: true,
+      appId: 123456,
+      privateKey: APP_PRIVATE_KEY,
+      intervalSeconds: 3600,
+    });
     expectNoSecrets(text);
     expect(view).toMatchObject({ app: true, appId: "123456", credentials: { privateKey: "set" } });
     const done = await waitForStatus(admin, inbox.id, view.id, (source) => source.status.lastRun !== null);
@@ -328,7 +392,11 @@ describe("github source", () => {
     // Every request (two list pages, each missing delivery) carried a JWT GitHub accepts.
     const used = github.apiRequests(/^\/app\/hook\/deliveries/);
     expect(used.map((request) => request.status)).toEqual([200, 200, 200, 200, 200]);
-    const claims = JSON.parse(Buffer.from(String(used[0]!.headers.authorization).split(".")[1]!, "base64url").toString()) as { iat: number; exp: number; iss: string };
+    const claims = JSON.parse(Buffer.from(String(used[0]!.headers.authorization).split(".")[1]!, "base64url").toString()) as {
+      iat: number;
+      exp: number;
+      iss: string;
+    };
     expect(claims.iss).toBe("123456");
     expect(claims.exp - claims.iat).toBeLessThanOrEqual(600);
     expect(Math.abs(claims.iat - (Math.floor(used[0]!.at / 1000) - 60))).toBeLessThanOrEqual(1);
@@ -337,7 +405,13 @@ describe("github source", () => {
 
     // Another app's key (or the client id as iss): GitHub answers 401, and the status says so.
     const otherKey = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
-    const { view: wrong, text: wrongText } = await createSource(admin, inbox.id, { kind: "github", app: true, appId: "Iv23liFakeClientId", privateKey: otherKey, intervalSeconds: 3600 });
+    const { view: wrong, text: wrongText } = await createSource(admin, inbox.id, {
+      kind: "github",
+      app: true,
+      appId: "Iv23liFakeClientId",
+      privateKey: otherKey,
+      intervalSeconds: 3600,
+    });
     expect(wrongText).not.toContain(otherKey.split("\n")[1]!);
     const failed = await waitForStatus(admin, inbox.id, wrong.id, (source) => source.status.lastRun !== null);
     expect(failed.status.error).toMatch(/answered 401/);
@@ -402,7 +476,10 @@ describe("stripe source", () => {
   it("a backlog over the per-run cap is reconciled over several bounded runs, oldest first, each event once, the cursor advancing every run", async () => {
     const stripe = await new FakeStripe(STRIPE_KEY, "whsec_fake").start();
     fakes.push(stripe);
-    const server = await startTestServer({ port: 0 }, { env: { TAILHOOK_ADMIN_TOKEN: ADMIN, TAILHOOK_STRIPE_API_URL: stripe.url }, sources: { stripeMaxEventsPerRun: 3 } });
+    const server = await startTestServer(
+      { port: 0 },
+      { env: { TAILHOOK_ADMIN_TOKEN: ADMIN, TAILHOOK_STRIPE_API_URL: stripe.url }, sources: { stripeMaxEventsPerRun: 3 } },
+    );
     servers.push(server);
     const admin = adminFor(server.url, ADMIN);
     const inbox = await createInbox(admin, { dedupe: "stripe" });
@@ -463,7 +540,8 @@ describe("poll source", () => {
     expect(view.credentials).toEqual({ headers: ["authorization"] });
     await waitForStatus(admin(), inbox.id, view.id, (source) => source.status.lastRun !== null);
     for (let n = 2; n <= 5; n++) expect((await runNow(admin(), inbox.id, view.id)).status.lastRun?.error).toBeNull();
-    const states = async () => (await readAll(inbox.streamUrl, inbox.token)).events.map((event) => (JSON.parse(event.body) as { state: string }).state);
+    const states = async () =>
+      (await readAll(inbox.streamUrl, inbox.token)).events.map((event) => (JSON.parse(event.body) as { state: string }).state);
     expect(await states()).toEqual(["A", "B", "A"]);
     const { events } = await readAll(inbox.streamUrl, inbox.token);
     expect(events.every((event) => event.origin === "poll" && event.source === view.id && event.method === "GET")).toBe(true);
@@ -484,7 +562,9 @@ describe("provider base URLs", () => {
     const { loadServerConfig } = await import("../dist/config.js");
     expect(loadServerConfig({}, {})).toMatchObject({ githubApiUrl: "https://api.github.com", stripeApiUrl: "https://api.stripe.com" });
     expect(loadServerConfig({}, { TAILHOOK_GITHUB_API_URL: "http://127.0.0.1:4010" }).githubApiUrl).toBe("http://127.0.0.1:4010");
-    expect(loadServerConfig({}, { TAILHOOK_STRIPE_API_URL: "https://stripe.internal.example/" }).stripeApiUrl).toBe("https://stripe.internal.example");
+    expect(loadServerConfig({}, { TAILHOOK_STRIPE_API_URL: "https://stripe.internal.example/" }).stripeApiUrl).toBe(
+      "https://stripe.internal.example",
+    );
     expect(() => loadServerConfig({}, { TAILHOOK_GITHUB_API_URL: "http://api.github.com" })).toThrow(/https/);
     expect(() => loadServerConfig({}, { TAILHOOK_STRIPE_API_URL: "ftp://127.0.0.1" })).toThrow();
   });
@@ -496,7 +576,9 @@ describe("sources API", () => {
     const admin = adminFor(server.url, ADMIN);
     const plain = await createInbox(admin, {});
     const github = await createInbox(admin, { dedupe: "github" });
-    const byInboxToken = await fetch(`${server.url}/api/inboxes/${github.id}/sources`, { headers: { authorization: `Bearer ${github.token}` } });
+    const byInboxToken = await fetch(`${server.url}/api/inboxes/${github.id}/sources`, {
+      headers: { authorization: `Bearer ${github.token}` },
+    });
     expect(byInboxToken.status).toBe(401);
     const refused: Array<[string, Record<string, unknown>, RegExp]> = [
       [plain.id, { kind: "github", repository: "acme/widgets", hookId: 42, token: GITHUB_TOKEN }, /settings\.dedupe/],
@@ -505,8 +587,16 @@ describe("sources API", () => {
       [github.id, { kind: "github", repository: "acme/widgets", token: GITHUB_TOKEN }, /hookId/],
       [github.id, { kind: "github", repository: "acme/widgets", hookId: 42 }, /token/],
       [github.id, { kind: "github", app: true, appId: 1, token: GITHUB_TOKEN }, /appId and privateKey, not token/],
-      [github.id, { kind: "github", repository: "acme/widgets", hookId: 42, token: GITHUB_TOKEN, privateKey: APP_PRIVATE_KEY }, /app: true only/],
-      [github.id, { kind: "github", repository: "acme/widgets", hookId: 42, token: GITHUB_TOKEN, url: "http://127.0.0.1:1" }, /unknown field url/],
+      [
+        github.id,
+        { kind: "github", repository: "acme/widgets", hookId: 42, token: GITHUB_TOKEN, privateKey: APP_PRIVATE_KEY },
+        /app: true only/,
+      ],
+      [
+        github.id,
+        { kind: "github", repository: "acme/widgets", hookId: 42, token: GITHUB_TOKEN, url: "http://127.0.0.1:1" },
+        /unknown field url/,
+      ],
       [plain.id, { kind: "poll", url: "http://192.0.2.1/state" }, /https/],
       [plain.id, { kind: "poll", url: "https://user:pw@127.0.0.1/state" }, /credentials/],
       [plain.id, { kind: "poll", url: "https://127.0.0.1/state", headers: { "bad name": "x" } }, /header name/],
@@ -528,7 +618,12 @@ describe("sources API", () => {
     expect((await admin(`/api/inboxes/${plain.id}/sources/${view.id}`)).status).toBe(404);
 
     // Deleting the inbox deletes its sources, credentials and all.
-    const { view: other } = await createSource(admin, plain.id, { kind: "poll", url: closed, headers: { authorization: POLL_SECRET }, intervalSeconds: 3600 });
+    const { view: other } = await createSource(admin, plain.id, {
+      kind: "poll",
+      url: closed,
+      headers: { authorization: POLL_SECRET },
+      intervalSeconds: 3600,
+    });
     const stored = async () => (await server.store.general!.listRecords("source")).map((record) => record.key);
     expect(await stored()).toContain(other.id);
     expect((await admin(`/api/inboxes/${plain.id}`, { method: "DELETE" })).status).toBe(204);

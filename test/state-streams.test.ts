@@ -55,9 +55,14 @@ function randomChanges(next: () => number, count: number, keys: number): Message
 
 describe("state streams", () => {
   let server: TestServer;
-  const put = (name: string, headers: Record<string, string> = STATE, body?: string) => server.admin(`/v1/stream/${name}`, { method: "PUT", headers, body });
+  const put = (name: string, headers: Record<string, string> = STATE, body?: string) =>
+    server.admin(`/v1/stream/${name}`, { method: "PUT", headers, body });
   const post = (name: string, body: unknown) =>
-    server.admin(`/v1/stream/${name}`, { method: "POST", headers: JSON_TYPE, body: typeof body === "string" ? body : JSON.stringify(body) });
+    server.admin(`/v1/stream/${name}`, {
+      method: "POST",
+      headers: JSON_TYPE,
+      body: typeof body === "string" ? body : JSON.stringify(body),
+    });
   const tail = async (name: string) => (await server.admin(`/v1/stream/${name}`, { method: "HEAD" })).headers.get("stream-next-offset");
 
   async function readLog(name: string, from = "-1", until?: string): Promise<{ messages: Message[]; next: string }> {
@@ -68,7 +73,8 @@ describe("state streams", () => {
       expect(response.status).toBe(200);
       messages.push(...((await response.json()) as Message[]));
       offset = response.headers.get("stream-next-offset")!;
-      if (response.headers.get("stream-up-to-date") === "true" || (until !== undefined && offset >= until)) return { messages, next: offset };
+      if (response.headers.get("stream-up-to-date") === "true" || (until !== undefined && offset >= until))
+        return { messages, next: offset };
     }
   }
 
@@ -230,7 +236,8 @@ describe("state streams", () => {
       const next = random(seed);
       const name = `oracle/random-${seed}`;
       expect((await put(name)).status).toBe(201);
-      for (let batch = 0; batch < 8; batch++) expect((await post(name, randomChanges(next, 1 + Math.floor(next() * 30), 12))).status).toBe(204);
+      for (let batch = 0; batch < 8; batch++)
+        expect((await post(name, randomChanges(next, 1 + Math.floor(next() * 30), 12))).status).toBe(204);
       const { inserts } = await readSnapshot(name);
       expect(materialize(inserts), `seed ${seed}`).toEqual(materialize((await readLog(name)).messages));
     }
@@ -265,12 +272,16 @@ describe("state streams", () => {
       }
     })();
     const seen = writes;
-    const snapshot = await readSnapshot(name, () => new Promise<void>((resolve) => {
-      // Let the writer commit at least one more append between pages.
-      const target = writes + 1;
-      const check = () => (writes >= target || !writing ? resolve() : setImmediate(check));
-      check();
-    }));
+    const snapshot = await readSnapshot(
+      name,
+      () =>
+        new Promise<void>((resolve) => {
+          // Let the writer commit at least one more append between pages.
+          const target = writes + 1;
+          const check = () => (writes >= target || !writing ? resolve() : setImmediate(check));
+          check();
+        }),
+    );
     writing = false;
     await writer;
     expect(snapshot.pages.length).toBeGreaterThanOrEqual(3);
@@ -292,7 +303,9 @@ describe("state streams", () => {
       expect(sse.response.status).toBe(200);
       const received = () => sse.events.filter((event) => event.event === "data").flatMap((event) => JSON.parse(event.data) as Message[]);
       await sse.waitFor(() => received().some((message) => message.headers.control === "snapshot-end"));
-      const controls = sse.events.filter((event) => event.event === "control").map((event) => JSON.parse(event.data) as { streamNextOffset: string });
+      const controls = sse.events
+        .filter((event) => event.event === "control")
+        .map((event) => JSON.parse(event.data) as { streamNextOffset: string });
       expect(controls[0]!.streamNextOffset).toBe("0000000000000000_0000000000000120");
       const delta: Message = { type: "user", key: "live", value: 1, headers: { operation: "insert" } };
       expect((await post(name, delta)).status).toBe(204);
@@ -307,12 +320,25 @@ describe("state streams", () => {
 
   it("@durable-streams/client reads a paged snapshot from offset=snapshot as ordinary long-poll pages, up to date at X", async () => {
     const name = "oracle/client";
-    const rows = Array.from({ length: 1500 }, (_, index): Message => ({ type: "row", key: `r${index}`, value: index, headers: { operation: "upsert" } }));
+    const rows = Array.from({ length: 1500 }, (_, index): Message => ({
+      type: "row",
+      key: `r${index}`,
+      value: index,
+      headers: { operation: "upsert" },
+    }));
     expect((await put(name, STATE, JSON.stringify(rows))).status).toBe(201);
-    const response = await stream<Message>({ url: `${server.url}/v1/stream/${name}`, headers: { authorization: `Bearer ${server.adminToken}` }, offset: "snapshot", live: "long-poll" });
+    const response = await stream<Message>({
+      url: `${server.url}/v1/stream/${name}`,
+      headers: { authorization: `Bearer ${server.adminToken}` },
+      offset: "snapshot",
+      live: "long-poll",
+    });
     const items = await response.json();
     expect(items).toHaveLength(1502);
-    expect(items.filter((item) => item.headers.control !== undefined).map((item) => item.headers.control)).toEqual(["snapshot-start", "snapshot-end"]);
+    expect(items.filter((item) => item.headers.control !== undefined).map((item) => item.headers.control)).toEqual([
+      "snapshot-start",
+      "snapshot-end",
+    ]);
     expect(materialize(items)).toEqual(materialize(rows));
     expect(response.offset).toBe("0000000000000000_0000000000001500");
   });
@@ -343,12 +369,15 @@ describe("state streams across a restart", () => {
     const first = await startTestServer();
     const name = "restart/state";
     const messages = randomChanges(random(7), 200, 30);
-    expect((await first.admin(`/v1/stream/${name}`, { method: "PUT", headers: STATE, body: JSON.stringify(messages.slice(0, 100)) })).status).toBe(201);
+    expect(
+      (await first.admin(`/v1/stream/${name}`, { method: "PUT", headers: STATE, body: JSON.stringify(messages.slice(0, 100)) })).status,
+    ).toBe(201);
     await first.close();
     const second = await startTestServer({}, { dataDir: first.dataDir });
     try {
       expect((await second.admin(`/v1/stream/${name}`, { method: "HEAD" })).headers.get("stream-state")).toBe("v1");
-      const post = (body: unknown) => second.admin(`/v1/stream/${name}`, { method: "POST", headers: JSON_TYPE, body: JSON.stringify(body) });
+      const post = (body: unknown) =>
+        second.admin(`/v1/stream/${name}`, { method: "POST", headers: JSON_TYPE, body: JSON.stringify(body) });
       expect((await post({ nope: 1 })).status).toBe(400);
       expect((await post(messages.slice(100))).status).toBe(204);
       const response = await second.admin(`/v1/stream/${name}?offset=snapshot`);

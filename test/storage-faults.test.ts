@@ -141,7 +141,8 @@ async function readAll(server: ServerProcess, inboxId: string): Promise<Array<{ 
     });
     expect(response.status).toBe(200);
     const page = (await response.json()) as Array<{ seq: number; body: string; bodyEncoding: string }>;
-    for (const event of page) events.push({ seq: event.seq, body: Buffer.from(event.body, event.bodyEncoding === "utf8" ? "utf8" : "base64") });
+    for (const event of page)
+      events.push({ seq: event.seq, body: Buffer.from(event.body, event.bodyEncoding === "utf8" ? "utf8" : "base64") });
     offset = response.headers.get("stream-next-offset")!;
     if (response.headers.get("stream-up-to-date") === "true") return events;
   }
@@ -230,7 +231,10 @@ describe.skipIf(canMount !== true)("storage faults on real filesystems (tailhook
     expect(await health(server)).toEqual({ healthz: 200, readyz: 200 });
 
     const exit = await server.kill("SIGTERM");
-    expect({ exit, stderr: exit.code === 0 ? "" : server.stderr.text.slice(-2000) }).toEqual({ exit: { code: 0, signal: null }, stderr: "" });
+    expect({ exit, stderr: exit.code === 0 ? "" : server.stderr.text.slice(-2000) }).toEqual({
+      exit: { code: 0, signal: null },
+      stderr: "",
+    });
 
     server = await startServerProcess({ dataDir });
     await expectAllPresent(server, inbox.id, ledger.acked);
@@ -280,7 +284,10 @@ describe.skipIf(canMount !== true)("storage faults on real filesystems (tailhook
     expect.soft(await health(server)).toEqual({ healthz: 503, readyz: 503 });
 
     const exit = await server.kill("SIGTERM");
-    expect({ exit, stderr: exit.code === 0 ? "" : server.stderr.text.slice(-2000) }).toEqual({ exit: { code: 0, signal: null }, stderr: "" });
+    expect({ exit, stderr: exit.code === 0 ? "" : server.stderr.text.slice(-2000) }).toEqual({
+      exit: { code: 0, signal: null },
+      stderr: "",
+    });
 
     // The operator's recovery: unmount, mount again (read-write), restart.
     run("umount", [volume.dir]);

@@ -274,7 +274,9 @@ describe.each(backends)("store contract: $name", (backend) => {
     const deleted = opened.store.deleteInbox(b.id);
     const lateB = Array.from({ length: 10 }, () => opened.store.appendEvent(b.streamId, captured(Buffer.from("late"))));
     const resultsA = await Promise.all(appendsA);
-    expect(resultsA.map((result) => (result as { seq: number }).seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+    expect(resultsA.map((result) => (result as { seq: number }).seq).sort((x, y) => x - y)).toEqual(
+      Array.from({ length: 60 }, (_, i) => i + 1),
+    );
     expect(await deleted).toBe(true);
     // Called while the delete was pending, each append lands on one side of it (SQLite keeps
     // call order; PostgreSQL's queued appends may commit after a delete that runs on its own):
@@ -282,7 +284,9 @@ describe.each(backends)("store contract: $name", (backend) => {
     // the inbox takes nothing.
     const resultsB = await Promise.all([...appendsB, ...lateB]);
     const seqsB = resultsB.flatMap((result) => (result.status === "appended" ? [result.seq] : []));
-    expect(resultsB.filter((result) => result.status !== "appended")).toEqual(Array.from({ length: 40 - seqsB.length }, () => ({ status: "not_found" })));
+    expect(resultsB.filter((result) => result.status !== "appended")).toEqual(
+      Array.from({ length: 40 - seqsB.length }, () => ({ status: "not_found" })),
+    );
     expect(seqsB.sort((x, y) => x - y)).toEqual(Array.from({ length: seqsB.length }, (_, i) => i + 1));
     expect(await opened.store.appendEvent(b.streamId, captured(Buffer.from("after delete")))).toEqual({ status: "not_found" });
 
@@ -408,7 +412,9 @@ describe.each(backends)("store contract: $name", (backend) => {
     // A sentinel commit after it: once its tail is reported, so would the refused one's have been.
     expect(await store.appendEvent(a.streamId, captured(Buffer.from("sentinel")))).toEqual({ status: "appended", seq: 4 });
     await vi.waitFor(() => expect(seen(a.streamId)).toBe(4), { timeout: 5000 });
-    expect(calls.slice(afterDelete).some((tails) => (tails.get(b.streamId) ?? 0) > 2 && tails.get(b.streamId) !== Number.MAX_SAFE_INTEGER)).toBe(false);
+    expect(
+      calls.slice(afterDelete).some((tails) => (tails.get(b.streamId) ?? 0) > 2 && tails.get(b.streamId) !== Number.MAX_SAFE_INTEGER),
+    ).toBe(false);
   });
 
   it("keeps consumers: ensure, ack forward only, list, delete", async () => {
@@ -422,7 +428,14 @@ describe.each(backends)("store contract: $name", (backend) => {
 
     const before = Date.now();
     const ensured = await store.ensureConsumer(s, "worker", 5);
-    expect(ensured).toEqual({ streamId: s, name: "worker", committedSeq: 5, createdAt: expect.any(Number), lastAckAt: null, lastSeenAt: null });
+    expect(ensured).toEqual({
+      streamId: s,
+      name: "worker",
+      committedSeq: 5,
+      createdAt: expect.any(Number),
+      lastAckAt: null,
+      lastSeenAt: null,
+    });
     expect(ensured.createdAt).toBeGreaterThanOrEqual(before - 1);
     // Idempotent: an existing consumer is returned as it is.
     expect(await store.ensureConsumer(s, "worker", 9)).toEqual(ensured);
@@ -542,7 +555,8 @@ describe.each(backends)("general streams contract: $name", (backend) => {
     producer: null,
     ...extra,
   });
-  const texts = async (store: Store, streamId: number) => (await store.readMessages(streamId, 0, ALL)).map((message) => message.data.toString());
+  const texts = async (store: Store, streamId: number) =>
+    (await store.readMessages(streamId, 0, ALL)).map((message) => message.data.toString());
 
   it("creates idempotently, refuses a different config, appends in order and closes", async () => {
     const { entry, streams } = await general();
@@ -552,10 +566,15 @@ describe.each(backends)("general streams contract: $name", (backend) => {
     expect(await streams.createStream(create("a/b", { contentType: "application/json" }))).toMatchObject({ status: "conflict" });
 
     expect(await streams.appendStream(append("a/b", ["m2", "m3"]))).toMatchObject({ status: "appended", stream: { tailSeq: 3 } });
-    expect(await streams.appendStream(append("a/b", ["x"], { contentType: "application/json" }))).toMatchObject({ status: "content_type_mismatch" });
+    expect(await streams.appendStream(append("a/b", ["x"], { contentType: "application/json" }))).toMatchObject({
+      status: "content_type_mismatch",
+    });
     expect(await streams.appendStream(append("a/b", ["m4"], { streamSeq: "0002" }))).toMatchObject({ status: "appended" });
     expect(await streams.appendStream(append("a/b", ["m5"], { streamSeq: "0001" }))).toMatchObject({ status: "stream_seq_regression" });
-    expect(await streams.appendStream(append("a/b", [], { close: true }))).toMatchObject({ status: "appended", stream: { closed: true, tailSeq: 4 } });
+    expect(await streams.appendStream(append("a/b", [], { close: true }))).toMatchObject({
+      status: "appended",
+      stream: { closed: true, tailSeq: 4 },
+    });
     expect(await streams.appendStream(append("a/b", ["late"]))).toMatchObject({ status: "closed" });
     expect(await streams.appendStream(append("no/such", ["x"]))).toEqual({ status: "not_found" });
 
@@ -583,7 +602,9 @@ describe.each(backends)("general streams contract: $name", (backend) => {
     await streams.createStream(create("src", { messages: ["s1", "s2", "s3"].map((text) => Buffer.from(text)) }));
     const fork = await streams.createStream(create("fork", { contentType: null, fork: { source: "src", offsetSeq: 2, subOffset: 0 } }));
     expect(fork).toMatchObject({ status: "created", stream: { tailSeq: 2, forkSeq: 2, contentType: "text/plain" } });
-    expect(await streams.createStream(create("orphan", { fork: { source: "missing", offsetSeq: null, subOffset: 0 } }))).toEqual({ status: "source_not_found" });
+    expect(await streams.createStream(create("orphan", { fork: { source: "missing", offsetSeq: null, subOffset: 0 } }))).toEqual({
+      status: "source_not_found",
+    });
     await streams.appendStream(append("fork", ["f3"]));
     await streams.appendStream(append("src", ["s4"]));
 
@@ -608,7 +629,10 @@ describe.each(backends)("general streams contract: $name", (backend) => {
     await streams.putRecord("kind-a", "key-1", "value-1");
     await streams.putRecord("kind-a", "key-2", "value-2");
     await streams.putRecord("kind-a", "key-2", null);
-    await vi.waitFor(async () => expect(await streams.appendStream(append("short", ["x"]))).toEqual({ status: "not_found" }), { timeout: 10_000, interval: 50 });
+    await vi.waitFor(async () => expect(await streams.appendStream(append("short", ["x"]))).toEqual({ status: "not_found" }), {
+      timeout: 10_000,
+      interval: 50,
+    });
 
     await entry.store.close();
     const store = await entry.reopen();
@@ -616,8 +640,13 @@ describe.each(backends)("general streams contract: $name", (backend) => {
     const again = store.general!;
     expect(await store.getStream("kept")).toMatchObject({ tailSeq: 1, closed: false, ttlSeconds: 3600 });
     expect(await again.appendStream(append("done", ["x"]))).toMatchObject({ status: "closed" });
-    expect(await again.appendStream(append("kept", ["k1"], { producer: { id: "w", epoch: 3, seq: 0 } }))).toMatchObject({ status: "duplicate" });
-    expect(await again.appendStream(append("kept", ["k2"], { producer: { id: "w", epoch: 2, seq: 0 } }))).toEqual({ status: "stale_epoch", epoch: 3 });
+    expect(await again.appendStream(append("kept", ["k1"], { producer: { id: "w", epoch: 3, seq: 0 } }))).toMatchObject({
+      status: "duplicate",
+    });
+    expect(await again.appendStream(append("kept", ["k2"], { producer: { id: "w", epoch: 2, seq: 0 } }))).toEqual({
+      status: "stale_epoch",
+      epoch: 3,
+    });
     expect(await again.listRecords("kind-a")).toEqual([{ key: "key-1", value: "value-1" }]);
     expect(await store.getStream("short")).toBeUndefined();
   });

@@ -72,7 +72,16 @@ describe("SqliteStore.isFailure", () => {
     try {
       const inbox = await store.createInbox({ id: "in_writerbug", name: null, tokenHash: Buffer.alloc(32), settings: {} });
       // A time that is an object: binding it in the writer thread throws a TypeError, not an SQLite error.
-      const broken = { id: "evt_x", receivedAt: {}, method: "POST", path: "", query: "", rawHeaders: [], remoteAddr: "", body: Buffer.from("x") };
+      const broken = {
+        id: "evt_x",
+        receivedAt: {},
+        method: "POST",
+        path: "",
+        query: "",
+        rawHeaders: [],
+        remoteAddr: "",
+        body: Buffer.from("x"),
+      };
       const error = await store.appendEvent(inbox.streamId, broken as never).then(
         () => undefined,
         (reason: unknown) => reason,
@@ -99,7 +108,9 @@ describe("a real store failure is still 503 with Retry-After", () => {
       const response = await fetch(`${server.url}/h/${inbox.id}`, { method: "POST", body: "not kept" });
       expect(response.status).toBe(503);
       expect(response.headers.get("retry-after")).toBe("1");
-      expect(await response.json()).toEqual({ error: { code: "store_unavailable", message: "storage is unavailable; nothing was stored" } });
+      expect(await response.json()).toEqual({
+        error: { code: "store_unavailable", message: "storage is unavailable; nothing was stored" },
+      });
       expect((await logLineOf(lines, response)).level).toBe(50);
     } finally {
       await server.stop();

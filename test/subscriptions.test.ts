@@ -145,7 +145,20 @@ describe("webhook URLs", () => {
   it("tell public addresses from the rest", () => {
     expect(isPublicAddress("93.184.216.34")).toBe(true);
     expect(isPublicAddress("2001:4860:4860::8888")).toBe(true);
-    for (const address of ["127.0.0.1", "10.1.2.3", "172.31.255.255", "192.168.0.1", "169.254.1.1", "::1", "::", "fc00::1", "fe80::1", "::ffff:192.168.0.1", "224.0.0.1", "not-an-ip"]) {
+    for (const address of [
+      "127.0.0.1",
+      "10.1.2.3",
+      "172.31.255.255",
+      "192.168.0.1",
+      "169.254.1.1",
+      "::1",
+      "::",
+      "fc00::1",
+      "fe80::1",
+      "::ffff:192.168.0.1",
+      "224.0.0.1",
+      "not-an-ip",
+    ]) {
       expect(isPublicAddress(address), address).toBe(false);
     }
   });
@@ -182,9 +195,21 @@ describe("subscription requests", () => {
   it("fill in defaults and normalize, so equivalent configs hash alike", () => {
     const a = config({ type: "webhook", pattern: "/events/*/", streams: ["b", "a", "/a"], webhook: { url: "https://x.example.com/" } });
     expect(a).toMatchObject({ pattern: "events/*", streams: ["a", "b"], leaseTtlMs: 30_000, description: null, wakeStream: null });
-    const b = config({ type: "webhook", pattern: "events/*", streams: ["a", "b"], webhook: { url: "https://x.example.com/" }, lease_ttl_ms: 30_000 });
+    const b = config({
+      type: "webhook",
+      pattern: "events/*",
+      streams: ["a", "b"],
+      webhook: { url: "https://x.example.com/" },
+      lease_ttl_ms: 30_000,
+    });
     expect(configHash(a)).toBe(configHash(b));
-    const c = config({ type: "webhook", pattern: "events/*", streams: ["a", "b"], webhook: { url: "https://x.example.com/" }, description: "x" });
+    const c = config({
+      type: "webhook",
+      pattern: "events/*",
+      streams: ["a", "b"],
+      webhook: { url: "https://x.example.com/" },
+      description: "x",
+    });
     expect(configHash(c)).not.toBe(configHash(a));
   });
   it("refuse what the protocol forbids, with its error codes", () => {
@@ -264,7 +289,12 @@ describe("subscription state", () => {
     expect(needsWake(sub, tails)).toBe(true);
     const woken = issueWake(sub, tails, 1000, { wakeId: "w_1", tokenHash: null });
     expect(woken.generation).toBe(1);
-    expect(woken.wake).toMatchObject({ wakeId: "w_1", snapshot: { "events/a": offset(4) }, holder: null, delivery: { attempts: 0, nextAttemptAt: 1000 } });
+    expect(woken.wake).toMatchObject({
+      wakeId: "w_1",
+      snapshot: { "events/a": offset(4) },
+      holder: null,
+      delivery: { attempts: 0, nextAttemptAt: 1000 },
+    });
     expect(needsWake(woken, tails)).toBe(false);
     expect(nextDeadline(woken, false)).toBe(1000);
     expect(nextDeadline(woken, true)).toBeUndefined();
@@ -273,7 +303,9 @@ describe("subscription state", () => {
   it("lets one worker claim, fences the others, and frees the lease when it runs out", () => {
     const sub = subscription(pullBody, [{ path: "events/a", tailOffset: offset(3) }]);
     const tails = new Map([["events/a", offset(5)]]);
-    expect(claimWake(sub, "w1", new Map([["events/a", offset(3)]]), 0, { wakeId: "w_x", tokenHash: "00" })).toEqual({ status: "no_pending_work" });
+    expect(claimWake(sub, "w1", new Map([["events/a", offset(3)]]), 0, { wakeId: "w_x", tokenHash: "00" })).toEqual({
+      status: "no_pending_work",
+    });
     const claim = claimWake(sub, "w1", tails, 10_000, { wakeId: "w_1", tokenHash: tokenHash("secret") });
     if (claim.status !== "claimed") throw new Error(claim.status);
     const held = claim.subscription;
@@ -309,12 +341,26 @@ describe("subscription state", () => {
       ["events/a", offset(6)],
       ["manual/b", offset(2)],
     ]);
-    const ok = applyAcks(sub, [{ stream: "events/a", offset: offset(5) }, { stream: "manual/b", offset: offset(2) }], tails);
+    const ok = applyAcks(
+      sub,
+      [
+        { stream: "events/a", offset: offset(5) },
+        { stream: "manual/b", offset: offset(2) },
+      ],
+      tails,
+    );
     expect(ok.ok && ok.subscription.links["events/a"]!.ackedOffset).toBe(offset(5));
     expect(applyAcks(sub, [{ stream: "events/a", offset: offset(7) }], tails).ok).toBe(false);
     expect(applyAcks(sub, [{ stream: "events/a", offset: offset(2) }], tails).ok).toBe(false);
     expect(applyAcks(sub, [{ stream: "nope", offset: offset(1) }], tails).ok).toBe(false);
-    const mixed = applyAcks(sub, [{ stream: "events/a", offset: offset(5) }, { stream: "manual/b", offset: offset(9) }], tails);
+    const mixed = applyAcks(
+      sub,
+      [
+        { stream: "events/a", offset: offset(5) },
+        { stream: "manual/b", offset: offset(9) },
+      ],
+      tails,
+    );
     expect(mixed.ok).toBe(false);
     expect(sub.links["events/a"]!.ackedOffset).toBe(offset(3));
   });
@@ -479,8 +525,7 @@ describe("subscriptions over HTTP", () => {
 
   it("outside open mode, needs authorization to manage and claim, but only the wake token to ack", async () => {
     const server = await startTestServer();
-    const call = (method: string, path: string, body?: unknown, token?: string) =>
-      client(() => server.url)(method, path, body, token);
+    const call = (method: string, path: string, body?: unknown, token?: string) => client(() => server.url)(method, path, body, token);
     try {
       const body = { type: "pull-wake", streams: ["auth/a"], wake_stream: "wake/auth" };
       expect((await call("PUT", "__ds/subscriptions/auth", body)).status).toBe(401);
@@ -494,7 +539,12 @@ describe("subscriptions over HTTP", () => {
         const response = await call("POST", "__ds/subscriptions/auth/claim", { worker: "w" }, server.adminToken);
         return response.status === 200 ? response.body : undefined;
       });
-      const ack = await call("POST", "__ds/subscriptions/auth/ack", { wake_id: claim.wake_id, generation: claim.generation, done: true }, claim.token);
+      const ack = await call(
+        "POST",
+        "__ds/subscriptions/auth/ack",
+        { wake_id: claim.wake_id, generation: claim.generation, done: true },
+        claim.token,
+      );
       expect(ack.status).toBe(200);
     } finally {
       await server.stop();
@@ -529,7 +579,12 @@ describe("subscriptions over HTTP", () => {
       const busy = await call("POST", "__ds/subscriptions/restart/claim", { worker: "w2" });
       expect(busy.status).toBe(409);
       expect(busy.body.error).toMatchObject({ code: "ALREADY_CLAIMED", current_holder: "w1", generation: claim.body.generation });
-      const ack = { wake_id: claim.body.wake_id, generation: claim.body.generation, acks: [{ stream: "jobs/a", offset: tail }], done: true };
+      const ack = {
+        wake_id: claim.body.wake_id,
+        generation: claim.body.generation,
+        acks: [{ stream: "jobs/a", offset: tail }],
+        done: true,
+      };
       expect((await call("POST", "__ds/subscriptions/restart/ack", ack, "not-the-token")).status).toBe(401);
       const acked = await call("POST", "__ds/subscriptions/restart/ack", ack, claim.body.token);
       expect(acked).toEqual({ status: 200, body: { ok: true, next_wake: false } });
@@ -549,7 +604,11 @@ describe("subscriptions over HTTP", () => {
       { status: 200, body: { done: true } },
     ]);
     try {
-      const created = await call("PUT", "__ds/subscriptions/retry", { type: "webhook", pattern: "retry/*", webhook: { url: receiver.url } });
+      const created = await call("PUT", "__ds/subscriptions/retry", {
+        type: "webhook",
+        pattern: "retry/*",
+        webhook: { url: receiver.url },
+      });
       expect(created.status).toBe(201);
       expect((await call("PUT", "retry/a", { n: 1 })).status).toBe(201);
       await waitFor(async () => (await call("GET", "__ds/subscriptions/retry")).body.status === "failed");
@@ -582,16 +641,36 @@ describe("subscriptions over HTTP", () => {
     const call = client(() => server.url);
     const receiver = await startReceiver([{ status: 200, body: {} }]);
     try {
-      await call("PUT", "__ds/subscriptions/forged", { type: "webhook", streams: ["forged/a"], webhook: { url: receiver.url }, lease_ttl_ms: 60_000 });
+      await call("PUT", "__ds/subscriptions/forged", {
+        type: "webhook",
+        streams: ["forged/a"],
+        webhook: { url: receiver.url },
+        lease_ttl_ms: 60_000,
+      });
       expect((await call("PUT", "forged/a", { n: 1 })).status).toBe(201);
       await waitFor(() => receiver.requests.length >= 1);
-      const wake = receiver.requests[0]!.body as { wake_id: string; generation: number; callback_token: string; streams: Array<{ tail_offset: string }> };
-      const ack = { wake_id: wake.wake_id, generation: wake.generation, acks: [{ stream: "forged/a", offset: wake.streams[0]!.tail_offset }], done: true };
+      const wake = receiver.requests[0]!.body as {
+        wake_id: string;
+        generation: number;
+        callback_token: string;
+        streams: Array<{ tail_offset: string }>;
+      };
+      const ack = {
+        wake_id: wake.wake_id,
+        generation: wake.generation,
+        acks: [{ stream: "forged/a", offset: wake.streams[0]!.tail_offset }],
+        done: true,
+      };
       const forged = await call("POST", "__ds/subscriptions/forged/callback", ack, "dsw_forged");
       expect(forged.status).toBe(401);
       expect(forged.body.error.code).toBe("TOKEN_INVALID");
       expect((await call("POST", "__ds/subscriptions/forged/callback", ack)).status).toBe(401);
-      const beyond = await call("POST", "__ds/subscriptions/forged/callback", { ...ack, acks: [{ stream: "forged/a", offset: "9999999999999999_9999999999999999" }] }, wake.callback_token);
+      const beyond = await call(
+        "POST",
+        "__ds/subscriptions/forged/callback",
+        { ...ack, acks: [{ stream: "forged/a", offset: "9999999999999999_9999999999999999" }] },
+        wake.callback_token,
+      );
       expect(beyond.body.error.code).toBe("INVALID_OFFSET");
       const heartbeat = await call("POST", "__ds/subscriptions/forged/callback", { ...ack, acks: [], done: false }, wake.callback_token);
       expect(heartbeat).toEqual({ status: 200, body: { ok: true, next_wake: false } });

@@ -120,7 +120,10 @@ function stripeScheme(): Scheme {
       const signature = hmacOf("sha256", secret, Buffer.from(`${timestamp}.`), body).toString("hex");
       return { "stripe-signature": `t=${timestamp},v1=${signature}` };
     },
-    tamperHeader: (headers) => ({ ...headers, "stripe-signature": headers["stripe-signature"]!.replace(/^t=(\d+)/, (_, t: string) => `t=${bump(t)}`) }),
+    tamperHeader: (headers) => ({
+      ...headers,
+      "stripe-signature": headers["stripe-signature"]!.replace(/^t=(\d+)/, (_, t: string) => `t=${bump(t)}`),
+    }),
   };
 }
 
@@ -176,7 +179,14 @@ function hmacTemplateScheme(): Scheme {
     name: "hmac (sha512, base64, prefix, {timestamp}.{body})",
     settings: {
       scheme: "hmac",
-      hmac: { header: "X-Signature", algorithm: "sha512", encoding: "base64", prefix: "sha512=", signedContent: "{timestamp}.{body}", timestampHeader: "X-Timestamp" },
+      hmac: {
+        header: "X-Signature",
+        algorithm: "sha512",
+        encoding: "base64",
+        prefix: "sha512=",
+        signedContent: "{timestamp}.{body}",
+        timestampHeader: "X-Timestamp",
+      },
     },
     secrets: [randomBytes(16).toString("hex"), randomBytes(16).toString("hex")],
     wrongSecret: randomBytes(16).toString("hex"),
@@ -206,7 +216,16 @@ function hmacBodyScheme(): Scheme {
   };
 }
 
-const SCHEMES = [standardWebhooksV1(), standardWebhooksV1a(), stripeScheme(), githubScheme(), slackScheme(), shopifyScheme(), hmacTemplateScheme(), hmacBodyScheme()];
+const SCHEMES = [
+  standardWebhooksV1(),
+  standardWebhooksV1a(),
+  stripeScheme(),
+  githubScheme(),
+  slackScheme(),
+  shopifyScheme(),
+  hmacTemplateScheme(),
+  hmacBodyScheme(),
+];
 
 async function post(inbox: Inbox, body: Buffer, headers: Headers): Promise<Response> {
   return fetch(inbox.ingestUrl, { method: "POST", body, headers: { "content-type": "application/json", ...headers } });
@@ -291,7 +310,10 @@ describe.each(SCHEMES)("verification: $name", (scheme) => {
   it("fails a correctly signed request whose timestamp is outside the tolerance", async () => {
     const body = json();
     const event = await deliver(inbox, body, await scheme.sign(body, first, nowSeconds() - EXPIRED));
-    expect(event.verification).toMatchObject({ ok: false, reason: expect.stringMatching(/^signature matches secret 1 of 2, but the timestamp is \d+ s old \(tolerance 300 s\)$/) });
+    expect(event.verification).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^signature matches secret 1 of 2, but the timestamp is \d+ s old \(tolerance 300 s\)$/),
+    });
     const future = await deliver(inbox, body, await scheme.sign(body, first, nowSeconds() + EXPIRED));
     expect(future.verification).toMatchObject({ ok: false, reason: expect.stringMatching(/in the future/) });
   });
@@ -354,18 +376,28 @@ describe("modes", () => {
     const [newest, older] = view.recent as [Record<string, unknown>, Record<string, unknown>];
     expect(newest).toMatchObject({ reason: "missing x-hub-signature-256 header", method: "POST", size: 8192 });
     expect(newest.body).toBeUndefined(); // large bodies are not kept
-    expect(older).toMatchObject({ reason: "signature matches none of the 2 secrets", size: forged.length, body: '{"ok":2}', bodyEncoding: "utf8" });
+    expect(older).toMatchObject({
+      reason: "signature matches none of the 2 secrets",
+      size: forged.length,
+      body: '{"ok":2}',
+      bodyEncoding: "utf8",
+    });
     expect(older.headers).toContainEqual(["authorization", "(masked)"]);
     expect(JSON.stringify(view)).not.toContain("very-secret-token");
 
     // Only the admin sees it.
-    expect((await fetch(`${server.url}/api/inboxes/${inbox.id}/verification`, { headers: { authorization: `Bearer ${inbox.token}` } })).status).toBe(401);
+    expect(
+      (await fetch(`${server.url}/api/inboxes/${inbox.id}/verification`, { headers: { authorization: `Bearer ${inbox.token}` } })).status,
+    ).toBe(401);
   });
 
   it("keeps at most the last 20 refused requests per inbox, and counts them all", async () => {
     const inbox = await verifyInbox(github, { mode: "enforce" });
     for (let i = 0; i < 23; i++) expect((await post(inbox, Buffer.from(`{"n":${i}}`), {})).status).toBe(401);
-    const view = (await (await server.admin(`/api/inboxes/${inbox.id}/verification`)).json()) as { refused: number; recent: Array<{ body: string }> };
+    const view = (await (await server.admin(`/api/inboxes/${inbox.id}/verification`)).json()) as {
+      refused: number;
+      recent: Array<{ body: string }>;
+    };
     expect(view.refused).toBe(23);
     expect(view.recent.map((entry) => JSON.parse(entry.body).n)).toEqual(Array.from({ length: 20 }, (_, i) => 22 - i));
   });
@@ -401,7 +433,12 @@ describe("secrets are write-only", () => {
         expect(reply).not.toContain(secret.slice("whsec_".length));
       }
     }
-    expect(JSON.parse(replies[1]!).settings.verify).toEqual({ scheme: "standard-webhooks", secrets: 2, mode: "enforce", toleranceSeconds: 300 });
+    expect(JSON.parse(replies[1]!).settings.verify).toEqual({
+      scheme: "standard-webhooks",
+      secrets: 2,
+      mode: "enforce",
+      toleranceSeconds: 300,
+    });
     // The kept secrets still verify, now enforcing.
     const body = Buffer.from('{"kept":true}');
     expect((await post(created, body, await scheme.sign(body, scheme.secrets[1]!, nowSeconds()))).status).toBe(200);
@@ -445,7 +482,10 @@ describe("the verdict is part of every read and survives a restart", () => {
       const created = await restartable.createInbox({ settings: { verify: { scheme: "slack", secrets: scheme.secrets } } });
       const good = binaryBody();
       const bad = Buffer.from('{"forged":true}');
-      for (const [body, secret] of [[good, scheme.secrets[0]!], [bad, scheme.wrongSecret]] as const) {
+      for (const [body, secret] of [
+        [good, scheme.secrets[0]!],
+        [bad, scheme.wrongSecret],
+      ] as const) {
         const response = await fetch(created.ingestUrl, { method: "POST", body, headers: await scheme.sign(body, secret, nowSeconds()) });
         expect(response.status).toBe(200);
       }
@@ -458,7 +498,10 @@ describe("the verdict is part of every read and survives a restart", () => {
         const streamUrl = `${restartable.url}/v1/stream/inbox/${created.id}`;
         const catchUp = (await readAll(streamUrl, created.token)).events;
         const sse = await readSseEvents(`${streamUrl}?offset=-1&live=sse&token=${created.token}`, 2);
-        const ws: Envelope[] = await readWebSocketEvents(`${restartable.url.replace(/^http/, "ws")}/v1/ws/inbox/${created.id}?offset=-1&token=${created.token}`, 2);
+        const ws: Envelope[] = await readWebSocketEvents(
+          `${restartable.url.replace(/^http/, "ws")}/v1/ws/inbox/${created.id}?offset=-1&token=${created.token}`,
+          2,
+        );
         return { catchUp, sse, ws };
       };
       for (const round of ["before", "after"]) {
@@ -468,7 +511,10 @@ describe("the verdict is part of every read and survives a restart", () => {
         }
         const reads = await readEverything();
         for (const events of [reads.catchUp, reads.sse, reads.ws]) {
-          expect(events.map((event) => event.verification), round).toEqual(expected);
+          expect(
+            events.map((event) => event.verification),
+            round,
+          ).toEqual(expected);
           expect(bodyBytes(events[0]!).equals(good)).toBe(true);
         }
       }
@@ -492,7 +538,16 @@ function readSseEvents(url: string, count: number): Promise<Envelope[]> {
           .slice(0, text.lastIndexOf("\n\n") + 2)
           .split("\n\n")
           .filter((block) => block.startsWith("event: data"))
-          .flatMap((block) => JSON.parse(block.split("\n").filter((line) => line.startsWith("data:")).map((line) => line.slice(5).replace(/^ /, "")).join("\n")) as Envelope[]);
+          .flatMap(
+            (block) =>
+              JSON.parse(
+                block
+                  .split("\n")
+                  .filter((line) => line.startsWith("data:"))
+                  .map((line) => line.slice(5).replace(/^ /, ""))
+                  .join("\n"),
+              ) as Envelope[],
+          );
         if (events.length >= count) {
           request.destroy();
           resolve(events);
@@ -514,6 +569,8 @@ function readWebSocketEvents(url: string, count: number): Promise<Envelope[]> {
     });
     socket.on("error", reject);
     // Resolved once closed, so the server has nothing of this reader left when it stops.
-    socket.on("close", () => (events.length >= count ? resolve(events) : reject(new Error(`WebSocket closed after ${events.length} events`))));
+    socket.on("close", () =>
+      events.length >= count ? resolve(events) : reject(new Error(`WebSocket closed after ${events.length} events`)),
+    );
   });
 }

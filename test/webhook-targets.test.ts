@@ -169,7 +169,10 @@ describe("webhook delivery to a name that resolves to loopback", () => {
       body: JSON.stringify({ type: "webhook", pattern: "ssrf/*", webhook: { url: `https://hooks.example.com:${target.port}/hook` } }),
     });
     expect(put.status).toBe(201);
-    expect((await fetch(`${server.url}/v1/stream/ssrf/a`, { method: "PUT", headers: { "content-type": "application/json" }, body: "[1]" })).status).toBe(201);
+    expect(
+      (await fetch(`${server.url}/v1/stream/ssrf/a`, { method: "PUT", headers: { "content-type": "application/json" }, body: "[1]" }))
+        .status,
+    ).toBe(201);
     await expect
       .poll(() => lines.find((line) => String(line.msg).includes("webhook delivery failed")), { timeout: 10_000 })
       .toMatchObject({ msg: expect.stringContaining("non-public address") });
@@ -179,13 +182,16 @@ describe("webhook delivery to a name that resolves to loopback", () => {
 });
 
 describe("local webhook targets", () => {
-  const body = (port: number) =>
-    JSON.stringify({ type: "webhook", pattern: "local/*", webhook: { url: `http://127.0.0.1:${port}/hook` } });
+  const body = (port: number) => JSON.stringify({ type: "webhook", pattern: "local/*", webhook: { url: `http://127.0.0.1:${port}/hook` } });
 
   it("are refused with 400 and a clear message unless the server allows them", async () => {
     const server = await startTestServer();
     servers.push(server);
-    const response = await server.admin("/v1/stream/__ds/subscriptions/local", { method: "PUT", headers: { "content-type": "application/json" }, body: body(9) });
+    const response = await server.admin("/v1/stream/__ds/subscriptions/local", {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: body(9),
+    });
     expect(response.status).toBe(400);
     const refusal = (await response.json()) as { error: { code: string; message: string } };
     expect(refusal.error.code).toBe("WEBHOOK_URL_REJECTED");
@@ -193,16 +199,26 @@ describe("local webhook targets", () => {
   });
 
   it("are accepted with allowLocalWebhooks (the flag) or TAILHOOK_ALLOW_LOCAL_WEBHOOKS", async () => {
-    for (const [flags, env] of [[{ allowLocalWebhooks: true }, {}], [{}, { TAILHOOK_ALLOW_LOCAL_WEBHOOKS: "1" }]] as const) {
+    for (const [flags, env] of [
+      [{ allowLocalWebhooks: true }, {}],
+      [{}, { TAILHOOK_ALLOW_LOCAL_WEBHOOKS: "1" }],
+    ] as const) {
       const server = await startTestServer(flags, { env });
       servers.push(server);
-      const response = await server.admin("/v1/stream/__ds/subscriptions/local", { method: "PUT", headers: { "content-type": "application/json" }, body: body(9) });
+      const response = await server.admin("/v1/stream/__ds/subscriptions/local", {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: body(9),
+      });
       expect(response.status).toBe(201);
     }
   });
 
   it("`tailhook serve --allow-local-webhooks` accepts them; without it, 400", async () => {
-    for (const [args, status] of [[["--allow-local-webhooks"], 201], [[], 400]] as const) {
+    for (const [args, status] of [
+      [["--allow-local-webhooks"], 201],
+      [[], 400],
+    ] as const) {
       const server = await startServerProcess({ args: [...args] });
       const response = await fetch(`${server.url}/v1/stream/__ds/subscriptions/local`, {
         method: "PUT",

@@ -17,11 +17,7 @@ export const DEFAULT_SERVER = "http://127.0.0.1:8080";
 export type ServerSource = "--server" | "TAILHOOK_URL" | "config file" | "default";
 
 export type TokenSource =
-  | { kind: "flag" }
-  | { kind: "env" }
-  | { kind: "config"; inboxId: string }
-  | { kind: "admin-file" }
-  | { kind: "none" };
+  { kind: "flag" } | { kind: "env" } | { kind: "config"; inboxId: string } | { kind: "admin-file" } | { kind: "none" };
 
 export interface Connection {
   server: string;
@@ -60,7 +56,13 @@ export function connect(flags: ClientFlags): Connection {
   const environment = loadClientEnvironment(flags);
   const config = readCliConfig(environment.configFile);
   const serverSource: ServerSource =
-    flags.server !== undefined ? "--server" : environment.server !== undefined ? "TAILHOOK_URL" : config.current ? "config file" : "default";
+    flags.server !== undefined
+      ? "--server"
+      : environment.server !== undefined
+        ? "TAILHOOK_URL"
+        : config.current
+          ? "config file"
+          : "default";
   const server = serverKey(environment.server ?? config.current ?? DEFAULT_SERVER);
   const adminTokenFile = resolve(join(environment.dataDir, "admin-token"));
   const base: Connection = {

@@ -148,7 +148,9 @@ export class TailhookClient {
 
   /** The exact bytes the sender sent as the event's body. */
   async getEventBody(id: string, seq: number): Promise<Uint8Array> {
-    const response = await this.fetch(`${this.server}/api/inboxes/${encodeURIComponent(id)}/events/${seq}/body`, { headers: this.authHeaders() });
+    const response = await this.fetch(`${this.server}/api/inboxes/${encodeURIComponent(id)}/events/${seq}/body`, {
+      headers: this.authHeaders(),
+    });
     if (response.status === 410) throw new TailhookGoneError(formatOffset(seq - 1), undefined);
     if (!response.ok) throw await errorFromResponse(response);
     return new Uint8Array(await response.arrayBuffer());
@@ -218,7 +220,11 @@ export class TailhookClient {
     const streamUrl = `${this.server}/v1/stream/${inboxStreamName(encodeURIComponent(inboxId))}`;
     // Reading as a consumer without `from`: the server starts after its committed offset.
     let offset: string | undefined =
-      options.from === undefined && options.consumer !== undefined ? undefined : options.from === undefined || options.from === "start" ? "-1" : options.from;
+      options.from === undefined && options.consumer !== undefined
+        ? undefined
+        : options.from === undefined || options.from === "start"
+          ? "-1"
+          : options.from;
     let cursor: string | undefined;
     let backoff = MIN_BACKOFF_MS;
     while (!options.signal?.aborted) {
@@ -243,7 +249,10 @@ export class TailhookClient {
         events = response.status === 204 || offset === "now" ? [] : ((await response.json()) as EventEnvelope[]);
         // The server checks its pages; a page with a hole anyway is a loss, never skipped over.
         const after = parseOffset(offset);
-        const gap = findGap(events.map((event) => event.seq), after?.kind === "after" ? after.seq : undefined);
+        const gap = findGap(
+          events.map((event) => event.seq),
+          after?.kind === "after" ? after.seq : undefined,
+        );
         if (gap) throw new TailhookGoneError(offset ?? `consumer ${options.consumer}`, formatOffset(gap.found - 1));
         if (events.length === 0 && next) offset = next;
         backoff = MIN_BACKOFF_MS;

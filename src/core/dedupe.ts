@@ -67,7 +67,12 @@ export function parseDedupeSettings(value: unknown): DedupeSettings {
   const sources = ["preset", "header", "jsonPointer", "emailHeader"].filter((key) => fields[key] !== undefined);
   if (sources.length !== 1) fail("settings.dedupe needs exactly one of preset, header, jsonPointer or emailHeader");
   const windowSeconds = fields.windowSeconds ?? DEFAULT_DEDUPE_WINDOW_SECONDS;
-  if (typeof windowSeconds !== "number" || !Number.isInteger(windowSeconds) || windowSeconds < 1 || windowSeconds > MAX_DEDUPE_WINDOW_SECONDS) {
+  if (
+    typeof windowSeconds !== "number" ||
+    !Number.isInteger(windowSeconds) ||
+    windowSeconds < 1 ||
+    windowSeconds > MAX_DEDUPE_WINDOW_SECONDS
+  ) {
     fail(`settings.dedupe.windowSeconds must be an integer from 1 to ${MAX_DEDUPE_WINDOW_SECONDS}`);
   }
   if (fields.preset !== undefined) {
@@ -83,7 +88,8 @@ export function parseDedupeSettings(value: unknown): DedupeSettings {
   }
   if (fields.emailHeader !== undefined) {
     // RFC 5322 field names: printable ASCII except ":" (the HTTP token rule is stricter, and fine here).
-    if (typeof fields.emailHeader !== "string" || !HEADER_NAME.test(fields.emailHeader)) fail("settings.dedupe.emailHeader must be a header name");
+    if (typeof fields.emailHeader !== "string" || !HEADER_NAME.test(fields.emailHeader))
+      fail("settings.dedupe.emailHeader must be a header name");
     return { emailHeader: fields.emailHeader.toLowerCase(), windowSeconds };
   }
   const pointer = fields.jsonPointer;

@@ -93,4 +93,3 @@ export class TailhookError extends Error {
     this.name = "TailhookError";
   }
 }
-

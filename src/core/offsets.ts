@@ -11,10 +11,7 @@ const EPOCH = "0".repeat(WIDTH);
 const OFFSET_PATTERN = /^(\d{16})_(\d{16})$/;
 const LEGACY_PATTERN = /^\d{16}$/;
 
-export type OffsetRequest =
-  | { kind: "start" }
-  | { kind: "now" }
-  | { kind: "after"; seq: number };
+export type OffsetRequest = { kind: "start" } | { kind: "now" } | { kind: "after"; seq: number };
 
 export function formatOffset(afterSeq: number): string {
   return `${EPOCH}_${String(afterSeq).padStart(WIDTH, "0")}`;

@@ -5,7 +5,15 @@
  * here, and writes what was decided inside its own transaction.
  */
 import type { StreamInfo } from "./types.js";
-import { mediaType, type AppendRequest, type AppendResult, type CreateStreamRequest, type CreateStreamResult, type ForkRequest, type ProducerClaim } from "./streams.js";
+import {
+  mediaType,
+  type AppendRequest,
+  type AppendResult,
+  type CreateStreamRequest,
+  type CreateStreamResult,
+  type ForkRequest,
+  type ProducerClaim,
+} from "./streams.js";
 
 export const DEFAULT_CONTENT_TYPE = "application/octet-stream";
 /** Reported as a stream's new tail when readers must wake without new data (closed, deleted). */
@@ -63,11 +71,16 @@ export interface ForkPlan {
 }
 
 /** Where a fork of a live source starts, or why it cannot be made. */
-export function planFork(request: CreateStreamRequest, source: WriterStream, nextMessage: Buffer | undefined): ForkPlan | CreateStreamResult {
+export function planFork(
+  request: CreateStreamRequest,
+  source: WriterStream,
+  nextMessage: Buffer | undefined,
+): ForkPlan | CreateStreamResult {
   const fork = request.fork!;
   if (source.softDeleted) return { status: "conflict", reason: "the source stream was deleted" };
   // A fork's key index would have to start from its source's as of the fork point: not built yet.
-  if (source.stateProtocol !== null || request.stateProtocol !== null) return { status: "conflict", reason: "state streams cannot be forked yet" };
+  if (source.stateProtocol !== null || request.stateProtocol !== null)
+    return { status: "conflict", reason: "state streams cannot be forked yet" };
   if (request.contentType !== null && mediaType(request.contentType) !== mediaType(source.contentType)) {
     return { status: "conflict", reason: "the content type differs from the source stream's" };
   }
@@ -125,7 +138,11 @@ function byteCompare(a: string, b: string): number {
  * Whether an append to a live stream may be written, or what to answer instead. The
  * protocol's precedence: closed, then content type, then sequence checks.
  */
-export function judgeAppend(stream: WriterStream, request: AppendRequest, producerState: ProducerState | undefined): AppendResult | "write" {
+export function judgeAppend(
+  stream: WriterStream,
+  request: AppendRequest,
+  producerState: ProducerState | undefined,
+): AppendResult | "write" {
   const producer = request.producer;
   if (stream.closed) {
     if (producer && stream.closedBy === producerKey(producer)) return { status: "duplicate", stream, producerSeq: producer.seq };

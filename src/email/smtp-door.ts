@@ -52,9 +52,11 @@ export async function startSmtpDoor(deps: SmtpDoorDeps): Promise<RunningSmtpDoor
   let shuttingDown = false;
   // Set once the last connections were told 421: a DATA ending after that is not committed.
   let connectionsClosed = false;
-  const limitOf = (recipient: MailRecipient) => Math.min(recipient.inbox.settings.maxBodyBytes ?? deps.defaultMaxBodyBytes, config.maxMessageBytes);
+  const limitOf = (recipient: MailRecipient) =>
+    Math.min(recipient.inbox.settings.maxBodyBytes ?? deps.defaultMaxBodyBytes, config.maxMessageBytes);
 
-  const tls = config.tlsCertFile && config.tlsKeyFile ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) } : undefined;
+  const tls =
+    config.tlsCertFile && config.tlsKeyFile ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) } : undefined;
   const disabledCommands = [...(tls ? [] : ["STARTTLS"]), ...(config.auth ? [] : ["AUTH"])];
 
   const options: SMTPServerOptions = {
@@ -74,7 +76,11 @@ export async function startSmtpDoor(deps: SmtpDoorDeps): Promise<RunningSmtpDoor
     maxAllowedUnauthenticatedCommands: 20,
     logger: false,
     onAuth(auth, _session, callback) {
-      const ok = config.auth && (auth.method === "PLAIN" || auth.method === "LOGIN") && auth.username === config.auth.user && auth.password === config.auth.password;
+      const ok =
+        config.auth &&
+        (auth.method === "PLAIN" || auth.method === "LOGIN") &&
+        auth.username === config.auth.user &&
+        auth.password === config.auth.password;
       if (!ok) return callback(smtpError(535, "authentication failed"));
       callback(null, { user: auth.username });
     },
@@ -91,7 +97,8 @@ export async function startSmtpDoor(deps: SmtpDoorDeps): Promise<RunningSmtpDoor
           if (!inbox) return callback(smtpError(550, "no such inbox"));
           const accepted = { address: address.address, inbox };
           const size = declaredSize(session);
-          if (size !== undefined && size > limitOf(accepted)) return callback(smtpError(552, `message size exceeds this inbox's limit of ${limitOf(accepted)} bytes`));
+          if (size !== undefined && size > limitOf(accepted))
+            return callback(smtpError(552, `message size exceeds this inbox's limit of ${limitOf(accepted)} bytes`));
           transactions.get(session.id)?.push(accepted) ?? transactions.set(session.id, [accepted]);
           callback();
         },
@@ -111,7 +118,12 @@ export async function startSmtpDoor(deps: SmtpDoorDeps): Promise<RunningSmtpDoor
     },
   };
 
-  function receiveAndCommit(stream: SMTPServerDataStream, session: SMTPServerSession, recipients: MailRecipient[], callback: (error?: Error | null, message?: string) => void): void {
+  function receiveAndCommit(
+    stream: SMTPServerDataStream,
+    session: SMTPServerSession,
+    recipients: MailRecipient[],
+    callback: (error?: Error | null, message?: string) => void,
+  ): void {
     // The smallest limit of the recipients' inboxes applies: there is one reply to DATA.
     const limit = Math.min(...recipients.map(limitOf));
     const chunks: Buffer[] = [];
@@ -129,7 +141,19 @@ export async function startSmtpDoor(deps: SmtpDoorDeps): Promise<RunningSmtpDoor
       // One line per message, like the HTTP request log: who, where, how big, what they were told.
       const code = error ? ((error as { responseCode?: number }).responseCode ?? 451) : 250;
       deps.metrics?.countSmtpMessage(code);
-      logger.info({ smtp: { session: session.id, remoteAddress: session.remoteAddress, inboxes: recipients.map(({ inbox }) => inbox.id), bytes: length, code, ms: Date.now() - started } }, "smtp message");
+      logger.info(
+        {
+          smtp: {
+            session: session.id,
+            remoteAddress: session.remoteAddress,
+            inboxes: recipients.map(({ inbox }) => inbox.id),
+            bytes: length,
+            code,
+            ms: Date.now() - started,
+          },
+        },
+        "smtp message",
+      );
       callback(error, message);
     };
     stream.once("error", (error) => answer(smtpError(451, `receiving failed: ${error.message}`)));
@@ -193,7 +217,10 @@ export async function startSmtpDoor(deps: SmtpDoorDeps): Promise<RunningSmtpDoor
       // HTTP side's grace period: a store that never answers must not hold the exit).
       const deadline = Date.now() + SHUTDOWN_GRACE_MS;
       while (commits.size > 0 && Date.now() < deadline) {
-        await Promise.race([Promise.allSettled([...commits]), new Promise((resolve) => setTimeout(resolve, deadline - Date.now()).unref())]);
+        await Promise.race([
+          Promise.allSettled([...commits]),
+          new Promise((resolve) => setTimeout(resolve, deadline - Date.now()).unref()),
+        ]);
       }
       connectionsClosed = true;
       for (const connection of server.connections) {

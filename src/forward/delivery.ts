@@ -49,13 +49,7 @@ export function targetPath(target: URL, event: Pick<EventEnvelope, "path" | "que
   return queries.length > 0 ? `${path}?${queries.join("&")}` : path;
 }
 
-export function buildDelivery(
-  event: EventEnvelope,
-  target: URL,
-  inboxId: string,
-  attempt: number,
-  signing?: SigningKey,
-): Delivery {
+export function buildDelivery(event: EventEnvelope, target: URL, inboxId: string, attempt: number, signing?: SigningKey): Delivery {
   const url = new URL(target.origin);
   const path = targetPath(target, event);
   const connectionTokens = new Set(

@@ -44,8 +44,7 @@ export interface ForwardOptions {
 }
 
 export type ForwardResult =
-  | { status: "aborted"; delivered: number }
-  | { status: "stopped"; delivered: number; seq: number; httpStatus: number };
+  { status: "aborted"; delivered: number } | { status: "stopped"; delivered: number; seq: number; httpStatus: number };
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

@@ -55,12 +55,5 @@ export function standardSignature(signing: SigningKey, id: string, timestampSeco
 /** The three headers of one attempt: the id stays the same across attempts, the timestamp is now. */
 export function signatureHeaders(signing: SigningKey, id: string, body: Buffer, now = Date.now()): string[] {
   const timestamp = Math.floor(now / 1000);
-  return [
-    "webhook-id",
-    id,
-    "webhook-timestamp",
-    String(timestamp),
-    "webhook-signature",
-    standardSignature(signing, id, timestamp, body),
-  ];
+  return ["webhook-id", id, "webhook-timestamp", String(timestamp), "webhook-signature", standardSignature(signing, id, timestamp, body)];
 }

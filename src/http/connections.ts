@@ -40,7 +40,11 @@ export function toOriginForm(url: string): string {
 
 function isWebSocketUpgrade(message: IncomingMessage): boolean {
   const upgrade = message.headers.upgrade;
-  return typeof upgrade === "string" && upgrade.trim().toLowerCase() === "websocket" && toOriginForm(message.url ?? "").startsWith(WEBSOCKET_PREFIX);
+  return (
+    typeof upgrade === "string" &&
+    upgrade.trim().toLowerCase() === "websocket" &&
+    toOriginForm(message.url ?? "").startsWith(WEBSOCKET_PREFIX)
+  );
 }
 
 /*
@@ -151,7 +155,9 @@ function rawReply(code: ErrorCode): string {
   const reply = refusalReply(new TailhookError(code, ""));
   const reason = STATUS_CODES[reply.status]!;
   const body = JSON.stringify({ error: { code, message: reason.toLowerCase() } });
-  const headers = Object.entries(reply.headers).map(([name, value]) => `${name}: ${value}\r\n`).join("");
+  const headers = Object.entries(reply.headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join("");
   return (
     `HTTP/1.1 ${reply.status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
     `${headers}connection: close\r\n\r\n${body}`
@@ -194,7 +200,10 @@ export function addressKey(address: string | undefined): string {
   try {
     const parsed = ipaddr.process(address);
     if (parsed.kind() === "ipv4") return parsed.toString();
-    return `${(parsed as ipaddr.IPv6).parts.slice(0, 4).map((part) => part.toString(16)).join(":")}::/64`;
+    return `${(parsed as ipaddr.IPv6).parts
+      .slice(0, 4)
+      .map((part) => part.toString(16))
+      .join(":")}::/64`;
   } catch {
     return address;
   }

@@ -26,4 +26,3 @@ export interface HttpContext {
   /** Resolves subscription webhook hosts (tests inject one; the system resolver otherwise). */
   resolveWebhookHost?: WebhookResolver;
 }
-

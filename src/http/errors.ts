@@ -81,7 +81,13 @@ export function sendErrorRaw(res: ServerResponse, reply: ErrorReply, extraHeader
 }
 
 /** Answers anything thrown on bare node:http; a 5xx's cause goes on the request's log line. */
-export function sendFailureRaw(req: IncomingMessage, res: ServerResponse, error: unknown, store: StoreFailures, extraHeaders: Record<string, string> = {}): void {
+export function sendFailureRaw(
+  req: IncomingMessage,
+  res: ServerResponse,
+  error: unknown,
+  store: StoreFailures,
+  extraHeaders: Record<string, string> = {},
+): void {
   const reply = toErrorReply(error, store);
   if (reply.status >= 500) noteFailure(req, error);
   sendErrorRaw(res, reply, extraHeaders);

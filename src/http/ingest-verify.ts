@@ -14,7 +14,14 @@ import { noteFailure } from "./request-log.js";
 import type { Metrics } from "../metrics/metrics.js";
 
 /** True when the request may be stored; false when it was refused (the reply is sent). */
-export function verifyOrRefuse(req: IncomingMessage, res: ServerResponse, inbox: StoredInbox, request: CapturedRequest, refusals: RefusalLog, metrics?: Metrics): boolean {
+export function verifyOrRefuse(
+  req: IncomingMessage,
+  res: ServerResponse,
+  inbox: StoredInbox,
+  request: CapturedRequest,
+  refusals: RefusalLog,
+  metrics?: Metrics,
+): boolean {
   const settings = inbox.settings.verify!;
   const verdict = verifyRequest(settings, request);
   if (!verdict.ok) metrics?.countVerificationFailure(settings.scheme, settings.mode);

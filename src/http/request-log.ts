@@ -75,7 +75,14 @@ function declaredLength(req: IncomingMessage): number | undefined {
   return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
 }
 
-function write(logger: Logger, req: IncomingMessage, state: RequestState, status: number | null, finished: boolean, responseBytes: number): void {
+function write(
+  logger: Logger,
+  req: IncomingMessage,
+  state: RequestState,
+  status: number | null,
+  finished: boolean,
+  responseBytes: number,
+): void {
   const line: Record<string, unknown> = {
     reqId: state.id,
     method: req.method,
@@ -154,7 +161,6 @@ export function recordRouteNames(app: FastifyInstance): void {
     done();
   });
 }
-
 
 /** What was noted for the request's log line that the metrics count too: route pattern and upgrade status. */
 export function notedOutcome(req: IncomingMessage): { route: string | null; upgradeStatus: number | undefined } {

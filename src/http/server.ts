@@ -67,16 +67,19 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
     clientErrorHandler: () => undefined,
     serverFactory: (route) => {
       // inRequestOrder: targets in origin form, one request at a time per connection.
-      server = createServer(serverOptions(ctx.config), inRequestOrder((req, res) => {
-        logRequest(req, res, ctx.logger);
-        countRequest(ctx.metrics, req, res);
-        const url = req.url ?? "/";
-        const target = parseIngestUrl(url);
-        if (target) return void ingest(req, res, target);
-        const append = parseAppendUrl(req.method, url);
-        if (append) return void appendToStream(req, res, append);
-        route(req, res);
-      }));
+      server = createServer(
+        serverOptions(ctx.config),
+        inRequestOrder((req, res) => {
+          logRequest(req, res, ctx.logger);
+          countRequest(ctx.metrics, req, res);
+          const url = req.url ?? "/";
+          const target = parseIngestUrl(url);
+          if (target) return void ingest(req, res, target);
+          const append = parseAppendUrl(req.method, url);
+          if (append) return void appendToStream(req, res, append);
+          route(req, res);
+        }),
+      );
       guardConnections(server, ctx.config);
       // Registered before the WebSocket route's listener, so the upgrade is tracked first.
       server.on("upgrade", (req, socket) => logUpgrade(req, socket, ctx.logger));

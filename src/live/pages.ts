@@ -34,7 +34,11 @@ export async function readPage(store: Store, stream: StreamInfo, afterSeq: numbe
   if (stream.firstSeq - 1 > afterSeq) return { kind: "gone", earliestSeq: stream.firstSeq - 1 };
   if (stream.tailSeq <= afterSeq) return { kind: "page", messages: [], lastSeq: afterSeq, upToDate: true };
   const messages = await store.readMessages(stream.id, afterSeq, limits);
-  const broken = findGap(messages.map((message) => message.seq), afterSeq) !== undefined;
+  const broken =
+    findGap(
+      messages.map((message) => message.seq),
+      afterSeq,
+    ) !== undefined;
   if (broken || messages.length === 0) {
     // A hole, or nothing where the tail said there was more: pruned (gone) or removed meanwhile.
     const current = (await store.getStreamById(stream.id)) ?? stream;

@@ -51,7 +51,10 @@ export async function startMetricsListener(metrics: Metrics, port: number): Prom
       return;
     }
     metrics.render().then(
-      (text) => res.writeHead(200, { "content-type": metrics.contentType, "cache-control": "no-store" }).end(req.method === "HEAD" ? undefined : text),
+      (text) =>
+        res
+          .writeHead(200, { "content-type": metrics.contentType, "cache-control": "no-store" })
+          .end(req.method === "HEAD" ? undefined : text),
       () => res.writeHead(500, { "content-type": "text/plain" }).end("metrics are unavailable\n"),
     );
   });

@@ -72,18 +72,48 @@ async function readLags(store: Store, now: number): Promise<{ lags: Lag[]; trunc
 
 export function registerScrapeGauges(metrics: Metrics, sources: ScrapeSources): void {
   const registers = [metrics.registry];
-  const lagEventsMax = new Gauge({ name: "tailhook_consumer_lag_events_max", help: "The largest consumer lag in events (tail minus committed offset) over all consumers.", registers });
-  const lagSecondsMax = new Gauge({ name: "tailhook_consumer_lag_seconds_max", help: "Age in seconds of the oldest event some consumer has not acknowledged.", registers });
+  const lagEventsMax = new Gauge({
+    name: "tailhook_consumer_lag_events_max",
+    help: "The largest consumer lag in events (tail minus committed offset) over all consumers.",
+    registers,
+  });
+  const lagSecondsMax = new Gauge({
+    name: "tailhook_consumer_lag_seconds_max",
+    help: "Age in seconds of the oldest event some consumer has not acknowledged.",
+    registers,
+  });
   const consumers = new Gauge({ name: "tailhook_consumers", help: "Consumers counted by the lag scan.", registers });
-  const truncated = new Gauge({ name: "tailhook_consumer_lag_scan_truncated", help: "1 when the lag scan stopped at its bound (1000 inboxes or consumers), else 0.", registers });
+  const truncated = new Gauge({
+    name: "tailhook_consumer_lag_scan_truncated",
+    help: "1 when the lag scan stopped at its bound (1000 inboxes or consumers), else 0.",
+    registers,
+  });
   const perConsumer = metrics.perInbox
     ? {
-        events: new Gauge({ name: "tailhook_consumer_lag_events", help: "Consumer lag in events, per inbox and consumer (the most lagging, up to the per-inbox limit).", labelNames: ["inbox", "consumer"] as const, registers }),
-        seconds: new Gauge({ name: "tailhook_consumer_lag_seconds", help: "Age in seconds of the consumer's oldest unacknowledged event.", labelNames: ["inbox", "consumer"] as const, registers }),
+        events: new Gauge({
+          name: "tailhook_consumer_lag_events",
+          help: "Consumer lag in events, per inbox and consumer (the most lagging, up to the per-inbox limit).",
+          labelNames: ["inbox", "consumer"] as const,
+          registers,
+        }),
+        seconds: new Gauge({
+          name: "tailhook_consumer_lag_seconds",
+          help: "Age in seconds of the consumer's oldest unacknowledged event.",
+          labelNames: ["inbox", "consumer"] as const,
+          registers,
+        }),
       }
     : undefined;
-  const walBytes = new Gauge({ name: "tailhook_sqlite_wal_bytes", help: "Size of the SQLite write-ahead log (0 on PostgreSQL).", registers });
-  const diskFree = new Gauge({ name: "tailhook_data_dir_free_bytes", help: "Free disk space of the data folder's file system, for unprivileged users (statfs).", registers });
+  const walBytes = new Gauge({
+    name: "tailhook_sqlite_wal_bytes",
+    help: "Size of the SQLite write-ahead log (0 on PostgreSQL).",
+    registers,
+  });
+  const diskFree = new Gauge({
+    name: "tailhook_data_dir_free_bytes",
+    help: "Free disk space of the data folder's file system, for unprivileged users (statfs).",
+    registers,
+  });
 
   metrics.beforeScrape(async () => {
     const scan = await readLags(sources.store, Date.now());

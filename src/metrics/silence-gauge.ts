@@ -15,7 +15,7 @@ const MAX_WATCHED_INBOXES = 1000;
 export function registerSilenceGauge(metrics: Metrics, store: Store): void {
   const silent = new Gauge({
     name: "tailhook_inbox_silent",
-    help: "Inboxes with settings.expectEvery that got no event within it (per inbox 0 or 1 with --metrics-per-inbox; inbox=\"_other\" counts the rest).",
+    help: 'Inboxes with settings.expectEvery that got no event within it (per inbox 0 or 1 with --metrics-per-inbox; inbox="_other" counts the rest).',
     labelNames: ["inbox"] as const,
     registers: [metrics.registry],
   });

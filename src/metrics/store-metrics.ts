@@ -27,7 +27,8 @@ export function instrumentStore(store: Store, metrics: Metrics): Store {
 
   function noteInbox(result: unknown): void {
     const inbox = result as { id?: unknown; streamId?: unknown } | undefined;
-    if (metrics.perInbox && typeof inbox?.id === "string" && typeof inbox.streamId === "number") inboxOfStream.set(inbox.streamId, inbox.id);
+    if (metrics.perInbox && typeof inbox?.id === "string" && typeof inbox.streamId === "number")
+      inboxOfStream.set(inbox.streamId, inbox.id);
   }
 
   function countAppend(streamId: number, request: CapturedRequest, result: AppendEventResult): void {

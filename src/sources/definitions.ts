@@ -27,7 +27,8 @@ function fail(message: string): never {
 
 function integer(value: unknown, name: string, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) fail(`${name} must be an integer from ${min} to ${max}`);
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max)
+    fail(`${name} must be an integer from ${min} to ${max}`);
   return value;
 }
 
@@ -50,7 +51,8 @@ export function parsePollUrl(value: unknown): string {
     fail("url must be an http(s) URL");
   }
   const loopback = ["127.0.0.1", "[::1]", "localhost"].includes(url.hostname);
-  if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) fail("url must be https (http only to 127.0.0.1, ::1 or localhost)");
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback))
+    fail("url must be https (http only to 127.0.0.1, ::1 or localhost)");
   if (url.username || url.password) fail("url must not carry credentials; put them in headers");
   return url.href;
 }
@@ -80,12 +82,16 @@ function parseImap(body: Record<string, unknown>): ImapConfig {
   if (!(isIP(host) !== 0 || HOSTNAME.test(host))) fail("host must be a host name or an IP address");
   const security = body.security ?? "tls";
   if (security !== "tls" && security !== "starttls" && security !== "plain") fail('security must be "tls", "starttls" or "plain"');
-  if (security === "plain" && !LOOPBACK_HOSTS.includes(host)) fail('security "plain" is allowed only to 127.0.0.1, ::1 or localhost; use "tls" or "starttls"');
+  if (security === "plain" && !LOOPBACK_HOSTS.includes(host))
+    fail('security "plain" is allowed only to 127.0.0.1, ::1 or localhost; use "tls" or "starttls"');
   const port = integer(body.port, "port", security === "tls" ? 993 : 143, 1, 65_535);
   if (typeof body.user !== "string" || !/^[^\r\n\0]{1,320}$/.test(body.user)) fail("user must be a non-empty single-line string");
   const mailbox = body.mailbox ?? "INBOX";
   if (typeof mailbox !== "string" || !/^[^\r\n\0]{1,512}$/.test(mailbox)) fail("mailbox must be a non-empty single-line string");
-  if (body.ca !== undefined && (typeof body.ca !== "string" || !body.ca.includes("-----BEGIN CERTIFICATE-----") || body.ca.length > MAX_CA_BYTES)) {
+  if (
+    body.ca !== undefined &&
+    (typeof body.ca !== "string" || !body.ca.includes("-----BEGIN CERTIFICATE-----") || body.ca.length > MAX_CA_BYTES)
+  ) {
     fail("ca must be PEM certificate text");
   }
   if (body.ca !== undefined && security === "plain") fail('ca makes no sense with security "plain"');
@@ -134,8 +140,13 @@ function requireDedupe(inbox: Inbox, kind: "github" | "stripe" | "imap"): void {
   const dedupe = inbox.settings.dedupe;
   const preset = kind === "imap" ? "message-id" : kind;
   const fits =
-    kind === "github" ? dedupe?.header === "x-github-delivery" : kind === "stripe" ? dedupe?.jsonPointer === "/id" : dedupe?.emailHeader === "message-id";
-  if (!fits) fail(`a ${kind} source needs the inbox's settings.dedupe to be the "${preset}" preset, so reconciled and delivered events share a key`);
+    kind === "github"
+      ? dedupe?.header === "x-github-delivery"
+      : kind === "stripe"
+        ? dedupe?.jsonPointer === "/id"
+        : dedupe?.emailHeader === "message-id";
+  if (!fits)
+    fail(`a ${kind} source needs the inbox's settings.dedupe to be the "${preset}" preset, so reconciled and delivered events share a key`);
 }
 
 export function parseSourceDefinition(value: unknown, inbox: Inbox, now = Date.now()): SourceDefinition {
@@ -154,7 +165,8 @@ export function parseSourceDefinition(value: unknown, inbox: Inbox, now = Date.n
       if (hook.type === "app") {
         // An app authenticates with JWTs it signs itself: a ready JWT would expire within 10 minutes.
         if (body.token !== undefined) fail("an app hook takes appId and privateKey, not token");
-        if (!parseAppPrivateKey(body.privateKey)) fail("privateKey must be the GitHub App's RSA private key in PEM (the .pem file GitHub generated)");
+        if (!parseAppPrivateKey(body.privateKey))
+          fail("privateKey must be the GitHub App's RSA private key in PEM (the .pem file GitHub generated)");
         credentials = { privateKey: body.privateKey as string };
       } else {
         if (body.appId !== undefined || body.privateKey !== undefined) fail("appId and privateKey are for app: true only");
@@ -178,7 +190,8 @@ export function parseSourceDefinition(value: unknown, inbox: Inbox, now = Date.n
       onlyFields(body, [...common, "host", "port", "security", "user", "password", "mailbox", "ca", "withoutMessageId"]);
       config = parseImap(body);
       // Passwords may hold spaces and non-ASCII characters, unlike API tokens.
-      if (typeof body.password !== "string" || !/^[^\r\n\0]{1,4096}$/.test(body.password)) fail("password must be a non-empty single-line string");
+      if (typeof body.password !== "string" || !/^[^\r\n\0]{1,4096}$/.test(body.password))
+        fail("password must be a non-empty single-line string");
       credentials = { password: body.password };
       requireDedupe(inbox, "imap");
       break;
@@ -266,7 +279,9 @@ function statusView(state: SourceState | undefined) {
           error: run.error,
         }
       : null,
-    ...(state?.stripeCursor ? { cursor: { after: state.stripeCursor.after?.id ?? null, before: state.stripeCursor.before?.id ?? null } } : {}),
+    ...(state?.stripeCursor
+      ? { cursor: { after: state.stripeCursor.after?.id ?? null, before: state.stripeCursor.before?.id ?? null } }
+      : {}),
     error: run?.error ?? null,
     failures: state?.failures ?? 0,
     recentErrors: (state?.recentErrors ?? []).map(({ at, error }) => ({ at: iso(at), error })),

@@ -76,7 +76,14 @@ function parseListed(item: unknown): ListedDelivery {
   const record = (item ?? {}) as Record<string, unknown>;
   const { id, guid } = record;
   const deliveredAt = typeof record.delivered_at === "string" ? Date.parse(record.delivered_at) : NaN;
-  if (typeof id !== "number" || !Number.isSafeInteger(id) || id < 1 || typeof guid !== "string" || !GUID.test(guid) || Number.isNaN(deliveredAt)) {
+  if (
+    typeof id !== "number" ||
+    !Number.isSafeInteger(id) ||
+    id < 1 ||
+    typeof guid !== "string" ||
+    !GUID.test(guid) ||
+    Number.isNaN(deliveredAt)
+  ) {
     throw new SourceRunError("the deliveries list has an entry without a valid id, guid and delivered_at");
   }
   return { id, guid, deliveredAt };
@@ -144,7 +151,8 @@ export async function runGithub(ctx: RunContext): Promise<void> {
   const base = hookSegments(config.hook);
   for (const delivery of deliveries) {
     const key = dedupeKeyOf(dedupe!, newRequest(ctx, "reconciled", ["X-GitHub-Delivery", delivery.guid], Buffer.alloc(0)));
-    if (key === undefined) throw new SourceRunError('the inbox\'s settings.dedupe does not key on X-GitHub-Delivery (use the "github" preset)');
+    if (key === undefined)
+      throw new SourceRunError('the inbox\'s settings.dedupe does not key on X-GitHub-Delivery (use the "github" preset)');
     if (await ctx.store.findDelivery(ctx.inbox.streamId, key)) continue;
     ctx.counts.missing += 1;
     if (config.mode === "redeliver") {

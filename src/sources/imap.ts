@@ -63,7 +63,8 @@ export async function runImap(ctx: RunContext): Promise<void> {
   const config = ctx.source.config;
   if (config.kind !== "imap") throw new Error("not an imap source");
   const dedupe = ctx.inbox.settings.dedupe;
-  if (dedupe?.emailHeader !== "message-id") throw new SourceRunError('the inbox\'s settings.dedupe is no longer the "message-id" preset; reconciling would double delivered mail');
+  if (dedupe?.emailHeader !== "message-id")
+    throw new SourceRunError('the inbox\'s settings.dedupe is no longer the "message-id" preset; reconciling would double delivered mail');
   const since = lookbackStart(ctx);
   const sizeLimit = ctx.inbox.settings.maxBodyBytes ?? ctx.maxBodyBytes;
   const imap = client(config, ctx.source.credentials.password ?? "", ctx.source.timeoutMs);
@@ -118,7 +119,10 @@ async function reconcile(ctx: RunContext, imap: ImapFlow, pass: Pass): Promise<v
   const found = await imap.search({ uid: `${pass.after + 1}:*`, since: new Date(since - DAY_MS) }, { uid: true });
   if (found === false || found === undefined) throw new SourceRunError(`IMAP: searching ${config.mailbox} failed`);
   // "n:*" also matches the highest UID when it is below n.
-  const uids = found.filter((uid) => uid > pass.after).sort((a, b) => a - b).slice(0, MAX_MESSAGES_PER_RUN);
+  const uids = found
+    .filter((uid) => uid > pass.after)
+    .sort((a, b) => a - b)
+    .slice(0, MAX_MESSAGES_PER_RUN);
   if (uids.length === 0) return;
   const listed = await imap.fetchAll(uids, { uid: true, internalDate: true, size: true, headers: ["message-id"] }, { uid: true });
   listed.sort((a, b) => a.uid - b.uid);

@@ -17,7 +17,8 @@ export async function runPoll(ctx: RunContext): Promise<void> {
     { headers: { "user-agent": USER_AGENT, ...ctx.source.credentials.headers }, timeoutMs: ctx.source.timeoutMs, maxBytes: limit },
     ctx.budget,
   );
-  if (response.status < 200 || response.status >= 300) throw new SourceRunError(`GET ${new URL(config.url).pathname}: answered ${response.status}`);
+  if (response.status < 200 || response.status >= 300)
+    throw new SourceRunError(`GET ${new URL(config.url).pathname}: answered ${response.status}`);
   ctx.counts.listed = 1;
   const hash = createHash("sha256").update(response.body).digest("hex");
   if (hash === ctx.state.lastHash) return;

@@ -114,9 +114,11 @@ export async function providerRequest(url: URL, request: ProviderRequest, budget
     budget.pausedUntil = until;
     throw new SourceRunError(`${what}: rate limited (${response.status}) until ${new Date(until).toISOString()}`, until);
   }
-  if (response.status >= 300 && response.status < 400) throw new SourceRunError(`${what}: answered ${response.status}; redirects are not followed`);
+  if (response.status >= 300 && response.status < 400)
+    throw new SourceRunError(`${what}: answered ${response.status}; redirects are not followed`);
   if (response.headers.get("x-ratelimit-remaining") === "0") {
-    budget.pausedUntil = Date.now() + Math.min(waitFromHeaders(response.headers, Date.now()) ?? DEFAULT_RATE_LIMIT_WAIT_MS, MAX_RATE_LIMIT_WAIT_MS);
+    budget.pausedUntil =
+      Date.now() + Math.min(waitFromHeaders(response.headers, Date.now()) ?? DEFAULT_RATE_LIMIT_WAIT_MS, MAX_RATE_LIMIT_WAIT_MS);
   }
   return { status: response.status, headers: response.headers, body };
 }

@@ -55,16 +55,24 @@ export function registerSourceRoutes(fastify: FastifyInstance, ctx: HttpContext,
     },
   );
 
-  app.get("/api/inboxes/:id/sources", allSources("An inbox's sources with their status (admin)", { response: { 200: SourceList, ...ErrorReplies } }), async (request) => {
-    const inbox = await adminInbox(request);
-    const [sources, states] = await Promise.all([records.definitionsOf(inbox.id), records.states()]);
-    return { sources: sources.map((source) => sourceView(source, states.get(source.id))) };
-  });
+  app.get(
+    "/api/inboxes/:id/sources",
+    allSources("An inbox's sources with their status (admin)", { response: { 200: SourceList, ...ErrorReplies } }),
+    async (request) => {
+      const inbox = await adminInbox(request);
+      const [sources, states] = await Promise.all([records.definitionsOf(inbox.id), records.states()]);
+      return { sources: sources.map((source) => sourceView(source, states.get(source.id))) };
+    },
+  );
 
-  app.get("/api/inboxes/:id/sources/:sourceId", oneSource("One source (admin)", { response: { 200: SourceView, ...ErrorReplies } }), async (request) => {
-    const source = await sourceOf(request);
-    return sourceView(source, (await records.states()).get(source.id));
-  });
+  app.get(
+    "/api/inboxes/:id/sources/:sourceId",
+    oneSource("One source (admin)", { response: { 200: SourceView, ...ErrorReplies } }),
+    async (request) => {
+      const source = await sourceOf(request);
+      return sourceView(source, (await records.states()).get(source.id));
+    },
+  );
 
   app.post(
     "/api/inboxes/:id/sources/:sourceId/run",
@@ -76,9 +84,13 @@ export function registerSourceRoutes(fastify: FastifyInstance, ctx: HttpContext,
     },
   );
 
-  app.delete("/api/inboxes/:id/sources/:sourceId", oneSource("Delete a source (admin)", { response: { 204: NoContent, ...ErrorReplies } }), async (request, reply) => {
-    const source = await sourceOf(request);
-    await records.remove(source.id);
-    return reply.code(204).send(null);
-  });
+  app.delete(
+    "/api/inboxes/:id/sources/:sourceId",
+    oneSource("Delete a source (admin)", { response: { 204: NoContent, ...ErrorReplies } }),
+    async (request, reply) => {
+      const source = await sourceOf(request);
+      await records.remove(source.id);
+      return reply.code(204).send(null);
+    },
+  );
 }

@@ -91,7 +91,9 @@ export class SourceRunner implements LeaderWork {
         if (asked) await records.clearRunRequest(source.id);
         await this.runOnce(source, state);
       })()
-        .catch((error: unknown) => this.options.logger.error({ err: error, source: source.id }, "sources: a run could not record its outcome"))
+        .catch((error: unknown) =>
+          this.options.logger.error({ err: error, source: source.id }, "sources: a run could not record its outcome"),
+        )
         .finally(() => this.running.delete(source.id));
       this.running.set(source.id, run);
     }

@@ -32,7 +32,12 @@ interface ListedEvent {
 
 function parseEvent(item: unknown): ListedEvent {
   const record = (item ?? {}) as Record<string, unknown>;
-  if (typeof record.id !== "string" || !EVENT_ID.test(record.id) || typeof record.created !== "number" || !Number.isSafeInteger(record.created)) {
+  if (
+    typeof record.id !== "string" ||
+    !EVENT_ID.test(record.id) ||
+    typeof record.created !== "number" ||
+    !Number.isSafeInteger(record.created)
+  ) {
     throw new SourceRunError("the events list has an entry without a valid id and created");
   }
   return { id: record.id, created: record.created, event: item };
@@ -67,9 +72,14 @@ async function appendMissing(ctx: RunContext, newestFirst: ListedEvent[], seen: 
     if (seen.has(id)) continue;
     seen.add(id);
     // Stripe sends events pretty-printed with two spaces.
-    const request = newRequest(ctx, "reconciled", ["Content-Type", "application/json; charset=utf-8"], Buffer.from(JSON.stringify(event, null, 2), "utf8"));
+    const request = newRequest(
+      ctx,
+      "reconciled",
+      ["Content-Type", "application/json; charset=utf-8"],
+      Buffer.from(JSON.stringify(event, null, 2), "utf8"),
+    );
     const key = dedupeKeyOf(dedupe, request);
-    if (key !== id) throw new SourceRunError('the inbox\'s settings.dedupe does not key on the body\'s /id (use the "stripe" preset)');
+    if (key !== id) throw new SourceRunError("the inbox's settings.dedupe does not key on the body's /id (use the \"stripe\" preset)");
     if (await ctx.store.findDelivery(ctx.inbox.streamId, key)) continue;
     ctx.counts.missing += 1;
     await appendOnce(ctx, request, key);

@@ -20,10 +20,7 @@ export type GithubHook =
 export type GithubMode = "append" | "redeliver";
 
 export type SourceConfig =
-  | { kind: "github"; hook: GithubHook; mode: GithubMode }
-  | { kind: "stripe" }
-  | { kind: "poll"; url: string }
-  | ImapConfig;
+  { kind: "github"; hook: GithubHook; mode: GithubMode } | { kind: "stripe" } | { kind: "poll"; url: string } | ImapConfig;
 
 /**
  * tls: TLS from the first byte (IMAPS, port 993); starttls: STARTTLS required (port 143);

@@ -97,7 +97,12 @@ class SegmentWalk {
 }
 
 /** Messages after `afterSeq` across the segments, oldest first, within the limits. */
-export async function readSegments(segments: Segment[], afterSeq: number, limits: ReadLimits, read: SegmentReader): Promise<StoredMessage[]> {
+export async function readSegments(
+  segments: Segment[],
+  afterSeq: number,
+  limits: ReadLimits,
+  read: SegmentReader,
+): Promise<StoredMessage[]> {
   const walk = new SegmentWalk(segments, afterSeq, limits);
   for (let next = walk.next(); next; next = walk.next()) walk.take(next, await read(next.owner, next.from, next.toSeq, next.limits));
   return walk.messages;

@@ -15,9 +15,7 @@ import type { CapturedRequest, Consumer, Inbox, InboxSettings, StoredInbox, Stor
  * been pruned by retention while its dedupe entry is still inside the window.
  */
 export type AppendEventResult =
-  | { status: "appended"; seq: number }
-  | { status: "duplicate"; seq: number; id: string }
-  | { status: "not_found" };
+  { status: "appended"; seq: number } | { status: "duplicate"; seq: number; id: string } | { status: "not_found" };
 
 export interface AppendEventOptions {
   /**

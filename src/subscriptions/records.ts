@@ -10,8 +10,7 @@ export const SUBSCRIPTION_KIND = "ds-subscription";
 export const SIGNING_KEY_KIND = "ds-signing-key";
 
 export type StoredSubscription =
-  | { kind: "live"; subscription: Subscription }
-  | { kind: "deleted"; id: string; generation: number; deletedAt: string };
+  { kind: "live"; subscription: Subscription } | { kind: "deleted"; id: string; generation: number; deletedAt: string };
 
 export function encodeSubscription(subscription: Subscription): string {
   return JSON.stringify({ v: 1, ...subscription });

@@ -34,7 +34,6 @@ export interface WakeRequest {
   done: boolean;
 }
 
-
 export const DEFAULT_LEASE_TTL_MS = 30_000;
 export const MIN_LEASE_TTL_MS = 1_000;
 export const MAX_LEASE_TTL_MS = 600_000;

@@ -169,7 +169,8 @@ function readInput(request: FastifyRequest): Outcome<{ id: string; body: unknown
   const id = readId(request);
   if (!id.ok) return id;
   const raw = request.body;
-  if (raw === undefined || raw === null || (Buffer.isBuffer(raw) && raw.length === 0)) return { ok: true, value: { id: id.value, body: {} } };
+  if (raw === undefined || raw === null || (Buffer.isBuffer(raw) && raw.length === 0))
+    return { ok: true, value: { id: id.value, body: {} } };
   try {
     const text = Buffer.isBuffer(raw) ? raw.toString("utf8") : typeof raw === "string" ? raw : JSON.stringify(raw);
     return { ok: true, value: { id: id.value, body: JSON.parse(text) as unknown } };

@@ -13,13 +13,7 @@ import type { WebhookResolver } from "./delivery.js";
 import { refuse, type Outcome } from "./errors.js";
 import type { RecordStore, StreamDirectory, StreamTail } from "./ports.js";
 import { decodeSubscription, encodeSubscription, encodeTombstone, SUBSCRIPTION_KIND } from "./records.js";
-import {
-  configHash,
-  parseStreamList,
-  parseSubscriptionConfig,
-  parseWakeRequest,
-  parseWorker,
-} from "./requests.js";
+import { configHash, parseStreamList, parseSubscriptionConfig, parseWakeRequest, parseWorker } from "./requests.js";
 import { loadSigningKeys } from "./signing-keys.js";
 import { jwkSet, type SigningKey } from "./signing.js";
 import {
@@ -204,11 +198,7 @@ export class SubscriptionService {
     await this.queue.exclusive(id, async () => {
       const subscription = this.queue.live.get(id);
       if (!subscription) return;
-      await this.options.records.putRecord(
-        SUBSCRIPTION_KIND,
-        id,
-        encodeTombstone(id, subscription.generation, new Date().toISOString()),
-      );
+      await this.options.records.putRecord(SUBSCRIPTION_KIND, id, encodeTombstone(id, subscription.generation, new Date().toISOString()));
       this.queue.live.delete(id);
       this.tombstones.set(id, subscription.generation);
       this.forget(id, subscription);
@@ -219,12 +209,17 @@ export class SubscriptionService {
     const parsed = parseStreamList(isRecord(body) ? body.streams : undefined, false);
     if (!parsed.ok) return parsed;
     const paths = parsed.value;
-    return this.queue.modify(id, "always", (subscription, { tails }) => {
-      if (subscription.config.wakeStream !== null && paths.includes(subscription.config.wakeStream)) {
-        return unchanged(subscription, refuse("INVALID_REQUEST", "a subscription cannot follow its own wake_stream"));
-      }
-      return { next: linkExplicit(subscription, paths, tails), result: ok() };
-    }, paths);
+    return this.queue.modify(
+      id,
+      "always",
+      (subscription, { tails }) => {
+        if (subscription.config.wakeStream !== null && paths.includes(subscription.config.wakeStream)) {
+          return unchanged(subscription, refuse("INVALID_REQUEST", "a subscription cannot follow its own wake_stream"));
+        }
+        return { next: linkExplicit(subscription, paths, tails), result: ok() };
+      },
+      paths,
+    );
   }
 
   async removeStream(id: string, rawPath: string): Promise<Outcome<void>> {
@@ -258,12 +253,7 @@ export class SubscriptionService {
     return this.queue.modify(id, "always", releaseStep(token, request.value));
   }
 
-  private answerWake(
-    id: string,
-    type: "webhook" | "pull-wake",
-    token: string | undefined,
-    body: unknown,
-  ): Promise<Outcome<AckView>> {
+  private answerWake(id: string, type: "webhook" | "pull-wake", token: string | undefined, body: unknown): Promise<Outcome<AckView>> {
     const request = parseWakeRequest(body);
     if (!request.ok) return Promise.resolve(request);
     return this.queue.modify(id, "always", answerStep(type, token, request.value));
@@ -290,15 +280,17 @@ export class SubscriptionService {
       return;
     }
     this.queuedChanges.set(id, [...changes]);
-    this.queue.exclusive(id, async () => {
-      const batch = this.queuedChanges.get(id) ?? [];
-      this.queuedChanges.delete(id);
-      if (this.closed) return;
-      await this.queue.update(id, "when-idle", (subscription) => ({ next: observeAppends(subscription, batch), result: ok() }), []);
-    }).catch((error: unknown) => {
-      this.options.logger.error({ err: error, subscription: id }, "could not record appends; trying again shortly");
-      this.deliveries.retrySoon(id);
-    });
+    this.queue
+      .exclusive(id, async () => {
+        const batch = this.queuedChanges.get(id) ?? [];
+        this.queuedChanges.delete(id);
+        if (this.closed) return;
+        await this.queue.update(id, "when-idle", (subscription) => ({ next: observeAppends(subscription, batch), result: ok() }), []);
+      })
+      .catch((error: unknown) => {
+        this.options.logger.error({ err: error, subscription: id }, "could not record appends; trying again shortly");
+        this.deliveries.retrySoon(id);
+      });
   }
 
   // ---- Helpers ----

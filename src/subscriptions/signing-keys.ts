@@ -9,10 +9,7 @@ import { SIGNING_KEY_KIND } from "./records.js";
 import { createSigningKey, signingKeyFromRecord, signingKeyToRecord, type SigningKey } from "./signing.js";
 
 /** The readable keys, oldest first; an unreadable record is reported and skipped. */
-export async function readSigningKeys(
-  records: RecordStore,
-  onUnreadable: (kid: string, error: unknown) => void,
-): Promise<SigningKey[]> {
+export async function readSigningKeys(records: RecordStore, onUnreadable: (kid: string, error: unknown) => void): Promise<SigningKey[]> {
   const keys: SigningKey[] = [];
   for (const record of await records.listRecords(SIGNING_KEY_KIND)) {
     try {
@@ -26,9 +23,7 @@ export async function readSigningKeys(
 
 /** The leader's keys: the stored ones, or a new one recorded before it is used. */
 export async function loadSigningKeys(records: RecordStore, logger: Logger): Promise<SigningKey[]> {
-  const keys = await readSigningKeys(records, (kid, error) =>
-    logger.error({ err: error, kid }, "webhook signing key unreadable; skipped"),
-  );
+  const keys = await readSigningKeys(records, (kid, error) => logger.error({ err: error, kid }, "webhook signing key unreadable; skipped"));
   if (keys.length > 0) return keys;
   const key = createSigningKey();
   await records.putRecord(SIGNING_KEY_KIND, key.kid, signingKeyToRecord(key));

@@ -119,12 +119,7 @@ export function newSubscription(input: {
 
 /** Whether the pattern (not an explicit link) brings this stream in. */
 export function patternLinks(config: SubscriptionConfig, path: string): boolean {
-  return (
-    config.pattern !== null &&
-    isApplicationStream(path) &&
-    path !== config.wakeStream &&
-    matchGlob(config.pattern, path)
-  );
+  return config.pattern !== null && isApplicationStream(path) && path !== config.wakeStream && matchGlob(config.pattern, path);
 }
 
 /** Whether an append to this stream may matter to the subscription. */

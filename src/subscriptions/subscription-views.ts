@@ -3,13 +3,7 @@
  * ack, built from the in-memory model. No I/O and no state of their own.
  */
 import type { SigningKey } from "./signing.js";
-import {
-  linkViews,
-  subscriptionStatus,
-  type StreamView,
-  type Subscription,
-  type WakeStreamView,
-} from "./subscription-state.js";
+import { linkViews, subscriptionStatus, type StreamView, type Subscription, type WakeStreamView } from "./subscription-state.js";
 
 export interface SubscriptionView {
   id: string;
@@ -39,11 +33,7 @@ export interface AckView {
 }
 
 /** `signingKey` is the newest key (the one that signs), `jwksUrl` where all keys are published. */
-export function viewSubscription(
-  subscription: Subscription,
-  signingKey: SigningKey | undefined,
-  jwksUrl: string,
-): SubscriptionView {
+export function viewSubscription(subscription: Subscription, signingKey: SigningKey | undefined, jwksUrl: string): SubscriptionView {
   const { config } = subscription;
   return {
     id: subscription.id,

@@ -58,11 +58,7 @@ export function releaseStep(token: string | undefined, request: WakeRequest): Wa
 }
 
 /** A webhook receiver (callback) or pull worker (ack) acks, heartbeats, or finishes with done: true. */
-export function answerStep(
-  type: "webhook" | "pull-wake",
-  token: string | undefined,
-  request: WakeRequest,
-): WakeStep<AckView> {
+export function answerStep(type: "webhook" | "pull-wake", token: string | undefined, request: WakeRequest): WakeStep<AckView> {
   return (subscription, context) => {
     const refusal = checkWake(subscription, type, token, request);
     if (refusal) return unchanged(subscription, refusal);
@@ -83,7 +79,10 @@ function checkWake(
   request: WakeRequest,
 ): Outcome<never> | undefined {
   if (subscription.config.type !== type) {
-    return refuse("INVALID_REQUEST", type === "webhook" ? "callbacks are for webhook subscriptions" : "acks and releases are for pull-wake subscriptions");
+    return refuse(
+      "INVALID_REQUEST",
+      type === "webhook" ? "callbacks are for webhook subscriptions" : "acks and releases are for pull-wake subscriptions",
+    );
   }
   if (token === undefined) return refuse("TOKEN_INVALID", "a Bearer token for this wake is required");
   const check = checkWakeRequest(subscription, request, hashBuffer(token));

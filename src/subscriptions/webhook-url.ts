@@ -9,9 +9,7 @@
 import { isIP } from "node:net";
 import ipaddr from "ipaddr.js";
 
-export type WebhookUrlCheck =
-  | { ok: true; url: URL; loopbackAllowed: boolean }
-  | { ok: false; message: string };
+export type WebhookUrlCheck = { ok: true; url: URL; loopbackAllowed: boolean } | { ok: false; message: string };
 
 export interface WebhookUrlPolicy {
   /** The development exception: only under `serve --open` or `--allow-local-webhooks`. */
@@ -58,7 +56,10 @@ export function isDevelopmentHost(host: string): boolean {
 
 /** URL host names keep IPv6 brackets and may end in a root dot; addresses compare without either. */
 function bareHost(hostname: string): string {
-  return hostname.toLowerCase().replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "");
+  return hostname
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, "$1")
+    .replace(/\.$/, "");
 }
 
 /**

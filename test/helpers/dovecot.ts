@@ -67,10 +67,27 @@ export async function startDovecot(user = "alice", password = "imap pässword-no
   const mail = join(dir, "mail");
   mkdirSync(mail);
   chownSync(mail, owner.uid, owner.gid);
-  execFileSync("openssl", [
-    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
-  ], { stdio: "ignore" });
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+      "-keyout",
+      join(dir, "key.pem"),
+      "-out",
+      join(dir, "cert.pem"),
+    ],
+    { stdio: "ignore" },
+  );
   writeFileSync(join(dir, "passwd"), `${user}:{PLAIN}${password}\n`);
   const [imapsPort, imapPort] = [await freePort(), await freePort()];
   const unprivileged = userInfo().uid !== 0 ? `default_internal_user = ${owner.name}\ndefault_login_user = ${owner.name}\n` : "";

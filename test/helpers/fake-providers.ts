@@ -233,7 +233,12 @@ export class FakeGithub extends FakeApi {
       // GitHub keeps the payload parsed: the original bytes are not available.
       return {
         status: 200,
-        body: { ...this.summary(delivery), url: this.ingestUrl, request: { headers: delivery.headers, payload: JSON.parse(delivery.body.toString()) }, response: { headers: {}, payload: "" } },
+        body: {
+          ...this.summary(delivery),
+          url: this.ingestUrl,
+          request: { headers: delivery.headers, payload: JSON.parse(delivery.body.toString()) },
+          response: { headers: {}, payload: "" },
+        },
       };
     }
     if (method === "POST" && one![2]) {
@@ -293,7 +298,11 @@ export class FakeStripe extends FakeApi {
     const body = Buffer.from(JSON.stringify(event, null, 2));
     const timestamp = Math.floor(Date.now() / 1000);
     const signature = createHmac("sha256", this.webhookSecret).update(`${timestamp}.${body.toString()}`).digest("hex");
-    return deliver(this.ingestUrl, { "Content-Type": "application/json; charset=utf-8", "Stripe-Signature": `t=${timestamp},v1=${signature}` }, body);
+    return deliver(
+      this.ingestUrl,
+      { "Content-Type": "application/json; charset=utf-8", "Stripe-Signature": `t=${timestamp},v1=${signature}` },
+      body,
+    );
   }
 
   protected async route(method: string, url: URL) {
@@ -303,8 +312,15 @@ export class FakeStripe extends FakeApi {
     const newestFirst = [...this.events].reverse().filter((event) => event.created >= gte);
     const after = url.searchParams.get("starting_after");
     const before = url.searchParams.get("ending_before");
-    if (after !== null && before !== null) return { status: 400, body: { error: { type: "invalid_request_error", message: "starting_after and ending_before are mutually exclusive" } } };
-    const list = (page: StripeEvent[], hasMore: boolean) => ({ status: 200, body: { object: "list", url: "/v1/events", has_more: hasMore, data: page } });
+    if (after !== null && before !== null)
+      return {
+        status: 400,
+        body: { error: { type: "invalid_request_error", message: "starting_after and ending_before are mutually exclusive" } },
+      };
+    const list = (page: StripeEvent[], hasMore: boolean) => ({
+      status: 200,
+      body: { object: "list", url: "/v1/events", has_more: hasMore, data: page },
+    });
     if (before !== null) {
       // The page just newer than the cursor, still newest first; has_more: there are newer ones still.
       const end = newestFirst.findIndex((event) => event.id === before);

@@ -11,7 +11,10 @@ export interface CreatedInbox {
 }
 
 /** POST /api/inboxes on a running server (in this process or a child) with its admin token. */
-export async function createInboxOn(server: { url: string; adminToken: string }, body: Record<string, unknown> = {}): Promise<CreatedInbox> {
+export async function createInboxOn(
+  server: { url: string; adminToken: string },
+  body: Record<string, unknown> = {},
+): Promise<CreatedInbox> {
   const response = await fetch(`${server.url}/api/inboxes`, {
     method: "POST",
     headers: { authorization: `Bearer ${server.adminToken}`, "content-type": "application/json" },

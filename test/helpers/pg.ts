@@ -102,7 +102,9 @@ export async function startPrivateCluster(settings: { fsync?: boolean } = {}): P
   const logFile = join(dir, "server.log");
   const port = await freePort();
   const exec = (tool: string, args: string[]) =>
-    asRoot ? run("runuser", ["-u", "postgres", "--", join(bin, tool), ...args], { timeout: 60_000 }) : run(join(bin, tool), args, { timeout: 60_000 });
+    asRoot
+      ? run("runuser", ["-u", "postgres", "--", join(bin, tool), ...args], { timeout: 60_000 })
+      : run(join(bin, tool), args, { timeout: 60_000 });
   const options = [
     `-p ${port}`,
     `-k ${dir}`,

@@ -17,5 +17,8 @@ export async function openReaders(server: { url: string; adminToken: string }, t
 
 /** Waits until the server counts at least `count` open readers on `transport`. */
 export async function waitForReaders(server: { url: string; adminToken: string }, transport: ReaderTransport, count = 1): Promise<void> {
-  await waitUntil(async () => (await openReaders(server, transport)) >= count, `${count} open ${transport} reader(s) in tailhook_open_readers`);
+  await waitUntil(
+    async () => (await openReaders(server, transport)) >= count,
+    `${count} open ${transport} reader(s) in tailhook_open_readers`,
+  );
 }

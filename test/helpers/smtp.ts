@@ -61,7 +61,13 @@ export async function sendRaw(target: SmtpTarget, options: SendOptions): Promise
     };
   } catch (error) {
     const failure = error as { responseCode?: number; response?: string; message: string; rejected?: string[] };
-    return { ok: false, code: failure.responseCode, response: failure.response ?? failure.message, accepted: [], rejected: failure.rejected ?? [] };
+    return {
+      ok: false,
+      code: failure.responseCode,
+      response: failure.response ?? failure.message,
+      accepted: [],
+      rejected: failure.rejected ?? [],
+    };
   } finally {
     transport.close();
   }
@@ -132,10 +138,28 @@ export function selfSignedCertificate(): { certFile: string; keyFile: string } {
   const dir = mkdtempSync(join(tmpdir(), "tailhook-tls-"));
   const certFile = join(dir, "cert.pem");
   const keyFile = join(dir, "key.pem");
-  execFileSync("openssl", [
-    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-keyout", keyFile, "-out", certFile, "-days", "1", "-subj", "/CN=localhost",
-    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-  ], { stdio: "ignore" });
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      keyFile,
+      "-out",
+      certFile,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=DNS:localhost,IP:127.0.0.1",
+    ],
+    { stdio: "ignore" },
+  );
   return { certFile, keyFile };
 }

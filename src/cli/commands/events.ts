@@ -17,7 +17,8 @@ const MAX_LIMIT = 10_000;
 
 function parseLimit(raw: string): number {
   const limit = Number(raw);
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw new UsageError(`--limit must be an integer from 1 to ${MAX_LIMIT}, got ${raw}`);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT)
+    throw new UsageError(`--limit must be an integer from 1 to ${MAX_LIMIT}, got ${raw}`);
   return limit;
 }
 
@@ -79,7 +80,8 @@ export function registerEventCommands(program: Command): void {
     .option("--json", "print the JSON envelope")
     .action(async (ref: string, rawSeq: string, flags: { body?: boolean; headers?: boolean; json?: boolean }, command: Command) => {
       const seq = parseSeq(rawSeq);
-      if ([flags.body, flags.headers, flags.json].filter(Boolean).length > 1) throw new UsageError("--body, --headers and --json go one at a time");
+      if ([flags.body, flags.headers, flags.json].filter(Boolean).length > 1)
+        throw new UsageError("--body, --headers and --json go one at a time");
       const { client, inboxId } = await resolveInbox(connect(command.optsWithGlobals()), ref);
       if (flags.body) {
         process.stdout.write(await client.getEventBody(inboxId!, seq));

@@ -88,7 +88,8 @@ export function registerForwardCommands(program: Command): void {
       .description("deliver every event to a URL, at least once and in order, resuming where it stopped")
       .option("--consumer <name>", "server-side consumer that remembers the position", "forward"),
     "retry",
-  ).action(async (inboxRef: string, flags: { to: string; consumer: string; on4xx: string; timeout: string; sign?: string }, command: Command) => {
+  ).action(
+    async (inboxRef: string, flags: { to: string; consumer: string; on4xx: string; timeout: string; sign?: string }, command: Command) => {
       const target = parseTarget(flags.to);
       const on4xx = parseOn4xx(flags.on4xx);
       const timeoutMs = parseTimeout(flags.timeout);
@@ -126,12 +127,14 @@ export function registerForwardCommands(program: Command): void {
       if (result.status === "stopped") {
         throw new CliError(`stopped: the target answered ${result.httpStatus} to event #${result.seq} (--on-4xx stop)`);
       }
-    });
+    },
+  );
 
   withDeliveryOptions(
     program.command("replay <inbox> <range>").description("redeliver one event (<seq>) or a range (<from>..<to>) to a URL"),
     "stop",
-  ).action(async (inboxRef: string, range: string, flags: { to: string; on4xx: string; timeout: string; sign?: string }, command: Command) => {
+  ).action(
+    async (inboxRef: string, range: string, flags: { to: string; on4xx: string; timeout: string; sign?: string }, command: Command) => {
       const signing = signingKey(flags.sign, command.optsWithGlobals());
       const match = /^(\d+)(?:\.\.(\d+))?$/.exec(range);
       if (!match) throw new UsageError(`the range is <seq> or <from>..<to>, got ${range}`);
@@ -158,5 +161,6 @@ export function registerForwardCommands(program: Command): void {
       if (result.status === "stopped") {
         throw new CliError(`stopped: the target answered ${result.httpStatus} to event #${result.seq}`);
       }
-    });
+    },
+  );
 }

@@ -15,7 +15,10 @@ export function registerServe(program: Command): void {
     .option("--long-poll-timeout <ms>", "how long a long-poll read waits (default 30000)")
     .option("--max-connections <n>", "open connections at most, 0 for no limit (default 10000)")
     .option("--max-connections-per-address <n>", "open connections from one address at most, 0 for no limit (default 1000)")
-    .option("--smtp-port <port>", "also take mail for <inbox-id>@any-domain on this SMTP port, 0 picks a free one (off by default; docs/email.md)")
+    .option(
+      "--smtp-port <port>",
+      "also take mail for <inbox-id>@any-domain on this SMTP port, 0 picks a free one (off by default; docs/email.md)",
+    )
     .option("--smtp-host <host>", "address the SMTP server listens on (default: --host)")
     .option("--smtp-tls-cert <file>", "PEM certificate for SMTP STARTTLS (with --smtp-tls-key)")
     .option("--smtp-tls-key <file>", "PEM private key for SMTP STARTTLS")

@@ -32,7 +32,12 @@ function reportLoss(notice: LossNotice): void {
 }
 
 /** Whether there is nothing to print yet: an empty inbox, `--from now`, or a caught-up consumer. */
-async function nothingToShow(client: TailhookClient, inboxId: string, from: string | undefined, consumer: string | undefined): Promise<boolean> {
+async function nothingToShow(
+  client: TailhookClient,
+  inboxId: string,
+  from: string | undefined,
+  consumer: string | undefined,
+): Promise<boolean> {
   if (from === "now") return true;
   if (consumer !== undefined && from === undefined) {
     try {
@@ -108,8 +113,7 @@ export function registerTailCommands(program: Command): void {
       }
       const { client, inboxId } = await resolveInbox(connect(command.optsWithGlobals()), ref);
       const controller = new AbortController();
-      const timer =
-        timeoutSeconds === undefined ? undefined : setTimeout(() => controller.abort(), timeoutSeconds * 1000);
+      const timer = timeoutSeconds === undefined ? undefined : setTimeout(() => controller.abort(), timeoutSeconds * 1000);
       let received = 0;
       for await (const { event, offset } of client.tail(inboxId!, {
         from: flags.from,

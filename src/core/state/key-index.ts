@@ -60,8 +60,7 @@ export function valueSeqAsOf(indexed: IndexedKey, asOfSeq: number, resetSeq: num
 }
 
 export type StateWritePlan =
-  | { status: "write"; index: KeyIndexPlan | null }
-  | { status: "invalid_state_message"; index: number; reason: string };
+  { status: "write"; index: KeyIndexPlan | null } | { status: "invalid_state_message"; index: number; reason: string };
 
 /** For an append after afterSeq: nothing to index (not a state stream), the index rows, or the refusal. */
 export function planStateWrite(stateProtocol: string | null, messages: Uint8Array[], afterSeq: number): StateWritePlan {

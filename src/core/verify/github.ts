@@ -12,6 +12,12 @@ export function compileGithub(settings: VerifySettings): SchemeCheck {
     if (!value.startsWith(PREFIX)) failWith(`${HEADER} does not start with ${PREFIX}`);
     const signature = decodeSignature(value.slice(PREFIX.length), "hex");
     if (!signature) failWith(`${HEADER} is not hex after ${PREFIX}`);
-    return requireMatch(matchingKey(keys.map((key) => hmac("sha256", key, [body])), [signature]), keys.length);
+    return requireMatch(
+      matchingKey(
+        keys.map((key) => hmac("sha256", key, [body])),
+        [signature],
+      ),
+      keys.length,
+    );
   };
 }

@@ -4,7 +4,16 @@
  * or of a template such as "{timestamp}.{body}", keyed by the secret as UTF-8 text.
  */
 import {
-  checkTolerance, decodeSignature, failWith, hmac, matchingKey, parseTimestamp, requireHeader, requireMatch, latin1, type SchemeCheck,
+  checkTolerance,
+  decodeSignature,
+  failWith,
+  hmac,
+  matchingKey,
+  parseTimestamp,
+  requireHeader,
+  requireMatch,
+  latin1,
+  type SchemeCheck,
 } from "./primitives.js";
 import { templateParts, type VerifySettings } from "./settings.js";
 
@@ -22,7 +31,13 @@ export function compileHmac(settings: VerifySettings): SchemeCheck {
     const signed = parts.map((part) =>
       part === "{body}" ? body : part === "{timestamp}" ? latin1(timestampText!) : Buffer.from(part.text, "utf8"),
     );
-    const reason = requireMatch(matchingKey(keys.map((key) => hmac(options.algorithm, key, signed)), [signature]), keys.length);
+    const reason = requireMatch(
+      matchingKey(
+        keys.map((key) => hmac(options.algorithm, key, signed)),
+        [signature],
+      ),
+      keys.length,
+    );
     if (options.timestampHeader) {
       checkTolerance(parseTimestamp(timestampText!, options.timestampHeader), receivedAt, settings.toleranceSeconds, reason);
     }

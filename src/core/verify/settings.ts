@@ -136,7 +136,8 @@ function parseHmacOptions(value: unknown): HmacSchemeOptions {
     signedContent: "{body}",
   };
   if (value.prefix !== undefined) {
-    if (typeof value.prefix !== "string" || value.prefix.length > 100) fail("settings.verify.hmac.prefix must be a string of at most 100 characters");
+    if (typeof value.prefix !== "string" || value.prefix.length > 100)
+      fail("settings.verify.hmac.prefix must be a string of at most 100 characters");
     options.prefix = value.prefix;
   }
   if (value.signedContent !== undefined) {
@@ -148,9 +149,12 @@ function parseHmacOptions(value: unknown): HmacSchemeOptions {
   const parts = templateParts(options.signedContent);
   if (parts.filter((part) => part === "{body}").length !== 1) fail("settings.verify.hmac.signedContent must contain {body} exactly once");
   const usesTimestamp = parts.includes("{timestamp}");
-  if (value.timestampHeader !== undefined) options.timestampHeader = headerName(value.timestampHeader, "settings.verify.hmac.timestampHeader");
-  if (usesTimestamp && !options.timestampHeader) fail("settings.verify.hmac.signedContent uses {timestamp}: set settings.verify.hmac.timestampHeader");
-  if (!usesTimestamp && options.timestampHeader) fail("settings.verify.hmac.timestampHeader is set but signedContent has no {timestamp}: an unsigned timestamp proves nothing");
+  if (value.timestampHeader !== undefined)
+    options.timestampHeader = headerName(value.timestampHeader, "settings.verify.hmac.timestampHeader");
+  if (usesTimestamp && !options.timestampHeader)
+    fail("settings.verify.hmac.signedContent uses {timestamp}: set settings.verify.hmac.timestampHeader");
+  if (!usesTimestamp && options.timestampHeader)
+    fail("settings.verify.hmac.timestampHeader is set but signedContent has no {timestamp}: an unsigned timestamp proves nothing");
   return options;
 }
 

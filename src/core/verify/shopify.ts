@@ -9,6 +9,12 @@ export function compileShopify(settings: VerifySettings): SchemeCheck {
   return ({ rawHeaders, body }) => {
     const signature = decodeSignature(requireHeader(rawHeaders, HEADER), "base64");
     if (!signature) failWith(`${HEADER} is not base64`);
-    return requireMatch(matchingKey(keys.map((key) => hmac("sha256", key, [body])), [signature]), keys.length);
+    return requireMatch(
+      matchingKey(
+        keys.map((key) => hmac("sha256", key, [body])),
+        [signature],
+      ),
+      keys.length,
+    );
   };
 }

@@ -3,7 +3,16 @@
  * signing secret; the timestamp is X-Slack-Request-Timestamp (seconds).
  */
 import {
-  checkTolerance, decodeSignature, failWith, hmac, latin1, matchingKey, parseTimestamp, requireHeader, requireMatch, type SchemeCheck,
+  checkTolerance,
+  decodeSignature,
+  failWith,
+  hmac,
+  latin1,
+  matchingKey,
+  parseTimestamp,
+  requireHeader,
+  requireMatch,
+  type SchemeCheck,
 } from "./primitives.js";
 import type { VerifySettings } from "./settings.js";
 
@@ -21,7 +30,13 @@ export function compileSlack(settings: VerifySettings): SchemeCheck {
     const signature = decodeSignature(value.slice(PREFIX.length), "hex");
     if (!signature) failWith(`${SIGNATURE} is not hex after ${PREFIX}`);
     const head = latin1(`v0:${timestampText}:`);
-    const reason = requireMatch(matchingKey(keys.map((key) => hmac("sha256", key, [head, body])), [signature]), keys.length);
+    const reason = requireMatch(
+      matchingKey(
+        keys.map((key) => hmac("sha256", key, [head, body])),
+        [signature],
+      ),
+      keys.length,
+    );
     checkTolerance(timestamp, receivedAt, settings.toleranceSeconds, reason);
     return reason;
   };

@@ -7,7 +7,16 @@
  */
 import { verify as verifySignature, type KeyObject } from "node:crypto";
 import {
-  checkTolerance, decodeSignature, failWith, hmac, latin1, parseTimestamp, requireHeader, requireMatch, sameBytes, type SchemeCheck,
+  checkTolerance,
+  decodeSignature,
+  failWith,
+  hmac,
+  latin1,
+  parseTimestamp,
+  requireHeader,
+  requireMatch,
+  sameBytes,
+  type SchemeCheck,
 } from "./primitives.js";
 import { ed25519PublicKey, WHPK, WHSEC, type VerifySettings } from "./settings.js";
 

@@ -4,7 +4,16 @@
  * does not base64-decode it). Other schemes in the header (v0) are ignored.
  */
 import {
-  checkTolerance, decodeSignature, failWith, hmac, latin1, matchingKey, parseTimestamp, requireHeader, requireMatch, type SchemeCheck,
+  checkTolerance,
+  decodeSignature,
+  failWith,
+  hmac,
+  latin1,
+  matchingKey,
+  parseTimestamp,
+  requireHeader,
+  requireMatch,
+  type SchemeCheck,
 } from "./primitives.js";
 import type { VerifySettings } from "./settings.js";
 
@@ -29,7 +38,13 @@ export function compileStripe(settings: VerifySettings): SchemeCheck {
     if (signatures.length === 0) failWith(`${HEADER} has no v1 signature`);
     const timestamp = parseTimestamp(timestampText, `${HEADER} t=`);
     const head = latin1(`${timestampText}.`);
-    const reason = requireMatch(matchingKey(keys.map((key) => hmac("sha256", key, [head, body])), signatures), keys.length);
+    const reason = requireMatch(
+      matchingKey(
+        keys.map((key) => hmac("sha256", key, [head, body])),
+        signatures,
+      ),
+      keys.length,
+    );
     checkTolerance(timestamp, receivedAt, settings.toleranceSeconds, reason);
     return reason;
   };

@@ -52,7 +52,8 @@ export function parseExpiry(headers: IncomingHttpHeaders): Expiry {
   if (ttl !== undefined) return { ttlSeconds: safeInteger(ttl.trim(), "Stream-TTL"), expiresAt: null };
   if (expires !== undefined) {
     const at = Date.parse(expires.trim());
-    if (!RFC3339.test(expires.trim()) || Number.isNaN(at)) throw bad(`Stream-Expires-At must be an RFC 3339 timestamp, got ${JSON.stringify(expires)}`);
+    if (!RFC3339.test(expires.trim()) || Number.isNaN(at))
+      throw bad(`Stream-Expires-At must be an RFC 3339 timestamp, got ${JSON.stringify(expires)}`);
     return { ttlSeconds: null, expiresAt: at };
   }
   return { ttlSeconds: null, expiresAt: null };
@@ -113,6 +114,7 @@ function sourcePath(value: string, streamRoot: string): string {
 export function parseStreamState(headers: IncomingHttpHeaders): StateProtocol | null {
   const value = single(headers, "stream-state");
   if (value === undefined) return null;
-  if (value.trim().toLowerCase() !== STATE_PROTOCOL_V1) throw bad(`Stream-State must be ${STATE_PROTOCOL_V1}, got ${JSON.stringify(value)}`);
+  if (value.trim().toLowerCase() !== STATE_PROTOCOL_V1)
+    throw bad(`Stream-State must be ${STATE_PROTOCOL_V1}, got ${JSON.stringify(value)}`);
   return STATE_PROTOCOL_V1;
 }

@@ -23,7 +23,8 @@ function splitArray(text: Buffer, open: number, close: number): Buffer[] {
   for (let i = open + 1; i < close; i++) {
     const byte = text[i]!;
     if (inString) {
-      if (byte === 0x5c) i++; // backslash: skip the escaped character
+      if (byte === 0x5c)
+        i++; // backslash: skip the escaped character
       else if (byte === 0x22) inString = false;
     } else if (byte === 0x22) inString = true;
     else if (byte === 0x5b || byte === 0x7b) depth++;

@@ -42,7 +42,12 @@ export function positionOf(stream: StreamInfo, offset: string): SnapshotPosition
 export async function readSnapshotPage(ctx: HttpContext, stream: StreamInfo, offset: string) {
   const position = positionOf(stream, offset);
   const { asOfSeq, after } = position;
-  const page = await ctx.store.readSnapshotPage(stream.id, { asOfSeq, after, maxKeys: PAGE_LIMITS.maxMessages, maxBytes: PAGE_LIMITS.maxBytes });
+  const page = await ctx.store.readSnapshotPage(stream.id, {
+    asOfSeq,
+    after,
+    maxKeys: PAGE_LIMITS.maxMessages,
+    maxBytes: PAGE_LIMITS.maxBytes,
+  });
   const asOf = formatOffset(asOfSeq);
   const messages = page.values.map(snapshotInsert);
   if (after === null) messages.unshift(snapshotControl("snapshot-start", asOf));
@@ -80,7 +85,7 @@ export async function writeSnapshotEvents(
   offset: string,
   nextStreamCursor: () => string,
 ): Promise<number> {
-  for (let next = offset; ; ) {
+  for (let next = offset; ;) {
     const page = await readSnapshotPage(ctx, stream, next);
     const messages = page.messages.map((data) => ({ seq: 0, createdAt: 0, data, meta: null }));
     await write(sseDataEventFor(stream, messages));

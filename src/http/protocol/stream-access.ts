@@ -74,7 +74,12 @@ export function generalStreamsFor(ctx: HttpContext, request: FastifyRequest): Ge
  * --open, the admin always, and a stream token within its prefix and access. A wrong
  * token and a token for other streams get the same 401.
  */
-export async function authorizeStream(ctx: HttpContext, presented: string | undefined, name: string, access: StreamAccess): Promise<GeneralStreams> {
+export async function authorizeStream(
+  ctx: HttpContext,
+  presented: string | undefined,
+  name: string,
+  access: StreamAccess,
+): Promise<GeneralStreams> {
   const general = requireGeneral(ctx);
   if (ctx.config.open || ctx.auth.isAdmin(presented)) return general;
   const grant = presented === undefined || !ctx.grants ? undefined : await ctx.grants.find(presented);

@@ -20,9 +20,12 @@ const INBOX = "";
 
 export function streamDirectory(store: Store, general: GeneralStreams): StreamDirectory {
   const knownIds = new Map<string, number>();
-  const loaded = general.listGeneralStreams().then((streams) => {
-    for (const stream of streams) knownIds.set(stream.name, stream.id);
-  }, () => undefined);
+  const loaded = general.listGeneralStreams().then(
+    (streams) => {
+      for (const stream of streams) knownIds.set(stream.name, stream.id);
+    },
+    () => undefined,
+  );
 
   return {
     async list() {

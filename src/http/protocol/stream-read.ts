@@ -57,8 +57,7 @@ async function startSeqOf(ctx: HttpContext, stream: StreamInfo, query: ReadQuery
   const offset = offsetParam(query);
   if (query.consumer === undefined) return resolveStart(stream, offset);
   const name = parseConsumerName(query.consumer);
-  const consumer =
-    (await ctx.store.getConsumer(stream.id, name)) ?? (await ctx.store.ensureConsumer(stream.id, name, stream.firstSeq - 1));
+  const consumer = (await ctx.store.getConsumer(stream.id, name)) ?? (await ctx.store.ensureConsumer(stream.id, name, stream.firstSeq - 1));
   ctx.store.markConsumerSeen(stream.id, name).catch((error: unknown) => ctx.logger.warn({ err: error }, "consumer not marked seen"));
   if (offset !== undefined) return resolveStart(stream, offset);
   if (consumer.committedSeq < stream.firstSeq - 1) throw goneError(stream.firstSeq - 1);
@@ -94,7 +93,14 @@ function positionHeaders(stream: StreamInfo, nextSeq: number, upToDate: boolean)
   return headers;
 }
 
-function sendPage(reply: FastifyReply, target: StreamTarget, startSeq: number, page: Shown, cursor: string | undefined, ifNoneMatch: unknown) {
+function sendPage(
+  reply: FastifyReply,
+  target: StreamTarget,
+  startSeq: number,
+  page: Shown,
+  cursor: string | undefined,
+  ifNoneMatch: unknown,
+) {
   const { stream } = target;
   const tag = etag(stream, startSeq, page);
   reply.headers({ "content-type": stream.contentType, etag: tag, "cache-control": cacheControl(target) });

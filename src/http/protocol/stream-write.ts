@@ -51,7 +51,10 @@ export async function createStream(ctx: HttpContext, request: FastifyRequest, re
       const { stream } = result;
       reply.headers({ "content-type": stream.contentType, ...streamHeaders(stream) });
       if (result.status === "exists") return reply.code(200).send();
-      return reply.code(201).header("location", `${ctx.baseUrl()}${streamUrlPath(name)}`).send();
+      return reply
+        .code(201)
+        .header("location", `${ctx.baseUrl()}${streamUrlPath(name)}`)
+        .send();
     }
     case "conflict": {
       const refusal = conflict(result.reason);

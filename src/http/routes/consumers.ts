@@ -92,7 +92,12 @@ export function registerConsumerRoutes(fastify: FastifyInstance, ctx: HttpContex
   // Commits everything up to `offset`. Acks never move a consumer backwards.
   app.post(
     "/api/inboxes/:id/consumers/:name/ack",
-    { schema: schema("Commit everything up to an offset (never backwards)", { body: ConsumerAck, response: { 200: ConsumerView, ...ErrorReplies } }) },
+    {
+      schema: schema("Commit everything up to an offset (never backwards)", {
+        body: ConsumerAck,
+        response: { 200: ConsumerView, ...ErrorReplies },
+      }),
+    },
     async (request) => {
       const stream = await openStream(request);
       const { offset } = request.body;

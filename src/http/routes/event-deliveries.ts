@@ -17,7 +17,12 @@ export async function withDeliveries(
   const envelope = buildEnvelope(message);
   const settings = inbox.settings.dedupe;
   if (!settings) return envelope;
-  const key = dedupeKeyOf(settings, { ...envelope, receivedAt: message.createdAt, rawHeaders: envelope.headers.flat(), body: message.data });
+  const key = dedupeKeyOf(settings, {
+    ...envelope,
+    receivedAt: message.createdAt,
+    rawHeaders: envelope.headers.flat(),
+    body: message.data,
+  });
   // Absent when the event carried no key, or its entry is past the window (pruned) or names another event.
   const record = key === undefined ? undefined : await store.findDelivery(inbox.streamId, key);
   return record && record.seq === message.seq ? { ...envelope, deliveries: record.deliveries } : envelope;

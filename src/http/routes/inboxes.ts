@@ -21,11 +21,26 @@ import { authorizeInboxRead } from "../stream-reads.js";
 import { smeeUrlFor } from "./smee.js";
 import { withDeliveries } from "./event-deliveries.js";
 import { bearerAuth, ErrorReplies, InboxParams, NoContent, TokenQuery, type InboxRequest } from "../schemas/common.js";
-import { CreatedInbox, EventEnvelope, EventParams, InboxInput, InboxList, InboxView as InboxViewSchema, ParsedEmail } from "../schemas/inbox.js";
+import {
+  CreatedInbox,
+  EventEnvelope,
+  EventParams,
+  InboxInput,
+  InboxList,
+  InboxView as InboxViewSchema,
+  ParsedEmail,
+} from "../schemas/inbox.js";
 
 const TAGS = ["inboxes"];
 const eventRoute = <Reply extends Record<number, unknown>>(summary: string, reply: Reply) => ({
-  schema: { tags: ["events"], summary, security: bearerAuth, params: EventParams, querystring: TokenQuery, response: { ...reply, ...ErrorReplies } },
+  schema: {
+    tags: ["events"],
+    summary,
+    security: bearerAuth,
+    params: EventParams,
+    querystring: TokenQuery,
+    response: { ...reply, ...ErrorReplies },
+  },
 });
 
 export interface InboxView {
@@ -65,7 +80,9 @@ export function registerInboxRoutes(fastify: FastifyInstance, ctx: HttpContext):
     };
   }
 
-  async function readInboxEvent(request: InboxRequest<{ id: string; seq: string }>): Promise<{ inbox: StoredInbox; message: StoredMessage }> {
+  async function readInboxEvent(
+    request: InboxRequest<{ id: string; seq: string }>,
+  ): Promise<{ inbox: StoredInbox; message: StoredMessage }> {
     const inbox = await authorizeInboxRead(ctx, requestToken(request), request.params.id);
     const seq = Number(request.params.seq);
     const message = await ctx.store.readMessage(inbox.streamId, seq);
@@ -106,7 +123,15 @@ export function registerInboxRoutes(fastify: FastifyInstance, ctx: HttpContext):
 
   app.get(
     "/api/inboxes",
-    { schema: { tags: TAGS, summary: "List the inboxes (admin)", security: bearerAuth, querystring: TokenQuery, response: { 200: InboxList, ...ErrorReplies } } },
+    {
+      schema: {
+        tags: TAGS,
+        summary: "List the inboxes (admin)",
+        security: bearerAuth,
+        querystring: TokenQuery,
+        response: { 200: InboxList, ...ErrorReplies },
+      },
+    },
     async (request) => {
       ctx.auth.requireAdmin(requestToken(request));
       const inboxes = await ctx.store.listInboxes();
@@ -179,7 +204,10 @@ export function registerInboxRoutes(fastify: FastifyInstance, ctx: HttpContext):
   // The envelope is sent as the JSON the store gave (no re-serialization); the schema documents it.
   app.get("/api/inboxes/:id/events/:seq", eventRoute("One event's envelope", { 200: EventEnvelope }), async (request, reply) => {
     const { inbox, message } = await readInboxEvent(request);
-    const json = !inbox.settings.dedupe || message.meta === null ? messageJson(message) : JSON.stringify(await withDeliveries(ctx.store, inbox, message));
+    const json =
+      !inbox.settings.dedupe || message.meta === null
+        ? messageJson(message)
+        : JSON.stringify(await withDeliveries(ctx.store, inbox, message));
     // Fastify sends a string as it is; the schema types objects, so say what this string is.
     return reply.type("application/json").send(json as unknown as Static<typeof EventEnvelope>);
   });
@@ -200,7 +228,12 @@ export function registerInboxRoutes(fastify: FastifyInstance, ctx: HttpContext):
   );
 
   // The exact bytes, under the sender's content type: documented as binary, never serialized.
-  const bodyReply = { 200: { description: "the exact body bytes, with the original Content-Type", content: { "*/*": { schema: { type: "string", format: "binary" } } } } };
+  const bodyReply = {
+    200: {
+      description: "the exact body bytes, with the original Content-Type",
+      content: { "*/*": { schema: { type: "string", format: "binary" } } },
+    },
+  };
   app.get("/api/inboxes/:id/events/:seq/body", eventRoute("One event's exact body bytes", bodyReply), async (request, reply) => {
     const { message } = await readInboxEvent(request);
     const { contentType } = buildEnvelope(message);

@@ -21,7 +21,7 @@ import { authorizeInboxStream } from "../stream-reads.js";
 
 const SmeeQuery = Type.Object({
   token: Type.Optional(Type.String()),
-  from: Type.Optional(Type.String({ description: '-1, now or an offset (default: the tail, like smee.io)' })),
+  from: Type.Optional(Type.String({ description: "-1, now or an offset (default: the tail, like smee.io)" })),
 });
 
 /** Sent as `retry:` so EventSource reconnects after 1 s instead of its default 3 s. */

@@ -14,7 +14,11 @@ import { bearerAuth, ErrorReplies, NoContent, TokenQuery } from "../schemas/comm
 import { CreatedStreamToken, StreamTokenInput, StreamTokenList, StreamTokenParams } from "../schemas/stream-token.js";
 
 function view({ tokenHash: _hash, ...grant }: StreamGrant) {
-  return { ...grant, createdAt: new Date(grant.createdAt).toISOString(), expiresAt: grant.expiresAt === null ? null : new Date(grant.expiresAt).toISOString() };
+  return {
+    ...grant,
+    createdAt: new Date(grant.createdAt).toISOString(),
+    expiresAt: grant.expiresAt === null ? null : new Date(grant.expiresAt).toISOString(),
+  };
 }
 
 const TAGS = ["stream tokens"];
@@ -45,7 +49,8 @@ export function registerStreamTokenRoutes(fastify: FastifyInstance, ctx: HttpCon
       const grants = adminGrants(request);
       const wanted = newGrantOf(request.body);
       checkStreamName(wanted.prefix);
-      if (isInboxStreamName(`${wanted.prefix}/`)) throw new TailhookError("bad_request", "inbox streams are read with the inbox's own token");
+      if (isInboxStreamName(`${wanted.prefix}/`))
+        throw new TailhookError("bad_request", "inbox streams are read with the inbox's own token");
       const { token, grant } = await grants.create(wanted);
       return reply.code(201).send({ ...view(grant), token });
     },

@@ -75,7 +75,9 @@ function refuseUpgrade(socket: Duplex, reply: ErrorReply): void {
     connection: "close",
     ...reply.headers,
   };
-  const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("");
+  const head = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join("");
   socket.once("finish", () => socket.destroy());
   socket.end(`HTTP/1.1 ${reply.status} ${STATUS_CODES[reply.status] ?? ""}\r\n${head}\r\n${body}`);
 }

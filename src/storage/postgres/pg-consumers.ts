@@ -13,7 +13,8 @@ export class PgConsumers {
   ) {}
 
   private consumerColumns() {
-    return this.sql`stream_id AS "streamId", name, committed_seq AS "committedSeq", created_at AS "createdAt", last_ack_at AS "lastAckAt", last_seen_at AS "lastSeenAt"`;
+    return this
+      .sql`stream_id AS "streamId", name, committed_seq AS "committedSeq", created_at AS "createdAt", last_ack_at AS "lastAckAt", last_seen_at AS "lastSeenAt"`;
   }
 
   async getConsumer(streamId: number, name: string): Promise<Consumer | undefined> {
@@ -56,8 +57,6 @@ export class PgConsumers {
   }
 
   async markConsumerSeen(streamId: number, name: string): Promise<void> {
-    await this.track(
-      () => this.sql`UPDATE consumers SET last_seen_at = ${Date.now()} WHERE stream_id = ${streamId} AND name = ${name}`,
-    );
+    await this.track(() => this.sql`UPDATE consumers SET last_seen_at = ${Date.now()} WHERE stream_id = ${streamId} AND name = ${name}`);
   }
 }

@@ -10,7 +10,15 @@ import { INBOX_STREAM_PATTERN } from "../../core/stream-names.js";
 import type postgres from "postgres";
 import type { StreamInfo } from "../../core/types.js";
 import type { CommitListener } from "../store.js";
-import { isExpired, TouchThrottle, type AppendRequest, type AppendResult, type CreateStreamRequest, type CreateStreamResult, type DeleteStreamResult } from "../../core/streams.js";
+import {
+  isExpired,
+  TouchThrottle,
+  type AppendRequest,
+  type AppendResult,
+  type CreateStreamRequest,
+  type CreateStreamResult,
+  type DeleteStreamResult,
+} from "../../core/streams.js";
 import { type GeneralStreams } from "../streams.js";
 import {
   DEFAULT_CONTENT_TYPE,

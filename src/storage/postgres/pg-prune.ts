@@ -10,7 +10,7 @@ const PRUNE_ROWS = 2000;
 
 /** Removes what retention and deleted streams release, up to PRUNE_ROWS rows; the rows removed. */
 export function pruneHeads(sql: postgres.Sql): Promise<number> {
-return sql.begin(async (tx) => {
+  return sql.begin(async (tx) => {
     const [lock] = await tx<Array<{ locked: boolean }>>`SELECT pg_try_advisory_xact_lock(7442292) AS locked`;
     if (!lock?.locked) return 0;
     const now = Date.now();
@@ -22,7 +22,10 @@ return sql.begin(async (tx) => {
     for (const inbox of inboxes) {
       const stream = { ...inbox, retention: retentionOf(inbox.settings) };
       const cutoff = ageCutoff(stream.retention, now);
-      const [young] = cutoff === undefined ? [] : await tx<Array<{ seq: number | null }>>`
+      const [young] =
+        cutoff === undefined
+          ? []
+          : await tx<Array<{ seq: number | null }>>`
         SELECT min(seq) AS seq FROM messages WHERE stream_id = ${inbox.streamId} AND created_at >= ${cutoff}`;
       targets.push(retainedTarget(stream, young?.seq));
     }

@@ -20,7 +20,8 @@ export class PgReads {
   ) {}
 
   private streamColumns() {
-    return this.sql`id, name, content_type AS "contentType", tail_seq AS "tailSeq", first_seq AS "firstSeq", closed, created_at AS "createdAt",
+    return this
+      .sql`id, name, content_type AS "contentType", tail_seq AS "tailSeq", first_seq AS "firstSeq", closed, created_at AS "createdAt",
       soft_deleted AS "softDeleted", ttl_seconds AS "ttlSeconds", expires_at AS "expiresAt", touched_at AS "touchedAt",
       forked_from AS "forkedFrom", fork_seq AS "forkSeq", state_protocol AS "stateProtocol"`;
   }
@@ -55,7 +56,8 @@ export class PgReads {
     const segments = await this.segments.get(streamId);
     // A read of one segment is one statement, hence one snapshot. A fork's read spans
     // several: they share one REPEATABLE READ transaction, so the page is one snapshot too.
-    if (!spansSegments(segments, afterSeq)) return this.track(() => readSegments(segments, afterSeq, limits, (...range) => this.readRange(this.sql, ...range)));
+    if (!spansSegments(segments, afterSeq))
+      return this.track(() => readSegments(segments, afterSeq, limits, (...range) => this.readRange(this.sql, ...range)));
     return this.track(() =>
       this.sql.begin("isolation level repeatable read read only", (tx) =>
         readSegments(segments, afterSeq, limits, (...range) => this.readRange(tx, ...range)),
@@ -90,7 +92,8 @@ export class PgReads {
   async messageTime(streamId: number, seq: number): Promise<number | undefined> {
     const owner = await this.segments.ownerOf(streamId, seq);
     const [row] = await this.track(
-      () => this.sql<Array<{ createdAt: number }>>`SELECT created_at AS "createdAt" FROM messages WHERE stream_id = ${owner} AND seq = ${seq}`,
+      () =>
+        this.sql<Array<{ createdAt: number }>>`SELECT created_at AS "createdAt" FROM messages WHERE stream_id = ${owner} AND seq = ${seq}`,
     );
     return row?.createdAt;
   }

@@ -30,7 +30,11 @@ export async function writeKeyIndex(tx: Tx, streamId: number, plan: KeyIndexPlan
       ON CONFLICT (stream_id, type, key) DO UPDATE SET seq = EXCLUDED.seq, deleted = EXCLUDED.deleted`;
   }
   if (plan.resets.length > 0) {
-    await tx`INSERT INTO state_resets ${tx(plan.resets.map((seq) => ({ stream_id: streamId, seq })), "stream_id", "seq")}`;
+    await tx`INSERT INTO state_resets ${tx(
+      plan.resets.map((seq) => ({ stream_id: streamId, seq })),
+      "stream_id",
+      "seq",
+    )}`;
   }
 }
 

@@ -8,7 +8,17 @@
 import postgres from "postgres";
 import { encodeEventMeta } from "../../core/capture.js";
 import type { CapturedRequest, Consumer, Inbox, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
-import type { AppendEventOptions, AppendEventResult, CommitListener, DeliveryRecord, InboxChanges, Leadership, NewInbox, ReadLimits, Store } from "../store.js";
+import type {
+  AppendEventOptions,
+  AppendEventResult,
+  CommitListener,
+  DeliveryRecord,
+  InboxChanges,
+  Leadership,
+  NewInbox,
+  ReadLimits,
+  Store,
+} from "../store.js";
 import { GroupCommit } from "./group-commit.js";
 import { StoreObservers, type StoreObserver } from "../store-observer.js";
 import { LeaderLock } from "./leader-lock.js";
@@ -35,7 +45,6 @@ export interface PostgresStoreOptions {
   poolSize?: number;
   pruneIntervalMs?: number;
 }
-
 
 /* While writes fail, a tiny write every WRITE_PROBE_MS finds out when they work again, traffic or not. */
 const WRITE_PROBE_MS = 1000;
@@ -128,7 +137,14 @@ export class PostgresStore implements Store {
       const pingSql = postgres(options.url, { max: 1, idle_timeout: 2, connect_timeout: 1, backoff: () => 0, onnotice: () => undefined });
       const store = new PostgresStore(sql, pingSql, options.url, schema);
       await sql.listen(store.channel, (payload) => store.onNotification(payload));
-      store.pruneTimer = setInterval(() => void store.prune().then((rows) => store.observers.pruned(rows)).catch(() => undefined), options.pruneIntervalMs ?? 5000);
+      store.pruneTimer = setInterval(
+        () =>
+          void store
+            .prune()
+            .then((rows) => store.observers.pruned(rows))
+            .catch(() => undefined),
+        options.pruneIntervalMs ?? 5000,
+      );
       store.pruneTimer.unref();
       return store;
     } catch (error) {
@@ -274,7 +290,15 @@ export class PostgresStore implements Store {
       seqs[index] = tail;
       if (!dedupe) continue;
       if (seen) deliveries.replaceExpired(streamId, dedupe.key);
-      const entry = { stream_id: streamId, key: dedupe.key, seq: tail, event_id: op.request.id, first_at: now, expires_at: now + dedupe.windowMs, deliveries: 1 };
+      const entry = {
+        stream_id: streamId,
+        key: dedupe.key,
+        seq: tail,
+        event_id: op.request.id,
+        first_at: now,
+        expires_at: now + dedupe.windowMs,
+        deliveries: 1,
+      };
       deliveries.add(entry);
       known.set(dedupe.key, { key: dedupe.key, seq: tail, id: op.request.id, firstAt: now, entry });
     }

@@ -9,9 +9,7 @@ export const CONSUMER_COLUMNS =
   "stream_id AS streamId, name, committed_seq AS committedSeq, created_at AS createdAt, last_ack_at AS lastAckAt, last_seen_at AS lastSeenAt";
 
 export function prepareConsumerWrites(db: Connection) {
-  const insert = db.prepare(
-    "INSERT OR IGNORE INTO consumers (stream_id, name, committed_seq, created_at) VALUES (?, ?, ?, ?)",
-  );
+  const insert = db.prepare("INSERT OR IGNORE INTO consumers (stream_id, name, committed_seq, created_at) VALUES (?, ?, ?, ?)");
   const select = db.prepare(`SELECT ${CONSUMER_COLUMNS} FROM consumers WHERE stream_id = ? AND name = ?`);
   const advance = db.prepare(
     "UPDATE consumers SET committed_seq = MAX(committed_seq, ?), last_ack_at = ? WHERE stream_id = ? AND name = ?",

@@ -7,7 +7,16 @@ import { INBOX_STREAM_PATTERN } from "../../core/stream-names.js";
 import { LRUCache } from "lru-cache";
 import { Worker } from "node:worker_threads";
 import type { CapturedRequest, Consumer, Inbox, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
-import type { AppendEventOptions, AppendEventResult, CommitListener, DeliveryRecord, InboxChanges, NewInbox, ReadLimits, Store } from "../store.js";
+import type {
+  AppendEventOptions,
+  AppendEventResult,
+  CommitListener,
+  DeliveryRecord,
+  InboxChanges,
+  NewInbox,
+  ReadLimits,
+  Store,
+} from "../store.js";
 import { openReaderConnection, type Connection } from "./connection.js";
 import { CONSUMER_COLUMNS } from "./consumer-writes.js";
 import { toInbox, withoutToken, type InboxRow } from "../rows.js";
@@ -72,9 +81,7 @@ export class SqliteStore implements Store, GeneralStreams {
       inboxes: reader.prepare(`SELECT ${INBOX_COLUMNS} FROM inboxes WHERE deleted_at IS NULL ORDER BY created_at, id`),
       stream: reader.prepare(`SELECT ${STREAM_COLUMNS} FROM streams WHERE name = ? AND deleted_at IS NULL`),
       streamById: reader.prepare(`SELECT ${STREAM_COLUMNS} FROM streams WHERE id = ? AND deleted_at IS NULL`),
-      messages: reader.prepare(
-        `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE stream_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
-      ),
+      messages: reader.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE stream_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`),
       forkPoint: reader.prepare("SELECT forked_from AS forkedFrom, fork_seq AS forkSeq FROM streams WHERE id = ?"),
       generalStreams: reader.prepare(
         `SELECT ${STREAM_COLUMNS} FROM streams WHERE deleted_at IS NULL AND soft_deleted = 0 AND name NOT LIKE '${INBOX_STREAM_PATTERN}' ORDER BY name`,
@@ -84,9 +91,7 @@ export class SqliteStore implements Store, GeneralStreams {
       messageTime: reader.prepare("SELECT created_at AS createdAt FROM messages WHERE stream_id = ? AND seq = ?"),
       consumer: reader.prepare(`SELECT ${CONSUMER_COLUMNS} FROM consumers WHERE stream_id = ? AND name = ?`),
       consumers: reader.prepare(`SELECT ${CONSUMER_COLUMNS} FROM consumers WHERE stream_id = ? ORDER BY name`),
-      delivery: reader.prepare(
-        "SELECT seq, event_id AS id, deliveries, first_at AS firstAt FROM dedupe WHERE stream_id = ? AND key = ?",
-      ),
+      delivery: reader.prepare("SELECT seq, event_id AS id, deliveries, first_at AS firstAt FROM dedupe WHERE stream_id = ? AND key = ?"),
     };
     // BEGIN (deferred) … COMMIT on the read-only connection: the snapshot is taken at the first SELECT.
     const inTransaction = reader.transaction((read: () => unknown) => read());
@@ -249,7 +254,9 @@ export class SqliteStore implements Store, GeneralStreams {
     const segments = await this.segments.get(streamId);
     // All chunks of a page in one read transaction: one snapshot, so a prune committed
     // between two chunks cannot make the page jump over the rows it removed.
-    return this.readSnapshot(() => readSegmentsSync(segments, afterSeq, limits, (owner, from, toSeq, remaining) => this.readChunks(owner, from, toSeq, remaining)));
+    return this.readSnapshot(() =>
+      readSegmentsSync(segments, afterSeq, limits, (owner, from, toSeq, remaining) => this.readChunks(owner, from, toSeq, remaining)),
+    );
   }
 
   /**

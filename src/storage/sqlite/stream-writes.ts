@@ -6,7 +6,14 @@
  */
 import { LRUCache } from "lru-cache";
 import type { StreamInfo } from "../../core/types.js";
-import { isExpired, type AppendRequest, type AppendResult, type CreateStreamRequest, type CreateStreamResult, type DeleteStreamResult } from "../../core/streams.js";
+import {
+  isExpired,
+  type AppendRequest,
+  type AppendResult,
+  type CreateStreamRequest,
+  type CreateStreamResult,
+  type DeleteStreamResult,
+} from "../../core/streams.js";
 import {
   DEFAULT_CONTENT_TYPE,
   forkAnchor,

@@ -41,9 +41,7 @@ let folderLost: string | undefined;
 const sql = {
   insertMessage: db.prepare("INSERT INTO messages (stream_id, seq, created_at, data, meta) VALUES (?, ?, ?, ?, ?)"),
   insertStream: db.prepare("INSERT INTO streams (name, content_type, created_at) VALUES (?, ?, ?)"),
-  insertInbox: db.prepare(
-    "INSERT INTO inboxes (id, name, stream_id, token_hash, settings, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-  ),
+  insertInbox: db.prepare("INSERT INTO inboxes (id, name, stream_id, token_hash, settings, created_at) VALUES (?, ?, ?, ?, ?, ?)"),
   liveInbox: db.prepare("SELECT stream_id AS streamId, settings FROM inboxes WHERE id = ? AND deleted_at IS NULL"),
   setInboxName: db.prepare("UPDATE inboxes SET name = ? WHERE id = ?"),
   setInboxSettings: db.prepare("UPDATE inboxes SET settings = ? WHERE id = ?"),
@@ -53,9 +51,7 @@ const sql = {
     "SELECT i.stream_id AS streamId, i.settings, s.first_seq AS firstSeq, s.tail_seq AS tailSeq FROM inboxes i JOIN streams s ON s.id = i.stream_id WHERE i.deleted_at IS NULL AND i.settings LIKE '%\"retention\"%'",
   ),
   firstYoungSeq: db.prepare("SELECT MIN(seq) AS seq FROM messages WHERE stream_id = ? AND created_at >= ?"),
-  deleteHead: db.prepare(
-    "DELETE FROM messages WHERE stream_id = ? AND seq >= ? AND seq < ? ",
-  ),
+  deleteHead: db.prepare("DELETE FROM messages WHERE stream_id = ? AND seq >= ? AND seq < ? "),
   setFirst: db.prepare("UPDATE streams SET first_seq = ? WHERE id = ?"),
   delivery: db.prepare("SELECT seq, event_id AS id, first_at AS firstAt FROM dedupe WHERE stream_id = ? AND key = ?"),
   countDelivery: db.prepare("UPDATE dedupe SET deliveries = deliveries + 1 WHERE stream_id = ? AND key = ?"),
@@ -125,14 +121,7 @@ function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
     }
     case "createInbox": {
       const streamId = Number(sql.insertStream.run(inboxStreamName(op.inbox.id), "application/json", op.now).lastInsertRowid);
-      sql.insertInbox.run(
-        op.inbox.id,
-        op.inbox.name,
-        streamId,
-        op.inbox.tokenHash,
-        JSON.stringify(op.inbox.settings),
-        op.now,
-      );
+      sql.insertInbox.run(op.inbox.id, op.inbox.name, streamId, op.inbox.tokenHash, JSON.stringify(op.inbox.settings), op.now);
       return { status: "created", streamId };
     }
     case "updateInbox": {
