@@ -19,6 +19,7 @@ import {
   type ServerProcess,
 } from "./helpers/processes.js";
 import type { EventEnvelope } from "../dist/core/types.js";
+import { waitForReaders } from "./helpers/readers.js";
 
 interface CreatedInbox {
   id: string;
@@ -126,7 +127,9 @@ describe("create and the saved config", () => {
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(/#1\s+POST\s+\/first\?x=1\s.*hello from the first event/);
     expect(lines[1]).toMatch(/#2\s+POST\s+\/second\s.*<binary 4 B>/);
-    await sleep(200);
+    // A third event is the sentinel: once it is printed, tail has kept running and said nothing on stderr.
+    await ingest(srv, inbox.id, "/third", "third");
+    expect((await tail.stdout.waitForLines(3))[2]).toMatch(/#3\s+POST\s+\/third\s/);
     expect(tail.running).toBe(true);
     expect(tail.stderr.text).toBe("");
   });
@@ -153,7 +156,8 @@ describe("wait", () => {
     const inbox = await createInbox(srv);
     const waiter = spawnCli(["wait", inbox.id, "--count", "2"], env({ TAILHOOK_URL: srv.url, TAILHOOK_TOKEN: inbox.token }));
 
-    await sleep(500);
+    // Its long-poll is parked on the server: from here on, anything sent is "after it started".
+    await waitForReaders(srv, "long-poll");
     expect(waiter.running).toBe(true);
     expect(waiter.stdout.text).toBe("");
 
@@ -201,6 +205,7 @@ describe("tail", () => {
       sent.push(await ingest(srv, inbox.id, `/new-${sent.length + 1}`, "new"));
       await sleep(250);
     }
+    // The last event is the sentinel: a repeat or a stray event would show before it.
     sent.push(await ingest(srv, inbox.id, "/last", "new"));
     const last = sent.at(-1)!;
     const lines = await tail.stdout.waitFor(
@@ -208,7 +213,6 @@ describe("tail", () => {
       10_000,
       `event ${last.seq}`,
     );
-    await sleep(300);
     const seqs = parseNdjson(lines).map((event) => event.seq);
     expect(Math.min(...seqs)).toBeGreaterThan(2);
     const first = seqs[0]!;
@@ -241,13 +245,19 @@ describe("tail", () => {
       expect(second.url).toBe(first.url);
       for (let i = 6; i <= 8; i++) acks.push(await ingest(second, inbox.id, `/after/${i}`, `after ${i}`));
       await tail.stdout.waitForLines(8, 20_000);
-      await sleep(1000); // time for a repeat to show up, if there were one
+      // Event 9 is the sentinel: a repeat of any earlier event would be printed before it.
+      acks.push(await ingest(second, inbox.id, "/sentinel", "sentinel"));
+      await tail.stdout.waitFor(
+        (current) => current.some((line) => (JSON.parse(line) as Envelope).seq === 9),
+        20_000,
+        "the sentinel, event 9",
+      );
       expect(tail.running).toBe(true);
 
       const events = parseNdjson(tail.stdout.lines);
-      expect(events.map((event) => event.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(events.map((event) => event.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
       expect(events.map((event) => event.id)).toEqual(acks.map((ack) => ack.id));
-      expect(acks.map((ack) => ack.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(acks.map((ack) => ack.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
       expect(events[3]!.bodyEncoding).toBe("base64");
       expect(events[7]!.body).toBe("after 8");
 
@@ -271,14 +281,16 @@ describe("tail --from now and restarts", () => {
     const tail = spawnCli(["--server", first.url, "--token", inbox.token, "tail", inbox.id, "--from", "now", "--json"], env());
     // Tail is in its first long-poll (30 s by default), having received nothing yet.
     await waitForConnection(tail.process.pid!, first.port);
-    await sleep(300);
+    await waitForReaders(first, "long-poll");
     await first.kill("SIGKILL");
-    await sleep(300);
+    await sleep(300); // the server stays down a moment, as in a real crash: tail must keep its "now"
 
     const second = await server({ dataDir, port: first.port });
     const acks = [await ingest(second, inbox.id, "/new-1", "new"), await ingest(second, inbox.id, "/new-2", "new")];
-    const lines = await tail.stdout.waitForLines(2, 8_000);
-    await sleep(500);
+    await tail.stdout.waitForLines(2, 8_000);
+    // A third event is the sentinel: nothing else may come before it.
+    acks.push(await ingest(second, inbox.id, "/new-3", "new"));
+    const lines = await tail.stdout.waitForLines(3, 8_000);
     expect(parseNdjson(lines).map((event) => event.seq)).toEqual(acks.map((ack) => ack.seq));
     expect(tail.running).toBe(true);
   }, 30_000);
@@ -306,7 +318,7 @@ describe("errors", () => {
     const tail = spawnCli(["--server", srv.url, "--token", inbox.token, "tail", inbox.id, "--json"], env());
     await tail.stdout.waitForLines(1);
     tail.process.stdout!.destroy();
-    await sleep(200);
+    await sleep(200); // nothing to wait for: tail must simply not die before its next write
     expect(tail.running).toBe(true);
 
     await ingest(srv, inbox.id, "/second", "second");
