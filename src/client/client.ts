@@ -7,7 +7,7 @@
 import { inboxStreamName } from "../core/stream-names.js";
 import type { EventEnvelope, InboxSettings } from "../core/types.js";
 import { findGap } from "../core/continuity.js";
-import type { InboxSettingsView } from "../core/verify/settings.js";
+import type { InboxView } from "../core/inbox-view.js";
 import { formatOffset, parseOffset } from "../core/offsets.js";
 import { errorFromResponse, TailhookGoneError, TailhookHttpError } from "./errors.js";
 
@@ -17,21 +17,8 @@ export interface ClientOptions {
   fetch?: typeof fetch;
 }
 
-export interface InboxInfo {
-  id: string;
-  name: string | null;
-  ingestUrl: string;
-  streamUrl: string;
-  /** Verify secrets are shown as a count (write-only). */
-  settings: InboxSettingsView;
-  createdAt: string;
-  lastSeq: number;
-  /** Receive time of the newest event; null when there is none (or retention removed it). */
-  lastEventAt: string | null;
-  /** With settings.expectEvery: no event arrived within that many seconds. */
-  silent: boolean;
-  silentSince: string | null;
-}
+/** An inbox as the API shows it (the server builds the same type: core/inbox-view.ts). */
+export type InboxInfo = InboxView;
 
 export interface CreatedInbox extends InboxInfo {
   token: string;

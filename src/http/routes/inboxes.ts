@@ -30,6 +30,7 @@ import {
   InboxView as InboxViewSchema,
   ParsedEmail,
 } from "../schemas/inbox.js";
+import type { InboxView } from "../../core/inbox-view.js";
 
 const TAGS = ["inboxes"];
 const eventRoute = <Reply extends Record<number, unknown>>(summary: string, reply: Reply) => ({
@@ -42,19 +43,6 @@ const eventRoute = <Reply extends Record<number, unknown>>(summary: string, repl
     response: { ...reply, ...ErrorReplies },
   },
 });
-
-export interface InboxView {
-  id: string;
-  name: string | null;
-  ingestUrl: string;
-  streamUrl: string;
-  settings: InboxSettingsView;
-  createdAt: string;
-  lastSeq: number;
-  lastEventAt: string | null;
-  silent: boolean;
-  silentSince: string | null;
-}
 
 /** Secrets are write-only: the verify secrets are shown as a count. */
 function publicSettings({ verify, ...rest }: Inbox["settings"]): InboxSettingsView {
