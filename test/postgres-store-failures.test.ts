@@ -45,6 +45,12 @@ describe("PostgresStore.isFailure", () => {
       expect(store.isFailure(unreachable)).toBe(true);
 
       expect(store.isFailure(new TypeError("Cannot read properties of undefined (reading 'x')"))).toBe(false);
+      // The postgres client's known bug, when it surfaces inside a query: its socket is gone, so it is store trouble (503).
+      const clientBug = new TypeError("Cannot read properties of null (reading 'write')");
+      clientBug.stack = `${clientBug.message}\n    at nextWrite (/app/node_modules/postgres/src/connection.js:255:24)`;
+      expect(store.isFailure(clientBug)).toBe(true);
+      // The same words from our own code are a bug.
+      expect(store.isFailure(new TypeError("Cannot read properties of null (reading 'write')"))).toBe(false);
     } finally {
       await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       await sql.end({ timeout: 2 });

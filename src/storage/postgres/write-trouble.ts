@@ -40,6 +40,8 @@ const UNREACHABLE_CODES = new Set([
  * statements and the schema disagree.
  */
 export function isDatabaseTrouble(error: unknown): boolean {
+  // The client's known bug can also surface inside a query (a write on a dropped socket): the connection is gone.
+  if (isKnownClientWriteBug(error)) return true;
   if (error instanceof postgres.PostgresError) return isWriteTrouble(error) || error.code.startsWith("40") || error.code === "55P03";
   const code = (error as { code?: unknown } | undefined)?.code;
   return typeof code === "string" && UNREACHABLE_CODES.has(code);
