@@ -15,6 +15,7 @@ import { PostgresStore } from "../dist/storage/postgres/postgres-store.js";
 import { createDatabase, dropDatabase, type TestDatabase } from "./helpers/pg.js";
 import { waitUntil } from "./helpers/wait.js";
 import { capturedRequest } from "./helpers/captured.js";
+import { appendRequest, createRequest } from "./helpers/stream-requests.js";
 
 const databases: TestDatabase[] = [];
 const stores: PostgresStore[] = [];
@@ -82,30 +83,14 @@ describe("PostgreSQL commit listeners and the NOTIFY echo", () => {
     const [a, b] = await openPair();
     const inbox = await createInboxOn(a);
     const sentinel = await createInboxOn(b);
-    const created = await a.general.createStream({
-      name: `echo-${randomBytes(4).toString("hex")}`,
-      contentType: "text/plain",
-      ttlSeconds: null,
-      expiresAt: null,
-      closed: false,
-      messages: [],
-      fork: null,
-      stateProtocol: null,
-    });
+    const created = await a.general.createStream(createRequest(`echo-${randomBytes(4).toString("hex")}`));
     expect(created.status).toBe("created");
     const stream = (created as { stream: { id: number; name: string } }).stream;
     const heardA = recordCommits(a);
     const heardB = recordCommits(b);
 
     expect(await a.deleteInbox(inbox.id)).toBe(true);
-    const general = await a.general.appendStream({
-      name: stream.name,
-      contentType: "text/plain",
-      messages: [Buffer.from("x")],
-      close: false,
-      streamSeq: null,
-      producer: null,
-    });
+    const general = await a.general.appendStream(appendRequest(stream.name, ["x"]));
     expect(general.status).toBe("appended");
     const fromB = await b.appendEvent(sentinel.streamId, request("{}"));
     expect(fromB).toMatchObject({ status: "appended", seq: 1 });

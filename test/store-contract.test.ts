@@ -15,7 +15,7 @@ import type { CapturedRequest, InboxSettings } from "../dist/core/types.js";
 import { PostgresStore } from "../dist/storage/postgres/postgres-store.js";
 import { SqliteStore } from "../dist/storage/sqlite/sqlite-store.js";
 import type { NewInbox, Store } from "../dist/storage/store.js";
-import type { AppendRequest, CreateStreamRequest } from "../dist/core/streams.js";
+import { appendRequest, createRequest } from "./helpers/stream-requests.js";
 
 /** A store under test, and how to open it again on the same data and remove it. */
 interface Opened {
@@ -535,26 +535,8 @@ describe.each(backends)("general streams contract: $name", (backend) => {
     return { entry, streams: entry.store.general! };
   }
 
-  const create = (name: string, extra: Partial<CreateStreamRequest> = {}): CreateStreamRequest => ({
-    name,
-    contentType: "text/plain",
-    ttlSeconds: null,
-    expiresAt: null,
-    closed: false,
-    messages: [],
-    fork: null,
-    stateProtocol: null,
-    ...extra,
-  });
-  const append = (name: string, data: string[], extra: Partial<AppendRequest> = {}): AppendRequest => ({
-    name,
-    contentType: "text/plain",
-    messages: data.map((text) => Buffer.from(text)),
-    close: false,
-    streamSeq: null,
-    producer: null,
-    ...extra,
-  });
+  const create = createRequest;
+  const append = appendRequest;
   const texts = async (store: Store, streamId: number) =>
     (await store.readMessages(streamId, 0, ALL)).map((message) => message.data.toString());
 

@@ -6,22 +6,23 @@ import { formatRate, formatTime } from "./format.js";
 export const RATE_WINDOW = 20;
 
 /**
- * Last event time and the rate over the last few events, from two event reads. The
- * older one may be gone to retention; then the rate is over what is still there.
+ * Last event time (from the inbox view) and the rate over the last few events, which
+ * takes one event read. That older event may be gone to retention; then the rate is
+ * over what is still there.
  */
 export async function inboxStats(token, inbox) {
   if (inbox.lastSeq === 0) return { lastAt: null, rate: "—" };
-  const read = (seq) =>
-    api(token, "GET", `${inboxPath(inbox.id)}/events/${seq}`).catch((error) => {
-      if (error instanceof ApiError && (error.status === 410 || error.status === 404)) return null;
-      throw error;
-    });
-  const last = await read(inbox.lastSeq);
   const fromSeq = Math.max(1, inbox.lastSeq - RATE_WINDOW + 1);
-  const first = fromSeq < inbox.lastSeq ? await read(fromSeq) : null;
+  const first =
+    fromSeq < inbox.lastSeq && inbox.lastEventAt
+      ? await api(token, "GET", `${inboxPath(inbox.id)}/events/${fromSeq}`).catch((error) => {
+          if (error instanceof ApiError && (error.status === 410 || error.status === 404)) return null;
+          throw error;
+        })
+      : null;
   return {
-    lastAt: last?.receivedAt ?? null,
-    rate: first && last ? formatRate(last.seq - first.seq, first.receivedAt, last.receivedAt) : "—",
+    lastAt: inbox.lastEventAt ?? null,
+    rate: first ? formatRate(inbox.lastSeq - first.seq, first.receivedAt, inbox.lastEventAt) : "—",
   };
 }
 
