@@ -26,6 +26,8 @@ function stream(firstSeq: number, tailSeq: number): StreamInfo {
     forkedFrom: null,
     forkSeq: null,
     stateProtocol: null,
+    keyFrame: null,
+    keyFrameVersion: 0,
   };
 }
 

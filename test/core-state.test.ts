@@ -99,7 +99,12 @@ describe("snapshot cursors and messages", () => {
     const position = { streamId: 3, asOfSeq: 99, after: { type: "user", key: "k/ü" } };
     const cursor = formatSnapshotCursor(position);
     expect(cursor).toMatch(/^snapshot:[A-Za-z0-9_-]+$/);
-    expect(parseSnapshotCursor(cursor)).toEqual(position);
+    // A state stream's cursor has no key frame version: it reads as 0.
+    expect(parseSnapshotCursor(cursor)).toEqual({ ...position, keyFrameVersion: 0 });
+    // An inbox stream's cursor names the version of its keyFrame (docs/key-frames.md, "Inbox key frames").
+    const inbox = { ...position, keyFrameVersion: 2 };
+    expect(parseSnapshotCursor(formatSnapshotCursor(inbox))).toEqual(inbox);
+    expect(parseSnapshotCursor(`snapshot:${Buffer.from('[1,3,99,"a","b",-1]').toString("base64url")}`)).toBeUndefined();
     expect(parseSnapshotCursor("snapshot:xyz")).toBeUndefined();
     expect(parseSnapshotCursor(`snapshot:${Buffer.from('[2,3,99,"a","b"]').toString("base64url")}`)).toBeUndefined();
   });
@@ -111,7 +116,7 @@ describe("snapshot cursors and messages", () => {
     expect(rawMember(data, "value")?.toString()).toBe('{"b":1,"a":12345678901234567890123,"s":"\\u00e9\\"}"}');
     expect(rawMember(Buffer.from('{"value":1,"value":[2, 3]}'), "value")?.toString()).toBe("[2, 3]");
     expect(rawMember(Buffer.from('{"key":"x","headers":{}}'), "value")).toBeUndefined();
-    expect(snapshotInsert({ type: "t", key: "k", seq: 1, data }).toString()).toBe(
+    expect(snapshotInsert({ type: "t", key: "k", seq: 1, data, meta: null, createdAt: 0 }).toString()).toBe(
       '{"type":"t","key":"k","value":{"b":1,"a":12345678901234567890123,"s":"\\u00e9\\"}"},"headers":{"operation":"insert"}}',
     );
   });

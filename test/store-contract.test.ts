@@ -191,6 +191,8 @@ describe.each(backends)("store contract: $name", (backend) => {
       forkedFrom: null,
       forkSeq: null,
       stateProtocol: null,
+      keyFrame: null,
+      keyFrameVersion: 0,
     });
     expect(await store.getStreamById(created.streamId)).toEqual(stream);
 

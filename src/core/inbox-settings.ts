@@ -3,10 +3,11 @@
  * rather than ignored, so a typo never silently leaves a default in place.
  */
 import { parseDedupeSettings } from "./dedupe.js";
-import { TailhookError } from "./errors.js";
+import { fail, isObject, onlyKeys } from "./setting-checks.js";
 import { isSendableHeaderName, isSendableHeaderValue } from "./header-text.js";
 import type { InboxResponseSettings, InboxSettings, RetentionSettings } from "./types.js";
 import { parseVerifySettings } from "./verify/settings.js";
+import { parseKeyFrameSetting } from "./inbox-keys.js";
 
 const MAX_BODY_LIMIT = 256 * 1024 * 1024;
 /** A year: a sender quieter than that is not one an alarm can watch. */
@@ -14,20 +15,6 @@ const MAX_EXPECT_EVERY_SECONDS = 366 * 24 * 3600;
 const FORBIDDEN_REPLY_HEADERS = new Set(["content-length", "transfer-encoding", "connection"]);
 /** Replies that HTTP says carry no body (RFC 9110 §15.3.5, §15.4.5). */
 export const BODYLESS_STATUSES: ReadonlySet<number> = new Set([204, 304]);
-
-function fail(message: string): never {
-  throw new TailhookError("bad_request", message);
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function onlyKeys(value: Record<string, unknown>, allowed: string[], where: string): void {
-  for (const key of Object.keys(value)) {
-    if (!allowed.includes(key)) fail(`unknown field ${where}.${key}`);
-  }
-}
 
 function positiveInteger(value: unknown, where: string, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > max) {
@@ -64,20 +51,33 @@ function parseResponse(value: unknown): InboxResponseSettings {
 
 function parseRetention(value: unknown): RetentionSettings {
   if (!isObject(value)) fail("settings.retention must be an object");
-  onlyKeys(value, ["maxEvents", "maxAgeSeconds"], "settings.retention");
+  onlyKeys(value, ["maxEvents", "maxAgeSeconds", "compact"], "settings.retention");
   const retention: RetentionSettings = {};
   if (value.maxEvents !== undefined) retention.maxEvents = positiveInteger(value.maxEvents, "settings.retention.maxEvents");
   if (value.maxAgeSeconds !== undefined) {
     retention.maxAgeSeconds = positiveInteger(value.maxAgeSeconds, "settings.retention.maxAgeSeconds");
   }
+  if (value.compact !== undefined) {
+    if (typeof value.compact !== "boolean") fail("settings.retention.compact must be true or false");
+    if (value.compact) retention.compact = true;
+  }
   return retention;
+}
+
+/** Compaction keeps the latest event per entity: without a keyFrame there are no entities. */
+function checkCompaction(settings: InboxSettings): void {
+  if (!settings.retention?.compact) return;
+  if (settings.keyFrame === undefined)
+    fail("settings.retention.compact needs settings.keyFrame (compaction keeps the latest event per entity)");
+  // The compaction engine lands separately (issue 11 item 3): until it is wired, refuse rather than pretend.
+  fail("settings.retention.compact is not yet supported by this server");
 }
 
 /** Parses settings from untrusted JSON; `null` for a key removes it (PATCH). */
 export function parseInboxSettings(value: unknown, base: InboxSettings = {}): InboxSettings {
   if (value === undefined) return base;
   if (!isObject(value)) fail("settings must be an object");
-  onlyKeys(value, ["maxBodyBytes", "response", "retention", "dedupe", "verify", "expectEvery"], "settings");
+  onlyKeys(value, ["maxBodyBytes", "response", "retention", "dedupe", "verify", "expectEvery", "keyFrame"], "settings");
   const settings: InboxSettings = { ...base };
   if (value.maxBodyBytes === null) delete settings.maxBodyBytes;
   else if (value.maxBodyBytes !== undefined) {
@@ -95,6 +95,9 @@ export function parseInboxSettings(value: unknown, base: InboxSettings = {}): In
   else if (value.expectEvery !== undefined) {
     settings.expectEvery = positiveInteger(value.expectEvery, "settings.expectEvery", MAX_EXPECT_EVERY_SECONDS);
   }
+  if (value.keyFrame === null) delete settings.keyFrame;
+  else if (value.keyFrame !== undefined) settings.keyFrame = parseKeyFrameSetting(value.keyFrame);
+  checkCompaction(settings);
   return settings;
 }
 

@@ -116,6 +116,8 @@ export interface RetentionSettings {
   maxEvents?: number;
   /** Drop events older than this. */
   maxAgeSeconds?: number;
+  /** Compaction: superseded events (an entity's earlier events) may go; needs keyFrame. */
+  compact?: boolean;
 }
 
 export interface InboxSettings {
@@ -129,6 +131,8 @@ export interface InboxSettings {
   verify?: import("./verify/settings.js").VerifySettings;
   /** Seconds within which an event is expected; past that the inbox is `silent` (core/silence.ts). */
   expectEvery?: number;
+  /** Where an event's entity lives, for snapshots of the inbox's stream (docs/key-frames.md). */
+  keyFrame?: import("./inbox-keys.js").KeyFrameSetting;
 }
 
 export interface Inbox {
@@ -167,6 +171,10 @@ export interface StreamInfo {
   forkSeq: number | null;
   /** Set for a state stream (created with `Stream-State: v1`, see docs/key-frames.md). */
   stateProtocol: import("./state/state-messages.js").StateProtocol | null;
+  /** An inbox stream's key frame definition (core/inbox-keys.ts, JSON), null without one. */
+  keyFrame: string | null;
+  /** Counts keyFrame changes: each resets the index, and a snapshot cursor names the one it read. */
+  keyFrameVersion: number;
 }
 
 /** A named, server-side cursor on a stream: everything up to committedSeq is done. */

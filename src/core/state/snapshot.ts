@@ -21,6 +21,8 @@ export interface SnapshotPosition {
   streamId: number;
   asOfSeq: number;
   after: KeyPosition | null;
+  /** An inbox stream's keyFrameVersion: a cursor of an earlier key definition is refused (0 when absent). */
+  keyFrameVersion?: number;
 }
 
 /** One page a store reads: the live keys' values among the next keys after `after`. */
@@ -37,8 +39,11 @@ export interface SnapshotValue {
   type: string;
   key: string;
   seq: number;
-  /** The whole change message that set the value. */
+  /** The whole change message that set the value (for an inbox: the event's body). */
   data: Buffer;
+  /** An inbox event's envelope fields (core/capture.ts); null for a state stream's message. */
+  meta: string | null;
+  createdAt: number;
 }
 
 export interface SnapshotPage {
@@ -50,8 +55,11 @@ export interface SnapshotPage {
 }
 
 export function formatSnapshotCursor(position: SnapshotPosition & { after: KeyPosition }): string {
-  const { streamId, asOfSeq, after } = position;
-  return CURSOR_PREFIX + Buffer.from(JSON.stringify([CURSOR_VERSION, streamId, asOfSeq, after.type, after.key])).toString("base64url");
+  const { streamId, asOfSeq, after, keyFrameVersion = 0 } = position;
+  const fields: unknown[] = [CURSOR_VERSION, streamId, asOfSeq, after.type, after.key];
+  // Only inbox streams whose keyFrame changed have a version: state stream cursors keep five fields.
+  if (keyFrameVersion > 0) fields.push(keyFrameVersion);
+  return CURSOR_PREFIX + Buffer.from(JSON.stringify(fields)).toString("base64url");
 }
 
 export function isSnapshotOffset(raw: string | undefined): boolean {
@@ -67,11 +75,12 @@ export function parseSnapshotCursor(raw: string): SnapshotPosition | undefined {
   } catch {
     return undefined;
   }
-  if (!Array.isArray(fields) || fields.length !== 5) return undefined;
-  const [version, streamId, asOfSeq, type, key] = fields as unknown[];
+  if (!Array.isArray(fields) || (fields.length !== 5 && fields.length !== 6)) return undefined;
+  const [version, streamId, asOfSeq, type, key, keyFrameVersion = 0] = fields as unknown[];
   if (version !== CURSOR_VERSION || !Number.isSafeInteger(streamId) || !Number.isSafeInteger(asOfSeq)) return undefined;
   if (typeof type !== "string" || typeof key !== "string" || (asOfSeq as number) < 0) return undefined;
-  return { streamId: streamId as number, asOfSeq: asOfSeq as number, after: { type, key } };
+  if (!Number.isSafeInteger(keyFrameVersion) || (keyFrameVersion as number) < 0) return undefined;
+  return { streamId: streamId as number, asOfSeq: asOfSeq as number, after: { type, key }, keyFrameVersion: keyFrameVersion as number };
 }
 
 export function snapshotControl(control: "snapshot-start" | "snapshot-end", offset: string): Buffer {

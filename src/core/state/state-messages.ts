@@ -68,7 +68,7 @@ function schemaReason(value: unknown): string {
   return explain(looksLikeControl ? validateControl : validateChange, value);
 }
 
-function nameProblem(field: "type" | "key", text: string, maxBytes: number): string | undefined {
+export function nameProblem(field: "type" | "key", text: string, maxBytes: number): string | undefined {
   if (NUL.test(text)) return `${field} must not contain U+0000`;
   if (LONE_SURROGATE.test(text)) return `${field} must be well-formed Unicode (no lone surrogates)`;
   if (Buffer.byteLength(text, "utf8") > maxBytes) return `${field} must be at most ${maxBytes} bytes of UTF-8`;

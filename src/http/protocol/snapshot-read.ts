@@ -7,6 +7,7 @@
  * sends every page as a data event with its control event, then follows from X.
  */
 import type { FastifyReply } from "fastify";
+import { messageJson } from "../../core/capture.js";
 import { TailhookError } from "../../core/errors.js";
 import { formatOffset } from "../../core/offsets.js";
 import {
@@ -16,6 +17,7 @@ import {
   snapshotControl,
   snapshotInsert,
   type SnapshotPosition,
+  type SnapshotValue,
 } from "../../core/state/snapshot.js";
 import type { StreamInfo } from "../../core/types.js";
 import { PAGE_LIMITS } from "../../live/pages.js";
@@ -25,14 +27,18 @@ import { sseDataEventFor } from "./bodies.js";
 
 /** Checks a snapshot offset before a reply starts (an SSE reply cannot turn into a 400 later). */
 export function positionOf(stream: StreamInfo, offset: string): SnapshotPosition {
-  if (stream.stateProtocol === null) {
-    throw new TailhookError("bad_request", "offset=snapshot reads a state stream (one created with Stream-State: v1)");
+  if (stream.stateProtocol === null && stream.keyFrame === null) {
+    throw new TailhookError(
+      "bad_request",
+      "offset=snapshot reads a state stream (one created with Stream-State: v1) or an inbox stream with settings.keyFrame",
+    );
   }
-  if (offset === SNAPSHOT_OFFSET) return { streamId: stream.id, asOfSeq: stream.tailSeq, after: null };
+  const keyFrameVersion = stream.keyFrameVersion;
+  if (offset === SNAPSHOT_OFFSET) return { streamId: stream.id, asOfSeq: stream.tailSeq, after: null, keyFrameVersion };
   const position = parseSnapshotCursor(offset);
   if (!position) throw new TailhookError("bad_request", `malformed offset: ${offset}`);
-  // A cursor of an earlier stream under this name would mix two streams' states.
-  if (position.streamId !== stream.id || position.asOfSeq > stream.tailSeq) {
+  // A cursor of an earlier stream under this name, or of an earlier keyFrame, would mix two states.
+  if (position.streamId !== stream.id || position.asOfSeq > stream.tailSeq || position.keyFrameVersion !== keyFrameVersion) {
     throw new TailhookError("bad_request", "the snapshot cursor is not one of this stream's; start again with offset=snapshot");
   }
   return position;
@@ -49,11 +55,16 @@ export async function readSnapshotPage(ctx: HttpContext, stream: StreamInfo, off
     maxBytes: PAGE_LIMITS.maxBytes,
   });
   const asOf = formatOffset(asOfSeq);
-  const messages = page.values.map(snapshotInsert);
+  const messages = page.values.map(stream.stateProtocol !== null ? snapshotInsert : eventEnvelope);
   if (after === null) messages.unshift(snapshotControl("snapshot-start", asOf));
   if (page.done) messages.push(snapshotControl("snapshot-end", asOf));
   const nextOffset = page.done || page.last === null ? asOf : formatSnapshotCursor({ ...position, after: page.last });
   return { messages, nextOffset, done: page.done, asOfSeq };
+}
+
+/** An inbox snapshot holds each entity's latest event exactly as a delta read shows it. */
+function eventEnvelope(value: SnapshotValue): Buffer {
+  return Buffer.from(messageJson(value));
 }
 
 function jsonArray(messages: Buffer[]): Buffer {
@@ -66,7 +77,8 @@ function jsonArray(messages: Buffer[]): Buffer {
 export async function sendSnapshotPage(ctx: HttpContext, reply: FastifyReply, stream: StreamInfo, offset: string) {
   const page = await readSnapshotPage(ctx, stream, offset);
   // Pages are not cached: the first one's X moves with the tail, the last one's up-to-date with it too.
-  reply.code(200).headers({ "content-type": stream.contentType, "cache-control": "no-store", "stream-state": stream.stateProtocol! });
+  reply.code(200).headers({ "content-type": stream.contentType, "cache-control": "no-store" });
+  if (stream.stateProtocol !== null) reply.header("stream-state", stream.stateProtocol);
   reply.header("stream-next-offset", page.nextOffset);
   const atTail = page.done && page.asOfSeq >= stream.tailSeq;
   if (atTail) reply.header("stream-up-to-date", "true");

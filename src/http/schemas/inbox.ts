@@ -29,8 +29,37 @@ const RetentionSettings = Type.Object(
   {
     maxEvents: Type.Optional(positive("an integer from 1")),
     maxAgeSeconds: Type.Optional(positive("an integer from 1")),
+    compact: Type.Optional(Type.Boolean({ description: "keep only the latest event per entity (needs keyFrame)" })),
   },
   { additionalProperties: false },
+);
+
+/** docs/key-frames.md, "Inbox key frames": where an event's entity id and type live. */
+const JsonPointer = Type.String({ description: 'a JSON pointer (RFC 6901) into the body, e.g. "/data/object/id"' });
+const KeyPointer = Type.Union([
+  JsonPointer,
+  Type.Object(
+    {
+      pointer: JsonPointer,
+      type: Type.Optional(Type.String({ minLength: 1, description: "a non-empty string: the entity type it means" })),
+    },
+    { additionalProperties: false },
+  ),
+]);
+const KeyFrameSetting = Type.Object(
+  {
+    preset: Type.Optional(Type.Enum(["stripe", "github"])),
+    key: Type.Optional(
+      Type.Array(KeyPointer, { minItems: 1, maxItems: 16, description: "a list of 1 to 16 JSON pointers (the first that exists wins)" }),
+    ),
+    header: Type.Optional(Type.String({ description: "a header name: its value is the entity id" })),
+    type: Type.Optional(
+      Type.Union([JsonPointer, Type.Object({ value: Type.String({ minLength: 1 }) }, { additionalProperties: false })], {
+        description: 'a JSON pointer to the entity type, or {"value": "<fixed type>"}',
+      }),
+    ),
+  },
+  { additionalProperties: false, description: "exactly one of preset, key or header (key and header may have a type)" },
 );
 
 const DedupeObject = Type.Object(
@@ -82,6 +111,7 @@ export const InboxSettingsInput = Type.Object(
     dedupe: nullable(Type.Union([Type.Enum(PRESETS, { description: "a preset name" }), DedupeObject])),
     verify: nullable(VerifyInput),
     expectEvery: nullable(positive(`an integer from 1 to ${366 * 24 * 3600}`, 366 * 24 * 3600)),
+    keyFrame: nullable(KeyFrameSetting),
   },
   { additionalProperties: false, description: "docs/http-api.md: settings" },
 );
@@ -115,7 +145,14 @@ const VerifyView = Type.Object({
 const InboxSettingsView = Type.Object({
   maxBodyBytes: Type.Optional(Type.Integer()),
   response: Type.Optional(Type.Object({ status: Type.Integer(), headers: Type.Record(Type.String(), Type.String()), body: Type.String() })),
-  retention: Type.Optional(Type.Object({ maxEvents: Type.Optional(Type.Integer()), maxAgeSeconds: Type.Optional(Type.Integer()) })),
+  retention: Type.Optional(
+    Type.Object({
+      maxEvents: Type.Optional(Type.Integer()),
+      maxAgeSeconds: Type.Optional(Type.Integer()),
+      compact: Type.Optional(Type.Boolean()),
+    }),
+  ),
+  keyFrame: Type.Optional(KeyFrameSetting),
   dedupe: Type.Optional(
     Type.Object({
       preset: Type.Optional(Type.String()),

@@ -8,6 +8,7 @@ import { encodeEventMeta } from "../../core/capture.js";
 import type { CapturedRequest } from "../../core/types.js";
 import type { AppendEventResult } from "../store.js";
 import { DeliveryWrites, type SeenDelivery } from "./dedupe-writes.js";
+import { writeEventKeys } from "./pg-inbox-keys.js";
 
 export interface AppendOp {
   streamId: number;
@@ -33,18 +34,21 @@ export async function writeAppendBatch(
   const seqs: Array<number | undefined> = new Array(ops.length);
   const out: AppendEventResult[] = new Array(ops.length);
   const deliveries = new DeliveryWrites();
+  /** Each locked stream's key definition as of its lock (null: none). */
+  const keyFrames = new Map<number, string | null>();
   for (const streamId of streamIds) {
     const indexes = byStream.get(streamId)!;
     if (indexes.some((index) => ops[index]!.dedupe)) {
-      await assignDeduped(tx, streamId, indexes, ops, seqs, out, deliveries, tails);
+      await assignDeduped(tx, streamId, indexes, ops, seqs, out, deliveries, tails, keyFrames);
       continue;
     }
     const count = indexes.length;
-    const [row] = await tx<Array<{ tailSeq: number }>>`
+    const [row] = await tx<Array<{ tailSeq: number; keyFrame: string | null }>>`
         UPDATE streams SET tail_seq = tail_seq + ${count}
         WHERE id = ${streamId} AND deleted_at IS NULL
-        RETURNING tail_seq AS "tailSeq"`;
+        RETURNING tail_seq AS "tailSeq", key_frame AS "keyFrame"`;
     if (row) tails.set(streamId, row.tailSeq);
+    if (row) keyFrames.set(streamId, row.keyFrame);
     indexes.forEach((index, i) => {
       if (row) seqs[index] = row.tailSeq - count + 1 + i;
     });
@@ -65,8 +69,27 @@ export async function writeAppendBatch(
     await tx`INSERT INTO messages ${tx(rows, "stream_id", "seq", "created_at", "data", "meta")}`;
     await notify(tails);
   }
+  await writeKeysOf(tx, ops, byStream, seqs, keyFrames);
   await deliveries.write(tx);
   return out;
+}
+
+/** The key index rows of the appended events of each stream with a key definition. */
+async function writeKeysOf(
+  tx: postgres.TransactionSql,
+  ops: AppendOp[],
+  byStream: Map<number, number[]>,
+  seqs: Array<number | undefined>,
+  keyFrames: Map<number, string | null>,
+): Promise<void> {
+  for (const [streamId, keyFrame] of keyFrames) {
+    if (keyFrame === null) continue;
+    // A stream's appended ops got consecutive seqs in op order (duplicates got none).
+    const appended = byStream.get(streamId)!.filter((index) => seqs[index] !== undefined);
+    if (appended.length === 0) continue;
+    const events = appended.map((index) => ({ body: ops[index]!.request.body, rawHeaders: ops[index]!.request.rawHeaders }));
+    await writeEventKeys(tx, streamId, keyFrame, seqs[appended[0]!]! - 1, events);
+  }
 }
 
 /**
@@ -83,10 +106,12 @@ async function assignDeduped(
   out: AppendEventResult[],
   deliveries: DeliveryWrites,
   tails: Map<number, number>,
+  keyFrames: Map<number, string | null>,
 ): Promise<void> {
-  const [locked] = await tx<Array<{ tailSeq: number }>>`
-    SELECT tail_seq AS "tailSeq" FROM streams WHERE id = ${streamId} AND deleted_at IS NULL FOR UPDATE`;
+  const [locked] = await tx<Array<{ tailSeq: number; keyFrame: string | null }>>`
+    SELECT tail_seq AS "tailSeq", key_frame AS "keyFrame" FROM streams WHERE id = ${streamId} AND deleted_at IS NULL FOR UPDATE`;
   if (!locked) return; // every op of the stream answers not_found
+  keyFrames.set(streamId, locked.keyFrame);
   const keys = [...new Set(indexes.flatMap((index) => ops[index]!.dedupe?.key ?? []))];
   const stored = await tx<Array<{ key: string; seq: number; id: string; firstAt: number }>>`
     SELECT key, seq, event_id AS id, first_at AS "firstAt" FROM dedupe WHERE stream_id = ${streamId} AND key IN ${tx(keys)}`;

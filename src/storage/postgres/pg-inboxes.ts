@@ -9,6 +9,8 @@ import type { Inbox, StoredInbox } from "../../core/types.js";
 import type { InboxChanges, NewInbox } from "../store.js";
 import { toInbox, withoutToken, type InboxRow } from "../rows.js";
 import type { TrackQuery } from "./pg-reads.js";
+import { keyFrameText } from "../../core/inbox-keys.js";
+import { defineKeyFrame } from "./pg-inbox-keys.js";
 
 const INBOX_CACHE_MS = 1000;
 const INBOX_CACHE_SIZE = 10_000;
@@ -36,6 +38,7 @@ export class PgInboxes {
         await tx`
           INSERT INTO inboxes (id, name, stream_id, token_hash, settings, created_at)
           VALUES (${inbox.id}, ${inbox.name}, ${stream!.id}, ${inbox.tokenHash}, ${JSON.stringify(inbox.settings)}, ${now})`;
+        await defineKeyFrame(tx, stream!.id, keyFrameText(inbox.settings.keyFrame));
         return stream!.id;
       }),
     );
@@ -71,12 +74,17 @@ export class PgInboxes {
 
   async updateInbox(id: string, changes: InboxChanges): Promise<Inbox | undefined> {
     this.inboxCache.delete(id);
-    const [row] = await this.track(
-      () => this.sql<Array<{ id: string }>>`
-        UPDATE inboxes SET
-          name = CASE WHEN ${changes.name !== undefined} THEN ${changes.name ?? null} ELSE name END,
-          settings = COALESCE(${changes.settings === undefined ? null : JSON.stringify(changes.settings)}, settings)
-        WHERE id = ${id} AND deleted_at IS NULL RETURNING id`,
+    const [row] = await this.track(() =>
+      this.sql.begin(async (tx) => {
+        const [updated] = await tx<Array<{ id: string; streamId: number }>>`
+          UPDATE inboxes SET
+            name = CASE WHEN ${changes.name !== undefined} THEN ${changes.name ?? null} ELSE name END,
+            settings = COALESCE(${changes.settings === undefined ? null : JSON.stringify(changes.settings)}, settings)
+          WHERE id = ${id} AND deleted_at IS NULL RETURNING id, stream_id AS "streamId"`;
+        // In the same transaction: the settings and the index they define change together.
+        if (updated && changes.settings !== undefined) await defineKeyFrame(tx, updated.streamId, keyFrameText(changes.settings.keyFrame));
+        return [updated];
+      }),
     );
     if (!row) return undefined;
     this.inboxCache.delete(id);

@@ -43,6 +43,8 @@ interface PageRow {
   key: string;
   seq: number | null;
   data: Buffer | null;
+  meta: string | null;
+  createdAt: number | null;
   before: number;
 }
 
@@ -72,12 +74,12 @@ export async function readSnapshotPage(sql: postgres.Sql, streamId: number, requ
       WHERE k.stream_id = ${streamId} AND (k.type, k.key) > (${afterType}::text COLLATE "C", ${afterKey}::text COLLATE "C")
       ORDER BY k.type, k.key LIMIT ${maxKeys}
     ), valued AS (
-      SELECT e.type, e.key, m.seq, m.data,
+      SELECT e.type, e.key, m.seq, m.data, m.meta, m.created_at AS "createdAt",
         COALESCE(sum(octet_length(m.data)) OVER (ORDER BY e.type, e.key), 0) - COALESCE(octet_length(m.data), 0) AS before
       FROM examined e
       LEFT JOIN messages m ON m.stream_id = ${streamId} AND m.seq = e.seq AND NOT e.deleted AND e.seq > (SELECT seq FROM reset)
     )
-    SELECT type, key, seq, data, before::bigint AS before FROM valued ORDER BY type, key`;
+    SELECT type, key, seq, data, meta, "createdAt", before::bigint AS before FROM valued ORDER BY type, key`;
   const values: SnapshotValue[] = [];
   let last: { type: string; key: string } | null = null;
   let cut = false;
@@ -88,7 +90,9 @@ export async function readSnapshotPage(sql: postgres.Sql, streamId: number, requ
       break;
     }
     last = { type: row.type, key: row.key };
-    if (row.data !== null && row.seq !== null) values.push({ type: row.type, key: row.key, seq: row.seq, data: row.data });
+    if (row.data !== null && row.seq !== null) {
+      values.push({ type: row.type, key: row.key, seq: row.seq, data: row.data, meta: row.meta, createdAt: Number(row.createdAt) });
+    }
   }
   return { values, last: last ?? after, done: !cut && rows.length < maxKeys };
 }

@@ -148,4 +148,13 @@ export const migrations: Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 7,
+    name: "inbox key frames: the definition an inbox stream's key index is built with",
+    // docs/key-frames.md, "Inbox key frames": NULL without one; the version counts changes (cursors name it).
+    sql: `
+      ALTER TABLE streams ADD COLUMN key_frame TEXT;
+      ALTER TABLE streams ADD COLUMN key_frame_version INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];

@@ -23,7 +23,7 @@ export function prepareStateReads(reader: Connection) {
       "SELECT seq, deleted FROM state_history WHERE stream_id = ? AND type = ? AND key = ? AND seq <= ? ORDER BY seq DESC LIMIT 1",
     ),
     reset: reader.prepare("SELECT COALESCE(MAX(seq), 0) AS seq FROM state_resets WHERE stream_id = ? AND seq <= ?"),
-    message: reader.prepare("SELECT data FROM messages WHERE stream_id = ? AND seq = ?"),
+    message: reader.prepare("SELECT data, meta, created_at AS createdAt FROM messages WHERE stream_id = ? AND seq = ?"),
   };
 
   function indexed(streamId: number, row: KeyRow, asOfSeq: number): IndexedKey {
@@ -46,8 +46,8 @@ export function prepareStateReads(reader: Connection) {
       if (seq !== undefined) {
         // At least one value per page; after that, stop before the byte limit is passed.
         if (values.length > 0 && bytes >= maxBytes) return { values, last, done: false };
-        const { data } = sql.message.get(streamId, seq) as { data: Buffer };
-        values.push({ type: row.type, key: row.key, seq, data });
+        const { data, meta, createdAt } = sql.message.get(streamId, seq) as { data: Buffer; meta: string | null; createdAt: number };
+        values.push({ type: row.type, key: row.key, seq, data, meta, createdAt });
         bytes += data.length;
       }
       last = { type: row.type, key: row.key };

@@ -14,6 +14,8 @@ import { BUSY_TIMEOUT_MS, migrate, openWriterConnection } from "./connection.js"
 import { prepareConsumerWrites } from "./consumer-writes.js";
 import { DatabaseIdentity } from "./data-folder.js";
 import { prepareStreamWrites } from "./stream-writes.js";
+import { prepareInboxKeyWrites } from "./inbox-key-writes.js";
+import { keyFrameText } from "../../core/inbox-keys.js";
 import { isSqliteTrouble } from "./store-trouble.js";
 import { WAKE_ALL } from "../../core/stream-rules.js";
 import { type FromWriter, type ToWriter, type WriteOp, type WriteResult, type WriterOptions } from "./write-ops.js";
@@ -70,6 +72,7 @@ const consumers = prepareConsumerWrites(db);
 /** The streams the running batch extended (id → new tail), reported after its commit. */
 let batchExtended = new Map<number, number>();
 const streams = prepareStreamWrites(db, () => batchExtended);
+const inboxKeys = prepareInboxKeyWrites(db);
 
 /** Retention targets, each computed only when the plan asks for it (its age query included). */
 function* pruneTargets(now: number): Generator<HeadTarget> {
@@ -114,6 +117,7 @@ function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
       }
       const seq = stream.tailSeq + 1;
       sql.insertMessage.run(op.streamId, seq, request.receivedAt, request.body, encodeEventMeta(request));
+      if (stream.keyFrame !== null) inboxKeys.indexEvent(op.streamId, stream.keyFrame, seq, request);
       if (dedupe) sql.saveDelivery.run(op.streamId, dedupe.key, seq, request.id, dedupe.now, dedupe.now + dedupe.windowMs);
       // The streams row is written once per batch (flush), however many events it took.
       streams.extendTail(stream, seq);
@@ -122,12 +126,20 @@ function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
     case "createInbox": {
       const streamId = Number(sql.insertStream.run(inboxStreamName(op.inbox.id), "application/json", op.now).lastInsertRowid);
       sql.insertInbox.run(op.inbox.id, op.inbox.name, streamId, op.inbox.tokenHash, JSON.stringify(op.inbox.settings), op.now);
+      inboxKeys.define(streamId, null, keyFrameText(op.inbox.settings.keyFrame));
       return { status: "created", streamId };
     }
     case "updateInbox": {
-      if (!sql.liveInbox.get(op.id)) return { status: "not_found" };
+      const inbox = sql.liveInbox.get(op.id) as { streamId: number } | undefined;
+      if (!inbox) return { status: "not_found" };
       if (op.changes.name !== undefined) sql.setInboxName.run(op.changes.name, op.id);
-      if (op.changes.settings !== undefined) sql.setInboxSettings.run(JSON.stringify(op.changes.settings), op.id);
+      if (op.changes.settings !== undefined) {
+        sql.setInboxSettings.run(JSON.stringify(op.changes.settings), op.id);
+        const stream = streams.liveById(inbox.streamId);
+        const next = keyFrameText(op.changes.settings.keyFrame);
+        // The cached row still holds the old definition: read it again on the next append.
+        if (stream && inboxKeys.define(stream.id, stream.keyFrame, next)) streams.forgetId(stream.id);
+      }
       return { status: "updated" };
     }
     case "deleteInbox": {
