@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { buildEnvelope, decodeEnvelopeBody, encodeEventMeta, messageJson } from "../dist/core/capture.js";
+import {
+  buildEnvelope,
+  decodeEnvelopeBody,
+  encodeAnnotations,
+  encodeEventMeta,
+  encodeEventMetaWith,
+  messageJson,
+} from "../dist/core/capture.js";
 import { nextCursor } from "../dist/core/cursor.js";
 import { formatOffset, parseOffset } from "../dist/core/offsets.js";
 import { parseInboxSettings } from "../dist/core/inbox-settings.js";
@@ -43,6 +50,19 @@ describe("envelopes", () => {
     const event = stored(["X-A", "1", "x-a", "2"], Buffer.from("{}"), 3);
     expect(JSON.parse(messageJson(event))).toEqual(buildEnvelope(event));
     expect(messageJson({ seq: 1, createdAt: 0, data: Buffer.from('{"k":1}'), meta: null })).toBe('{"k":1}');
+  });
+  it("keep annotations encoded ahead of time exactly as encoded in one go", () => {
+    const request = { ...base, rawHeaders: ["X-A", "1"], body: Buffer.from("{}") };
+    const annotations = {
+      verification: { scheme: "github", ok: true, reason: "signature matches secret 1 of 1" },
+      origin: "reconciled" as const,
+    };
+    const inOneGo = encodeEventMeta({ ...request, annotations });
+    expect(encodeEventMetaWith(request, encodeAnnotations(annotations))).toBe(inOneGo);
+    expect(buildEnvelope({ seq: 4, createdAt: 0, data: request.body, meta: inOneGo })).toMatchObject(annotations);
+    // No annotations (or an empty set) keep the six-element meta of a plain webhook.
+    expect(encodeEventMetaWith(request, encodeAnnotations({}))).toBe(encodeEventMeta(request));
+    expect(JSON.parse(encodeEventMeta(request))).toHaveLength(6);
   });
 });
 

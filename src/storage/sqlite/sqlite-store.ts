@@ -3,6 +3,7 @@
  * the writer thread (group commit); reads run on the main thread's own read-only
  * connection, which WAL lets proceed while the writer commits.
  */
+import { encodeAnnotations } from "../../core/capture.js";
 import { INBOX_STREAM_PATTERN } from "../../core/stream-names.js";
 import { LRUCache } from "lru-cache";
 import { Worker } from "node:worker_threads";
@@ -197,7 +198,15 @@ export class SqliteStore implements Store, GeneralStreams {
 
   async appendEvent(streamId: number, request: CapturedRequest, options?: AppendEventOptions): Promise<AppendEventResult> {
     const dedupe = options?.dedupe && { ...options.dedupe, now: Date.now() };
-    const result = await this.write({ kind: "appendEvent", streamId, request, ...(dedupe ? { dedupe } : {}) });
+    const { annotations, ...plain } = request;
+    const annotationsJson = encodeAnnotations(annotations);
+    const result = await this.write({
+      kind: "appendEvent",
+      streamId,
+      request: plain,
+      ...(annotationsJson === undefined ? {} : { annotationsJson }),
+      ...(dedupe ? { dedupe } : {}),
+    });
     return result.status === "appended" || result.status === "duplicate" ? result : { status: "not_found" };
   }
 

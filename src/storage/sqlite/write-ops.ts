@@ -7,7 +7,14 @@ import type { InboxChanges, NewInbox } from "../store.js";
 import type { AppendRequest, AppendResult, CreateStreamRequest, CreateStreamResult, DeleteStreamResult } from "../../core/streams.js";
 
 export type WriteOp =
-  | { kind: "appendEvent"; streamId: number; request: CapturedRequest; dedupe?: { key: string; windowMs: number; now: number } }
+  | {
+      kind: "appendEvent";
+      streamId: number;
+      /** Without its annotations: they travel encoded, as annotationsJson (core/capture.ts says why). */
+      request: Omit<CapturedRequest, "annotations">;
+      annotationsJson?: string;
+      dedupe?: { key: string; windowMs: number; now: number };
+    }
   | { kind: "createInbox"; inbox: NewInbox; now: number }
   | { kind: "updateInbox"; id: string; changes: InboxChanges }
   | { kind: "deleteInbox"; id: string; now: number }
