@@ -150,3 +150,54 @@ export function hasKeyFrames(stream: { stateProtocol: unknown; keyFrame: string 
 export function snapshotPath(streamName: string): string {
   return `/v1/stream/${streamName.split("/").map(encodeURIComponent).join("/")}?offset=snapshot`;
 }
+
+/** Where a store's pass over one stream stands: its horizon P from first step to last. */
+export interface CompactionPass {
+  horizon: number;
+  /** The last history row looked at; null: from the first. */
+  after: HistoryEntry | null;
+  phase: "superseded" | "tombstones";
+}
+
+/**
+ * The passes a store has under way, one per stream. A pass removes superseded rows
+ * first, then old tombstones (which is only right once no superseded row at or before
+ * P is left). A new pass starts once P would move past the last finished one's, or,
+ * when tombstones age out, once per round (one run of steps, so a run ends).
+ */
+export class CompactionPasses {
+  private readonly passes = new Map<number, CompactionPass>();
+  private readonly finished = new Map<number, { horizon: number; round: number }>();
+
+  /** The pass to step for this stream now, or undefined when it has nothing to do. */
+  next(stream: { id: number; tailSeq: number; horizonSeq: number; policy: CompactionPolicy }, round: number): CompactionPass | undefined {
+    const running = this.passes.get(stream.id);
+    if (running) return running;
+    const horizon = planHorizon(stream.tailSeq, stream.horizonSeq, stream.policy);
+    const last = this.finished.get(stream.id);
+    const again = stream.policy.tombstoneAgeSeconds !== null && last?.round !== round;
+    if (horizon === 0 || (last !== undefined && last.horizon >= horizon && !again)) return undefined;
+    const pass: CompactionPass = { horizon, after: null, phase: "superseded" };
+    this.passes.set(stream.id, pass);
+    return pass;
+  }
+
+  /** The pass's current phase is done: on to tombstones, or finished. Returns whether work is left. */
+  phaseDone(streamId: number, round: number): boolean {
+    const pass = this.passes.get(streamId);
+    if (!pass) return false;
+    if (pass.phase === "superseded") {
+      pass.phase = "tombstones";
+      return true;
+    }
+    this.passes.delete(streamId);
+    this.finished.set(streamId, { horizon: pass.horizon, round });
+    return false;
+  }
+
+  /** The policy changed: start over. */
+  reset(streamId: number): void {
+    this.passes.delete(streamId);
+    this.finished.delete(streamId);
+  }
+}
