@@ -141,6 +141,11 @@ export function holeAllowed(stream: { horizonSeq: number }, found: number, view:
   return view === stream.horizonSeq && found - 1 <= stream.horizonSeq;
 }
 
+/** The earliest position a plain delta read can start from: after retention's head and H. */
+export function earliestReadable(stream: { firstSeq: number; horizonSeq: number }): number {
+  return Math.max(stream.firstSeq - 1, stream.horizonSeq);
+}
+
 /** Whether a stream has key frames, so a 410 can point at its snapshot. */
 export function hasKeyFrames(stream: { stateProtocol: unknown; keyFrame: string | null }): boolean {
   return stream.stateProtocol !== null || stream.keyFrame !== null;
