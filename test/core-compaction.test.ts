@@ -41,7 +41,10 @@ describe("the compaction policy", () => {
 
   it("accepts retention.compact with a keyFrame, and compactLag only with compact", () => {
     const keyFrame = { preset: "stripe" };
-    expect(parseInboxSettings({ keyFrame, retention: { compact: true, compactLag: 3 } }).retention).toEqual({ compact: true, compactLag: 3 });
+    expect(parseInboxSettings({ keyFrame, retention: { compact: true, compactLag: 3 } }).retention).toEqual({
+      compact: true,
+      compactLag: 3,
+    });
     expect(() => parseInboxSettings({ retention: { compact: true } })).toThrow(/needs settings.keyFrame/);
     expect(() => parseInboxSettings({ keyFrame, retention: { compactLag: 3 } })).toThrow(/needs settings.retention.compact/);
     expect(() => parseInboxSettings({ keyFrame, retention: { compact: true, compactLag: -1 } })).toThrow(/compactLag/);

@@ -50,7 +50,8 @@ export function parseCompactHeader(value: string): CompactionPolicy {
     const [, name, text] = match as unknown as [string, string, string];
     seen.add(name);
     if (name === "lag") policy.lag = boundedInteger(text, "lag", MAX_LAG);
-    else if (name === "tombstone-age") policy.tombstoneAgeSeconds = text === "never" ? null : boundedInteger(text, "tombstone-age", MAX_AGE_SECONDS);
+    else if (name === "tombstone-age")
+      policy.tombstoneAgeSeconds = text === "never" ? null : boundedInteger(text, "tombstone-age", MAX_AGE_SECONDS);
     else throw bad(`Stream-Compact: unknown parameter ${JSON.stringify(name)} (lag, tombstone-age)`);
   }
   return policy;

@@ -134,7 +134,13 @@ class InboxConnection {
         this.socket.terminate();
         return;
       case "gone":
-        this.socket.send(JSON.stringify({ type: "gone", earliestOffset: outcome.earliestOffset, ...(outcome.snapshot ? { snapshot: outcome.snapshot } : {}) }));
+        this.socket.send(
+          JSON.stringify({
+            type: "gone",
+            earliestOffset: outcome.earliestOffset,
+            ...(outcome.snapshot ? { snapshot: outcome.snapshot } : {}),
+          }),
+        );
         return this.close(CLOSE_GONE, "offset behind retention");
       case "failed":
         this.ctx.logger.error({ err: outcome.error }, "WebSocket read failed");
@@ -170,7 +176,11 @@ class InboxConnection {
             this.socket.ping();
             break;
           case "gone":
-            return { end: "gone", earliestOffset: formatOffset(item.earliestSeq), snapshot: item.snapshot ? snapshotPath(this.streamName) : undefined };
+            return {
+              end: "gone",
+              earliestOffset: formatOffset(item.earliestSeq),
+              snapshot: item.snapshot ? snapshotPath(this.streamName) : undefined,
+            };
           case "deleted":
           case "closed":
           case "shutdown":

@@ -7,6 +7,7 @@
  * process's memory; a pass another process ran meanwhile only makes some rows gone
  * already, and H is only ever raised. Also here: the key index of deleted streams.
  */
+import { setTimeout as delay } from "node:timers/promises";
 import type postgres from "postgres";
 import {
   CompactionPasses,
@@ -23,6 +24,8 @@ const COMPACTION_LOCK = 7442293;
 const STEP_ROWS = 2000;
 const SCAN_ROWS = 2000;
 const DELETED_STREAMS_PER_STEP = 10;
+const LOCK_TRIES = 250;
+const LOCK_RETRY_MS = 20;
 
 interface CompactedStream {
   id: number;
@@ -122,9 +125,13 @@ async function removeDeletedIndexes(tx: Tx, budget: number): Promise<{ rows: num
     LIMIT ${DELETED_STREAMS_PER_STEP}`;
   for (const { id } of streams) {
     if (left <= 0) return { rows: budget, more: true };
-    left -= (await tx`DELETE FROM state_history WHERE ctid IN (SELECT ctid FROM state_history WHERE stream_id = ${id} LIMIT ${left})`).count;
-    if (left > 0) left -= (await tx`DELETE FROM state_keys WHERE ctid IN (SELECT ctid FROM state_keys WHERE stream_id = ${id} LIMIT ${left})`).count;
-    if (left > 0) left -= (await tx`DELETE FROM state_resets WHERE ctid IN (SELECT ctid FROM state_resets WHERE stream_id = ${id} LIMIT ${left})`).count;
+    left -= (await tx`DELETE FROM state_history WHERE ctid IN (SELECT ctid FROM state_history WHERE stream_id = ${id} LIMIT ${left})`)
+      .count;
+    if (left > 0)
+      left -= (await tx`DELETE FROM state_keys WHERE ctid IN (SELECT ctid FROM state_keys WHERE stream_id = ${id} LIMIT ${left})`).count;
+    if (left > 0)
+      left -= (await tx`DELETE FROM state_resets WHERE ctid IN (SELECT ctid FROM state_resets WHERE stream_id = ${id} LIMIT ${left})`)
+        .count;
     if (left > 0) await tx`UPDATE streams SET state_protocol = NULL, key_frame = NULL, compaction = NULL WHERE id = ${id}`;
   }
   return { rows: budget - left, more: left <= 0 };
@@ -143,22 +150,32 @@ export class PgCompaction {
     return updated.count > 0;
   }
 
-  /** Steps until no work is left (or another process holds the lock); the messages removed, reported per step. */
+  /**
+   * Steps until no work is left; the messages removed, reported per step. While
+   * another run (of this process or another) holds the lock, its steps go first: this
+   * run waits between tries, and gives up after a while (the next tick runs again).
+   */
   async run(onRemoved: (messages: number) => void): Promise<number> {
     const round = ++this.round;
     let total = 0;
-    for (;;) {
+    for (let busy = 0; busy < LOCK_TRIES;) {
       const step = await this.step(round);
+      if (step === "busy") {
+        busy++;
+        await delay(LOCK_RETRY_MS);
+        continue;
+      }
       total += step.removed;
       onRemoved(step.removed);
-      if (!step.more) return total;
+      if (!step.more) break;
     }
+    return total;
   }
 
-  private step(round: number): Promise<{ removed: number; more: boolean }> {
+  private step(round: number): Promise<{ removed: number; more: boolean } | "busy"> {
     return this.sql.begin(async (tx) => {
       const [lock] = await tx<Array<{ locked: boolean }>>`SELECT pg_try_advisory_xact_lock(${COMPACTION_LOCK}) AS locked`;
-      if (!lock?.locked) return { removed: 0, more: false };
+      if (!lock?.locked) return "busy" as const;
       const now = Date.now();
       const streams = await tx<CompactedStream[]>`
         SELECT id, tail_seq AS "tailSeq", horizon_seq AS "horizonSeq", compaction::json AS policy
@@ -174,7 +191,9 @@ export class PgCompaction {
         const pass = this.passes.next(stream, round);
         if (!pass) continue;
         const outcome =
-          pass.phase === "superseded" ? await removeSuperseded(tx, stream, pass, budget) : await removeTombstones(tx, stream, pass, budget, now);
+          pass.phase === "superseded"
+            ? await removeSuperseded(tx, stream, pass, budget)
+            : await removeTombstones(tx, stream, pass, budget, now);
         budget -= Math.max(outcome.rows, 1);
         removed += outcome.removed;
         if (!outcome.done || this.passes.phaseDone(stream.id, round)) more = true;

@@ -71,7 +71,9 @@ export function prepareCompactionWrites(db: Connection, forgetId: (streamId: num
     dropDeletedKeys: db.prepare(
       "DELETE FROM state_keys WHERE stream_id = ? AND (type, key) IN (SELECT type, key FROM state_keys WHERE stream_id = ? LIMIT ?)",
     ),
-    dropDeletedResets: db.prepare("DELETE FROM state_resets WHERE stream_id = ? AND seq IN (SELECT seq FROM state_resets WHERE stream_id = ? LIMIT ?)"),
+    dropDeletedResets: db.prepare(
+      "DELETE FROM state_resets WHERE stream_id = ? AND seq IN (SELECT seq FROM state_resets WHERE stream_id = ? LIMIT ?)",
+    ),
     forgetIndexed: db.prepare("UPDATE streams SET state_protocol = NULL, key_frame = NULL, compaction = NULL WHERE id = ?"),
   };
 
@@ -91,7 +93,11 @@ export function prepareCompactionWrites(db: Connection, forgetId: (streamId: num
   }
 
   /** One step of the superseded phase: the rows removed, and whether the phase is done. */
-  function removeSuperseded(stream: CompactedStream, pass: CompactionPass, budget: number): { rows: number; removed: number; done: boolean } {
+  function removeSuperseded(
+    stream: CompactedStream,
+    pass: CompactionPass,
+    budget: number,
+  ): { rows: number; removed: number; done: boolean } {
     const after = pass.after ?? { type: "", key: "", seq: -1 };
     const scan = Math.min(SCAN_ROWS, Math.max(budget, 1) * 4);
     const rows = sql.history.all(stream.id, after.type, after.key, after.seq, scan) as HistoryEntry[];
@@ -116,7 +122,12 @@ export function prepareCompactionWrites(db: Connection, forgetId: (streamId: num
   }
 
   /** One step of the tombstone phase: old deletes at or before P, latest or not, with their messages. */
-  function removeTombstones(stream: CompactedStream, pass: CompactionPass, budget: number, now: number): { rows: number; removed: number; done: boolean } {
+  function removeTombstones(
+    stream: CompactedStream,
+    pass: CompactionPass,
+    budget: number,
+    now: number,
+  ): { rows: number; removed: number; done: boolean } {
     const cutoff = tombstoneCutoff(policyOf(stream.compaction)!, now);
     if (cutoff === undefined) return { rows: 0, removed: 0, done: true };
     let removed = 0;
