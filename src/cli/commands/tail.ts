@@ -90,7 +90,9 @@ export function registerTailCommands(program: Command): void {
         onRetry: reportRetry,
         onLoss: reportLoss,
       };
-      for await (const { event, offset } of client.tail(id, options)) {
+      for await (const item of client.tail(id, options)) {
+        if (item.kind !== "event") continue;
+        const { event, offset } = item;
         await write(`${flags.json ? formatEventJson(event, offset) : formatEventLine(event, paint)}\n`);
         printed++;
         acks?.commit(offset);
@@ -115,12 +117,14 @@ export function registerTailCommands(program: Command): void {
       const controller = new AbortController();
       const timer = timeoutSeconds === undefined ? undefined : setTimeout(() => controller.abort(), timeoutSeconds * 1000);
       let received = 0;
-      for await (const { event, offset } of client.tail(inboxId!, {
+      for await (const item of client.tail(inboxId!, {
         from: flags.from,
         signal: controller.signal,
         onRetry: reportRetry,
         onLoss: reportLoss,
       })) {
+        if (item.kind !== "event") continue;
+        const { event, offset } = item;
         process.stdout.write(`${formatEventJson(event, offset)}\n`);
         if (++received >= count) break;
       }
