@@ -34,6 +34,7 @@ const onBothBackends = [
   "test/error-funnel.test.ts",
   "test/openapi.test.ts",
   "test/silence.test.ts",
+  "test/client-recovery.test.ts",
 ];
 
 if (!pgUrl && process.env.CI === "true") {
