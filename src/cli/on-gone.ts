@@ -18,9 +18,14 @@ export function parseOnGone(raw: string): OnGoneFlag {
   return raw;
 }
 
+/** The client names a consumer's read "consumer <name>": say where that is. */
+function position(requestedOffset: string): string {
+  return requestedOffset.startsWith("consumer ") ? `the ${requestedOffset}'s committed offset` : `offset ${requestedOffset}`;
+}
+
 /** The warning for a loss that tailing recovers from; `what` says what was missed ("read", "delivered"). */
 export function lossWarning(notice: LossNotice, onGone: OnGoneFlag, what: string): string {
-  const lost = `events after offset ${notice.requestedOffset} were removed by retention before they were ${what}`;
+  const lost = `events after ${position(notice.requestedOffset)} were removed by retention before they were ${what}`;
   if (onGone === "snapshot") return `tailhook: warning: ${lost}; re-syncing from the inbox's key frame (the latest event per entity)\n`;
   const hint = notice.snapshot === undefined ? "" : " (a key frame is available: --on-gone snapshot)";
   return `tailhook: warning: ${lost}; going on from the earliest retained event${hint}\n`;
@@ -30,7 +35,7 @@ export function lossWarning(notice: LossNotice, onGone: OnGoneFlag, what: string
 export function goneError(requestedOffset: string, earliestOffset: string | undefined): CliError {
   const earliest = earliestOffset === undefined ? "" : ` (the earliest retained offset is ${earliestOffset})`;
   return new CliError(
-    `stopped: events after ${requestedOffset} were removed before they were read${earliest}; --on-gone snapshot re-syncs from the inbox's key frame, --on-gone earliest goes on from the earliest event`,
+    `stopped: events after ${position(requestedOffset)} were removed before they were read${earliest}; --on-gone snapshot re-syncs from the inbox's key frame, --on-gone earliest goes on from the earliest event`,
     EXIT_GONE,
   );
 }
