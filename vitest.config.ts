@@ -35,6 +35,7 @@ const onBothBackends = [
   "test/openapi.test.ts",
   "test/silence.test.ts",
   "test/compaction.test.ts",
+  "test/client-recovery.test.ts",
 ];
 
 if (!pgUrl && process.env.CI === "true") {

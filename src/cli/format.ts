@@ -1,5 +1,10 @@
-/* How events look in a terminal: one line each, or the envelope as NDJSON with its offset. */
+/*
+ * How events look in a terminal: one line each, or the envelope as NDJSON with its
+ * offset. A key frame is framed by two marker lines (docs/recovery.md).
+ */
+import type { ResetMarker, SnapshotEndMarker, SnapshotEvent } from "../client/client.js";
 import type { EventEnvelope } from "../core/types.js";
+import { parseOffset } from "../core/offsets.js";
 import { PLAIN, type Palette } from "./colour.js";
 
 const PREVIEW_CHARS = 80;
@@ -37,4 +42,23 @@ function target(event: EventEnvelope, paint: Palette): string {
 /** The envelope plus `offset`: where to resume (`--from`) to continue after this event. */
 export function formatEventJson(event: EventEnvelope, offset: string): string {
   return JSON.stringify({ ...event, offset });
+}
+
+type KeyFrameItem = ResetMarker | SnapshotEvent | SnapshotEndMarker;
+
+/** NDJSON: a key frame's events are envelopes with `"snapshot": true` (no offset: only its end is a resume point). */
+export function formatKeyFrameJson(item: KeyFrameItem): string {
+  if (item.kind === "snapshot") return JSON.stringify({ ...item.event, snapshot: true });
+  return JSON.stringify(item);
+}
+
+function seqText(offset: string): string {
+  const parsed = parseOffset(offset);
+  return parsed?.kind === "after" ? `#${parsed.seq}` : offset;
+}
+
+export function formatKeyFrameLine(item: KeyFrameItem, paint: Palette = PLAIN): string {
+  if (item.kind === "snapshot") return `${paint.dim("key frame")}  ${formatEventLine(item.event, paint)}`;
+  if (item.kind === "reset") return paint.bold(`── key frame as of ${seqText(item.offset)}: the latest event per entity ──`);
+  return paint.bold(`── end of key frame; the events after ${seqText(item.offset)} follow ──`);
 }

@@ -6,10 +6,12 @@
  */
 import { inboxStreamName } from "../core/stream-names.js";
 import type { EventEnvelope, InboxSettings } from "../core/types.js";
-import { findGap } from "../core/continuity.js";
 import type { InboxView } from "../core/inbox-view.js";
-import { formatOffset, parseOffset } from "../core/offsets.js";
-import { errorFromResponse, TailhookGoneError, TailhookHttpError } from "./errors.js";
+import { formatOffset } from "../core/offsets.js";
+import { errorFromResponse, goneFromResponse, TailhookGoneError } from "./errors.js";
+import { readLoop, type GonePolicy, type LossNotice, type ResetCause } from "./read-loop.js";
+
+export type { GonePolicy, LossNotice, ResetCause } from "./read-loop.js";
 
 export interface ClientOptions {
   server: string;
@@ -36,53 +38,88 @@ export interface ConsumerInfo {
   lastSeenAt: string | null;
 }
 
+/** A delta: one event after the position the tail stood at. */
 export interface TailedEvent {
+  kind: "event";
   /** Resume from here to continue after this event. */
   offset: string;
   event: EventEnvelope;
 }
 
-export interface LossNotice {
-  requestedOffset: string;
-  earliestOffset: string | undefined;
+/** Forget what was built from earlier items: a key frame as of `offset` follows. */
+export interface ResetMarker {
+  kind: "reset";
+  offset: string;
+  cause: ResetCause;
 }
 
-export interface TailOptions {
-  /** "start" (default), "now", or an offset a previous event carried. */
+/** One entity's latest event as of the key frame's offset (an inbox with settings.keyFrame). */
+export interface SnapshotEvent {
+  kind: "snapshot";
+  event: EventEnvelope;
+}
+
+/** The key frame is complete; the deltas after `offset` follow (resume from `offset`). */
+export interface SnapshotEndMarker {
+  kind: "snapshot-end";
+  offset: string;
+}
+
+/** What tail() yields: events, and around a key frame a reset, its events and its end. */
+export type TailItem = TailedEvent | ResetMarker | SnapshotEvent | SnapshotEndMarker;
+
+/** A delta message of a general or state stream. */
+export interface StreamMessage<M = unknown> {
+  kind: "message";
+  offset: string;
+  message: M;
+}
+
+/** One message of a stream's key frame (for a state stream: an insert per live key). */
+export interface StreamSnapshotMessage<M = unknown> {
+  kind: "snapshot";
+  message: M;
+}
+
+/** What tailStream() yields. */
+export type StreamItem<M = unknown> = StreamMessage<M> | ResetMarker | StreamSnapshotMessage<M> | SnapshotEndMarker;
+
+export interface StreamTailOptions {
+  /**
+   * "start" (default), "now", an offset a previous item carried, or "snapshot": the
+   * stream's key frame first (reset, snapshot messages, snapshot-end), then the deltas.
+   */
   from?: string;
+  /**
+   * After a 410 (the position is no longer retained): "snapshot" reads the key frame and
+   * goes on after it, "earliest" goes on from the earliest retained message, "throw"
+   * throws TailhookGoneError. Default: "earliest" with onLoss, else "throw".
+   */
+  onGone?: GonePolicy;
+  signal?: AbortSignal;
+  /** Called before each retry after a failure, with the error and the delay. */
+  onRetry?: (error: unknown, delayMs: number) => void;
+  /** Called on each 410 that onGone recovers from ("snapshot" or "earliest"). */
+  onLoss?: (notice: LossNotice) => void;
+}
+
+export interface TailOptions extends StreamTailOptions {
   /**
    * Read as this server-side consumer: without `from`, start after its committed
    * offset. Reading does not commit; call `ack()` once events are processed.
    */
   consumer?: string;
-  signal?: AbortSignal;
-  /** Called before each retry after a failure, with the error and the delay. */
-  onRetry?: (error: unknown, delayMs: number) => void;
-  /**
-   * Called when events were lost to retention; tailing then goes on from the earliest
-   * retained event. Without it, the iterator throws TailhookGoneError.
-   */
-  onLoss?: (notice: LossNotice) => void;
 }
 
-const MIN_BACKOFF_MS = 100;
-const MAX_BACKOFF_MS = 5000;
-
-function isRetryable(error: unknown): boolean {
-  if (error instanceof TailhookHttpError) return error.status >= 500 || error.status === 429 || error.status === 408;
-  return !(error instanceof DOMException && error.name === "AbortError");
+/** Options under which tail() can only yield events: no key frame is read. */
+export interface EventTailOptions extends TailOptions {
+  from?: "start" | "now";
+  onGone?: "earliest" | "throw";
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
+/** A stream's URL path: each segment of its name encoded. */
+function streamPath(name: string): string {
+  return name.split("/").map(encodeURIComponent).join("/");
 }
 
 export class TailhookClient {
@@ -152,15 +189,12 @@ export class TailhookClient {
     let offset = options.offset ?? "-1";
     while (events.length < options.limit) {
       const response = await this.fetch(`${this.streamUrl(inboxId)}?${new URLSearchParams({ offset })}`, { headers: this.authHeaders() });
-      if (response.status === 410) {
-        const body = (await response.json().catch(() => ({}))) as { error?: { earliestOffset?: string } };
-        throw new TailhookGoneError(offset, body.error?.earliestOffset);
-      }
+      if (response.status === 410) throw await goneFromResponse(response, offset);
       if (!response.ok) throw await errorFromResponse(response);
       const page = response.status === 204 ? [] : ((await response.json()) as EventEnvelope[]);
       for (const event of page.slice(0, options.limit - events.length)) {
         offset = formatOffset(event.seq);
-        events.push({ offset, event });
+        events.push({ kind: "event", offset, event });
       }
       if (page.length === 0 || response.headers.get("stream-up-to-date") === "true") break;
     }
@@ -202,67 +236,61 @@ export class TailhookClient {
     return this.request("DELETE", this.consumerPath(inboxId, name));
   }
 
-  /** Follows an inbox's events by long-poll, forever or until `signal` aborts. */
-  async *tail(inboxId: string, options: TailOptions = {}): AsyncGenerator<TailedEvent> {
-    const streamUrl = `${this.server}/v1/stream/${inboxStreamName(encodeURIComponent(inboxId))}`;
+  /**
+   * Follows an inbox's events by long-poll, forever or until `signal` aborts. With
+   * `from: "snapshot"` or `onGone: "snapshot"` (an inbox with settings.keyFrame) it
+   * also yields a key frame: a reset marker, the latest event per entity, a
+   * snapshot-end marker, then the events after it, with no gap and no repeat.
+   */
+  tail(inboxId: string, options?: EventTailOptions): AsyncGenerator<TailedEvent>;
+  tail(inboxId: string, options: TailOptions): AsyncGenerator<TailItem>;
+  async *tail(inboxId: string, options: TailOptions = {}): AsyncGenerator<TailItem> {
     // Reading as a consumer without `from`: the server starts after its committed offset.
-    let offset: string | undefined =
-      options.from === undefined && options.consumer !== undefined
-        ? undefined
-        : options.from === undefined || options.from === "start"
-          ? "-1"
-          : options.from;
-    let cursor: string | undefined;
-    let backoff = MIN_BACKOFF_MS;
-    while (!options.signal?.aborted) {
-      let events: EventEnvelope[];
-      try {
-        // "now" is pinned to a real offset by a catch-up read first: a long-poll from
-        // "now" that is retried after a disconnect would skip what arrived meanwhile.
-        const params = new URLSearchParams(offset === "now" ? { offset } : { live: "long-poll" });
-        if (offset !== undefined) params.set("offset", offset);
-        if (options.consumer !== undefined) params.set("consumer", options.consumer);
-        if (cursor) params.set("cursor", cursor);
-        const headers: Record<string, string> = {};
-        if (this.token) headers.authorization = `Bearer ${this.token}`;
-        const response = await this.fetch(`${streamUrl}?${params}`, { headers, signal: options.signal });
-        if (response.status === 410) {
-          const body = (await response.json().catch(() => ({}))) as { error?: { earliestOffset?: string } };
-          throw new TailhookGoneError(offset ?? `consumer ${options.consumer}`, body.error?.earliestOffset);
-        }
-        if (!response.ok) throw await errorFromResponse(response);
-        cursor = response.headers.get("stream-cursor") ?? cursor;
-        const next = response.headers.get("stream-next-offset");
-        events = response.status === 204 || offset === "now" ? [] : ((await response.json()) as EventEnvelope[]);
-        // The server checks its pages; a page with a hole anyway is a loss, never skipped over.
-        const after = parseOffset(offset);
-        const gap = findGap(
-          events.map((event) => event.seq),
-          after?.kind === "after" ? after.seq : undefined,
-        );
-        if (gap) throw new TailhookGoneError(offset ?? `consumer ${options.consumer}`, formatOffset(gap.found - 1));
-        if (events.length === 0 && next) offset = next;
-        backoff = MIN_BACKOFF_MS;
-      } catch (error) {
-        if (options.signal?.aborted) return;
-        if (error instanceof TailhookGoneError && options.onLoss) {
-          options.onLoss({ requestedOffset: error.requestedOffset, earliestOffset: error.earliestOffset });
-          // Go on from the earliest retained event (a consumer's own cursor stays where it was until acked).
-          offset = error.earliestOffset ?? "-1";
-          continue;
-        }
-        if (!isRetryable(error)) throw error;
-        const delay = Math.round(backoff * (0.5 + Math.random()));
-        options.onRetry?.(error, delay);
-        await sleep(delay, options.signal);
-        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
-        continue;
-      }
-      for (const event of events) {
-        // Our offsets mean "after seq n", so each event carries its own resume point.
-        offset = formatOffset(event.seq);
-        yield { offset, event };
-      }
+    const from = options.from === undefined && options.consumer !== undefined ? undefined : startOffset(options.from);
+    const items = readLoop({
+      ...this.loopOptions(options),
+      streamUrl: this.streamUrl(inboxId),
+      from,
+      consumer: options.consumer,
+      seqOf: (message) => (message as EventEnvelope).seq,
+    });
+    for await (const item of items) {
+      if (item.kind === "delta") yield { kind: "event", offset: item.offset, event: item.message as EventEnvelope };
+      else if (item.kind === "snapshot") yield { kind: "snapshot", event: item.message as EventEnvelope };
+      else yield item;
     }
   }
+
+  /**
+   * Follows a general or state stream (`/v1/stream/<name>`, JSON content) by long-poll,
+   * as tail() follows an inbox; `from: "snapshot"` reads a state stream's key frame first.
+   * Ends when the stream is closed and read to its end.
+   */
+  async *tailStream<M = unknown>(name: string, options: StreamTailOptions = {}): AsyncGenerator<StreamItem<M>> {
+    const items = readLoop({
+      ...this.loopOptions(options),
+      streamUrl: `${this.server}/v1/stream/${streamPath(name)}`,
+      from: startOffset(options.from),
+    });
+    for await (const item of items) {
+      if (item.kind === "delta") yield { kind: "message", offset: item.offset, message: item.message as M };
+      else if (item.kind === "snapshot") yield { kind: "snapshot", message: item.message as M };
+      else yield item;
+    }
+  }
+
+  private loopOptions(options: StreamTailOptions) {
+    return {
+      fetch: this.fetch,
+      headers: this.authHeaders(),
+      onGone: options.onGone ?? (options.onLoss ? "earliest" : "throw"),
+      signal: options.signal,
+      onRetry: options.onRetry,
+      onLoss: options.onLoss,
+    } as const;
+  }
+}
+
+function startOffset(from: string | undefined): string {
+  return from === undefined || from === "start" ? "-1" : from;
 }

@@ -49,7 +49,14 @@ export function targetPath(target: URL, event: Pick<EventEnvelope, "path" | "que
   return queries.length > 0 ? `${path}?${queries.join("&")}` : path;
 }
 
-export function buildDelivery(event: EventEnvelope, target: URL, inboxId: string, attempt: number, signing?: SigningKey): Delivery {
+export function buildDelivery(
+  event: EventEnvelope,
+  target: URL,
+  inboxId: string,
+  attempt: number,
+  signing?: SigningKey,
+  snapshot = false,
+): Delivery {
   const url = new URL(target.origin);
   const path = targetPath(target, event);
   const connectionTokens = new Set(
@@ -77,6 +84,8 @@ export function buildDelivery(event: EventEnvelope, target: URL, inboxId: string
     "X-Tailhook-Event-Id",
     event.id,
   );
+  // An entity's latest event delivered again as part of a key frame (docs/recovery.md).
+  if (snapshot) headers.push("X-Tailhook-Snapshot", "1");
   if (body.length > 0 || !["GET", "HEAD", "DELETE", "OPTIONS"].includes(event.method)) {
     headers.push("Content-Length", String(body.length));
   }

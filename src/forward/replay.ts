@@ -34,7 +34,10 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   options.signal?.addEventListener("abort", () => controller.abort(), { once: true });
   const events = options.client.tail(options.inboxId, { from: formatOffset(options.fromSeq - 1), signal: controller.signal });
   try {
-    for await (const { event } of events) {
+    for await (const item of events) {
+      // A read from an offset without onGone "snapshot" yields only events.
+      if (item.kind !== "event") continue;
+      const { event } = item;
       if (event.seq > options.toSeq) break;
       const { verdict, status } = await deliverUntilSettled({ ...options, on4xx: options.on4xx ?? "stop" }, event);
       if (options.signal?.aborted) return { status: "aborted", delivered };

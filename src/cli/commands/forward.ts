@@ -11,6 +11,7 @@ import type { On4xx } from "../../forward/retry-policy.js";
 import { loadClientEnvironment } from "../../config.js";
 import { connect } from "../connection.js";
 import { CliError, UsageError } from "../errors.js";
+import { goneError, lossWarning, ON_GONE_HELP, parseOnGone } from "../on-gone.js";
 import { resolveInbox } from "../resolve-inbox.js";
 
 const PROGRESS_EVERY_MS = 2000;
@@ -62,7 +63,8 @@ function printDelivery(report: DeliveryReport): void {
           : report.attempt > 1
             ? `  (attempt ${report.attempt})`
             : "";
-  process.stdout.write(`#${report.seq}  ${report.method}  ${report.path}  ${result}  ${report.ms} ms${note}\n`);
+  const keyFrame = report.snapshot ? "key frame  " : "";
+  process.stdout.write(`${keyFrame}#${report.seq}  ${report.method}  ${report.path}  ${result}  ${report.ms} ms${note}\n`);
 }
 
 function stopSignal(): AbortSignal {
@@ -86,11 +88,17 @@ export function registerForwardCommands(program: Command): void {
     program
       .command("forward <inbox>")
       .description("deliver every event to a URL, at least once and in order, resuming where it stopped")
-      .option("--consumer <name>", "server-side consumer that remembers the position", "forward"),
+      .option("--consumer <name>", "server-side consumer that remembers the position", "forward")
+      .option("--on-gone <policy>", ON_GONE_HELP, "earliest"),
     "retry",
   ).action(
-    async (inboxRef: string, flags: { to: string; consumer: string; on4xx: string; timeout: string; sign?: string }, command: Command) => {
+    async (
+      inboxRef: string,
+      flags: { to: string; consumer: string; on4xx: string; timeout: string; sign?: string; onGone: string },
+      command: Command,
+    ) => {
       const target = parseTarget(flags.to);
+      const onGone = parseOnGone(flags.onGone);
       const on4xx = parseOn4xx(flags.on4xx);
       const timeoutMs = parseTimeout(flags.timeout);
       const signing = signingKey(flags.sign, command.optsWithGlobals());
@@ -118,12 +126,15 @@ export function registerForwardCommands(program: Command): void {
         signal,
         onDelivery: printDelivery,
         onTrouble: (message) => process.stderr.write(`tailhook: ${message}\n`),
-        onLoss: (notice) =>
-          process.stderr.write(
-            `tailhook: warning: events after ${notice.requestedOffset} were removed by retention before delivery; going on from the earliest retained event\n`,
-          ),
+        onGone,
+        onLoss: (notice) => process.stderr.write(lossWarning(notice, onGone, "delivered")),
+        onKeyFrame: (marker) =>
+          process.stderr.write(`tailhook: delivering the key frame as of ${marker.offset}: the latest event per entity\n`),
+        onKeyFrameEnd: (offset, events) =>
+          process.stderr.write(`tailhook: key frame delivered (${events} events); going on with the events after ${offset}\n`),
       });
       clearInterval(progress);
+      if (result.status === "gone") throw goneError(result.requestedOffset, result.earliestOffset);
       if (result.status === "stopped") {
         throw new CliError(`stopped: the target answered ${result.httpStatus} to event #${result.seq} (--on-4xx stop)`);
       }

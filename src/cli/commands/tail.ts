@@ -3,17 +3,20 @@
  * events arrived and prints them (for scripts waiting on a vendor's callback). Both
  * ride the client's resuming iterator, so disconnects and restarts cost nothing.
  * `tail --consumer NAME` reads as a server-side consumer: it starts after where that
- * consumer stopped and acks each event once it is written out.
+ * consumer stopped and acks each event once it is written out. `--from snapshot` and
+ * `--on-gone snapshot` print the inbox's key frame (the latest event per entity) between
+ * two marker lines, then the events after it (docs/recovery.md).
  */
 import type { Command } from "commander";
-import type { LossNotice, TailhookClient, TailOptions } from "../../client/client.js";
-import { TailhookHttpError } from "../../client/errors.js";
+import type { TailhookClient, TailItem, TailOptions } from "../../client/client.js";
+import { TailhookGoneError, TailhookHttpError } from "../../client/errors.js";
 import { parseConsumerName } from "../../core/consumers.js";
 import { AckCommitter } from "../../forward/ack-committer.js";
 import { paletteFor } from "../colour.js";
 import { connect } from "../connection.js";
 import { CliError, EXIT_TIMEOUT, UsageError } from "../errors.js";
-import { formatEventJson, formatEventLine } from "../format.js";
+import { formatEventJson, formatEventLine, formatKeyFrameJson, formatKeyFrameLine } from "../format.js";
+import { goneError, lossWarning, ON_GONE_HELP, parseOnGone } from "../on-gone.js";
 import { resolveInbox } from "../resolve-inbox.js";
 
 /** How long a stopping `tail --consumer` waits for its last ack. */
@@ -25,12 +28,6 @@ function reportRetry(error: unknown, delayMs: number): void {
   process.stderr.write(`tailhook: connection trouble (${reason}); retrying in ${delayMs} ms\n`);
 }
 
-function reportLoss(notice: LossNotice): void {
-  process.stderr.write(
-    `tailhook: warning: events after offset ${notice.requestedOffset} were removed by retention before they were read; going on from the earliest retained event\n`,
-  );
-}
-
 /** Whether there is nothing to print yet: an empty inbox, `--from now`, or a caught-up consumer. */
 async function nothingToShow(
   client: TailhookClient,
@@ -38,7 +35,7 @@ async function nothingToShow(
   from: string | undefined,
   consumer: string | undefined,
 ): Promise<boolean> {
-  if (from === "now") return true;
+  if (from === "now" || from === "snapshot") return from === "now";
   if (consumer !== undefined && from === undefined) {
     try {
       return (await client.getConsumer(inboxId, consumer)).lag.events === 0;
@@ -56,6 +53,11 @@ function stopSignal(): AbortSignal {
   return controller.signal;
 }
 
+function format(item: TailItem, json: boolean, paint: ReturnType<typeof paletteFor>): string {
+  if (item.kind === "event") return json ? formatEventJson(item.event, item.offset) : formatEventLine(item.event, paint);
+  return json ? formatKeyFrameJson(item) : formatKeyFrameLine(item, paint);
+}
+
 /** Resolves once `text` was handed to the OS (the point at which a consumer may ack it). */
 function write(text: string): Promise<void> {
   return new Promise((resolve, reject) => process.stdout.write(text, (error) => (error ? reject(error) : resolve())));
@@ -65,11 +67,16 @@ export function registerTailCommands(program: Command): void {
   program
     .command("tail <inbox>")
     .description("print events as they arrive; reconnects and resumes by itself")
-    .option("--from <where>", "start, now or an offset (default: start; with --consumer, where it stopped)")
+    .option(
+      "--from <where>",
+      "start, now, snapshot (the latest event per entity first) or an offset (default: start; with --consumer, where it stopped)",
+    )
+    .option("--on-gone <policy>", ON_GONE_HELP, "earliest")
     .option("--consumer <name>", "read as this server-side consumer: resume where it stopped, ack each event once printed")
     .option("--json", "print each event's JSON envelope with its offset (NDJSON)")
-    .action(async (ref: string, flags: { from?: string; consumer?: string; json?: boolean }, command: Command) => {
+    .action(async (ref: string, flags: { from?: string; consumer?: string; json?: boolean; onGone: string }, command: Command) => {
       const consumer = flags.consumer === undefined ? undefined : parseConsumerName(flags.consumer);
+      const onGone = parseOnGone(flags.onGone);
       const { client, inboxId } = await resolveInbox(connect(command.optsWithGlobals()), ref);
       const id = inboxId!;
       const paint = paletteFor(process.stdout);
@@ -88,14 +95,22 @@ export function registerTailCommands(program: Command): void {
         consumer,
         signal,
         onRetry: reportRetry,
-        onLoss: reportLoss,
+        onGone: onGone === "stop" ? "throw" : onGone,
+        onLoss: (notice) => process.stderr.write(lossWarning(notice, onGone, "read")),
       };
-      for await (const { event, offset } of client.tail(id, options)) {
-        await write(`${flags.json ? formatEventJson(event, offset) : formatEventLine(event, paint)}\n`);
-        printed++;
-        acks?.commit(offset);
+      try {
+        for await (const item of client.tail(id, options)) {
+          await write(`${format(item, flags.json === true, paint)}\n`);
+          printed++;
+          // A key frame's events come in entity order: only its end (X) is a point to resume from.
+          if (item.kind === "event" || item.kind === "snapshot-end") acks?.commit(item.offset);
+        }
+      } catch (error) {
+        if (error instanceof TailhookGoneError && onGone === "stop") throw goneError(error.requestedOffset, error.earliestOffset);
+        throw error;
+      } finally {
+        if (acks) await acks.flush(AbortSignal.timeout(FINAL_ACK_MS));
       }
-      if (acks) await acks.flush(AbortSignal.timeout(FINAL_ACK_MS));
     });
 
   program
@@ -111,16 +126,19 @@ export function registerTailCommands(program: Command): void {
       if (timeoutSeconds !== undefined && !(timeoutSeconds > 0)) {
         throw new UsageError(`--timeout must be a positive number of seconds, got ${flags.timeout}`);
       }
+      if (flags.from === "snapshot") throw new UsageError("wait counts events: --from is start, now or an offset");
       const { client, inboxId } = await resolveInbox(connect(command.optsWithGlobals()), ref);
       const controller = new AbortController();
       const timer = timeoutSeconds === undefined ? undefined : setTimeout(() => controller.abort(), timeoutSeconds * 1000);
       let received = 0;
-      for await (const { event, offset } of client.tail(inboxId!, {
+      for await (const item of client.tail(inboxId!, {
         from: flags.from,
         signal: controller.signal,
         onRetry: reportRetry,
-        onLoss: reportLoss,
+        onLoss: (notice) => process.stderr.write(lossWarning(notice, "earliest", "read")),
       })) {
+        if (item.kind !== "event") continue;
+        const { event, offset } = item;
         process.stdout.write(`${formatEventJson(event, offset)}\n`);
         if (++received >= count) break;
       }

@@ -50,9 +50,12 @@ export function prepareStateReads(reader: Connection) {
       if (seq !== undefined) {
         // At least one value per page; after that, stop before the byte limit is passed.
         if (values.length > 0 && bytes >= maxBytes) return { values, last, done: false, horizonSeq };
-        const { data, meta, createdAt } = sql.message.get(streamId, seq) as { data: Buffer; meta: string | null; createdAt: number };
-        values.push({ type: row.type, key: row.key, seq, data, meta, createdAt });
-        bytes += data.length;
+        const message = sql.message.get(streamId, seq) as { data: Buffer; meta: string | null; createdAt: number } | undefined;
+        // Ordinary retention may have removed it (compaction keeps it): no value to show, as on PostgreSQL.
+        if (message) {
+          values.push({ type: row.type, key: row.key, seq, ...message });
+          bytes += message.data.length;
+        }
       }
       last = { type: row.type, key: row.key };
     }
