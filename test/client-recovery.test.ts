@@ -238,11 +238,13 @@ describe("tail() after a 410 caused by retention", () => {
 
   it('onGone "snapshot": a reset, the latest retained event per entity as of X, snapshot-end, then the events after X', async () => {
     const losses: LossNotice[] = [];
-    const { latest, send, items, controller } = await fellBehind({ onGone: "snapshot", onLoss: (notice) => losses.push(notice) });
+    const { inbox, latest, send, items, controller } = await fellBehind({ onGone: "snapshot", onLoss: (notice) => losses.push(notice) });
     try {
       const recovered: TailItem[] = [];
       for (let i = 0; i < 5; i++) recovered.push((await items.next()).value as TailItem);
-      expect(losses).toEqual([{ requestedOffset: offset(2), earliestOffset: offset(8) }]);
+      // The inbox has key frames: the 410 names where its snapshot is.
+      const snapshotPath = `/v1/stream/inbox/${inbox.id}?offset=snapshot`;
+      expect(losses).toEqual([{ requestedOffset: offset(2), earliestOffset: offset(8), snapshot: snapshotPath }]);
       expect(recovered[0]).toEqual({ kind: "reset", offset: offset(14), cause: "gone" });
       // z's only event was removed by retention: without compaction it has no value to show.
       const snapshot = recovered.slice(1, 4);
