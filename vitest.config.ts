@@ -36,6 +36,7 @@ const onBothBackends = [
   "test/silence.test.ts",
   "test/compaction.test.ts",
   "test/client-recovery.test.ts",
+  "test/offline-consumer.test.ts",
 ];
 
 if (!pgUrl && process.env.CI === "true") {
