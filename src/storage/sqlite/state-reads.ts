@@ -46,9 +46,13 @@ export function prepareStateReads(reader: Connection) {
       if (seq !== undefined) {
         // At least one value per page; after that, stop before the byte limit is passed.
         if (values.length > 0 && bytes >= maxBytes) return { values, last, done: false };
-        const { data, meta, createdAt } = sql.message.get(streamId, seq) as { data: Buffer; meta: string | null; createdAt: number };
-        values.push({ type: row.type, key: row.key, seq, data, meta, createdAt });
-        bytes += data.length;
+        const message = sql.message.get(streamId, seq) as { data: Buffer; meta: string | null; createdAt: number } | undefined;
+        // Retention (without compaction) may have removed the message: the key has no value left, as on PostgreSQL.
+        if (message !== undefined) {
+          const { data, meta, createdAt } = message;
+          values.push({ type: row.type, key: row.key, seq, data, meta, createdAt });
+          bytes += data.length;
+        }
       }
       last = { type: row.type, key: row.key };
     }
