@@ -15,6 +15,7 @@ const onBothBackends = [
   "test/api.test.ts",
   "test/consumers.test.ts",
   "test/websocket.test.ts",
+  "test/websocket-streams.test.ts",
   "test/conformance.test.ts",
   "test/general-streams.test.ts",
   "test/state-streams.test.ts",

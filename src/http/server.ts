@@ -15,6 +15,7 @@ import { createAppendHandler, parseAppendUrl } from "./append-handler.js";
 import { logRequest, logUpgrade, noteFailure, recordRouteNames } from "./request-log.js";
 import { registerConsumerRoutes } from "./routes/consumers.js";
 import { registerInboxRoutes } from "./routes/inboxes.js";
+import { registerExampleRoutes } from "./routes/examples.js";
 import { registerInspectorRoutes } from "./routes/inspector.js";
 import { registerSmeeRoutes } from "./routes/smee.js";
 import { registerStreamRoutes } from "./routes/streams.js";
@@ -131,5 +132,6 @@ export function buildHttpServer(ctx: HttpContext): HttpServer {
   registerSmeeRoutes(app, ctx);
   registerWebSocketRoutes(app, ctx);
   registerInspectorRoutes(app);
+  registerExampleRoutes(app);
   return { app, server: server!, subscriptions };
 }

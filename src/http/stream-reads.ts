@@ -4,31 +4,13 @@
  * retention is told "gone" with the earliest offset, never silently moved forward.
  */
 import { TailhookError } from "../core/errors.js";
-import { behindHorizon, earliestReadable, hasKeyFrames, snapshotPath, startView, type ReadView } from "../core/compaction.js";
-import { formatOffset, parseOffset } from "../core/offsets.js";
+import { behindHorizon, startView, type ReadView } from "../core/compaction.js";
+import { streamGoneError } from "../core/gone.js";
+import { parseOffset } from "../core/offsets.js";
 import type { StoredInbox, StreamInfo } from "../core/types.js";
 import type { HttpContext } from "./context.js";
 
-/**
- * The one 410 for a read position that lost events: to retention, or to compaction
- * behind the key-frame horizon. `snapshot`: the stream has key frames, and its
- * snapshot (this address) gives the state back; the funnel adds it as a Link too.
- */
-export function goneError(earliestSeq: number, snapshot?: string): TailhookError {
-  const message =
-    snapshot === undefined
-      ? "the offset is before the earliest retained event; events were lost to retention"
-      : "the offset is before the earliest retained event (retention or compaction removed events); read the snapshot, then go on from its end";
-  return new TailhookError("gone", message, {
-    earliestOffset: formatOffset(earliestSeq),
-    ...(snapshot === undefined ? {} : { snapshot }),
-  });
-}
-
-/** goneError for a stream: with its snapshot when it has key frames. */
-export function streamGoneError(stream: StreamInfo, earliestSeq = earliestReadable(stream)): TailhookError {
-  return goneError(earliestSeq, hasKeyFrames(stream) ? snapshotPath(stream.name) : undefined);
-}
+export { goneError, streamGoneError } from "../core/gone.js";
 
 /** Where a read starts: the seq after which to read, and the horizon of the compacted log it reads (if behind H). */
 export interface ReadStart {

@@ -6,13 +6,26 @@
  *
  * Reads are shared between followers at the same position (SharedReads), and a
  * follower at the tail waits without a store query (StreamWaiters remembers tails).
+ *
+ * Two modes: from after a seq (deltas only), or from a snapshot position (a stream with
+ * key frames): the snapshot's pages first, then the deltas after its X, with no gap and
+ * no repeat, since X is the seq the snapshot is exact as of.
  */
+import { earliestReadable } from "../core/compaction.js";
+import { TailhookError } from "../core/errors.js";
+import type { SnapshotPosition } from "../core/state/snapshot.js";
 import type { StoredMessage, StreamInfo } from "../core/types.js";
 import type { Store } from "../storage/store.js";
 import { SharedReads } from "./shared-reads.js";
+import { readSnapshotPage } from "./snapshot-pages.js";
 import type { StreamWaiters } from "./stream-waiters.js";
 
 export type FollowItem =
+  /**
+   * One page of a snapshot (JSON messages, framed by snapshot-start and snapshot-end);
+   * nextOffset is the cursor to resume the snapshot with, or X once done.
+   */
+  | { kind: "snapshot"; stream: StreamInfo; messages: Buffer[]; nextOffset: string; done: boolean; asOfSeq: number }
   /** Messages after the previous position; lastSeq is where to resume. */
   | { kind: "page"; stream: StreamInfo; messages: StoredMessage[]; lastSeq: number; upToDate: boolean }
   /** Caught up at seq; once per catch-up, before the first wait. */
@@ -28,22 +41,27 @@ export type FollowItem =
   | { kind: "deleted"; soft: boolean }
   | { kind: "shutdown" };
 
-export interface FollowOptions {
-  /** Follow from after this seq. */
-  afterSeq: number;
-  /** Reading the compacted log behind H: the horizon it is read at (core/compaction.ts, ReadView). */
-  view?: number | undefined;
+/**
+ * Where following starts: after a seq (view: reading the compacted log behind H, the
+ * horizon it is read at, core/compaction.ts ReadView), or at a snapshot position (see
+ * live/snapshot-pages.ts).
+ */
+export type FollowStart =
+  | { afterSeq: number; view?: number | undefined; snapshot?: undefined }
+  | { snapshot: SnapshotPosition; afterSeq?: undefined; view?: undefined };
+
+export type FollowOptions = FollowStart & {
   /** How long to wait at the tail before yielding "idle"; asked before each wait. */
   idleMs: () => number;
   /** Following stops, with no item, once this aborts (the client went away). */
   signal: AbortSignal;
-}
+};
 
 export class LiveStreams {
   private readonly reads: SharedReads;
 
   constructor(
-    store: Store,
+    private readonly store: Store,
     readonly waiters: StreamWaiters,
   ) {
     this.reads = new SharedReads(store);
@@ -54,7 +72,15 @@ export class LiveStreams {
     // Tracked before the first read, so no commit after that read can go unnoticed.
     const release = this.waiters.track(streamId);
     try {
-      let afterSeq = options.afterSeq;
+      let afterSeq: number;
+      if (options.snapshot !== undefined) {
+        const end = yield* this.snapshotPages(streamId, options.snapshot, signal);
+        if (end === undefined) return;
+        if (typeof end !== "number") return yield end;
+        afterSeq = end;
+      } else {
+        afterSeq = options.afterSeq;
+      }
       let marked = false;
       while (!signal.aborted) {
         if (this.waiters.stopped.aborted) return yield { kind: "shutdown" };
@@ -88,6 +114,36 @@ export class LiveStreams {
       }
     } finally {
       release();
+    }
+  }
+
+  /** Yields the snapshot's pages; returns X, a terminal item, or undefined once aborted. */
+  private async *snapshotPages(
+    streamId: number,
+    start: SnapshotPosition,
+    signal: AbortSignal,
+  ): AsyncGenerator<FollowItem, number | FollowItem | undefined, undefined> {
+    for (let position = start; ;) {
+      if (this.waiters.stopped.aborted) return { kind: "shutdown" };
+      const stream = await this.store.getStreamById(streamId);
+      if (signal.aborted) return undefined;
+      if (!stream || stream.softDeleted) return { kind: "deleted", soft: stream !== undefined };
+      let page;
+      try {
+        page = await readSnapshotPage(this.store, stream, position);
+      } catch (error) {
+        // Compaction overtook the snapshot under way: the reader starts again at offset=snapshot.
+        if (error instanceof TailhookError && error.code === "gone") {
+          return { kind: "gone", earliestSeq: earliestReadable(stream), snapshot: true };
+        }
+        throw error;
+      }
+      if (signal.aborted) return undefined;
+      const { messages, nextOffset, done, asOfSeq } = page;
+      yield { kind: "snapshot", stream, messages, nextOffset, done, asOfSeq };
+      if (signal.aborted) return undefined;
+      if (page.next === null) return asOfSeq;
+      position = page.next;
     }
   }
 }

@@ -97,13 +97,17 @@ export async function liveGeneralStream(ctx: HttpContext, name: string): Promise
 
 /** Opens a stream for reading; a read (not a HEAD) restarts a sliding TTL. */
 export async function openForRead(ctx: HttpContext, request: FastifyRequest, touch = true): Promise<StreamTarget> {
-  const name = streamName(request);
+  return openNamedForRead(ctx, streamName(request), requestToken(request), touch);
+}
+
+/** The same, for a checked name and a presented token (the WebSocket upgrade has no Fastify request). */
+export async function openNamedForRead(ctx: HttpContext, name: string, token: string | undefined, touch = true): Promise<StreamTarget> {
   const inboxId = inboxIdOf(name);
   if (inboxId !== undefined) {
-    const { stream } = await authorizeInboxStream(ctx, requestToken(request), inboxId);
+    const { stream } = await authorizeInboxStream(ctx, token, inboxId);
     return { name, stream, general: false, public: false };
   }
-  const general = await authorizeStream(ctx, requestToken(request), name, "read");
+  const general = await authorizeStream(ctx, token, name, "read");
   const stream = await liveGeneralStream(ctx, name);
   if (touch) general.touchStream(stream);
   return { name, stream, general: true, public: ctx.config.open };

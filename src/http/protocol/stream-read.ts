@@ -19,7 +19,9 @@ import { emptyBody, isBinaryForSse, responseBody, sseDataEventFor } from "./bodi
 import { browserHeaders } from "./browser-headers.js";
 import type { StreamTarget } from "./stream-access.js";
 import { isSnapshotOffset } from "../../core/state/snapshot.js";
-import { positionOf, sendSnapshotPage, writeSnapshotEvents } from "./snapshot-read.js";
+import { snapshotPositionOf } from "../../live/snapshot-pages.js";
+import type { FollowStart } from "../../live/follow.js";
+import { sendSnapshotPage, snapshotSseEvents } from "./snapshot-read.js";
 
 interface ReadQuery {
   offset?: string | string[];
@@ -195,8 +197,8 @@ export async function serveSse(ctx: HttpContext, request: FastifyRequest, reply:
   const offset = offsetParam(query);
   const snapshotOffset = isSnapshotOffset(offset) ? offset! : undefined;
   // A bad snapshot offset is a 400 before the event stream starts.
-  if (snapshotOffset !== undefined) positionOf(stream, snapshotOffset);
-  const start = snapshotOffset === undefined ? await startOf(ctx, stream, query) : undefined;
+  const start: FollowStart =
+    snapshotOffset !== undefined ? { snapshot: snapshotPositionOf(stream, snapshotOffset) } : await startOf(ctx, stream, query);
   const res = reply.raw;
   reply.hijack();
   res.writeHead(200, {
@@ -216,12 +218,12 @@ export async function serveSse(ctx: HttpContext, request: FastifyRequest, reply:
     return writeAndDrain(res, controlEvent(control(current, seq, upToDate, cursor)));
   };
   try {
-    // The key frame first, then the deltas after X on the same connection.
-    const write = (text: string) => writeAndDrain(res, text);
-    const afterSeq =
-      start?.afterSeq ?? (await writeSnapshotEvents(ctx, write, stream, snapshotOffset!, () => (cursor = nextCursor(cursor))));
-    for await (const item of ctx.live.follow(stream.id, { afterSeq, view: start?.view, idleMs, signal: abortOnClose(res) })) {
-      if (item.kind === "page") {
+    // From a snapshot, the key frame's pages come first, then the deltas after X on the same connection.
+    for await (const item of ctx.live.follow(stream.id, { ...start, idleMs, signal: abortOnClose(res) })) {
+      if (item.kind === "snapshot") {
+        cursor = nextCursor(cursor);
+        await writeAndDrain(res, snapshotSseEvents(item.stream, item.messages, item.nextOffset, cursor));
+      } else if (item.kind === "page") {
         await writeAndDrain(res, sseDataEventFor(item.stream, item.messages));
         await sendControl(item.stream, item.lastSeq, item.upToDate);
       } else if (item.kind === "up-to-date") {

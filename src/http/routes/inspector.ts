@@ -20,7 +20,7 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 // Everything from our own origin only: no inline script or style, no framing, no foreign fetches.
-const SECURITY_HEADERS = {
+export const SECURITY_HEADERS = {
   "content-security-policy": "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
   "x-content-type-options": "nosniff",
   "referrer-policy": "no-referrer",
@@ -28,7 +28,7 @@ const SECURITY_HEADERS = {
   "cache-control": "no-cache",
 };
 
-interface WebFile {
+export interface WebFile {
   type: string;
   bytes: Buffer;
 }
