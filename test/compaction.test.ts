@@ -8,6 +8,7 @@
  * Stripe event per object, byte for byte.
  */
 import { MaterializedState, type ChangeEvent } from "@durable-streams/state";
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { formatOffset } from "../dist/core/offsets.js";
@@ -137,6 +138,40 @@ describe(`compaction (${testBackend})`, () => {
     expect(await atHorizon.json()).toEqual([]);
     // A second pass with nothing new removes nothing.
     expect(await compact()).toBe(0);
+  });
+
+  it("property: after passes at random points, a read from -1 and a snapshot then its deltas both give the whole log's state", async () => {
+    const operation = fc.record({
+      key: fc.constantFrom("k0", "k1", "k2", "k3"),
+      op: fc.constantFrom("insert", "update", "upsert", "delete"),
+      value: fc.oneof(fc.integer(), fc.string({ maxLength: 6 }), fc.constant({ nested: [1, "two"] })),
+    });
+    const segment = fc.record({ changes: fc.array(operation, { minLength: 1, maxLength: 6 }), compactAfter: fc.boolean() });
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(segment, { minLength: 1, maxLength: 6 }), fc.constantFrom("0", "never"), async (segments, age) => {
+        const name = `compact/property/${run++}`;
+        expect((await put(name, `key-frame; lag=0; tombstone-age=${age}`)).status).toBe(201);
+        const all: Message[] = [];
+        for (const { changes, compactAfter } of segments) {
+          const messages = changes.map(({ key, op, value }) => change(key, op, op === "delete" ? undefined : value));
+          all.push(...messages);
+          await post(name, JSON.stringify(messages));
+          if (compactAfter) await compact();
+        }
+        const whole = materialize(all);
+        expect(materialize((await readLog(name)).messages)).toEqual(whole);
+        const pages = await snapshotText(name);
+        const framed = pages.flatMap((text) => JSON.parse(text) as Message[]);
+        const asOf = framed[0]!.headers.offset!;
+        const deltas = (await readLog(name, asOf)).messages;
+        expect(materialize([...framed, ...deltas])).toEqual(whole);
+        await compact();
+        expect(await snapshotText(name)).toEqual(pages);
+        expect(materialize((await readLog(name)).messages)).toEqual(whole);
+      }),
+      { numRuns: 20 },
+    );
   });
 
   it("removes tombstones older than the policy's age, with their key", async () => {
