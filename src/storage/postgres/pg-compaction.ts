@@ -106,10 +106,11 @@ async function removeTombstones(tx: Tx, stream: CompactedStream, pass: Compactio
   if (latest.length > 0) {
     const types = tx.array(latest.map((row) => row.type));
     const keys = tx.array(latest.map((row) => row.key));
-    await tx`
-      DELETE FROM state_keys k USING unnest(${types}::text[], ${keys}::text[]) AS d(type, key)
-      WHERE k.stream_id = ${stream.id} AND k.type = d.type COLLATE "C" AND k.key = d.key COLLATE "C"`;
     const seqs = tx.array(latest.map((row) => row.seq));
+    // The seq too: an append that committed meanwhile has made a newer change the key's latest (the tombstone moved to history).
+    await tx`
+      DELETE FROM state_keys k USING unnest(${types}::text[], ${keys}::text[], ${seqs}::bigint[]) AS d(type, key, seq)
+      WHERE k.stream_id = ${stream.id} AND k.type = d.type COLLATE "C" AND k.key = d.key COLLATE "C" AND k.seq = d.seq`;
     removed += (await tx`DELETE FROM messages WHERE stream_id = ${stream.id} AND seq = ANY(${seqs}::bigint[])`).count;
   }
   removed += await dropHistory(tx, stream.id, history);

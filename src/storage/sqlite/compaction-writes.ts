@@ -50,7 +50,7 @@ export function prepareCompactionWrites(db: Connection, forgetId: (streamId: num
     nextHistory: db.prepare("SELECT seq FROM state_history WHERE stream_id = ? AND type = ? AND key = ? AND seq > ? ORDER BY seq LIMIT 1"),
     latest: db.prepare("SELECT seq FROM state_keys WHERE stream_id = ? AND type = ? AND key = ?"),
     dropHistory: db.prepare("DELETE FROM state_history WHERE stream_id = ? AND type = ? AND key = ? AND seq = ?"),
-    dropLatest: db.prepare("DELETE FROM state_keys WHERE stream_id = ? AND type = ? AND key = ?"),
+    dropLatest: db.prepare("DELETE FROM state_keys WHERE stream_id = ? AND type = ? AND key = ? AND seq = ?"),
     dropMessage: db.prepare("DELETE FROM messages WHERE stream_id = ? AND seq = ?"),
     oldLatestTombstones: db.prepare(
       `SELECT k.type, k.key, k.seq FROM state_keys k JOIN messages m ON m.stream_id = k.stream_id AND m.seq = k.seq
@@ -134,7 +134,7 @@ export function prepareCompactionWrites(db: Connection, forgetId: (streamId: num
     const latest = sql.oldLatestTombstones.all(stream.id, pass.horizon, cutoff, budget) as HistoryEntry[];
     for (const row of latest) {
       raise(stream, pass.horizon);
-      sql.dropLatest.run(stream.id, row.type, row.key);
+      sql.dropLatest.run(stream.id, row.type, row.key, row.seq);
       removed += sql.dropMessage.run(stream.id, row.seq).changes;
     }
     const left = budget - latest.length;
