@@ -197,7 +197,7 @@ export class PgCompaction {
             : await removeTombstones(tx, stream, pass, budget, now);
         budget -= Math.max(outcome.rows, 1);
         removed += outcome.removed;
-        if (!outcome.done || this.passes.phaseDone(stream.id, round)) more = true;
+        if (!outcome.done || this.passes.phaseDone(stream.id, round) || this.passes.worthAnother(stream, STEP_ROWS)) more = true;
       }
       const deleted = budget > 0 ? await removeDeletedIndexes(tx, budget) : { rows: 0, more: true };
       return { removed, more: more || deleted.more };

@@ -17,7 +17,7 @@ import {
 import type { Connection } from "./connection.js";
 
 /** History rows looked at per step, removable or not. */
-const SCAN_ROWS = 2000;
+const SCAN_ROWS = 20_000;
 /** Deleted streams whose index rows one step looks at. */
 const DELETED_STREAMS_PER_STEP = 10;
 
@@ -99,7 +99,7 @@ export function prepareCompactionWrites(db: Connection, forgetId: (streamId: num
     budget: number,
   ): { rows: number; removed: number; done: boolean } {
     const after = pass.after ?? { type: "", key: "", seq: -1 };
-    const scan = Math.min(SCAN_ROWS, Math.max(budget, 1) * 4);
+    const scan = Math.min(SCAN_ROWS, Math.max(budget, 1) * 2);
     const rows = sql.history.all(stream.id, after.type, after.key, after.seq, scan) as HistoryEntry[];
     const superseded = new Set(supersededRows(rows, pass.horizon, (row) => nextSeqOf(stream.id, row)));
     let dropped = 0;
@@ -179,12 +179,13 @@ export function prepareCompactionWrites(db: Connection, forgetId: (streamId: num
           more = true;
           break;
         }
-        const pass = passes.next({ ...stream, policy: policyOf(stream.compaction)! }, round);
+        const compacted = { ...stream, policy: policyOf(stream.compaction)! };
+        const pass = passes.next(compacted, round);
         if (!pass) continue;
         const outcome = pass.phase === "superseded" ? removeSuperseded(stream, pass, budget) : removeTombstones(stream, pass, budget, now);
         budget -= Math.max(outcome.rows, 1);
         removed += outcome.removed;
-        if (!outcome.done || passes.phaseDone(stream.id, round)) more = true;
+        if (!outcome.done || passes.phaseDone(stream.id, round) || passes.worthAnother(compacted, maxRows)) more = true;
       }
       const deleted = budget > 0 ? removeDeletedIndexes(budget) : { rows: 0, more: true };
       return { removed, rows: maxRows - budget + deleted.rows, more: more || deleted.more };
