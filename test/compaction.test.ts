@@ -15,7 +15,8 @@ import { formatOffset } from "../dist/core/offsets.js";
 import Database from "better-sqlite3";
 import { join } from "node:path";
 import postgres from "postgres";
-import { schemaFor, startTestServer, testBackend, type TestServer } from "./helpers/server.js";
+import { rmSync } from "node:fs";
+import { schemaFor, startTestServer, tempDir, testBackend, type TestServer } from "./helpers/server.js";
 import { stripeEvent } from "./helpers/webhook-payloads.js";
 import { waitUntil } from "./helpers/wait.js";
 
@@ -285,6 +286,40 @@ describe(`compaction (${testBackend})`, () => {
     expect(await indexRowsOfDeletedStreams()).toBeGreaterThan(0);
     await compact();
     expect(await indexRowsOfDeletedStreams()).toBe(0);
+  });
+
+  it("keeps H, the compacted log and the snapshot across a restart", async () => {
+    const dataDir = tempDir();
+    const env = { TAILHOOK_PRUNE_INTERVAL_MS: "3600000" };
+    let first: TestServer | undefined = await startTestServer({}, { dataDir, env });
+    try {
+      const admin = (target: TestServer, path: string, init: RequestInit = {}) => target.admin(`/v1/stream/compact/restart${path}`, init);
+      expect(
+        (await admin(first, "", { method: "PUT", headers: { ...JSON_TYPE, "stream-state": "v1", "stream-compact": "key-frame; lag=0" } }))
+          .status,
+      ).toBe(201);
+      const body = JSON.stringify([change("a", "insert", 1), change("a", "update", 2), change("b", "insert", { nested: [1, "two"] })]);
+      expect((await admin(first, "", { method: "POST", headers: JSON_TYPE, body })).status).toBe(204);
+      expect(await first.store.compactNow!()).toBe(1);
+      const snapshot = await (await admin(first, "?offset=snapshot")).text();
+      const log = await (await admin(first, "?offset=-1")).text();
+      await first.stop();
+      first = undefined;
+      const second = await startTestServer({}, { dataDir, env });
+      try {
+        expect(await (await admin(second, "?offset=snapshot")).text()).toBe(snapshot);
+        expect(await (await admin(second, "?offset=-1")).text()).toBe(log);
+        const gone = await admin(second, `?offset=${formatOffset(1)}`);
+        expect(gone.status).toBe(410);
+        expect(((await gone.json()) as GoneBody).error.earliestOffset).toBe(formatOffset(3));
+        expect((await admin(second, "", { method: "HEAD" })).headers.get("stream-compact")).toBe("key-frame; lag=0; tombstone-age=86400");
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await first?.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it("runs by itself in the periodic prune", async () => {
