@@ -28,6 +28,7 @@ function stream(id: number): StreamInfo {
     stateProtocol: null,
     keyFrame: null,
     keyFrameVersion: 0,
+    horizonSeq: 0,
   };
 }
 

@@ -175,6 +175,12 @@ export interface StreamInfo {
   keyFrame: string | null;
   /** Counts keyFrame changes: each resets the index, and a snapshot cursor names the one it read. */
   keyFrameVersion: number;
+  /**
+   * The key-frame horizon H: compaction removed superseded messages at or before it, and a
+   * read from an offset before it answers 410 (0: never compacted). Placeholder until
+   * compaction lands (issue 11 item 3): both stores read it as 0.
+   */
+  horizonSeq: number;
 }
 
 /** A named, server-side cursor on a stream: everything up to committedSeq is done. */

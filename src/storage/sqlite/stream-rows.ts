@@ -4,7 +4,7 @@ import type { StreamInfo } from "../../core/types.js";
 export const STREAM_COLUMNS =
   "id, name, content_type AS contentType, tail_seq AS tailSeq, first_seq AS firstSeq, closed, created_at AS createdAt, " +
   "soft_deleted AS softDeleted, ttl_seconds AS ttlSeconds, expires_at AS expiresAt, touched_at AS touchedAt, " +
-  "forked_from AS forkedFrom, fork_seq AS forkSeq, state_protocol AS stateProtocol, key_frame AS keyFrame, key_frame_version AS keyFrameVersion";
+  "forked_from AS forkedFrom, fork_seq AS forkSeq, state_protocol AS stateProtocol, key_frame AS keyFrame, key_frame_version AS keyFrameVersion, 0 AS horizonSeq";
 
 export interface StreamRow extends Omit<StreamInfo, "closed" | "softDeleted"> {
   closed: number;
