@@ -176,6 +176,11 @@ describe("tailStream() from a key frame", () => {
     const items: StreamItem[] = [];
     for await (const item of client.tailStream("recovery/closed")) items.push(item);
     expect(items).toEqual([1, 2, 3].map((a) => ({ kind: "message", offset: offset(a), message: { a } })));
+    // A text stream cannot be split into messages: refused, not retried.
+    expect(
+      (await running.admin("/v1/stream/recovery/text", { method: "PUT", headers: { "content-type": "text/plain" }, body: "abc" })).status,
+    ).toBe(201);
+    await expect(client.tailStream("recovery/text").next()).rejects.toBeInstanceOf(TailhookProtocolError);
     // A stream without key frames has no snapshot: 400, thrown.
     await expect(client.tailStream("recovery/closed", { from: "snapshot" }).next()).rejects.toMatchObject({ status: 400 });
   });
