@@ -7,7 +7,15 @@
  */
 import { MaterializedState, type ChangeEvent } from "@durable-streams/state";
 import { afterEach, describe, expect, it } from "vitest";
-import { decodeEnvelopeBody, TailhookClient, TailhookGoneError, type LossNotice, type StreamItem, type TailItem } from "../dist/index.js";
+import {
+  decodeEnvelopeBody,
+  TailhookClient,
+  TailhookGoneError,
+  TailhookProtocolError,
+  type LossNotice,
+  type StreamItem,
+  type TailItem,
+} from "../dist/index.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { waitUntil } from "./helpers/wait.js";
 
