@@ -24,6 +24,6 @@ export { TailhookGoneError, TailhookHttpError, TailhookProtocolError } from "./c
 export type { EventEnvelope, InboxSettings } from "./core/types.js";
 export { decodeEnvelopeBody } from "./core/capture.js";
 export { forward } from "./forward/forwarder.js";
-export type { DeliveryReport, ForwardOptions, ForwardResult } from "./forward/forwarder.js";
+export type { DeliveryReport, ForwardOnGone, ForwardOptions, ForwardResult } from "./forward/forwarder.js";
 export { replay } from "./forward/replay.js";
 export type { On4xx } from "./forward/retry-policy.js";

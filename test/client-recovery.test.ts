@@ -7,7 +7,15 @@
  */
 import { MaterializedState, type ChangeEvent } from "@durable-streams/state";
 import { afterEach, describe, expect, it } from "vitest";
-import { decodeEnvelopeBody, TailhookClient, TailhookGoneError, type LossNotice, type StreamItem, type TailItem } from "../dist/index.js";
+import {
+  decodeEnvelopeBody,
+  TailhookClient,
+  TailhookGoneError,
+  TailhookProtocolError,
+  type LossNotice,
+  type StreamItem,
+  type TailItem,
+} from "../dist/index.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { waitUntil } from "./helpers/wait.js";
 
@@ -125,6 +133,39 @@ describe("tailStream() from a key frame", () => {
     expect(flatten(whole)).toEqual(flatten(producer));
   });
 
+  it("starts a key frame over (reset, cause restart) when its cursor is refused: the stream was created again mid-read", async () => {
+    const running = await server();
+    const name = "recovery/recreated";
+    const insert = (key: string, value: unknown): Change => ({ type: "row", key, value, headers: { operation: "insert" } });
+    const first = Array.from({ length: MANY }, (_, key) => insert(`k${key}`, key));
+    const create = (body: Change[]) => running.admin(`/v1/stream/${name}`, { method: "PUT", headers: STATE, body: JSON.stringify(body) });
+    expect((await create(first)).status).toBe(201);
+    let recreated = false;
+    const client = clientWithHook(running, running.adminToken, async () => {
+      if (recreated) return;
+      recreated = true;
+      expect((await running.admin(`/v1/stream/${name}`, { method: "DELETE" })).status).toBe(204);
+      expect((await create([insert("new", 1), insert("other", 2)])).status).toBe(201);
+    });
+    const items: Array<StreamItem<Change>> = [];
+    for await (const item of client.tailStream<Change>(name, { from: "snapshot" })) {
+      items.push(item);
+      if (item.kind === "snapshot-end") break;
+    }
+    const resets = items.filter((item) => item.kind === "reset");
+    expect(resets).toEqual([
+      { kind: "reset", offset: offset(MANY), cause: "start" },
+      { kind: "reset", offset: offset(2), cause: "restart" },
+    ]);
+    // After the second reset: exactly the new stream's state, then its end.
+    const after = items.slice(items.indexOf(resets[1]!) + 1);
+    expect(after).toEqual([
+      { kind: "snapshot", message: insert("new", 1) },
+      { kind: "snapshot", message: insert("other", 2) },
+      { kind: "snapshot-end", offset: offset(2) },
+    ]);
+  });
+
   it("numbers the messages of a JSON stream from Stream-Next-Offset and ends when the stream is closed and read to its end", async () => {
     const running = await server();
     const create = await running.admin("/v1/stream/recovery/closed", {
@@ -143,6 +184,11 @@ describe("tailStream() from a key frame", () => {
     const items: StreamItem[] = [];
     for await (const item of client.tailStream("recovery/closed")) items.push(item);
     expect(items).toEqual([1, 2, 3].map((a) => ({ kind: "message", offset: offset(a), message: { a } })));
+    // A text stream cannot be split into messages: refused, not retried.
+    expect(
+      (await running.admin("/v1/stream/recovery/text", { method: "PUT", headers: { "content-type": "text/plain" }, body: "abc" })).status,
+    ).toBe(201);
+    await expect(client.tailStream("recovery/text").next()).rejects.toBeInstanceOf(TailhookProtocolError);
     // A stream without key frames has no snapshot: 400, thrown.
     await expect(client.tailStream("recovery/closed", { from: "snapshot" }).next()).rejects.toMatchObject({ status: 400 });
   });

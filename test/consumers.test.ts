@@ -108,7 +108,15 @@ describe("creating, reading, listing and deleting consumers", () => {
     expect(consumer).toMatchObject({
       committedSeq: 4,
       committedOffset: offset(4),
-      lag: { events: 0, lostEvents: 0, seconds: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null },
+      lag: {
+        events: 0,
+        lostEvents: 0,
+        seconds: 0,
+        oldestUnackedAt: null,
+        oldestUnackedAgeSeconds: null,
+        behindHorizon: false,
+        horizonOffset: offset(0),
+      },
     });
     await ingestMany(inbox.ingestUrl, 1, numbered("e"));
     expect((await getConsumer(inbox, "live-only")).lag.events).toBe(1);
@@ -204,7 +212,15 @@ describe("acks", () => {
   it("lag counts the events after the committed offset, and its age is that of the oldest unacked event", async () => {
     const inbox = await server.createInbox();
     const empty = await json(await api(inbox, "PUT", "/c", {}), 201);
-    expect(empty.lag).toEqual({ events: 0, lostEvents: 0, seconds: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
+    expect(empty.lag).toEqual({
+      events: 0,
+      lostEvents: 0,
+      seconds: 0,
+      oldestUnackedAt: null,
+      oldestUnackedAgeSeconds: null,
+      behindHorizon: false,
+      horizonOffset: offset(0),
+    });
 
     await ingestMany(inbox.ingestUrl, 3, numbered("e"));
     const ageOfOldest = async () => (await getConsumer(inbox, "c")).lag.oldestUnackedAgeSeconds ?? 0;
@@ -231,7 +247,15 @@ describe("acks", () => {
     expect(later.lag.seconds).toBe(later.lag.oldestUnackedAgeSeconds);
 
     const done = await ack(inbox, "c", 3);
-    expect(done.lag).toEqual({ events: 0, lostEvents: 0, seconds: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
+    expect(done.lag).toEqual({
+      events: 0,
+      lostEvents: 0,
+      seconds: 0,
+      oldestUnackedAt: null,
+      oldestUnackedAgeSeconds: null,
+      behindHorizon: false,
+      horizonOffset: offset(0),
+    });
 
     await ingestMany(inbox.ingestUrl, 1, numbered("fresh"));
     const fresh = await getConsumer(inbox, "c");
@@ -253,12 +277,13 @@ describe("retention", () => {
     await waitForPrune(inbox, 8);
 
     const slow = await getConsumer(inbox, "slow");
-    expect(slow).toMatchObject({ committedSeq: 1, lag: { events: 3, lostEvents: 6 } });
+    expect(slow).toMatchObject({ committedSeq: 1, lag: { events: 3, lostEvents: 6, behindHorizon: true, horizonOffset: offset(7) } });
     // Its age is that of the oldest unacked event still retained (#8), not of a removed one.
     const retained = await readEvents(inbox);
     expect(slow.lag.oldestUnackedAt).toBe(retained[0]!.receivedAt);
     expect(slow.lag.seconds).toBe(slow.lag.oldestUnackedAgeSeconds);
     const fast = await getConsumer(inbox, "fast");
+    expect(fast.lag).toMatchObject({ behindHorizon: false, horizonOffset: offset(7) });
     expect(fast).toMatchObject({ committedSeq: 9, lag: { events: 1, lostEvents: 0 } });
 
     for (const live of ["", "&live=long-poll"]) {

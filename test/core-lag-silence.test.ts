@@ -8,9 +8,10 @@ import { parseInboxSettings } from "../dist/core/inbox-settings.js";
 import { inboxActivity, silenceOf } from "../dist/core/silence.js";
 import type { Consumer, StreamInfo } from "../dist/core/types.js";
 
+const offset = (seq: number) => `0000000000000000_${String(seq).padStart(16, "0")}`;
 const T0 = Date.parse("2026-01-01T00:00:00.000Z");
 
-function stream(firstSeq: number, tailSeq: number): StreamInfo {
+function stream(firstSeq: number, tailSeq: number, horizonSeq = 0): StreamInfo {
   return {
     id: 1,
     name: "inbox/x",
@@ -28,7 +29,7 @@ function stream(firstSeq: number, tailSeq: number): StreamInfo {
     stateProtocol: null,
     keyFrame: null,
     keyFrameVersion: 0,
-    horizonSeq: 0,
+    horizonSeq,
     compaction: null,
   };
 }
@@ -46,6 +47,8 @@ describe("consumer lag", () => {
       seconds: 90,
       oldestUnackedAt: "2026-01-01T00:00:00.000Z",
       oldestUnackedAgeSeconds: 90,
+      behindHorizon: false,
+      horizonOffset: offset(0),
     });
   });
 
@@ -56,12 +59,28 @@ describe("consumer lag", () => {
       seconds: 0,
       oldestUnackedAt: null,
       oldestUnackedAgeSeconds: null,
+      behindHorizon: false,
+      horizonOffset: offset(0),
     });
   });
 
   it("leaves events removed by retention out of the lag and counts them as lost", () => {
     const view = viewConsumer(consumer(2), stream(6, 7), T0, T0 + 1000);
     expect(view.lag).toMatchObject({ events: 2, lostEvents: 3, seconds: 1 });
+  });
+
+  it("is behind the horizon when its committed offset is before the retention boundary or compaction's horizon, whichever is later", () => {
+    // Retention kept 6..7: the boundary is 5.
+    expect(viewConsumer(consumer(2), stream(6, 7), T0, T0).lag).toMatchObject({ behindHorizon: true, horizonOffset: offset(5) });
+    expect(viewConsumer(consumer(5), stream(6, 7), T0, T0).lag).toMatchObject({ behindHorizon: false, horizonOffset: offset(5) });
+    // Compacted up to 4 with nothing removed by retention: the horizon is 4, nothing is "lost".
+    expect(viewConsumer(consumer(3), stream(1, 7, 4), T0, T0).lag).toMatchObject({
+      behindHorizon: true,
+      lostEvents: 0,
+      horizonOffset: offset(4),
+    });
+    expect(viewConsumer(consumer(4), stream(1, 7, 4), T0, T0).lag).toMatchObject({ behindHorizon: false, horizonOffset: offset(4) });
+    expect(viewConsumer(consumer(4), stream(6, 7, 4), T0, T0).lag).toMatchObject({ behindHorizon: true, horizonOffset: offset(5) });
   });
 
   it("never reports a negative age when the clock is behind the event's time", () => {

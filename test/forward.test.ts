@@ -480,7 +480,15 @@ describe("forward under failures", () => {
       log("drained");
       const drained = (await consumerOf(server, inbox))!;
       expect(drained.committedSeq).toBe(lastSeq);
-      expect(drained.lag).toEqual({ events: 0, lostEvents: 0, seconds: 0, oldestUnackedAt: null, oldestUnackedAgeSeconds: null });
+      expect(drained.lag).toEqual({
+        events: 0,
+        lostEvents: 0,
+        seconds: 0,
+        oldestUnackedAt: null,
+        oldestUnackedAgeSeconds: null,
+        behindHorizon: false,
+        horizonOffset: offset(0),
+      });
 
       // A clean stop: SIGTERM, exit 0.
       const last = forwarders.at(-1)!;

@@ -32,7 +32,17 @@ export interface ConsumerInfo {
   name: string;
   committedOffset: string;
   committedSeq: number;
-  lag: { events: number; lostEvents: number; seconds: number; oldestUnackedAt: string | null; oldestUnackedAgeSeconds: number | null };
+  lag: {
+    events: number;
+    lostEvents: number;
+    seconds: number;
+    oldestUnackedAt: string | null;
+    oldestUnackedAgeSeconds: number | null;
+    /** Its committed offset is before horizonOffset: its next read answers 410 (it re-syncs as onGone says). */
+    behindHorizon: boolean;
+    /** The earliest offset deltas can be read after (compaction's horizon or the earliest retained event). */
+    horizonOffset: string;
+  };
   createdAt: string;
   lastAckAt: string | null;
   lastSeenAt: string | null;

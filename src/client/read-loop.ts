@@ -101,6 +101,10 @@ async function get(options: ReadLoopOptions, params: URLSearchParams, requested:
 }
 
 async function jsonArray(response: Response): Promise<unknown[]> {
+  // A text or binary stream has no messages to tell apart: refuse it rather than retry a parse forever.
+  if (!/json/i.test(response.headers.get("content-type") ?? "")) {
+    throw new TailhookProtocolError("the stream is not a JSON stream: only JSON streams can be tailed");
+  }
   const body: unknown = await response.json();
   if (!Array.isArray(body)) throw new TailhookProtocolError("the stream did not answer a JSON array: only JSON streams can be tailed");
   return body;

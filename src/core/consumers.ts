@@ -28,6 +28,13 @@ export interface ConsumerView {
     seconds: number;
     oldestUnackedAt: string | null;
     oldestUnackedAgeSeconds: number | null;
+    /**
+     * Its committed offset lies before `horizonOffset`: a delta read from there answers
+     * 410, and it re-syncs from the key frame (or the earliest event), see docs/recovery.md.
+     */
+    behindHorizon: boolean;
+    /** The earliest offset deltas can be read after: the later of the key-frame horizon and the retention boundary. */
+    horizonOffset: string;
   };
   createdAt: string;
   lastAckAt: string | null;
@@ -43,10 +50,16 @@ export function firstUnackedSeq(consumer: Consumer, stream: StreamInfo): number 
   return Math.max(consumer.committedSeq, stream.firstSeq - 1) + 1;
 }
 
+/** The earliest position a delta read can start from: compaction's horizon H or retention's boundary, whichever is later. */
+export function readHorizonSeq(stream: StreamInfo): number {
+  return Math.max(stream.horizonSeq, stream.firstSeq - 1);
+}
+
 /** `oldestUnackedAt` is the receive time of the first retained event after the committed one. */
 export function viewConsumer(consumer: Consumer, stream: StreamInfo, oldestUnackedAt: number | null, now: number): ConsumerView {
   const readFrom = firstUnackedSeq(consumer, stream) - 1;
   const ageSeconds = oldestUnackedAt === null ? null : Math.max(0, Math.round((now - oldestUnackedAt) / 1000));
+  const horizonSeq = readHorizonSeq(stream);
   return {
     name: consumer.name,
     committedOffset: formatOffset(consumer.committedSeq),
@@ -57,6 +70,8 @@ export function viewConsumer(consumer: Consumer, stream: StreamInfo, oldestUnack
       seconds: ageSeconds ?? 0,
       oldestUnackedAt: iso(oldestUnackedAt),
       oldestUnackedAgeSeconds: ageSeconds,
+      behindHorizon: consumer.committedSeq < horizonSeq,
+      horizonOffset: formatOffset(horizonSeq),
     },
     createdAt: new Date(consumer.createdAt).toISOString(),
     lastAckAt: iso(consumer.lastAckAt),

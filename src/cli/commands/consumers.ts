@@ -9,7 +9,8 @@ function formatConsumer(consumer: ConsumerInfo, paint: Palette): string {
   const { events, seconds, lostEvents } = consumer.lag;
   const lag = events === 0 ? paint.green("caught up") : paint.yellow(`lag ${events} events, ${seconds} s`);
   const lost = lostEvents > 0 ? `  ${paint.red(`${lostEvents} lost to retention`)}` : "";
-  return `${paint.bold(consumer.name)}  at #${consumer.committedSeq}  ${lag}${lost}  last ack ${consumer.lastAckAt ?? "never"}`;
+  const behind = consumer.lag.behindHorizon && lostEvents === 0 ? `  ${paint.red(`behind the horizon ${consumer.lag.horizonOffset}`)}` : "";
+  return `${paint.bold(consumer.name)}  at #${consumer.committedSeq}  ${lag}${lost}${behind}  last ack ${consumer.lastAckAt ?? "never"}`;
 }
 
 export function registerConsumerCommands(program: Command): void {

@@ -25,6 +25,13 @@ export const ConsumerView = Type.Object({
     seconds: Type.Integer({ description: "the age of its oldest unacked event, 0 when caught up" }),
     oldestUnackedAt: IsoOrNull,
     oldestUnackedAgeSeconds: Type.Union([Type.Integer(), Type.Null()]),
+    behindHorizon: Type.Boolean({
+      description:
+        "its committed offset is before horizonOffset: a delta read from it answers 410; it re-syncs from the key frame (offset=snapshot) or the earliest event",
+    }),
+    horizonOffset: Type.String({
+      description: "the earliest offset deltas can be read after: the later of the compaction horizon and the earliest retained event",
+    }),
   }),
   createdAt: Iso,
   lastAckAt: IsoOrNull,
