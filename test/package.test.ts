@@ -44,6 +44,8 @@ describe("the npm package", { timeout: 120_000 }, () => {
       "README.md",
       "docs/cli.md",
       "docs/http-api.md",
+      "examples/state-app/index.html",
+      "examples/state-app/durable-streams-state.js",
       "package.json",
     ]) {
       expect(paths, needed).toContain(needed);
