@@ -51,7 +51,7 @@ export async function readSnapshotPage(ctx: HttpContext, stream: StreamInfo, off
   const page = await ctx.store.readSnapshotPage(stream.id, {
     asOfSeq,
     after,
-    maxKeys: PAGE_LIMITS.maxMessages,
+    maxKeys: ctx.snapshotPageKeys ?? PAGE_LIMITS.maxMessages,
     maxBytes: PAGE_LIMITS.maxBytes,
   });
   const asOf = formatOffset(asOfSeq);
