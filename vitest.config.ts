@@ -35,6 +35,7 @@ const onBothBackends = [
   "test/error-funnel.test.ts",
   "test/openapi.test.ts",
   "test/silence.test.ts",
+  "test/compaction.test.ts",
 ];
 
 if (!pgUrl && process.env.CI === "true") {

@@ -29,6 +29,10 @@ export interface Inbox {
 
 export interface Tailhook extends Server {
   pid: number;
+  /** The data folder (removed by stop()). */
+  dataDir: string;
+  /** Stops the server and keeps its data folder (stop() then only removes it). */
+  halt(): Promise<void>;
   createInbox(settings?: Record<string, unknown>): Promise<Inbox>;
 }
 
@@ -130,6 +134,8 @@ export interface TailhookOptions {
   name?: string;
   /** More `serve` flags, e.g. --open. */
   args?: string[];
+  /** More environment for the child, e.g. TAILHOOK_PRUNE_INTERVAL_MS. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export async function startTailhook(options: TailhookOptions = {}): Promise<Tailhook> {
@@ -138,7 +144,7 @@ export async function startTailhook(options: TailhookOptions = {}): Promise<Tail
   tempDirs.add(dataDir);
   const adminToken = options.adminToken ?? `bench_${randomBytes(24).toString("hex")}`;
   const name = options.name ?? "tailhook";
-  const env: NodeJS.ProcessEnv = { ...process.env, TAILHOOK_ADMIN_TOKEN: adminToken, TAILHOOK_LOG_LEVEL: "warn" };
+  const env: NodeJS.ProcessEnv = { ...process.env, TAILHOOK_ADMIN_TOKEN: adminToken, TAILHOOK_LOG_LEVEL: "warn", ...options.env };
   // The backend is chosen here, never inherited from the bench's own environment.
   delete env.DATABASE_URL;
   delete env.TAILHOOK_DATABASE_URL;
@@ -153,6 +159,8 @@ export async function startTailhook(options: TailhookOptions = {}): Promise<Tail
     name,
     url,
     pid: child.pid!,
+    dataDir,
+    halt: () => stopChild(child),
     async stop() {
       await stopChild(child);
       rmSync(dataDir, { recursive: true, force: true });

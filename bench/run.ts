@@ -13,7 +13,10 @@
  * The `smtp` phase compares mail through the SMTP door (10 KiB messages, 16
  * connections, its load generator in a process of its own) with webhook ingest of the
  * same bytes, on one server, in windows taken in turns.
- * BENCH_ONLY=ingest,latency,catchup,forward,pg,ds,verify,smtp runs some phases only.
+ * The `compaction` phase appends 1,000,000 updates over 10,000 keys to a compacted
+ * state stream and compares its disk use with the size of one snapshot
+ * (BENCH_COMPACTION_UPDATES=100000 for a quick check).
+ * BENCH_ONLY=ingest,latency,catchup,forward,pg,ds,verify,smtp,compaction runs some phases only.
  * A missed target is reported, never fatal (this is a report, not a test); an invalid
  * run (errors, non-2xx replies, lost events) or a crash exits 1.
  */
@@ -32,6 +35,7 @@ import { measureReaderLatency, type ReaderLatencyOptions, type ReaderLatencyResu
 import { paddedJson, summarize } from "./stats.js";
 import { measureVerifyIngest, type VerifyIngestResult } from "./verify-ingest.js";
 import { measureSmtpIngest, type SmtpIngestResult } from "./smtp-ingest.js";
+import { measureCompactionDisk, type CompactionDiskResult } from "./compaction-disk.js";
 
 function positiveSeconds(raw: string | undefined, fallback: number): number {
   if (raw === undefined || raw === "") return fallback;
@@ -40,7 +44,15 @@ function positiveSeconds(raw: string | undefined, fallback: number): number {
   return value;
 }
 
-const PHASES = ["ingest", "latency", "catchup", "forward", "pg", "ds", "verify", "smtp"] as const;
+function compactionUpdates(raw: string | undefined): number {
+  if (raw === undefined || raw === "") return 1_000_000;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < 10_000)
+    throw new Error(`BENCH_COMPACTION_UPDATES must be a whole number from 10000, got ${raw}`);
+  return value;
+}
+
+const PHASES = ["ingest", "latency", "catchup", "forward", "pg", "ds", "verify", "smtp", "compaction"] as const;
 type Phase = (typeof PHASES)[number];
 const PG_URL = pgBenchUrl();
 
@@ -106,9 +118,13 @@ const TARGET = {
   dsRatio: 20,
   /** ds phase: at most this share of tailhook's append throughput lost with one SSE reader attached. */
   dsReaderDrop: 0.1,
+  /** compaction phase: disk pages in use over the size of one snapshot. */
+  compactionRatio: 3,
   /** verify phase: ingest with HMAC-SHA256 verification on, over ingest with it off. */
   verifyRatio: 0.9,
 };
+/** The compaction phase: 1,000,000 updates by default (BENCH_COMPACTION_UPDATES for a quick check), 10,000 keys. */
+const COMPACTION = { updates: compactionUpdates(process.env.BENCH_COMPACTION_UPDATES), keys: 10_000 };
 /** The smtp phase: 10 KiB messages over 16 connections, SMTP and webhook windows in turns. */
 const SMTP = { messageBytes: 10 * 1024, connections: 16, windowSeconds: 2 };
 /** The verify phase's windows: off and on in turns, this long each. */
@@ -136,6 +152,7 @@ interface Figures {
   ds?: DsServerFigures[];
   verify?: VerifyIngestResult;
   smtp?: SmtpIngestResult;
+  compaction?: CompactionDiskResult;
 }
 
 function progress(message: string): void {
@@ -232,6 +249,11 @@ async function measure(): Promise<Figures> {
   if (ONLY.has("smtp")) {
     figures.smtp = await measureSmtpIngest({ ...SMTP, warmupSeconds: WARMUP_SECONDS, seconds: INGEST_SECONDS, progress });
   }
+
+  if (ONLY.has("compaction")) {
+    const adminToken = `bench_${randomBytes(24).toString("hex")}`;
+    figures.compaction = await measureCompactionDisk({ ...COMPACTION, adminToken, progress });
+  }
   return figures;
 }
 
@@ -248,7 +270,7 @@ const count = (value: number) => (Number.isFinite(value) ? Math.round(value).toL
 const mib = (kb: number) => (Number.isFinite(kb) ? (kb / 1024).toFixed(1) : "-");
 
 /** Prints the tables; returns what makes the run invalid (empty when it is valid). */
-function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, pg, ds, verify, smtp }: Figures): string[] {
+function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, pg, ds, verify, smtp, compaction }: Figures): string[] {
   const problems: string[] = [];
   const targetRows: string[][] = [];
   const cpu = cpus();
@@ -471,10 +493,45 @@ function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, 
   if (ds) reportDs(ds, problems, targetRows);
   if (verify) reportVerify(verify, problems, targetRows);
   if (smtp) reportSmtp(smtp, problems, targetRows);
+  if (compaction) reportCompaction(compaction, problems, targetRows);
 
   console.log("\nTargets\n");
   console.log(table(["target", "goal", "measured", "result"], targetRows));
   return problems;
+}
+
+/** The compaction phase's table and its target row. */
+function reportCompaction(result: CompactionDiskResult, problems: string[], targetRows: string[][]): void {
+  const kib = (bytes: number) => (bytes / 1024).toFixed(0);
+  const ratio = result.usedBytes / result.snapshotBytes;
+  if (Number.isNaN(result.settleSeconds)) problems.push(`compaction: a read from -1 still holds ${result.retainedMessages} messages`);
+  console.log(
+    `\nCompaction: ${count(result.updates)} upserts over ${count(result.keys)} keys into a state stream with Stream-Compact: key-frame ` +
+      "(lag 1000), 4 writers appending 1000 at a time, prune every 1 s; SQLite; disk measured after the server stopped\n",
+  );
+  console.log(
+    table(
+      ["updates", "ingest s", "settle s", "retained", "snapshot KiB", "db file KiB", "pages in use KiB", "in use / snapshot"],
+      [
+        [
+          count(result.updates),
+          result.ingestSeconds.toFixed(1),
+          result.settleSeconds.toFixed(1),
+          count(result.retainedMessages),
+          kib(result.snapshotBytes),
+          kib(result.fileBytes),
+          kib(result.usedBytes),
+          `${ratio.toFixed(2)}x`,
+        ],
+      ],
+    ),
+  );
+  targetRows.push([
+    `disk after ${count(result.updates)} updates over ${count(result.keys)} keys, compacted`,
+    `<= ${TARGET.compactionRatio}x one snapshot`,
+    `${ratio.toFixed(2)}x (${kib(result.usedBytes)} KiB in use, file ${kib(result.fileBytes)} KiB, snapshot ${kib(result.snapshotBytes)} KiB)`,
+    verdict(ratio <= TARGET.compactionRatio),
+  ]);
 }
 
 /** The smtp phase's table; adds its problems and a row (reported, no target). */

@@ -28,6 +28,8 @@ function stream(firstSeq: number, tailSeq: number): StreamInfo {
     stateProtocol: null,
     keyFrame: null,
     keyFrameVersion: 0,
+    horizonSeq: 0,
+    compaction: null,
   };
 }
 

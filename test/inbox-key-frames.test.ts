@@ -355,7 +355,7 @@ describe("inbox key frames", () => {
     };
     expect(await compact({ retention: { compact: true } })).toContain("settings.retention.compact needs settings.keyFrame");
     expect(await compact({ retention: { compact: "yes" }, keyFrame: { preset: "stripe" } })).toContain("compact");
-    expect(await compact({ retention: { compact: true }, keyFrame: { preset: "stripe" } })).toContain("not yet supported");
+    expect(await compact({ retention: { compactLag: 5 }, keyFrame: { preset: "stripe" } })).toContain("needs settings.retention.compact");
 
     const plain = await createInbox({});
     const noKeyFrame = await read(plain, "offset=snapshot");

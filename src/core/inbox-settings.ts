@@ -51,7 +51,7 @@ function parseResponse(value: unknown): InboxResponseSettings {
 
 function parseRetention(value: unknown): RetentionSettings {
   if (!isObject(value)) fail("settings.retention must be an object");
-  onlyKeys(value, ["maxEvents", "maxAgeSeconds", "compact"], "settings.retention");
+  onlyKeys(value, ["maxEvents", "maxAgeSeconds", "compact", "compactLag"], "settings.retention");
   const retention: RetentionSettings = {};
   if (value.maxEvents !== undefined) retention.maxEvents = positiveInteger(value.maxEvents, "settings.retention.maxEvents");
   if (value.maxAgeSeconds !== undefined) {
@@ -61,16 +61,22 @@ function parseRetention(value: unknown): RetentionSettings {
     if (typeof value.compact !== "boolean") fail("settings.retention.compact must be true or false");
     if (value.compact) retention.compact = true;
   }
+  if (value.compactLag !== undefined) {
+    const lag = value.compactLag;
+    if (typeof lag !== "number" || !Number.isSafeInteger(lag) || lag < 0 || lag > 1_000_000_000)
+      fail("settings.retention.compactLag must be a whole number from 0 to 1000000000");
+    retention.compactLag = lag;
+  }
   return retention;
 }
 
 /** Compaction keeps the latest event per entity: without a keyFrame there are no entities. */
 function checkCompaction(settings: InboxSettings): void {
+  if (settings.retention?.compactLag !== undefined && !settings.retention.compact)
+    fail("settings.retention.compactLag needs settings.retention.compact: true");
   if (!settings.retention?.compact) return;
   if (settings.keyFrame === undefined)
     fail("settings.retention.compact needs settings.keyFrame (compaction keeps the latest event per entity)");
-  // The compaction engine lands separately (issue 11 item 3): until it is wired, refuse rather than pretend.
-  fail("settings.retention.compact is not yet supported by this server");
 }
 
 /** Parses settings from untrusted JSON; `null` for a key removes it (PATCH). */

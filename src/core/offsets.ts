@@ -5,16 +5,28 @@
  * still sort after every offset handed out before. Never "-1" or "now", which the
  * protocol reserves. One scheme for every stream. The bare 16-digit form of tailhook
  * 0.1 is still accepted.
+ *
+ * A position inside a compacted stream's compacted part (before its horizon H, see
+ * core/compaction.ts) carries H as a third field, "<epoch>_<seq>_<H>": it was handed
+ * out to a reader of the compacted log, which may go on reading it as long as H has
+ * not moved. It sorts right after "<epoch>_<seq>" and before "<epoch>_<seq + 1>".
  */
 const WIDTH = 16;
 const EPOCH = "0".repeat(WIDTH);
-const OFFSET_PATTERN = /^(\d{16})_(\d{16})$/;
+const OFFSET_PATTERN = /^(\d{16})_(\d{16})(?:_(\d{16}))?$/;
 const LEGACY_PATTERN = /^\d{16}$/;
 
-export type OffsetRequest = { kind: "start" } | { kind: "now" } | { kind: "after"; seq: number };
+/** `view`: the horizon of the compacted log the offset was handed out in (absent: the full log). */
+export type OffsetRequest = { kind: "start" } | { kind: "now" } | { kind: "after"; seq: number; view?: number };
 
 export function formatOffset(afterSeq: number): string {
   return `${EPOCH}_${String(afterSeq).padStart(WIDTH, "0")}`;
+}
+
+/** The offset after `afterSeq` for a reader of a stream whose horizon is `horizonSeq`. */
+export function formatReadOffset(afterSeq: number, horizonSeq: number): string {
+  const plain = formatOffset(afterSeq);
+  return afterSeq < horizonSeq ? `${plain}_${String(horizonSeq).padStart(WIDTH, "0")}` : plain;
 }
 
 /** Parses a client's offset; undefined when it is not one we could have issued. */
@@ -27,5 +39,8 @@ export function parseOffset(raw: string | undefined): OffsetRequest | undefined 
   // A later epoch than ours lies beyond every position this stream has.
   if (match && match[1] !== EPOCH) return { kind: "after", seq: Number.MAX_SAFE_INTEGER };
   const seq = Number(digits);
-  return Number.isSafeInteger(seq) ? { kind: "after", seq } : undefined;
+  if (!Number.isSafeInteger(seq)) return undefined;
+  if (match?.[3] === undefined) return { kind: "after", seq };
+  const view = Number(match[3]);
+  return Number.isSafeInteger(view) && view > seq ? { kind: "after", seq, view } : undefined;
 }

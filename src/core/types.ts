@@ -118,6 +118,8 @@ export interface RetentionSettings {
   maxAgeSeconds?: number;
   /** Compaction: superseded events (an entity's earlier events) may go; needs keyFrame. */
   compact?: boolean;
+  /** With compact: the horizon trails the tail by this many events (core/compaction.ts; default 1000). */
+  compactLag?: number;
 }
 
 export interface InboxSettings {
@@ -175,6 +177,10 @@ export interface StreamInfo {
   keyFrame: string | null;
   /** Counts keyFrame changes: each resets the index, and a snapshot cursor names the one it read. */
   keyFrameVersion: number;
+  /** The key-frame horizon H (core/compaction.ts): compaction may have removed messages at or before it; 0 = never compacted. */
+  horizonSeq: number;
+  /** The compaction policy (core/compaction.ts), null when the stream is not compacted. */
+  compaction: import("./compaction.js").CompactionPolicy | null;
 }
 
 /** A named, server-side cursor on a stream: everything up to committedSeq is done. */

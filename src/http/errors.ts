@@ -51,6 +51,9 @@ export function refusalReply(error: TailhookError, headers: Record<string, strin
   const standard: Record<string, string> = {};
   if (status === 401) standard["www-authenticate"] = 'Bearer realm="tailhook"';
   if (status === 503) standard["retry-after"] = "1";
+  // A 410 that names the stream's snapshot says so in a Link too (docs/key-frames.md, "Compaction").
+  const snapshot = error.code === "gone" ? error.details?.snapshot : undefined;
+  if (typeof snapshot === "string") standard.link = `<${snapshot}>; rel="snapshot"`;
   return { status, headers: { ...standard, ...headers }, body: { error: { code: error.code, message: error.message, ...error.details } } };
 }
 

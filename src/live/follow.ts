@@ -20,8 +20,8 @@ export type FollowItem =
   /** Waited idleMs at the tail and nothing came; following goes on. */
   | { kind: "idle" }
   // Terminal items: following ends after them.
-  /** The position is behind retention. (A snapshot read will add a flag here.) */
-  | { kind: "gone"; earliestSeq: number }
+  /** The position is behind retention or the key-frame horizon; snapshot: the stream has key frames to re-sync from. */
+  | { kind: "gone"; earliestSeq: number; snapshot: boolean }
   /** The stream is closed and was read to its end, seq. */
   | { kind: "closed"; stream: StreamInfo; seq: number }
   /** The stream was deleted; soft: forks still read its data. */
@@ -31,6 +31,8 @@ export type FollowItem =
 export interface FollowOptions {
   /** Follow from after this seq. */
   afterSeq: number;
+  /** Reading the compacted log behind H: the horizon it is read at (core/compaction.ts, ReadView). */
+  view?: number | undefined;
   /** How long to wait at the tail before yielding "idle"; asked before each wait. */
   idleMs: () => number;
   /** Following stops, with no item, once this aborts (the client went away). */
@@ -56,7 +58,7 @@ export class LiveStreams {
       let marked = false;
       while (!signal.aborted) {
         if (this.waiters.stopped.aborted) return yield { kind: "shutdown" };
-        const read = await this.reads.read(streamId, afterSeq);
+        const read = await this.reads.read(streamId, afterSeq, undefined, options.view);
         if (signal.aborted) return;
         if (read.kind !== "page") return yield read;
         const { stream } = read;
@@ -65,6 +67,9 @@ export class LiveStreams {
           if (signal.aborted) return;
           afterSeq = read.lastSeq;
           marked = false;
+        } else if (read.lastSeq > afterSeq) {
+          // Nothing left behind H in the compacted log: on at H.
+          afterSeq = read.lastSeq;
         }
         if (stream.closed && afterSeq >= stream.tailSeq) return yield { kind: "closed", stream, seq: afterSeq };
         if (!read.upToDate) continue;

@@ -7,6 +7,7 @@
 import type { StoredMessage, StreamInfo } from "../core/types.js";
 import type { ReadLimits, Store } from "../storage/store.js";
 import { PAGE_LIMITS, readPage, type Gone } from "./pages.js";
+import type { ReadView } from "../core/compaction.js";
 
 /** What a follower finds at its position: a page (with the stream as it is now), gone, or no stream. */
 export type FollowRead =
@@ -14,10 +15,10 @@ export type FollowRead =
   | Gone
   | { kind: "deleted"; soft: boolean };
 
-async function readFollowPage(store: Store, streamId: number, afterSeq: number, limits: ReadLimits): Promise<FollowRead> {
+async function readFollowPage(store: Store, streamId: number, afterSeq: number, limits: ReadLimits, view: ReadView): Promise<FollowRead> {
   const stream = await store.getStreamById(streamId);
   if (!stream || stream.softDeleted) return { kind: "deleted", soft: stream !== undefined };
-  const page = await readPage(store, stream, afterSeq, limits);
+  const page = await readPage(store, stream, afterSeq, limits, view);
   return page.kind === "gone" ? page : { ...page, stream };
 }
 
@@ -26,12 +27,12 @@ export class SharedReads {
 
   constructor(private readonly store: Store) {}
 
-  /** The stream and its page after afterSeq; joins the same read if one is under way. */
-  read(streamId: number, afterSeq: number, limits: ReadLimits = PAGE_LIMITS): Promise<FollowRead> {
-    const key = `${streamId}:${afterSeq}:${limits.maxMessages}:${limits.maxBytes}`;
+  /** The stream and its page after afterSeq (in the compacted log at `view`, if any); joins the same read if one is under way. */
+  read(streamId: number, afterSeq: number, limits: ReadLimits = PAGE_LIMITS, view: ReadView = undefined): Promise<FollowRead> {
+    const key = `${streamId}:${afterSeq}:${limits.maxMessages}:${limits.maxBytes}:${view ?? ""}`;
     const running = this.inFlight.get(key);
     if (running) return running;
-    const reading = readFollowPage(this.store, streamId, afterSeq, limits).finally(() => {
+    const reading = readFollowPage(this.store, streamId, afterSeq, limits, view).finally(() => {
       if (this.inFlight.get(key) === reading) this.inFlight.delete(key);
     });
     this.inFlight.set(key, reading);

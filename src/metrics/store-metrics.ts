@@ -19,6 +19,7 @@ export function instrumentStore(store: Store, metrics: Metrics): Store {
   store.observe?.({
     committedBatch: (operations) => metrics.observeBatch(operations),
     pruned: (rows) => metrics.countRetentionRemovals(rows),
+    compacted: (messages) => metrics.countCompactionRemovals(messages),
   });
   // The inbox of a stream, learnt from lookups, for per-inbox labels (ingest looks the inbox up first).
   const inboxOfStream = new Map<number, string>();

@@ -1,11 +1,13 @@
 /*
  * What a store tells an observer (the metrics, src/metrics) about work callers do not
  * see: how many operations each group-commit transaction carried, and how many rows
- * a retention pass removed. Optional (Store.observe); a store without it reports nothing.
+ * a retention pass removed, and how many messages compaction removed. Optional (Store.observe); a store without it reports nothing.
  */
 export interface StoreObserver {
   committedBatch?(operations: number): void;
   pruned?(rows: number): void;
+  /** Messages a compaction pass removed (superseded changes, old tombstones). */
+  compacted?(messages: number): void;
 }
 
 /** The observers a store was given; each call reaches all of them. */
@@ -22,5 +24,9 @@ export class StoreObservers implements Required<StoreObserver> {
 
   pruned(rows: number): void {
     if (rows > 0) for (const observer of this.observers) observer.pruned?.(rows);
+  }
+
+  compacted(messages: number): void {
+    if (messages > 0) for (const observer of this.observers) observer.compacted?.(messages);
   }
 }

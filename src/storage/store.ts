@@ -8,6 +8,7 @@
 import type { GeneralStreams } from "./streams.js";
 import type { StoreObserver } from "./store-observer.js";
 import type { SnapshotPage, SnapshotPageRequest } from "../core/state/snapshot.js";
+import type { CompactionPolicy } from "../core/compaction.js";
 import type { CapturedRequest, Consumer, Inbox, InboxSettings, StoredInbox, StoredMessage, StreamInfo } from "../core/types.js";
 
 /**
@@ -95,6 +96,13 @@ export interface Store {
   readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined>;
   /** One page of a state stream's snapshot as of request.asOfSeq (core/state/snapshot.ts), read as one consistent snapshot. */
   readSnapshotPage(streamId: number, request: SnapshotPageRequest): Promise<SnapshotPage>;
+  /**
+   * Gives a stream its compaction policy (core/compaction.ts), or none (null); false
+   * when the stream does not exist. The pass runs in the store's periodic prune.
+   */
+  setCompactionPolicy(streamId: number, policy: CompactionPolicy | null): Promise<boolean>;
+  /** Runs compaction now, to the end of the work it finds (tests); resolves with the messages removed. */
+  compactNow?(): Promise<number>;
   /** When message `seq` was committed (ms), without reading its body; undefined if it is not retained. */
   messageTime(streamId: number, seq: number): Promise<number | undefined>;
 

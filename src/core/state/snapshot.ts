@@ -52,6 +52,11 @@ export interface SnapshotPage {
   last: KeyPosition | null;
   /** No keys after `last`: the snapshot is complete. */
   done: boolean;
+  /**
+   * The stream's key-frame horizon as the page's own read saw it (0 when unknown).
+   * Above asOfSeq, compaction may have removed values the page needed: it is void.
+   */
+  horizonSeq: number;
 }
 
 export function formatSnapshotCursor(position: SnapshotPosition & { after: KeyPosition }): string {

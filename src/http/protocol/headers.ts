@@ -11,13 +11,17 @@ import type { ForkRequest, ProducerClaim } from "../../core/streams.js";
 /** Headers a browser may send to, and read from, a stream (CORS). */
 export const REQUEST_HEADERS =
   "content-type, authorization, if-none-match, stream-seq, stream-ttl, stream-expires-at, stream-closed, " +
-  "stream-forked-from, stream-fork-offset, stream-fork-sub-offset, producer-id, producer-epoch, producer-seq, stream-state";
+  "stream-forked-from, stream-fork-offset, stream-fork-sub-offset, producer-id, producer-epoch, producer-seq, stream-state, " +
+  "stream-compact";
 export const EXPOSED_HEADERS =
   "stream-next-offset, stream-cursor, stream-up-to-date, stream-closed, stream-ttl, stream-expires-at, " +
-  "stream-sse-data-encoding, etag, location, producer-epoch, producer-seq, producer-expected-seq, producer-received-seq, stream-state";
+  "stream-sse-data-encoding, etag, location, producer-epoch, producer-seq, producer-expected-seq, producer-received-seq, stream-state, " +
+  "stream-compact, link";
 
 const DECIMAL = /^(0|[1-9]\d*)$/;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+import { parseCompactHeader, type CompactionPolicy } from "../../core/compaction.js";
 
 function single(headers: IncomingHttpHeaders, name: string): string | undefined {
   const value = headers[name];
@@ -117,4 +121,10 @@ export function parseStreamState(headers: IncomingHttpHeaders): StateProtocol | 
   if (value.trim().toLowerCase() !== STATE_PROTOCOL_V1)
     throw bad(`Stream-State must be ${STATE_PROTOCOL_V1}, got ${JSON.stringify(value)}`);
   return STATE_PROTOCOL_V1;
+}
+
+/** `Stream-Compact: key-frame[; lag=N][; tombstone-age=S|never]`: a compacted state stream (core/compaction.ts). */
+export function parseStreamCompact(headers: IncomingHttpHeaders): CompactionPolicy | null {
+  const value = single(headers, "stream-compact");
+  return value === undefined ? null : parseCompactHeader(value.trim().toLowerCase());
 }

@@ -16,9 +16,11 @@ import {
   SNAPSHOT_OFFSET,
   snapshotControl,
   snapshotInsert,
+  type SnapshotPage,
   type SnapshotPosition,
   type SnapshotValue,
 } from "../../core/state/snapshot.js";
+import { streamGoneError } from "../stream-reads.js";
 import type { StreamInfo } from "../../core/types.js";
 import { PAGE_LIMITS } from "../../live/pages.js";
 import type { HttpContext } from "../context.js";
@@ -41,19 +43,36 @@ export function positionOf(stream: StreamInfo, offset: string): SnapshotPosition
   if (position.streamId !== stream.id || position.asOfSeq > stream.tailSeq || position.keyFrameVersion !== keyFrameVersion) {
     throw new TailhookError("bad_request", "the snapshot cursor is not one of this stream's; start again with offset=snapshot");
   }
+  // Compaction passed X: the values as of X may be gone, so this snapshot cannot be finished exactly.
+  if (position.asOfSeq < stream.horizonSeq) throw streamGoneError(stream);
   return position;
 }
 
+/** A fresh snapshot whose X a concurrent pass overtook starts again at the new tail, this many times at most. */
+const FRESH_SNAPSHOT_TRIES = 5;
+
 /** The body of one snapshot page and where the reader goes next. */
 export async function readSnapshotPage(ctx: HttpContext, stream: StreamInfo, offset: string) {
-  const position = positionOf(stream, offset);
+  let current = stream;
+  for (let tries = 1; ; tries++) {
+    const position = positionOf(current, offset);
+    const page = await ctx.store.readSnapshotPage(current.id, {
+      asOfSeq: position.asOfSeq,
+      after: position.after,
+      maxKeys: ctx.snapshotPageKeys ?? PAGE_LIMITS.maxMessages,
+      maxBytes: PAGE_LIMITS.maxBytes,
+    });
+    if (page.horizonSeq <= position.asOfSeq) return framePage(current, position, page);
+    const latest = await ctx.store.getStreamById(current.id);
+    if (offset !== SNAPSHOT_OFFSET || tries >= FRESH_SNAPSHOT_TRIES || !latest) {
+      throw streamGoneError({ ...(latest ?? current), horizonSeq: page.horizonSeq });
+    }
+    current = latest;
+  }
+}
+
+function framePage(stream: StreamInfo, position: SnapshotPosition, page: SnapshotPage) {
   const { asOfSeq, after } = position;
-  const page = await ctx.store.readSnapshotPage(stream.id, {
-    asOfSeq,
-    after,
-    maxKeys: ctx.snapshotPageKeys ?? PAGE_LIMITS.maxMessages,
-    maxBytes: PAGE_LIMITS.maxBytes,
-  });
   const asOf = formatOffset(asOfSeq);
   const messages = page.values.map(stream.stateProtocol !== null ? snapshotInsert : eventEnvelope);
   if (after === null) messages.unshift(snapshotControl("snapshot-start", asOf));

@@ -6,6 +6,7 @@
  */
 import type { IncomingHttpHeaders } from "node:http";
 import { TailhookError } from "../../core/errors.js";
+import { formatCompactHeader } from "../../core/compaction.js";
 import { formatOffset } from "../../core/offsets.js";
 import type { StreamInfo } from "../../core/types.js";
 import { mediaType, type AppendResult } from "../../core/streams.js";
@@ -49,6 +50,7 @@ export function streamHeaders(stream: StreamInfo): Record<string, string> {
   const headers: Record<string, string> = { "stream-next-offset": formatOffset(stream.tailSeq) };
   if (stream.closed) headers["stream-closed"] = "true";
   if (stream.stateProtocol !== null) headers["stream-state"] = stream.stateProtocol;
+  if (stream.compaction) headers["stream-compact"] = formatCompactHeader(stream.compaction);
   return headers;
 }
 

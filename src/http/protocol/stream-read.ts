@@ -7,13 +7,14 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { TailhookError } from "../../core/errors.js";
 import { nextCursor } from "../../core/cursor.js";
-import { formatOffset } from "../../core/offsets.js";
+import { formatOffset, formatReadOffset } from "../../core/offsets.js";
 import { parseConsumerName } from "../../core/consumers.js";
 import type { StreamInfo } from "../../core/types.js";
 import { readPage, type Page } from "../../live/pages.js";
 import type { HttpContext } from "../context.js";
 import { abortOnClose, controlEvent, KEEP_ALIVE, SSE_HEADERS, writeAndDrain, type ControlEvent } from "../sse.js";
-import { goneError, resolveStart } from "../stream-reads.js";
+import { resolveReadStart, streamGoneError, type ReadStart } from "../stream-reads.js";
+import { behindHorizon, startView } from "../../core/compaction.js";
 import { emptyBody, isBinaryForSse, responseBody, sseDataEventFor } from "./bodies.js";
 import { browserHeaders } from "./browser-headers.js";
 import type { StreamTarget } from "./stream-access.js";
@@ -53,15 +54,19 @@ function atEnd(stream: StreamInfo, lastSeq: number): boolean {
  * after that consumer's committed offset (the consumer is created at the start of the
  * retained events on first use). A consumer behind retention is told "gone".
  */
-async function startSeqOf(ctx: HttpContext, stream: StreamInfo, query: ReadQuery): Promise<number> {
+async function startOf(ctx: HttpContext, stream: StreamInfo, query: ReadQuery): Promise<ReadStart> {
   const offset = offsetParam(query);
-  if (query.consumer === undefined) return resolveStart(stream, offset);
+  if (query.consumer === undefined) return resolveReadStart(stream, offset);
   const name = parseConsumerName(query.consumer);
   const consumer = (await ctx.store.getConsumer(stream.id, name)) ?? (await ctx.store.ensureConsumer(stream.id, name, stream.firstSeq - 1));
   ctx.store.markConsumerSeen(stream.id, name).catch((error: unknown) => ctx.logger.warn({ err: error }, "consumer not marked seen"));
-  if (offset !== undefined) return resolveStart(stream, offset);
-  if (consumer.committedSeq < stream.firstSeq - 1) throw goneError(stream.firstSeq - 1);
-  return Math.min(consumer.committedSeq, stream.tailSeq);
+  if (offset !== undefined) return resolveReadStart(stream, offset);
+  // A consumer that never acked reads from the start, the compacted log included; acked positions carry no view.
+  if (consumer.lastAckAt === null && consumer.committedSeq <= stream.firstSeq - 1) {
+    return { afterSeq: stream.firstSeq - 1, view: startView(stream, stream.firstSeq - 1) };
+  }
+  if (consumer.committedSeq < stream.firstSeq - 1 || behindHorizon(stream, consumer.committedSeq, undefined)) throw streamGoneError(stream);
+  return { afterSeq: Math.min(consumer.committedSeq, stream.tailSeq), view: undefined };
 }
 
 /** "-1" means the earliest retained message, wherever retention has moved it meanwhile. */
@@ -74,19 +79,19 @@ function readsFromStart(query: ReadQuery): boolean {
  * between finding the start and reading, a read from "-1" starts again at the new
  * earliest instead of failing.
  */
-async function firstPage(ctx: HttpContext, stream: StreamInfo, startSeq: number, query: ReadQuery) {
-  const page = await readPage(ctx.store, stream, startSeq);
-  if (page.kind === "page") return { stream, startSeq, page };
-  if (!readsFromStart(query)) throw goneError(page.earliestSeq);
+async function firstPage(ctx: HttpContext, stream: StreamInfo, start: ReadStart, query: ReadQuery) {
+  const page = await readPage(ctx.store, stream, start.afterSeq, undefined, start.view);
+  if (page.kind === "page") return { stream, startSeq: start.afterSeq, page };
+  if (!readsFromStart(query)) throw streamGoneError(stream, page.earliestSeq);
   const current = (await ctx.store.getStreamById(stream.id)) ?? stream;
   const restart = current.firstSeq - 1;
-  const again = await readPage(ctx.store, current, restart);
-  if (again.kind === "gone") throw goneError(again.earliestSeq);
+  const again = await readPage(ctx.store, current, restart, undefined, startView(current, restart));
+  if (again.kind === "gone") throw streamGoneError(current, again.earliestSeq);
   return { stream: current, startSeq: restart, page: again };
 }
 
 function positionHeaders(stream: StreamInfo, nextSeq: number, upToDate: boolean): Record<string, string> {
-  const headers: Record<string, string> = { "stream-next-offset": formatOffset(nextSeq) };
+  const headers: Record<string, string> = { "stream-next-offset": formatReadOffset(nextSeq, stream.horizonSeq) };
   if (upToDate || atEnd(stream, nextSeq)) headers["stream-up-to-date"] = "true";
   if (atEnd(stream, nextSeq)) headers["stream-closed"] = "true";
   if (stream.stateProtocol !== null) headers["stream-state"] = stream.stateProtocol;
@@ -122,8 +127,8 @@ export async function catchUp(ctx: HttpContext, request: FastifyRequest, reply: 
   const { stream } = target;
   const offset = offsetParam(query);
   if (isSnapshotOffset(offset)) return sendSnapshotPage(ctx, reply, stream, offset!);
-  if (offset === "now") return sendEmptyAtTail(reply, stream, await startSeqOf(ctx, stream, query), 200);
-  const first = await firstPage(ctx, stream, await startSeqOf(ctx, stream, query), query);
+  if (offset === "now") return sendEmptyAtTail(reply, stream, (await startOf(ctx, stream, query)).afterSeq, 200);
+  const first = await firstPage(ctx, stream, await startOf(ctx, stream, query), query);
   const read = { ...target, stream: first.stream };
   return sendPage(reply, read, first.startSeq, first.page, nextCursor(query.cursor), request.headers["if-none-match"]);
 }
@@ -141,13 +146,13 @@ export async function longPoll(ctx: HttpContext, request: FastifyRequest, reply:
   const offset = offsetParam(query);
   if (isSnapshotOffset(offset)) return sendSnapshotPage(ctx, reply, target.stream, offset!);
   let stream = target.stream;
-  let startSeq = await startSeqOf(ctx, stream, query);
+  let { afterSeq: startSeq, view } = await startOf(ctx, stream, query);
   let mayRestart = readsFromStart(query);
   const cursor = nextCursor(query.cursor);
   const signal = abortOnClose(reply.raw);
   follow: for (;;) {
     const idleMs = () => ctx.config.longPollTimeoutMs;
-    for await (const item of ctx.live.follow(stream.id, { afterSeq: startSeq, idleMs, signal })) {
+    for await (const item of ctx.live.follow(stream.id, { afterSeq: startSeq, view, idleMs, signal })) {
       switch (item.kind) {
         case "page":
           return sendPage(reply, { ...target, stream: item.stream }, startSeq, item, cursor, undefined);
@@ -159,10 +164,11 @@ export async function longPoll(ctx: HttpContext, request: FastifyRequest, reply:
         case "deleted":
           throw deletedError(item.soft);
         case "gone":
-          if (!mayRestart) throw goneError(item.earliestSeq);
-          // Read from "-1" while retention moved the earliest message: start at the new one, once.
+          if (!mayRestart) throw streamGoneError(stream, item.earliestSeq);
+          // Read from "-1" while retention or compaction moved things: start again from the start as it is now, once.
           mayRestart = false;
-          startSeq = item.earliestSeq;
+          stream = (await ctx.store.getStreamById(stream.id)) ?? stream;
+          ({ afterSeq: startSeq, view } = resolveReadStart(stream, "-1"));
           continue follow;
         case "idle":
         case "shutdown":
@@ -174,7 +180,7 @@ export async function longPoll(ctx: HttpContext, request: FastifyRequest, reply:
 }
 
 function control(stream: StreamInfo, lastSeq: number, upToDate: boolean, cursor: string): ControlEvent {
-  const event: ControlEvent = { streamNextOffset: formatOffset(lastSeq) };
+  const event: ControlEvent = { streamNextOffset: formatReadOffset(lastSeq, stream.horizonSeq) };
   if (atEnd(stream, lastSeq)) return { ...event, upToDate: true, streamClosed: true };
   return upToDate ? { ...event, streamCursor: cursor, upToDate: true } : { ...event, streamCursor: cursor };
 }
@@ -189,7 +195,7 @@ export async function serveSse(ctx: HttpContext, request: FastifyRequest, reply:
   const snapshotOffset = isSnapshotOffset(offset) ? offset! : undefined;
   // A bad snapshot offset is a 400 before the event stream starts.
   if (snapshotOffset !== undefined) positionOf(stream, snapshotOffset);
-  const startSeq = snapshotOffset === undefined ? await startSeqOf(ctx, stream, query) : undefined;
+  const start = snapshotOffset === undefined ? await startOf(ctx, stream, query) : undefined;
   const res = reply.raw;
   reply.hijack();
   res.writeHead(200, {
@@ -211,8 +217,9 @@ export async function serveSse(ctx: HttpContext, request: FastifyRequest, reply:
   try {
     // The key frame first, then the deltas after X on the same connection.
     const write = (text: string) => writeAndDrain(res, text);
-    const afterSeq = startSeq ?? (await writeSnapshotEvents(ctx, write, stream, snapshotOffset!, () => (cursor = nextCursor(cursor))));
-    for await (const item of ctx.live.follow(stream.id, { afterSeq, idleMs, signal: abortOnClose(res) })) {
+    const afterSeq =
+      start?.afterSeq ?? (await writeSnapshotEvents(ctx, write, stream, snapshotOffset!, () => (cursor = nextCursor(cursor))));
+    for await (const item of ctx.live.follow(stream.id, { afterSeq, view: start?.view, idleMs, signal: abortOnClose(res) })) {
       if (item.kind === "page") {
         await writeAndDrain(res, sseDataEventFor(item.stream, item.messages));
         await sendControl(item.stream, item.lastSeq, item.upToDate);

@@ -8,7 +8,8 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { TailhookError } from "../../core/errors.js";
 import type { HttpContext } from "../context.js";
 import { mediaType } from "../../core/streams.js";
-import { parseExpiry, parseFork, parseStreamState, wantsClose } from "./headers.js";
+import { parseExpiry, parseFork, parseStreamCompact, parseStreamState, wantsClose } from "./headers.js";
+import { policyText } from "../../core/compaction.js";
 import { conflict, invalidStateMessage, messagesOf, requestContentType, streamHeaders, writableName } from "./stream-append.js";
 import { requestToken } from "../auth.js";
 import { authorizeStream, isInboxStreamName, liveGeneralStream, STREAM_ROOT, streamName, streamUrlPath } from "./stream-access.js";
@@ -23,6 +24,9 @@ export async function createStream(ctx: HttpContext, request: FastifyRequest, re
   const expiry = parseExpiry(request.headers);
   const fork = parseFork(request.headers, STREAM_ROOT);
   const stateProtocol = parseStreamState(request.headers);
+  const compaction = parseStreamCompact(request.headers);
+  // Compaction keeps the latest change per (type, key): only a state stream has keys.
+  if (compaction !== null && stateProtocol === null) throw new TailhookError("bad_request", "Stream-Compact needs Stream-State: v1");
   // An inbox's events are readable with its token only: forking one would publish them.
   if (fork && isInboxStreamName(fork.source)) throw new TailhookError("not_found", "the stream named by Stream-Forked-From does not exist");
   // A fork reads its source: the caller must be allowed to read it.
@@ -48,7 +52,12 @@ export async function createStream(ctx: HttpContext, request: FastifyRequest, re
   switch (result.status) {
     case "created":
     case "exists": {
-      const { stream } = result;
+      let { stream } = result;
+      // The policy is a setting of the stream: a PUT that names one sets it (docs/key-frames.md, "Compaction").
+      if (compaction !== null && policyText(compaction) !== policyText(stream.compaction)) {
+        await ctx.store.setCompactionPolicy(stream.id, compaction);
+        stream = { ...stream, compaction };
+      }
       reply.headers({ "content-type": stream.contentType, ...streamHeaders(stream) });
       if (result.status === "exists") return reply.code(200).send();
       return reply

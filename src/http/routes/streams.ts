@@ -7,6 +7,7 @@
  */
 import type { FastifyInstance } from "fastify";
 import { TailhookError } from "../../core/errors.js";
+import { formatCompactHeader } from "../../core/compaction.js";
 import { formatOffset } from "../../core/offsets.js";
 import type { HttpContext } from "../context.js";
 import { REQUEST_HEADERS } from "../protocol/headers.js";
@@ -50,6 +51,7 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: HttpContext): vo
       reply.header("stream-next-offset", formatOffset(stream.tailSeq));
       if (stream.closed) reply.header("stream-closed", "true");
       if (stream.stateProtocol !== null) reply.header("stream-state", stream.stateProtocol);
+      if (stream.compaction) reply.header("stream-compact", formatCompactHeader(stream.compaction));
       if (stream.ttlSeconds !== null) reply.header("stream-ttl", String(stream.ttlSeconds));
       if (stream.expiresAt !== null) reply.header("stream-expires-at", new Date(stream.expiresAt).toISOString());
       return reply.send();

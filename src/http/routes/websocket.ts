@@ -11,13 +11,14 @@ import type { FastifyInstance } from "fastify";
 import { WebSocket, WebSocketServer } from "ws";
 import { messageJson } from "../../core/capture.js";
 import { ERROR_TABLE, TailhookError } from "../../core/errors.js";
-import { formatOffset } from "../../core/offsets.js";
+import { formatOffset, formatReadOffset } from "../../core/offsets.js";
 import type { StoredMessage, StreamInfo } from "../../core/types.js";
 import { presentedToken } from "../auth.js";
 import type { HttpContext } from "../context.js";
 import { closeCodeOf, toErrorReply, type ErrorReply } from "../errors.js";
 import { noteFailure, noteRoute, noteUpgradeStatus } from "../request-log.js";
-import { authorizeInboxStream, resolveStart } from "../stream-reads.js";
+import { authorizeInboxStream, resolveReadStart } from "../stream-reads.js";
+import { snapshotPath } from "../../core/compaction.js";
 
 const INBOX_PATH = /^\/v1\/ws\/inbox\/([^/]+)$/;
 /** Past this many bytes queued on a socket, the next page waits until they are written. */
@@ -37,7 +38,7 @@ const CLOSE_DELETED = ERROR_TABLE.not_found.close;
 type LoopEnd =
   | { end: "client_closed" }
   | { end: "shutdown" }
-  | { end: "gone"; earliestOffset: string }
+  | { end: "gone"; earliestOffset: string; snapshot: string | undefined }
   | { end: "deleted" }
   | { end: "closed" }
   | { end: "unresponsive" }
@@ -46,6 +47,8 @@ type LoopEnd =
 interface Opened {
   stream: StreamInfo;
   afterSeq: number;
+  /** Reading the compacted log behind H (core/compaction.ts). */
+  view: number | undefined;
 }
 
 /** Authorizes an upgrade request and resolves its offset, exactly as the stream reads do. */
@@ -63,7 +66,7 @@ async function openInboxStream(ctx: HttpContext, request: IncomingMessage): Prom
     inboxId = "";
   }
   const { stream } = await authorizeInboxStream(ctx, token, inboxId);
-  return { stream, afterSeq: resolveStart(stream, url.searchParams.get("offset") ?? undefined) };
+  return { stream, ...resolveReadStart(stream, url.searchParams.get("offset") ?? undefined) };
 }
 
 /** Answers a refused upgrade with an ordinary HTTP error reply, then closes the socket. */
@@ -82,8 +85,8 @@ function refuseUpgrade(socket: Duplex, reply: ErrorReply): void {
   socket.end(`HTTP/1.1 ${reply.status} ${STATUS_CODES[reply.status] ?? ""}\r\n${head}\r\n${body}`);
 }
 
-function eventFrame(message: StoredMessage): string {
-  return `{"type":"event","offset":"${formatOffset(message.seq)}","event":${messageJson(message)}}`;
+function eventFrame(message: StoredMessage, horizonSeq: number): string {
+  return `{"type":"event","offset":"${formatReadOffset(message.seq, horizonSeq)}","event":${messageJson(message)}}`;
 }
 
 /** Resolves once `text` was handed to the socket, or failed to be, or the connection ended. */
@@ -108,6 +111,8 @@ class InboxConnection {
     private readonly socket: WebSocket,
     private readonly streamId: number,
     private afterSeq: number,
+    private readonly view: number | undefined,
+    private readonly streamName: string,
   ) {
     socket.once("close", () => this.done.abort());
     socket.on("pong", () => (this.unansweredPings = 0));
@@ -129,7 +134,13 @@ class InboxConnection {
         this.socket.terminate();
         return;
       case "gone":
-        this.socket.send(JSON.stringify({ type: "gone", earliestOffset: outcome.earliestOffset }));
+        this.socket.send(
+          JSON.stringify({
+            type: "gone",
+            earliestOffset: outcome.earliestOffset,
+            ...(outcome.snapshot ? { snapshot: outcome.snapshot } : {}),
+          }),
+        );
         return this.close(CLOSE_GONE, "offset behind retention");
       case "failed":
         this.ctx.logger.error({ err: outcome.error }, "WebSocket read failed");
@@ -149,11 +160,11 @@ class InboxConnection {
   private async readLoop(): Promise<LoopEnd> {
     const idleMs = () => this.ctx.config.sseKeepAliveMs;
     try {
-      const items = this.ctx.live.follow(this.streamId, { afterSeq: this.afterSeq, idleMs, signal: this.done.signal });
+      const items = this.ctx.live.follow(this.streamId, { afterSeq: this.afterSeq, view: this.view, idleMs, signal: this.done.signal });
       for await (const item of items) {
         switch (item.kind) {
           case "page":
-            await this.sendPage(item.messages);
+            await this.sendPage(item.messages, item.stream.horizonSeq);
             this.afterSeq = item.lastSeq;
             break;
           case "up-to-date":
@@ -165,7 +176,11 @@ class InboxConnection {
             this.socket.ping();
             break;
           case "gone":
-            return { end: "gone", earliestOffset: formatOffset(item.earliestSeq) };
+            return {
+              end: "gone",
+              earliestOffset: formatOffset(item.earliestSeq),
+              snapshot: item.snapshot ? snapshotPath(this.streamName) : undefined,
+            };
           case "deleted":
           case "closed":
           case "shutdown":
@@ -179,11 +194,11 @@ class InboxConnection {
   }
 
   /** Queues a page; if the socket is backed up, waits until it has been written out. */
-  private async sendPage(messages: StoredMessage[]): Promise<void> {
+  private async sendPage(messages: StoredMessage[], horizonSeq: number): Promise<void> {
     let last: Promise<void> | undefined;
     messages.forEach((message, index) => {
-      if (index < messages.length - 1) this.socket.send(eventFrame(message));
-      else last = sendText(this.socket, eventFrame(message), this.done.signal);
+      if (index < messages.length - 1) this.socket.send(eventFrame(message, horizonSeq));
+      else last = sendText(this.socket, eventFrame(message, horizonSeq), this.done.signal);
     });
     if (this.socket.bufferedAmount >= HIGH_WATER_BYTES) await last;
   }
@@ -203,12 +218,12 @@ export function registerWebSocketRoutes(app: FastifyInstance, ctx: HttpContext):
     const onEarlyError = () => socket.destroy();
     socket.on("error", onEarlyError);
     openInboxStream(ctx, request).then(
-      ({ stream, afterSeq }) => {
+      ({ stream, afterSeq, view }) => {
         socket.off("error", onEarlyError);
         if (socket.destroyed) return;
         wss.handleUpgrade(request, socket, head, (ws) => {
           noteUpgradeStatus(request, 101);
-          const connection = new InboxConnection(ctx, ws, stream.id, afterSeq);
+          const connection = new InboxConnection(ctx, ws, stream.id, afterSeq, view, stream.name);
           ctx.metrics.trackReader("websocket", ws);
           open.add(connection);
           ws.once("close", () => open.delete(connection));

@@ -30,6 +30,9 @@ const RetentionSettings = Type.Object(
     maxEvents: Type.Optional(positive("an integer from 1")),
     maxAgeSeconds: Type.Optional(positive("an integer from 1")),
     compact: Type.Optional(Type.Boolean({ description: "keep only the latest event per entity (needs keyFrame)" })),
+    compactLag: Type.Optional(
+      Type.Integer({ minimum: 0, description: "with compact: how many of the newest events compaction never touches (default 1000)" }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -150,6 +153,7 @@ const InboxSettingsView = Type.Object({
       maxEvents: Type.Optional(Type.Integer()),
       maxAgeSeconds: Type.Optional(Type.Integer()),
       compact: Type.Optional(Type.Boolean()),
+      compactLag: Type.Optional(Type.Integer({ minimum: 0 })),
     }),
   ),
   keyFrame: Type.Optional(KeyFrameSetting),

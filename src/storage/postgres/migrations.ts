@@ -146,6 +146,16 @@ export const migrations: Migration[] = [
       ALTER TABLE streams ADD COLUMN key_frame_version INTEGER NOT NULL DEFAULT 0;
     `,
   },
+  {
+    version: 8,
+    name: "compaction: the key-frame horizon and the policy",
+    // (6 is unused: it was planned and dropped.) docs/key-frames.md, "Compaction".
+    sql: `
+      ALTER TABLE streams ADD COLUMN horizon_seq BIGINT NOT NULL DEFAULT 0;
+      ALTER TABLE streams ADD COLUMN compaction TEXT;
+      CREATE INDEX streams_compacted ON streams (id) WHERE compaction IS NOT NULL;
+    `,
+  },
 ];
 
 /** Applies what is missing; an advisory lock keeps concurrent `serve` processes from racing. */

@@ -61,7 +61,8 @@ export class PgGeneralStreams implements GeneralStreams {
     return tx`id, name, content_type AS "contentType", tail_seq AS "tailSeq", first_seq AS "firstSeq", closed, created_at AS "createdAt",
       soft_deleted AS "softDeleted", ttl_seconds AS "ttlSeconds", expires_at AS "expiresAt", touched_at AS "touchedAt",
       forked_from AS "forkedFrom", fork_seq AS "forkSeq", last_stream_seq AS "lastStreamSeq", closed_by AS "closedBy",
-      fork_request AS "forkRequest", state_protocol AS "stateProtocol", key_frame AS "keyFrame", key_frame_version AS "keyFrameVersion"`;
+      fork_request AS "forkRequest", state_protocol AS "stateProtocol", key_frame AS "keyFrame", key_frame_version AS "keyFrameVersion",
+      horizon_seq AS "horizonSeq", compaction::json AS compaction`;
   }
 
   /** Runs `work` in a transaction, then announces the tails it changed. */

@@ -11,6 +11,7 @@ import { toInbox, withoutToken, type InboxRow } from "../rows.js";
 import type { TrackQuery } from "./pg-reads.js";
 import { keyFrameText } from "../../core/inbox-keys.js";
 import { defineKeyFrame } from "./pg-inbox-keys.js";
+import { inboxCompactionPolicy, policyText } from "../../core/compaction.js";
 
 const INBOX_CACHE_MS = 1000;
 const INBOX_CACHE_SIZE = 10_000;
@@ -39,6 +40,7 @@ export class PgInboxes {
           INSERT INTO inboxes (id, name, stream_id, token_hash, settings, created_at)
           VALUES (${inbox.id}, ${inbox.name}, ${stream!.id}, ${inbox.tokenHash}, ${JSON.stringify(inbox.settings)}, ${now})`;
         await defineKeyFrame(tx, stream!.id, keyFrameText(inbox.settings.keyFrame));
+        await tx`UPDATE streams SET compaction = ${policyText(inboxCompactionPolicy(inbox.settings))} WHERE id = ${stream!.id}`;
         return stream!.id;
       }),
     );
@@ -82,7 +84,11 @@ export class PgInboxes {
             settings = COALESCE(${changes.settings === undefined ? null : JSON.stringify(changes.settings)}, settings)
           WHERE id = ${id} AND deleted_at IS NULL RETURNING id, stream_id AS "streamId"`;
         // In the same transaction: the settings and the index they define change together.
-        if (updated && changes.settings !== undefined) await defineKeyFrame(tx, updated.streamId, keyFrameText(changes.settings.keyFrame));
+        if (updated && changes.settings !== undefined) {
+          await defineKeyFrame(tx, updated.streamId, keyFrameText(changes.settings.keyFrame));
+          const policy = policyText(inboxCompactionPolicy(changes.settings));
+          await tx`UPDATE streams SET compaction = ${policy} WHERE id = ${updated.streamId} AND compaction IS DISTINCT FROM ${policy}`;
+        }
         return [updated];
       }),
     );

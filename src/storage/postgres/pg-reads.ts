@@ -23,7 +23,8 @@ export class PgReads {
     return this
       .sql`id, name, content_type AS "contentType", tail_seq AS "tailSeq", first_seq AS "firstSeq", closed, created_at AS "createdAt",
       soft_deleted AS "softDeleted", ttl_seconds AS "ttlSeconds", expires_at AS "expiresAt", touched_at AS "touchedAt",
-      forked_from AS "forkedFrom", fork_seq AS "forkSeq", state_protocol AS "stateProtocol", key_frame AS "keyFrame", key_frame_version AS "keyFrameVersion"`;
+      forked_from AS "forkedFrom", fork_seq AS "forkSeq", state_protocol AS "stateProtocol", key_frame AS "keyFrame", key_frame_version AS "keyFrameVersion",
+      horizon_seq AS "horizonSeq", compaction::json AS compaction`;
   }
 
   async getStream(name: string): Promise<StreamInfo | undefined> {

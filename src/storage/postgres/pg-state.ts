@@ -46,6 +46,7 @@ interface PageRow {
   meta: string | null;
   createdAt: number | null;
   before: number;
+  horizon: number;
 }
 
 /**
@@ -79,7 +80,9 @@ export async function readSnapshotPage(sql: postgres.Sql, streamId: number, requ
       FROM examined e
       LEFT JOIN messages m ON m.stream_id = ${streamId} AND m.seq = e.seq AND NOT e.deleted AND e.seq > (SELECT seq FROM reset)
     )
-    SELECT type, key, seq, data, meta, "createdAt", before::bigint AS before FROM valued ORDER BY type, key`;
+    SELECT type, key, seq, data, meta, "createdAt", before::bigint AS before,
+      (SELECT horizon_seq FROM streams WHERE id = ${streamId}) AS horizon
+    FROM valued ORDER BY type, key`;
   const values: SnapshotValue[] = [];
   let last: { type: string; key: string } | null = null;
   let cut = false;
@@ -94,5 +97,7 @@ export async function readSnapshotPage(sql: postgres.Sql, streamId: number, requ
       values.push({ type: row.type, key: row.key, seq: row.seq, data: row.data, meta: row.meta, createdAt: Number(row.createdAt) });
     }
   }
-  return { values, last: last ?? after, done: !cut && rows.length < maxKeys };
+  // The same statement, so the same snapshot as the rows: a pass past X shows here.
+  const horizonSeq = Number(rows[0]?.horizon ?? 0);
+  return { values, last: last ?? after, done: !cut && rows.length < maxKeys, horizonSeq };
 }

@@ -31,6 +31,8 @@ import { decodeCommitNotice, encodeCommitNotice } from "./commit-notify.js";
 import { randomUUID } from "node:crypto";
 import { PgInboxes } from "./pg-inboxes.js";
 import { pruneHeads } from "./pg-prune.js";
+import { PgCompaction } from "./pg-compaction.js";
+import type { CompactionPolicy } from "../../core/compaction.js";
 import { DEAD_CONNECTION_CODES, isDatabaseTrouble, isKnownClientWriteBug, isWriteTrouble } from "./write-trouble.js";
 import { PgReads, type TrackQuery } from "./pg-reads.js";
 import { PgConsumers } from "./pg-consumers.js";
@@ -67,6 +69,7 @@ export class PostgresStore implements Store {
   private readonly reads: PgReads;
   private readonly consumers: PgConsumers;
   private readonly inboxes: PgInboxes;
+  private readonly compaction: PgCompaction;
 
   private constructor(
     private readonly sql: postgres.Sql,
@@ -94,6 +97,7 @@ export class PostgresStore implements Store {
     this.reads = new PgReads(sql, track, this.segments);
     this.consumers = new PgConsumers(sql, track);
     this.inboxes = new PgInboxes(sql, track);
+    this.compaction = new PgCompaction(sql);
   }
 
   /** The client library's known harmless timer error (write-trouble.ts); the process guard asks. */
@@ -130,14 +134,7 @@ export class PostgresStore implements Store {
       const pingSql = postgres(options.url, { max: 1, idle_timeout: 2, connect_timeout: 1, backoff: () => 0, onnotice: () => undefined });
       const store = new PostgresStore(sql, pingSql, options.url, schema);
       await sql.listen(store.channel, (payload) => store.onNotification(payload));
-      store.pruneTimer = setInterval(
-        () =>
-          void store
-            .prune()
-            .then((rows) => store.observers.pruned(rows))
-            .catch(() => undefined),
-        options.pruneIntervalMs ?? 5000,
-      );
+      store.pruneTimer = setInterval(() => void store.pruneAndCompact(), options.pruneIntervalMs ?? 5000);
       store.pruneTimer.unref();
       return store;
     } catch (error) {
@@ -298,6 +295,31 @@ export class PostgresStore implements Store {
 
   markConsumerSeen(streamId: number, name: string): Promise<void> {
     return this.consumers.markConsumerSeen(streamId, name);
+  }
+
+  private pruning = false;
+
+  /** One run of the periodic work: retention, then compaction; a run still going skips the next tick. */
+  private async pruneAndCompact(): Promise<void> {
+    if (this.pruning) return;
+    this.pruning = true;
+    try {
+      this.observers.pruned(await this.prune());
+      await this.compactNow();
+    } catch {
+      // The database is down or busy: the next tick tries again.
+    } finally {
+      this.pruning = false;
+    }
+  }
+
+  /** Compaction steps (pg-compaction.ts), each a short transaction, until no work is left. */
+  compactNow(): Promise<number> {
+    return this.compaction.run((messages) => this.observers.compacted(messages));
+  }
+
+  setCompactionPolicy(streamId: number, policy: CompactionPolicy | null): Promise<boolean> {
+    return this.compaction.setPolicy(streamId, policy);
   }
 
   /** Retention and deleted inboxes' events, a chunk per pass; one process at a time. */

@@ -32,6 +32,7 @@ import { isExpired, TouchThrottle } from "../../core/streams.js";
 import { readSegmentsSync, SegmentCache, type ForkPoint } from "../segments.js";
 import type { SnapshotPage, SnapshotPageRequest } from "../../core/state/snapshot.js";
 import { prepareStateReads } from "./state-reads.js";
+import { policyText, type CompactionPolicy } from "../../core/compaction.js";
 
 export interface SqliteStoreOptions {
   dataDir: string;
@@ -97,7 +98,7 @@ export class SqliteStore implements Store, GeneralStreams {
     const inTransaction = reader.transaction((read: () => unknown) => read());
     this.readSnapshot = <T>(read: () => T): T => inTransaction(read) as T;
     this.readStatePage = prepareStateReads(reader);
-    this.pruneTimer = setInterval(() => void this.prune().then((rows) => this.writer.observers.pruned(rows)), pruneIntervalMs);
+    this.pruneTimer = setInterval(() => void this.pruneAndCompact(), pruneIntervalMs);
     this.pruneTimer.unref();
   }
 
@@ -147,6 +148,40 @@ export class SqliteStore implements Store, GeneralStreams {
 
   private write(op: WriteOp): Promise<WriteResult> {
     return this.writer.submit(op);
+  }
+
+  private pruning = false;
+
+  /** One run of the periodic work: retention, then compaction; a run still going skips the next tick. */
+  private async pruneAndCompact(): Promise<void> {
+    if (this.pruning) return;
+    this.pruning = true;
+    try {
+      this.writer.observers.pruned(await this.prune());
+      await this.compactNow();
+    } finally {
+      this.pruning = false;
+    }
+  }
+
+  private compactionRound = 0;
+
+  /** Compaction steps (compaction-writes.ts), each its own small write, until no work is left. */
+  async compactNow(): Promise<number> {
+    const round = ++this.compactionRound;
+    let total = 0;
+    for (;;) {
+      const result = await this.write({ kind: "compact", now: Date.now(), maxRows: PRUNE_ROWS_PER_BATCH, round }).catch(() => undefined);
+      if (result?.status !== "compacted") break;
+      total += result.removed;
+      this.writer.observers.compacted(result.removed);
+      if (!result.more) break;
+    }
+    return total;
+  }
+
+  async setCompactionPolicy(streamId: number, policy: CompactionPolicy | null): Promise<boolean> {
+    return (await this.write({ kind: "setCompactionPolicy", streamId, policy: policyText(policy) })).status === "updated";
   }
 
   /** Retention and the removal of deleted inboxes' events, in small write batches. */

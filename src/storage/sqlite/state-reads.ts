@@ -24,6 +24,7 @@ export function prepareStateReads(reader: Connection) {
     ),
     reset: reader.prepare("SELECT COALESCE(MAX(seq), 0) AS seq FROM state_resets WHERE stream_id = ? AND seq <= ?"),
     message: reader.prepare("SELECT data, meta, created_at AS createdAt FROM messages WHERE stream_id = ? AND seq = ?"),
+    horizon: reader.prepare("SELECT horizon_seq AS seq FROM streams WHERE id = ?"),
   };
 
   function indexed(streamId: number, row: KeyRow, asOfSeq: number): IndexedKey {
@@ -36,6 +37,9 @@ export function prepareStateReads(reader: Connection) {
   /** One page: call inside a read transaction. */
   return function readSnapshotPage(streamId: number, request: SnapshotPageRequest): SnapshotPage {
     const { asOfSeq, after, maxKeys, maxBytes } = request;
+    // In the same read transaction as the rows: a pass past X voids the page before any row is read.
+    const horizonSeq = (sql.horizon.get(streamId) as { seq: number } | undefined)?.seq ?? 0;
+    if (horizonSeq > asOfSeq) return { values: [], last: after, done: false, horizonSeq };
     const resetSeq = (sql.reset.get(streamId, asOfSeq) as { seq: number }).seq;
     const rows = sql.keys.all(streamId, after?.type ?? "", after?.key ?? "", maxKeys) as KeyRow[];
     const values: SnapshotValue[] = [];
@@ -45,13 +49,13 @@ export function prepareStateReads(reader: Connection) {
       const seq = valueSeqAsOf(indexed(streamId, row, asOfSeq), asOfSeq, resetSeq);
       if (seq !== undefined) {
         // At least one value per page; after that, stop before the byte limit is passed.
-        if (values.length > 0 && bytes >= maxBytes) return { values, last, done: false };
+        if (values.length > 0 && bytes >= maxBytes) return { values, last, done: false, horizonSeq };
         const { data, meta, createdAt } = sql.message.get(streamId, seq) as { data: Buffer; meta: string | null; createdAt: number };
         values.push({ type: row.type, key: row.key, seq, data, meta, createdAt });
         bytes += data.length;
       }
       last = { type: row.type, key: row.key };
     }
-    return { values, last, done: rows.length < maxKeys };
+    return { values, last, done: rows.length < maxKeys, horizonSeq };
   };
 }

@@ -12,6 +12,9 @@ export type WriteOp =
   | { kind: "updateInbox"; id: string; changes: InboxChanges }
   | { kind: "deleteInbox"; id: string; now: number }
   | { kind: "prune"; now: number; maxRows: number }
+  /** One compaction step (compaction-writes.ts); `round` names the run of steps it belongs to. */
+  | { kind: "compact"; now: number; maxRows: number; round: number }
+  | { kind: "setCompactionPolicy"; streamId: number; policy: string | null }
   | { kind: "ensureConsumer"; streamId: number; name: string; startSeq: number; now: number }
   | { kind: "ackConsumer"; streamId: number; name: string; seq: number; now: number }
   | { kind: "deleteConsumer"; streamId: number; name: string }
@@ -30,6 +33,7 @@ export type WriteResult =
   | { status: "deleted" }
   | { status: "not_found" }
   | { status: "pruned"; rows: number }
+  | { status: "compacted"; removed: number; more: boolean }
   | { status: "consumer"; consumer: Consumer }
   | { status: "stream"; result: CreateStreamResult | AppendResult | DeleteStreamResult };
 

@@ -16,6 +16,8 @@ import { DatabaseIdentity } from "./data-folder.js";
 import { prepareStreamWrites } from "./stream-writes.js";
 import { prepareInboxKeyWrites } from "./inbox-key-writes.js";
 import { keyFrameText } from "../../core/inbox-keys.js";
+import { inboxCompactionPolicy, policyText } from "../../core/compaction.js";
+import { prepareCompactionWrites } from "./compaction-writes.js";
 import { isSqliteTrouble } from "./store-trouble.js";
 import { WAKE_ALL } from "../../core/stream-rules.js";
 import { type FromWriter, type ToWriter, type WriteOp, type WriteResult, type WriterOptions } from "./write-ops.js";
@@ -73,6 +75,7 @@ const consumers = prepareConsumerWrites(db);
 let batchExtended = new Map<number, number>();
 const streams = prepareStreamWrites(db, () => batchExtended);
 const inboxKeys = prepareInboxKeyWrites(db);
+const compaction = prepareCompactionWrites(db, (streamId) => streams.forgetId(streamId));
 
 /** Retention targets, each computed only when the plan asks for it (its age query included). */
 function* pruneTargets(now: number): Generator<HeadTarget> {
@@ -127,6 +130,8 @@ function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
       const streamId = Number(sql.insertStream.run(inboxStreamName(op.inbox.id), "application/json", op.now).lastInsertRowid);
       sql.insertInbox.run(op.inbox.id, op.inbox.name, streamId, op.inbox.tokenHash, JSON.stringify(op.inbox.settings), op.now);
       inboxKeys.define(streamId, null, keyFrameText(op.inbox.settings.keyFrame));
+      const policy = policyText(inboxCompactionPolicy(op.inbox.settings));
+      if (policy !== null) compaction.setPolicy(streamId, policy);
       return { status: "created", streamId };
     }
     case "updateInbox": {
@@ -139,6 +144,8 @@ function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
         const next = keyFrameText(op.changes.settings.keyFrame);
         // The cached row still holds the old definition: read it again on the next append.
         if (stream && inboxKeys.define(stream.id, stream.keyFrame, next)) streams.forgetId(stream.id);
+        const policy = policyText(inboxCompactionPolicy(op.changes.settings));
+        if (policy !== (stream?.compaction ? policyText(stream.compaction) : null)) compaction.setPolicy(inbox.streamId, policy);
       }
       return { status: "updated" };
     }
@@ -156,6 +163,12 @@ function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
     case "prune":
       streams.expire(op.now);
       return { status: "pruned", rows: prune(op.now, op.maxRows) };
+    case "compact": {
+      const step = compaction.step(op.now, op.maxRows, op.round);
+      return { status: "compacted", removed: step.removed, more: step.more };
+    }
+    case "setCompactionPolicy":
+      return compaction.setPolicy(op.streamId, op.policy) ? { status: "updated" } : { status: "not_found" };
     case "ensureConsumer":
       return { status: "consumer", consumer: consumers.ensure(op.streamId, op.name, op.startSeq, op.now) };
     case "ackConsumer":
