@@ -3,13 +3,16 @@
  * of inserts, updates, upserts, deletes, re-inserts and resets over a small key set,
  * appended to a state stream on a real server, @durable-streams/state's
  * MaterializedState fed
- *   (a) the whole log from -1 (read with @durable-streams/client), and
+ *   (a) the whole log from -1 (read with @durable-streams/client),
  *   (b) a snapshot, read page by page (small pages, so many) while appends go on, then
  *       the deltas after its X,
+ *   (c) after compaction (a Stream-Compact stream, compactNow), a snapshot then the
+ *       deltas, and also the compacted log from -1,
  * ends in the same state, which is also a plain model's; and the snapshot alone is the
- * model of the first X messages. Some runs restart the server in the middle of the
- * snapshot read (same data folder, same PostgreSQL schema) and go on with the cursor.
- * fast-check prints the seed and the shrunk sequence of a failing run.
+ * model of the first X messages. Some runs restart the server in the middle (same data
+ * folder, same PostgreSQL schema) and go on with the cursor. Passes run only when a
+ * run asks (compactNow), so a failing run replays: fast-check prints its seed and the
+ * shrunk sequence.
  */
 import { rmSync } from "node:fs";
 import { stream } from "@durable-streams/client";
@@ -20,18 +23,25 @@ import { batches, checkSnapshot, materialize, model, seqOf, type Message, type S
 
 const JSON_TYPE = { "content-type": "application/json" };
 const PAGE_KEYS = 2;
-const RUNS = 40;
+const RUNS = 30;
+
+/** When a snapshot read restarts the server, or runs a compaction pass: after this page. */
+interface Interruptions {
+  restartAfter: number | null;
+  compactAfter: number | null;
+}
 
 describe("key-frame oracle: snapshot + deltas = whole log = model", () => {
   const dataDir = tempDir();
   let server: TestServer;
   let streams = 0;
 
-  const start = () => startTestServer({}, { dataDir, snapshotPageKeys: PAGE_KEYS });
+  const start = () => startTestServer({}, { dataDir, snapshotPageKeys: PAGE_KEYS, env: { TAILHOOK_PRUNE_INTERVAL_MS: "3600000" } });
   async function restart() {
     await server.close();
     server = await start();
   }
+  const compact = () => server.store.compactNow!();
 
   beforeAll(async () => {
     server = await start();
@@ -41,8 +51,19 @@ describe("key-frame oracle: snapshot + deltas = whole log = model", () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
+  async function create(headers: Record<string, string> = {}): Promise<string> {
+    const name = `oracle/run-${++streams}`;
+    const response = await server.admin(`/v1/stream/${name}`, {
+      method: "PUT",
+      headers: { ...JSON_TYPE, "stream-state": "v1", ...headers },
+    });
+    expect(response.status, await response.text()).toBe(201);
+    return name;
+  }
+
   /** One append per batch, in order: `appended` is the log as the server holds it. */
-  function appender(name: string, pending: Message[][]) {
+  function appender(name: string, batches: Message[][]) {
+    const pending = batches.map((batch) => [...batch]);
     const appended: Message[] = [];
     return {
       appended,
@@ -53,23 +74,47 @@ describe("key-frame oracle: snapshot + deltas = whole log = model", () => {
         expect(response.status, await response.text()).toBe(204);
         appended.push(...batch);
       },
+      async take(count: number) {
+        for (let index = 0; index < count; index++) await this.next();
+      },
       async rest() {
         while (pending.length > 0) await this.next();
       },
     };
   }
 
-  /** A whole snapshot, each page read while the next batch is appended; a restart after page `restartAfter`. */
-  async function snapshotWhileAppending(name: string, append: () => Promise<void>, restartAfter: number | null): Promise<Snapshot> {
-    const pages: Message[][] = [];
+  /**
+   * A whole snapshot, each page read while the next batch is appended. A compaction
+   * pass that overtakes the snapshot's X makes its cursor 410, with the snapshot's
+   * address: the reader then starts again at offset=snapshot, as docs/key-frames.md says.
+   */
+  async function snapshotWhileAppending(name: string, append: () => Promise<void>, at: Interruptions): Promise<Snapshot> {
+    let pages: Message[][] = [];
     let offset = "snapshot";
+    let restarted = false;
+    let compacted = false;
     for (;;) {
       const [response] = await Promise.all([server.admin(`/v1/stream/${name}?offset=${offset}`), append()]);
+      if (response.status === 410 && compacted && offset !== "snapshot") {
+        const body = (await response.json()) as { error: { code: string; snapshot?: string } };
+        expect(body.error).toMatchObject({ code: "gone", snapshot: `/v1/stream/${name}?offset=snapshot` });
+        expect(response.headers.get("link")).toBe(`</v1/stream/${name}?offset=snapshot>; rel="snapshot"`);
+        pages = [];
+        offset = "snapshot";
+        continue;
+      }
       expect(response.status, await response.clone().text()).toBe(200);
       pages.push((await response.json()) as Message[]);
       offset = response.headers.get("stream-next-offset")!;
       if (!offset.startsWith("snapshot:")) return checkSnapshot(pages, offset);
-      if (pages.length === restartAfter) await restart();
+      if (!restarted && pages.length === at.restartAfter) {
+        restarted = true;
+        await restart();
+      }
+      if (!compacted && pages.length === at.compactAfter) {
+        compacted = true;
+        await compact();
+      }
     }
   }
 
@@ -78,15 +123,15 @@ describe("key-frame oracle: snapshot + deltas = whole log = model", () => {
     const messages: Message[] = [];
     for (let offset = from; ;) {
       const response = await server.admin(`/v1/stream/${name}?offset=${offset}`);
-      expect(response.status).toBe(200);
+      expect(response.status, await response.clone().text()).toBe(200);
       messages.push(...((await response.json()) as Message[]));
       offset = response.headers.get("stream-next-offset")!;
       if (response.headers.get("stream-up-to-date") === "true") return messages;
     }
   }
 
-  /** The whole log from -1, with the real Durable Streams client. */
-  async function readWholeLog(name: string): Promise<Message[]> {
+  /** The whole (or compacted) log from -1, with the real Durable Streams client. */
+  async function readFromStart(name: string): Promise<Message[]> {
     const response = await stream<Message>({
       url: `${server.url}/v1/stream/${name}`,
       headers: { authorization: `Bearer ${server.adminToken}` },
@@ -96,38 +141,68 @@ describe("key-frame oracle: snapshot + deltas = whole log = model", () => {
     return response.json();
   }
 
-  it(`${RUNS} random runs: appends during a paged snapshot, some across a restart`, async () => {
-    const runs = fc.record({
-      batches,
-      // How many batches are in before the snapshot read starts (modulo their number + 1); the rest go in during it and after it.
-      before: fc.nat({ max: 14 }),
-      // Restart after this page of the snapshot, or after the snapshot if it has fewer pages.
-      restartAfter: fc.option(fc.integer({ min: 1, max: 6 }), { freq: 2, nil: null }),
-    });
-    await fc.assert(
-      fc.asyncProperty(runs, async ({ batches, before, restartAfter }) => {
-        const name = `oracle/run-${++streams}`;
-        expect((await server.admin(`/v1/stream/${name}`, { method: "PUT", headers: { ...JSON_TYPE, "stream-state": "v1" } })).status).toBe(
-          201,
-        );
-        const pending = batches.map((batch) => [...batch]);
-        const writer = appender(name, pending);
-        for (let index = 0; index < before % (batches.length + 1); index++) await writer.next();
+  /** The snapshot as of X is the model of the first X messages; it and the deltas after X, the model of all. */
+  async function expectSnapshotThenDeltas(name: string, snapshot: Snapshot, appended: Message[]) {
+    const asOf = seqOf(snapshot.asOf);
+    expect(materialize(snapshot.inserts)).toEqual(model(appended.slice(0, asOf)));
+    const deltas = await readDeltas(name, snapshot.asOf);
+    expect(deltas).toHaveLength(appended.length - asOf);
+    expect(materialize([...snapshot.inserts, ...deltas])).toEqual(model(appended));
+  }
 
-        const snapshot = await snapshotWhileAppending(name, () => writer.next(), restartAfter);
+  // How many batches are in before the snapshot read starts (modulo their number + 1); the rest go in during it and after it.
+  const before = fc.nat({ max: 14 });
+  // After this page of the snapshot, or after the snapshot if it has fewer pages.
+  const somePage = fc.option(fc.integer({ min: 1, max: 6 }), { freq: 2, nil: null });
+
+  it(`(a) and (b): ${RUNS} random runs, appends during a paged snapshot, some across a restart`, async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.record({ batches, before, restartAfter: somePage }), async ({ batches, before, restartAfter }) => {
+        const name = await create();
+        const writer = appender(name, batches);
+        await writer.take(before % (batches.length + 1));
+
+        const snapshot = await snapshotWhileAppending(name, () => writer.next(), { restartAfter, compactAfter: null });
         if (restartAfter !== null && snapshot.pages <= restartAfter) await restart();
         await writer.rest();
-        const asOf = seqOf(snapshot.asOf);
-        expect(materialize(snapshot.inserts)).toEqual(model(writer.appended.slice(0, asOf)));
+        await expectSnapshotThenDeltas(name, snapshot, writer.appended);
 
-        const deltas = await readDeltas(name, snapshot.asOf);
-        expect(deltas).toHaveLength(writer.appended.length - asOf);
-        const log = await readWholeLog(name);
+        const log = await readFromStart(name);
         expect(log).toHaveLength(writer.appended.length);
+        expect(materialize(log)).toEqual(model(writer.appended));
+      }),
+      { numRuns: RUNS },
+    );
+  });
 
-        const expected = model(writer.appended);
-        expect(materialize(log)).toEqual(expected);
-        expect(materialize([...snapshot.inserts, ...deltas])).toEqual(expected);
+  it(`(c) after compaction: ${RUNS} random runs, the compacted log and a snapshot then the deltas give the whole log's state`, async () => {
+    const runs = fc.record({
+      batches,
+      before,
+      lag: fc.constantFrom(0, 2, 5),
+      tombstoneAge: fc.constantFrom("0", "never"),
+      restartAfterPass: fc.boolean(),
+      // A second pass while the snapshot is read: with lag 0 it overtakes X and the cursor answers 410.
+      compactAfter: somePage,
+    });
+    await fc.assert(
+      fc.asyncProperty(runs, async ({ batches, before, lag, tombstoneAge, restartAfterPass, compactAfter }) => {
+        const name = await create({ "stream-compact": `key-frame; lag=${lag}; tombstone-age=${tombstoneAge}` });
+        const writer = appender(name, batches);
+        await writer.take(Math.max(1, before % (batches.length + 1)));
+        const whole = materialize(await readFromStart(name));
+        expect(whole).toEqual(model(writer.appended));
+
+        await compact();
+        if (restartAfterPass) await restart();
+        const compacted = await readFromStart(name);
+        expect(compacted.length).toBeLessThanOrEqual(writer.appended.length);
+        expect(materialize(compacted)).toEqual(whole);
+
+        const snapshot = await snapshotWhileAppending(name, () => writer.next(), { restartAfter: null, compactAfter });
+        await writer.rest();
+        await expectSnapshotThenDeltas(name, snapshot, writer.appended);
+        expect(materialize(await readFromStart(name))).toEqual(model(writer.appended));
       }),
       { numRuns: RUNS },
     );
