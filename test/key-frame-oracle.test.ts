@@ -23,7 +23,7 @@ import { batches, checkSnapshot, materialize, model, seqOf, type Message, type S
 
 const JSON_TYPE = { "content-type": "application/json" };
 const PAGE_KEYS = 2;
-const RUNS = 30;
+const RUNS = 25;
 
 /** When a snapshot read restarts the server, or runs a compaction pass: after this page. */
 interface Interruptions {
