@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import {
   behindHorizon,
+  CompactionPasses,
   DEFAULT_COMPACTION_LAG,
   DEFAULT_TOMBSTONE_AGE_SECONDS,
   formatCompactHeader,
@@ -81,6 +82,35 @@ describe("which index rows a pass removes", () => {
       return undefined;
     });
     expect(asked).toEqual([4, 2]);
+  });
+});
+
+describe("passes", () => {
+  const policy = { lag: 0, tombstoneAgeSeconds: null };
+
+  it("keeps P for a pass, goes superseded then tombstones, and starts again only once P would move", () => {
+    const passes = new CompactionPasses();
+    const stream = { id: 1, tailSeq: 10, horizonSeq: 0, policy };
+    const pass = passes.next(stream, 1)!;
+    expect(pass).toEqual({ horizon: 10, after: null, phase: "superseded" });
+    expect(passes.next({ ...stream, tailSeq: 20 }, 1)).toBe(pass);
+    expect(passes.phaseDone(1, 1)).toBe(true);
+    expect(pass.phase).toBe("tombstones");
+    expect(passes.phaseDone(1, 1)).toBe(false);
+    expect(passes.next(stream, 2)).toBeUndefined();
+    expect(passes.worthAnother({ ...stream, tailSeq: 15 }, 8)).toBe(false);
+    expect(passes.worthAnother({ ...stream, tailSeq: 18 }, 8)).toBe(true);
+    expect(passes.next({ ...stream, tailSeq: 11 }, 2)?.horizon).toBe(11);
+  });
+
+  it("with an age for tombstones, passes again once per round at the same P", () => {
+    const passes = new CompactionPasses();
+    const stream = { id: 1, tailSeq: 10, horizonSeq: 0, policy: { lag: 0, tombstoneAgeSeconds: 60 } };
+    passes.next(stream, 1);
+    passes.phaseDone(1, 1);
+    passes.phaseDone(1, 1);
+    expect(passes.next(stream, 1)).toBeUndefined();
+    expect(passes.next(stream, 2)?.horizon).toBe(10);
   });
 });
 

@@ -193,6 +193,8 @@ describe.each(backends)("store contract: $name", (backend) => {
       stateProtocol: null,
       keyFrame: null,
       keyFrameVersion: 0,
+      horizonSeq: 0,
+      compaction: null,
     });
     expect(await store.getStreamById(created.streamId)).toEqual(stream);
 

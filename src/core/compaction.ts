@@ -201,6 +201,17 @@ export class CompactionPasses {
     return false;
   }
 
+  /**
+   * After a pass finished: whether enough was appended meanwhile (a whole step's
+   * worth) that the run should go on with a new pass now rather than wait for the next
+   * tick. Under sustained ingest that keeps compaction up with the appends; a trickle
+   * waits for the tick instead of committing a tiny step after every append.
+   */
+  worthAnother(stream: { id: number; tailSeq: number; horizonSeq: number; policy: CompactionPolicy }, stepRows: number): boolean {
+    const last = this.finished.get(stream.id);
+    return last !== undefined && planHorizon(stream.tailSeq, stream.horizonSeq, stream.policy) - last.horizon >= stepRows;
+  }
+
   /** The policy changed: start over. */
   reset(streamId: number): void {
     this.passes.delete(streamId);

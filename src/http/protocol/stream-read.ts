@@ -61,8 +61,8 @@ async function startOf(ctx: HttpContext, stream: StreamInfo, query: ReadQuery): 
   const consumer = (await ctx.store.getConsumer(stream.id, name)) ?? (await ctx.store.ensureConsumer(stream.id, name, stream.firstSeq - 1));
   ctx.store.markConsumerSeen(stream.id, name).catch((error: unknown) => ctx.logger.warn({ err: error }, "consumer not marked seen"));
   if (offset !== undefined) return resolveReadStart(stream, offset);
-  // A consumer that never acked reads from the start, the compacted log included; acked positions carry no view.
-  if (consumer.lastAckAt === null && consumer.committedSeq <= stream.firstSeq - 1) {
+  // A consumer that never acked, still at the start, reads the compacted log; acked positions carry no view.
+  if (consumer.lastAckAt === null && consumer.committedSeq === stream.firstSeq - 1) {
     return { afterSeq: stream.firstSeq - 1, view: startView(stream, stream.firstSeq - 1) };
   }
   if (consumer.committedSeq < stream.firstSeq - 1 || behindHorizon(stream, consumer.committedSeq, undefined)) throw streamGoneError(stream);

@@ -106,10 +106,11 @@ async function removeTombstones(tx: Tx, stream: CompactedStream, pass: Compactio
   if (latest.length > 0) {
     const types = tx.array(latest.map((row) => row.type));
     const keys = tx.array(latest.map((row) => row.key));
-    await tx`
-      DELETE FROM state_keys k USING unnest(${types}::text[], ${keys}::text[]) AS d(type, key)
-      WHERE k.stream_id = ${stream.id} AND k.type = d.type COLLATE "C" AND k.key = d.key COLLATE "C"`;
     const seqs = tx.array(latest.map((row) => row.seq));
+    // The seq too: an append that committed meanwhile has made a newer change the key's latest (the tombstone moved to history).
+    await tx`
+      DELETE FROM state_keys k USING unnest(${types}::text[], ${keys}::text[], ${seqs}::bigint[]) AS d(type, key, seq)
+      WHERE k.stream_id = ${stream.id} AND k.type = d.type COLLATE "C" AND k.key = d.key COLLATE "C" AND k.seq = d.seq`;
     removed += (await tx`DELETE FROM messages WHERE stream_id = ${stream.id} AND seq = ANY(${seqs}::bigint[])`).count;
   }
   removed += await dropHistory(tx, stream.id, history);
@@ -196,7 +197,7 @@ export class PgCompaction {
             : await removeTombstones(tx, stream, pass, budget, now);
         budget -= Math.max(outcome.rows, 1);
         removed += outcome.removed;
-        if (!outcome.done || this.passes.phaseDone(stream.id, round)) more = true;
+        if (!outcome.done || this.passes.phaseDone(stream.id, round) || this.passes.worthAnother(stream, STEP_ROWS)) more = true;
       }
       const deleted = budget > 0 ? await removeDeletedIndexes(tx, budget) : { rows: 0, more: true };
       return { removed, more: more || deleted.more };

@@ -17,7 +17,7 @@ import {
 import type { Connection } from "./connection.js";
 
 /** History rows looked at per step, removable or not. */
-const SCAN_ROWS = 2000;
+const SCAN_ROWS = 20_000;
 /** Deleted streams whose index rows one step looks at. */
 const DELETED_STREAMS_PER_STEP = 10;
 
@@ -50,7 +50,7 @@ export function prepareCompactionWrites(db: Connection, forgetId: (streamId: num
     nextHistory: db.prepare("SELECT seq FROM state_history WHERE stream_id = ? AND type = ? AND key = ? AND seq > ? ORDER BY seq LIMIT 1"),
     latest: db.prepare("SELECT seq FROM state_keys WHERE stream_id = ? AND type = ? AND key = ?"),
     dropHistory: db.prepare("DELETE FROM state_history WHERE stream_id = ? AND type = ? AND key = ? AND seq = ?"),
-    dropLatest: db.prepare("DELETE FROM state_keys WHERE stream_id = ? AND type = ? AND key = ?"),
+    dropLatest: db.prepare("DELETE FROM state_keys WHERE stream_id = ? AND type = ? AND key = ? AND seq = ?"),
     dropMessage: db.prepare("DELETE FROM messages WHERE stream_id = ? AND seq = ?"),
     oldLatestTombstones: db.prepare(
       `SELECT k.type, k.key, k.seq FROM state_keys k JOIN messages m ON m.stream_id = k.stream_id AND m.seq = k.seq
@@ -99,7 +99,7 @@ export function prepareCompactionWrites(db: Connection, forgetId: (streamId: num
     budget: number,
   ): { rows: number; removed: number; done: boolean } {
     const after = pass.after ?? { type: "", key: "", seq: -1 };
-    const scan = Math.min(SCAN_ROWS, Math.max(budget, 1) * 4);
+    const scan = Math.min(SCAN_ROWS, Math.max(budget, 1) * 2);
     const rows = sql.history.all(stream.id, after.type, after.key, after.seq, scan) as HistoryEntry[];
     const superseded = new Set(supersededRows(rows, pass.horizon, (row) => nextSeqOf(stream.id, row)));
     let dropped = 0;
@@ -134,7 +134,7 @@ export function prepareCompactionWrites(db: Connection, forgetId: (streamId: num
     const latest = sql.oldLatestTombstones.all(stream.id, pass.horizon, cutoff, budget) as HistoryEntry[];
     for (const row of latest) {
       raise(stream, pass.horizon);
-      sql.dropLatest.run(stream.id, row.type, row.key);
+      sql.dropLatest.run(stream.id, row.type, row.key, row.seq);
       removed += sql.dropMessage.run(stream.id, row.seq).changes;
     }
     const left = budget - latest.length;
@@ -179,12 +179,13 @@ export function prepareCompactionWrites(db: Connection, forgetId: (streamId: num
           more = true;
           break;
         }
-        const pass = passes.next({ ...stream, policy: policyOf(stream.compaction)! }, round);
+        const compacted = { ...stream, policy: policyOf(stream.compaction)! };
+        const pass = passes.next(compacted, round);
         if (!pass) continue;
         const outcome = pass.phase === "superseded" ? removeSuperseded(stream, pass, budget) : removeTombstones(stream, pass, budget, now);
         budget -= Math.max(outcome.rows, 1);
         removed += outcome.removed;
-        if (!outcome.done || passes.phaseDone(stream.id, round)) more = true;
+        if (!outcome.done || passes.phaseDone(stream.id, round) || passes.worthAnother(compacted, maxRows)) more = true;
       }
       const deleted = budget > 0 ? removeDeletedIndexes(budget) : { rows: 0, more: true };
       return { removed, rows: maxRows - budget + deleted.rows, more: more || deleted.more };

@@ -44,6 +44,12 @@ export interface SqliteStoreOptions {
 }
 
 const PRUNE_ROWS_PER_BATCH = 2000;
+/**
+ * Rows one compaction step may remove. A step waits for a write batch of its own, so
+ * under full ingest it gets about one batch's turn each time: a step much smaller
+ * than what the appends add per batch never catches up (docs/benchmarks.md, compaction).
+ */
+const COMPACT_ROWS_PER_STEP = 8000;
 const INBOX_CACHE_SIZE = 10_000;
 /** Rows fetched per query when paging; small enough that a page of large bodies stays small. */
 const READ_CHUNK_ROWS = 64;
@@ -171,7 +177,7 @@ export class SqliteStore implements Store, GeneralStreams {
     const round = ++this.compactionRound;
     let total = 0;
     for (;;) {
-      const result = await this.write({ kind: "compact", now: Date.now(), maxRows: PRUNE_ROWS_PER_BATCH, round }).catch(() => undefined);
+      const result = await this.write({ kind: "compact", now: Date.now(), maxRows: COMPACT_ROWS_PER_STEP, round }).catch(() => undefined);
       if (result?.status !== "compacted") break;
       total += result.removed;
       this.writer.observers.compacted(result.removed);
