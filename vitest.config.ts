@@ -19,6 +19,7 @@ const onBothBackends = [
   "test/conformance.test.ts",
   "test/general-streams.test.ts",
   "test/state-streams.test.ts",
+  "test/key-frame-oracle.test.ts",
   "test/inbox-key-frames.test.ts",
   "test/durable-streams-client.test.ts",
   "test/prune-race.test.ts",

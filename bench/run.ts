@@ -16,7 +16,9 @@
  * The `compaction` phase appends 1,000,000 updates over 10,000 keys to a compacted
  * state stream and compares its disk use with the size of one snapshot
  * (BENCH_COMPACTION_UPDATES=100000 for a quick check).
- * BENCH_ONLY=ingest,latency,catchup,forward,pg,ds,verify,smtp,compaction runs some phases only.
+ * The `snapshot` phase reads the state of 100,000 keys from offset=snapshot (entities/s)
+ * and, as its baseline, the same 100,000 inserts from -1 (messages/s), in a reader child.
+ * BENCH_ONLY=ingest,latency,catchup,forward,pg,ds,verify,smtp,compaction,snapshot runs some phases only.
  * A missed target is reported, never fatal (this is a report, not a test); an invalid
  * run (errors, non-2xx replies, lost events) or a crash exits 1.
  */
@@ -36,6 +38,7 @@ import { paddedJson, summarize } from "./stats.js";
 import { measureVerifyIngest, type VerifyIngestResult } from "./verify-ingest.js";
 import { measureSmtpIngest, type SmtpIngestResult } from "./smtp-ingest.js";
 import { measureCompactionDisk, type CompactionDiskResult } from "./compaction-disk.js";
+import { measureSnapshotRead, medianRate, type SnapshotPhaseResult, type TimedRead } from "./snapshot-read.js";
 
 function positiveSeconds(raw: string | undefined, fallback: number): number {
   if (raw === undefined || raw === "") return fallback;
@@ -52,7 +55,7 @@ function compactionUpdates(raw: string | undefined): number {
   return value;
 }
 
-const PHASES = ["ingest", "latency", "catchup", "forward", "pg", "ds", "verify", "smtp", "compaction"] as const;
+const PHASES = ["ingest", "latency", "catchup", "forward", "pg", "ds", "verify", "smtp", "compaction", "snapshot"] as const;
 type Phase = (typeof PHASES)[number];
 const PG_URL = pgBenchUrl();
 
@@ -125,6 +128,8 @@ const TARGET = {
 };
 /** The compaction phase: 1,000,000 updates by default (BENCH_COMPACTION_UPDATES for a quick check), 10,000 keys. */
 const COMPACTION = { updates: compactionUpdates(process.env.BENCH_COMPACTION_UPDATES), keys: 10_000 };
+/** The snapshot phase: 100,000 keys, each read kind this many times in turns. */
+const SNAPSHOT = { keys: 100_000, reads: 3 };
 /** The smtp phase: 10 KiB messages over 16 connections, SMTP and webhook windows in turns. */
 const SMTP = { messageBytes: 10 * 1024, connections: 16, windowSeconds: 2 };
 /** The verify phase's windows: off and on in turns, this long each. */
@@ -153,6 +158,7 @@ interface Figures {
   verify?: VerifyIngestResult;
   smtp?: SmtpIngestResult;
   compaction?: CompactionDiskResult;
+  snapshot?: SnapshotPhaseResult;
 }
 
 function progress(message: string): void {
@@ -254,6 +260,11 @@ async function measure(): Promise<Figures> {
     const adminToken = `bench_${randomBytes(24).toString("hex")}`;
     figures.compaction = await measureCompactionDisk({ ...COMPACTION, adminToken, progress });
   }
+
+  if (ONLY.has("snapshot")) {
+    const adminToken = `bench_${randomBytes(24).toString("hex")}`;
+    figures.snapshot = await measureSnapshotRead({ ...SNAPSHOT, adminToken, progress });
+  }
   return figures;
 }
 
@@ -270,7 +281,21 @@ const count = (value: number) => (Number.isFinite(value) ? Math.round(value).toL
 const mib = (kb: number) => (Number.isFinite(kb) ? (kb / 1024).toFixed(1) : "-");
 
 /** Prints the tables; returns what makes the run invalid (empty when it is valid). */
-function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, pg, ds, verify, smtp, compaction }: Figures): string[] {
+function report({
+  loadBefore,
+  bare,
+  ingest,
+  readers,
+  fills,
+  catchUps,
+  forwards,
+  pg,
+  ds,
+  verify,
+  smtp,
+  compaction,
+  snapshot,
+}: Figures): string[] {
   const problems: string[] = [];
   const targetRows: string[][] = [];
   const cpu = cpus();
@@ -494,10 +519,48 @@ function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, 
   if (verify) reportVerify(verify, problems, targetRows);
   if (smtp) reportSmtp(smtp, problems, targetRows);
   if (compaction) reportCompaction(compaction, problems, targetRows);
+  if (snapshot) reportSnapshot(snapshot, problems, targetRows);
 
   console.log("\nTargets\n");
   console.log(table(["target", "goal", "measured", "result"], targetRows));
   return problems;
+}
+
+/** The snapshot phase's table and its row (reported, no target). */
+function reportSnapshot(result: SnapshotPhaseResult, problems: string[], targetRows: string[][]): void {
+  console.log(
+    `\nSnapshot read (snapshot): ${count(result.keys)} keys, one insert each (~100 B values), filled in ${result.fillSeconds.toFixed(1)} s;` +
+      ` each read a catch-up read in a reader child (pages of 1000, parsed as JSON), from -1 and from offset=snapshot in turns, fresh SQLite server\n`,
+  );
+  const row = (name: string, read: TimedRead) => {
+    for (const problem of read.problems) problems.push(`snapshot phase, ${name}: ${problem}`);
+    if (read.items !== result.keys) problems.push(`snapshot phase, ${name}: read ${read.items} of ${result.keys} items`);
+    return [
+      name,
+      count(read.items),
+      String(read.pages),
+      (read.bytes / 2 ** 20).toFixed(1),
+      read.seconds.toFixed(2),
+      count(read.itemsPerSecond),
+      read.serverCpuUs.toFixed(1),
+      read.readerCpuUs.toFixed(1),
+    ];
+  };
+  const rows = result.logs.flatMap((log, index) => [
+    row(`from -1 (log), ${index + 1}`, log),
+    row(`offset=snapshot, ${index + 1}`, result.snapshots[index]!),
+  ]);
+  const snapshotRate = medianRate(result.snapshots);
+  const logRate = medianRate(result.logs);
+  const ratio = snapshotRate / logRate;
+  rows.push(["snapshot / log (medians)", "", "", "", "", `${ratio.toFixed(2)}x`, "", ""]);
+  console.log(table(["read", "items", "pages", "MiB", "s", "items/s", "server CPU µs/item", "reader CPU µs/item"], rows));
+  targetRows.push([
+    `snapshot read rate, ${count(result.keys)} keys (median of ${result.snapshots.length})`,
+    "reported (no target)",
+    `${count(snapshotRate)} entities/s; log from -1 ${count(logRate)} messages/s; ${ratio.toFixed(2)}x`,
+    "-",
+  ]);
 }
 
 /** The compaction phase's table and its target row. */

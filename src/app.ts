@@ -48,6 +48,8 @@ export interface StartOptions {
   webhookResolver?: WebhookResolver;
   /** Reconciliation source limits (tests: a small Stripe cap). */
   sources?: SourceOptions;
+  /** Keys a snapshot page looks at, at most (tests: small pages, so a snapshot has many). */
+  snapshotPageKeys?: number;
 }
 
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -144,13 +146,14 @@ export async function startTailhook(config: ServerConfig, options: StartOptions 
       auth: new Authorizer(adminToken),
       grants: store.general ? new StreamGrants(store.general) : undefined,
       waiters,
-      live: new LiveStreams(store, waiters),
+      live: new LiveStreams(store, waiters, options.snapshotPageKeys),
       config,
       logger,
       baseUrl: () => config.publicUrl ?? listening,
       isShuttingDown: () => shuttingDown,
       metrics,
       ...(options.webhookResolver ? { resolveWebhookHost: options.webhookResolver } : {}),
+      ...(options.snapshotPageKeys ? { snapshotPageKeys: options.snapshotPageKeys } : {}),
     });
     await app.ready();
     await listen(server, config.host, config.port);

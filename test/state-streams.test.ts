@@ -3,6 +3,7 @@
  * rule, with nothing stored), and that a snapshot as of X, read in pages while appends
  * go on, is the state @durable-streams/state's MaterializedState computes from the log
  * up to X — and that the snapshot then the deltas after X give the whole log's state.
+ * Random operation sequences are test/key-frame-oracle.test.ts's (property-based).
  */
 import { stream } from "@durable-streams/client";
 import { MaterializedState, type ChangeEvent } from "@durable-streams/state";
@@ -229,18 +230,6 @@ describe("state streams", () => {
     const { inserts } = await readSnapshot("oracle/reset");
     expect(inserts.map((message) => message.key)).toEqual(["big", "3"]);
     expect(materialize(inserts)).toEqual(materialize((await readLog("oracle/reset")).messages));
-  });
-
-  it("random sequences of inserts, updates, upserts, deletes and re-inserts: snapshot = log", async () => {
-    for (const seed of [1, 2, 3, 4, 5]) {
-      const next = random(seed);
-      const name = `oracle/random-${seed}`;
-      expect((await put(name)).status).toBe(201);
-      for (let batch = 0; batch < 8; batch++)
-        expect((await post(name, randomChanges(next, 1 + Math.floor(next() * 30), 12))).status).toBe(204);
-      const { inserts } = await readSnapshot(name);
-      expect(materialize(inserts), `seed ${seed}`).toEqual(materialize((await readLog(name)).messages));
-    }
   });
 
   it("a paginated snapshot with appends running meanwhile is the log's state as of X; then the deltas after X give the whole log's", async () => {

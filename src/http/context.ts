@@ -25,4 +25,6 @@ export interface HttpContext {
   metrics: Metrics;
   /** Resolves subscription webhook hosts (tests inject one; the system resolver otherwise). */
   resolveWebhookHost?: WebhookResolver;
+  /** Keys a snapshot page looks at, at most (PAGE_LIMITS otherwise; tests make it small). */
+  snapshotPageKeys?: number;
 }

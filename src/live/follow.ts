@@ -63,6 +63,8 @@ export class LiveStreams {
   constructor(
     private readonly store: Store,
     readonly waiters: StreamWaiters,
+    /** Keys a snapshot page looks at, at most (tests make it small; PAGE_LIMITS otherwise). */
+    private readonly snapshotPageKeys?: number,
   ) {
     this.reads = new SharedReads(store);
   }
@@ -130,7 +132,7 @@ export class LiveStreams {
       if (!stream || stream.softDeleted) return { kind: "deleted", soft: stream !== undefined };
       let page;
       try {
-        page = await readSnapshotPage(this.store, stream, position);
+        page = await readSnapshotPage(this.store, stream, position, this.snapshotPageKeys);
       } catch (error) {
         // Compaction overtook the snapshot under way: the reader starts again at offset=snapshot.
         if (error instanceof TailhookError && error.code === "gone") {

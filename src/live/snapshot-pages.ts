@@ -70,13 +70,18 @@ function eventEnvelope(value: SnapshotValue): Buffer {
  * store says so in the same read transaction): a fresh snapshot starts again as of the
  * new tail, a snapshot already under way answers 410 (the reader starts again).
  */
-export async function readSnapshotPage(store: Store, stream: StreamInfo, position: SnapshotPosition): Promise<SnapshotPageRead> {
+export async function readSnapshotPage(
+  store: Store,
+  stream: StreamInfo,
+  position: SnapshotPosition,
+  maxKeys: number = PAGE_LIMITS.maxMessages,
+): Promise<SnapshotPageRead> {
   let current = { stream, position };
   for (let tries = 1; ; tries++) {
     const page = await store.readSnapshotPage(current.stream.id, {
       asOfSeq: current.position.asOfSeq,
       after: current.position.after,
-      maxKeys: PAGE_LIMITS.maxMessages,
+      maxKeys,
       maxBytes: PAGE_LIMITS.maxBytes,
     });
     if (page.horizonSeq <= current.position.asOfSeq) return framePage(current.stream, current.position, page);

@@ -22,7 +22,7 @@ export function jsonArray(messages: Buffer[]): Buffer {
 }
 
 export async function sendSnapshotPage(ctx: HttpContext, reply: FastifyReply, stream: StreamInfo, offset: string) {
-  const page = await readSnapshotPage(ctx.store, stream, snapshotPositionOf(stream, offset));
+  const page = await readSnapshotPage(ctx.store, stream, snapshotPositionOf(stream, offset), ctx.snapshotPageKeys);
   // Pages are not cached: the first one's X moves with the tail, the last one's up-to-date with it too.
   reply.code(200).headers({ "content-type": stream.contentType, "cache-control": "no-store" });
   if (stream.stateProtocol !== null) reply.header("stream-state", stream.stateProtocol);
