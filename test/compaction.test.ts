@@ -17,7 +17,7 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { rmSync } from "node:fs";
 import { schemaFor, startTestServer, tempDir, testBackend, type TestServer } from "./helpers/server.js";
-import { stripeEvent } from "./helpers/webhook-payloads.js";
+import { githubCheckRun, githubIssue, githubIssueComment, githubPing, githubPullRequest, stripeEvent } from "./helpers/webhook-payloads.js";
 import { waitUntil } from "./helpers/wait.js";
 
 interface Message {
@@ -427,6 +427,30 @@ describe(`compaction (${testBackend})`, () => {
 
       const metrics = await (await server.admin("/metrics")).text();
       expect(Number(/^tailhook_compaction_removed_total (\S+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(3);
+    });
+
+    it("keeps the latest GitHub event per issue, pull request and check run byte for byte; pings stay", async () => {
+      const inbox = (await server.createInbox({
+        settings: { keyFrame: { preset: "github" }, retention: { compact: true, compactLag: 0 } },
+      })) as Inbox;
+      const bodies = [
+        githubPing(),
+        githubIssue("opened", 2_147_483_901, 41, "open", "Checkout fails"),
+        githubPullRequest("opened", 1_934_000_111, 42, "a1b2c3"),
+        githubCheckRun("created", 25_000_000_001, "queued", null),
+        githubIssueComment(2_147_483_901, 41, 9001, "Seen on Safari too"),
+        githubCheckRun("completed", 25_000_000_001, "completed", "success"),
+        githubPullRequest("synchronize", 1_934_000_111, 42, "0a0b0c"),
+        githubIssue("closed", 2_147_483_901, 41, "closed", "Checkout fails"),
+      ];
+      for (const body of bodies) await send(inbox, body);
+      const snapshotBefore = await snapshot(inbox);
+      // Superseded: the issue's opening and comment, the first check run and pull request events.
+      expect(await compact()).toBe(4);
+      const kept = await log(inbox);
+      expect(kept.map((event) => event.seq)).toEqual([1, 6, 7, 8]);
+      for (const event of kept) expect(Buffer.from(event.body, event.bodyEncoding).toString("utf8")).toBe(bodies[event.seq - 1]);
+      expect(await snapshot(inbox)).toBe(snapshotBefore);
     });
 
     it("takes retention.compact on a PATCH too, and keeps the latest event per object from then on", async () => {
