@@ -6,6 +6,7 @@
  */
 import { inboxStreamName } from "../core/stream-names.js";
 import type { EventEnvelope, InboxSettings } from "../core/types.js";
+import type { ConsumerView } from "../core/consumers.js";
 import type { InboxView } from "../core/inbox-view.js";
 import { formatOffset } from "../core/offsets.js";
 import { errorFromResponse, goneFromResponse, TailhookGoneError } from "./errors.js";
@@ -28,25 +29,8 @@ export interface CreatedInbox extends InboxInfo {
   smeeUrl: string;
 }
 
-export interface ConsumerInfo {
-  name: string;
-  committedOffset: string;
-  committedSeq: number;
-  lag: {
-    events: number;
-    lostEvents: number;
-    seconds: number;
-    oldestUnackedAt: string | null;
-    oldestUnackedAgeSeconds: number | null;
-    /** Its committed offset is before horizonOffset: its next read answers 410 (it re-syncs as onGone says). */
-    behindHorizon: boolean;
-    /** The earliest offset deltas can be read after (compaction's horizon or the earliest retained event). */
-    horizonOffset: string;
-  };
-  createdAt: string;
-  lastAckAt: string | null;
-  lastSeenAt: string | null;
-}
+/** A consumer as the API shows it: the server's own view type (core/consumers.ts). */
+export type ConsumerInfo = ConsumerView;
 
 /** A delta: one event after the position the tail stood at. */
 export interface TailedEvent {
