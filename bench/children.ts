@@ -29,6 +29,8 @@ export interface Inbox {
 
 export interface Tailhook extends Server {
   pid: number;
+  /** The server's data folder (a temp folder, removed at stop). */
+  dataDir: string;
   createInbox(settings?: Record<string, unknown>): Promise<Inbox>;
 }
 
@@ -106,10 +108,17 @@ export async function startChild(
   return { child, url };
 }
 
-export async function startBare(): Promise<Server> {
+export async function startBare(): Promise<Server & { pid: number }> {
   const script = fileURLToPath(new URL("./bare-server.js", import.meta.url));
   const { child, url } = await startChild("bare", [script], process.env);
-  return { name: "bare node:http", url, stop: () => stopChild(child) };
+  return { name: "bare node:http", url, pid: child.pid!, stop: () => stopChild(child) };
+}
+
+/** The relay that stores nothing (bench/relay-server.ts): the baseline of the live and fanout phases. */
+export async function startRelay(): Promise<Server & { pid: number }> {
+  const script = fileURLToPath(new URL("./relay-server.js", import.meta.url));
+  const { child, url } = await startChild("relay", [script], process.env);
+  return { name: "relay (stores nothing)", url, pid: child.pid!, stop: () => stopChild(child) };
 }
 
 /** The `tailhook forward` target (bench/forward-target.ts); it reports over IPC. */
@@ -130,6 +139,8 @@ export interface TailhookOptions {
   name?: string;
   /** More `serve` flags, e.g. --open. */
   args?: string[];
+  /** More environment, e.g. TAILHOOK_MAX_CONNECTIONS. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export async function startTailhook(options: TailhookOptions = {}): Promise<Tailhook> {
@@ -138,7 +149,7 @@ export async function startTailhook(options: TailhookOptions = {}): Promise<Tail
   tempDirs.add(dataDir);
   const adminToken = options.adminToken ?? `bench_${randomBytes(24).toString("hex")}`;
   const name = options.name ?? "tailhook";
-  const env: NodeJS.ProcessEnv = { ...process.env, TAILHOOK_ADMIN_TOKEN: adminToken, TAILHOOK_LOG_LEVEL: "warn" };
+  const env: NodeJS.ProcessEnv = { ...process.env, TAILHOOK_ADMIN_TOKEN: adminToken, TAILHOOK_LOG_LEVEL: "warn", ...options.env };
   // The backend is chosen here, never inherited from the bench's own environment.
   delete env.DATABASE_URL;
   delete env.TAILHOOK_DATABASE_URL;
@@ -153,6 +164,7 @@ export async function startTailhook(options: TailhookOptions = {}): Promise<Tail
     name,
     url,
     pid: child.pid!,
+    dataDir,
     async stop() {
       await stopChild(child);
       rmSync(dataDir, { recursive: true, force: true });
