@@ -60,9 +60,12 @@ export async function stopChild(child: ChildProcess): Promise<void> {
   stopping.delete(child);
 }
 
-/** Starts `node <args>` with stdout and stderr piped (and an IPC channel if asked); stopAll stops it. */
-export function spawnNode(args: string[], env: NodeJS.ProcessEnv, ipc = false): ChildProcess {
-  const child = spawn(process.execPath, [...nodeArgs(), ...args], {
+/**
+ * Starts `node <args>` with stdout and stderr piped (and an IPC channel if asked); stopAll
+ * stops it. BENCH_NODE_ARGS go to servers, not to load generators and readers (loadChild).
+ */
+export function spawnNode(args: string[], env: NodeJS.ProcessEnv, ipc = false, loadChild = false): ChildProcess {
+  const child = spawn(process.execPath, [...(loadChild ? [] : nodeArgs()), ...args], {
     env,
     stdio: ["ignore", "pipe", "pipe", ...(ipc ? ["ipc" as const] : [])],
   });

@@ -15,6 +15,8 @@ export interface SenderChildArgs {
   count: number;
   connections: number;
   bodyBytes: number;
+  /** The first body's n (a warm-up run uses a range of its own); 0 when absent. */
+  firstN?: number;
 }
 
 /** [n, sentAt, 2xx reply in] */
@@ -58,7 +60,7 @@ const start = monotonicMs();
 await new Promise<void>((resolve) => {
   const tick = () => {
     const due = Math.min(args.count, Math.floor((monotonicMs() - start) / interval) + 1);
-    while (replies.length < due) replies.push(post(replies.length));
+    while (replies.length < due) replies.push(post((args.firstN ?? 0) + replies.length));
     if (replies.length < args.count) setTimeout(tick, 1);
     else resolve();
   };

@@ -56,3 +56,8 @@ export function sampleRss(pid: number, progress: () => number, intervalMs = 100)
 export function rssWhen(samples: readonly RssSample[], value: number): number {
   return samples.find((sample) => sample.progress >= value)?.rssKb ?? Number.NaN;
 }
+
+/** VmRSS of the process now, kB; NaN if unreadable. */
+export function rssNowKb(pid: number): number {
+  return statusField(pid, "VmRSS");
+}

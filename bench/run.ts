@@ -13,7 +13,11 @@
  * The `smtp` phase compares mail through the SMTP door (10 KiB messages, 16
  * connections, its load generator in a process of its own) with webhook ingest of the
  * same bytes, on one server, in windows taken in turns.
- * BENCH_ONLY=ingest,latency,catchup,forward,pg,ds,verify,smtp runs some phases only.
+ * Issue #15's phases: `cpu` (CPU per request, from /proc), `live` (ingest→SSE latency
+ * against a relay that stores nothing, sender and reader in processes of their own),
+ * `fanout` (one event to 10,000 SSE readers) and `large` (1 MiB webhooks vs the disk's
+ * own write + fdatasync); its table, printed last, also takes the ingest and ds figures.
+ * BENCH_ONLY=ingest,cpu,latency,live,fanout,large,catchup,forward,pg,ds,verify,smtp runs some phases only.
  * A missed target is reported, never fatal (this is a report, not a test); an invalid
  * run (errors, non-2xx replies, lost events) or a crash exits 1.
  */
@@ -32,6 +36,11 @@ import { measureReaderLatency, type ReaderLatencyOptions, type ReaderLatencyResu
 import { paddedJson, summarize } from "./stats.js";
 import { measureVerifyIngest, type VerifyIngestResult } from "./verify-ingest.js";
 import { measureSmtpIngest, type SmtpIngestResult } from "./smtp-ingest.js";
+import { measureCpu, type CpuFigures } from "./cpu-per-request.js";
+import { measureFanout, type FanoutFigures } from "./fanout.js";
+import { reportIssue15, ISSUE15_TARGET } from "./issue15-report.js";
+import { measureLarge, type LargeFigures } from "./large-bodies.js";
+import { measureLive, type LiveFigures } from "./live-latency.js";
 
 function positiveSeconds(raw: string | undefined, fallback: number): number {
   if (raw === undefined || raw === "") return fallback;
@@ -40,7 +49,7 @@ function positiveSeconds(raw: string | undefined, fallback: number): number {
   return value;
 }
 
-const PHASES = ["ingest", "latency", "catchup", "forward", "pg", "ds", "verify", "smtp"] as const;
+const PHASES = ["ingest", "cpu", "latency", "live", "fanout", "large", "catchup", "forward", "pg", "ds", "verify", "smtp"] as const;
 type Phase = (typeof PHASES)[number];
 const PG_URL = pgBenchUrl();
 
@@ -103,12 +112,18 @@ const TARGET = {
   /** "Flat": peak RSS for the large backlog vs the small one, and RSS at 90% vs 10% of a drain. */
   rssGrowth: 1.25,
   /** ds phase: tailhook's append throughput over the reference server's. */
-  dsRatio: 20,
+  dsRatio: ISSUE15_TARGET.dsVsReference,
   /** ds phase: at most this share of tailhook's append throughput lost with one SSE reader attached. */
-  dsReaderDrop: 0.1,
+  dsReaderDrop: 1 - ISSUE15_TARGET.dsWithReader,
   /** verify phase: ingest with HMAC-SHA256 verification on, over ingest with it off. */
   verifyRatio: 0.9,
 };
+/** The live phase (issue #15 rows 3 and 4): paced rates, one SSE reader; capped at 5 s a run. */
+const LIVE = { rates: [500, 1000], connections: 4, seconds: Math.min(INGEST_SECONDS, 5) };
+/** The fanout phase (issue #15 row 5): 2,500 SSE connections per reader process. */
+const FANOUT = { readers: 10_000, readerProcesses: 4, events: 3 };
+/** The large phase (issue #15 row 8). */
+const LARGE = { bodyBytes: 1024 * 1024, connections: 4 };
 /** The smtp phase: 10 KiB messages over 16 connections, SMTP and webhook windows in turns. */
 const SMTP = { messageBytes: 10 * 1024, connections: 16, windowSeconds: 2 };
 /** The verify phase's windows: off and on in turns, this long each. */
@@ -136,6 +151,10 @@ interface Figures {
   ds?: DsServerFigures[];
   verify?: VerifyIngestResult;
   smtp?: SmtpIngestResult;
+  cpu?: CpuFigures;
+  live: LiveFigures[];
+  fanout?: FanoutFigures;
+  large?: LargeFigures;
 }
 
 function progress(message: string): void {
@@ -143,7 +162,7 @@ function progress(message: string): void {
 }
 
 async function measure(): Promise<Figures> {
-  const figures: Figures = { loadBefore: loadavg()[0]!, readers: [], fills: [], catchUps: [], forwards: [] };
+  const figures: Figures = { loadBefore: loadavg()[0]!, readers: [], fills: [], catchUps: [], forwards: [], live: [] };
   const body = paddedJson({ type: "bench.event", source: "tailhook-bench" }, BODY_BYTES);
   const load = async (url: string): Promise<LoadResult> => {
     await runLoad({ url, body, connections: CONNECTIONS, seconds: WARMUP_SECONDS });
@@ -160,6 +179,23 @@ async function measure(): Promise<Figures> {
     const loaded = await startTailhook();
     figures.ingest = await load((await loaded.createInbox()).ingestUrl);
     await loaded.stop();
+  }
+
+  if (ONLY.has("cpu")) {
+    figures.cpu = await measureCpu({ body, connections: CONNECTIONS, seconds: INGEST_SECONDS, warmupSeconds: WARMUP_SECONDS }, progress);
+  }
+
+  if (ONLY.has("live")) {
+    for (const rate of LIVE.rates) {
+      progress(`live: relay and tailhook, ${rate} req/s over ${LIVE.connections} connections for ${LIVE.seconds} s, one SSE reader`);
+      figures.live.push(await measureLive({ rate, seconds: LIVE.seconds, connections: LIVE.connections, bodyBytes: BODY_BYTES }));
+    }
+  }
+
+  if (ONLY.has("fanout")) figures.fanout = await measureFanout({ ...FANOUT, bodyBytes: BODY_BYTES }, progress);
+
+  if (ONLY.has("large")) {
+    figures.large = await measureLarge({ ...LARGE, seconds: Math.min(INGEST_SECONDS, 5), warmupSeconds: 1 }, progress);
   }
 
   if (ONLY.has("latency")) {
@@ -248,7 +284,23 @@ const count = (value: number) => (Number.isFinite(value) ? Math.round(value).toL
 const mib = (kb: number) => (Number.isFinite(kb) ? (kb / 1024).toFixed(1) : "-");
 
 /** Prints the tables; returns what makes the run invalid (empty when it is valid). */
-function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, pg, ds, verify, smtp }: Figures): string[] {
+function report({
+  loadBefore,
+  bare,
+  ingest,
+  readers,
+  fills,
+  catchUps,
+  forwards,
+  pg,
+  ds,
+  verify,
+  smtp,
+  cpu: cpuFigures,
+  live,
+  fanout,
+  large,
+}: Figures): string[] {
   const problems: string[] = [];
   const targetRows: string[][] = [];
   const cpu = cpus();
@@ -474,6 +526,7 @@ function report({ loadBefore, bare, ingest, readers, fills, catchUps, forwards, 
 
   console.log("\nTargets\n");
   console.log(table(["target", "goal", "measured", "result"], targetRows));
+  reportIssue15({ cpu: cpuFigures, bare, ingest, live, fanout, ds, large }, table, problems);
   return problems;
 }
 

@@ -20,9 +20,7 @@ export interface ReadersChildArgs {
 export type ReceivedRow = [number, number, number, number, number];
 
 export type ReadersChildMessage =
-  | { type: "ready" }
-  | { type: "failed"; message: string }
-  | { type: "report"; rows: ReceivedRow[]; duplicates: number; closed: number };
+  { type: "ready" } | { type: "failed"; message: string } | { type: "report"; rows: ReceivedRow[]; duplicates: number; closed: number };
 
 const WAVE = 250;
 const args = JSON.parse(process.argv[2]!) as ReadersChildArgs;
