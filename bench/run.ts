@@ -524,8 +524,10 @@ function report({
   if (verify) reportVerify(verify, problems, targetRows);
   if (smtp) reportSmtp(smtp, problems, targetRows);
 
-  console.log("\nTargets\n");
-  console.log(table(["target", "goal", "measured", "result"], targetRows));
+  if (targetRows.length > 0) {
+    console.log("\nTargets\n");
+    console.log(table(["target", "goal", "measured", "result"], targetRows));
+  }
   reportIssue15({ cpu: cpuFigures, bare, ingest, live, fanout, ds, large }, table, problems);
   return problems;
 }
