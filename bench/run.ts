@@ -654,7 +654,7 @@ function reportDs(ds: DsServerFigures[], problems: string[], targetRows: string[
   );
 
   console.log(
-    `\nThe same with one SSE reader (live=sse from offset -1, in a worker thread of the bench process) following another stream on the same server\n`,
+    `\nThe same with one SSE reader (live=sse from offset -1, in a process of its own) following another stream on the same server\n`,
   );
   const readerRows = ds.map((entry) => {
     const run = entry.withReader;
@@ -710,7 +710,7 @@ function reportDs(ds: DsServerFigures[], problems: string[], targetRows: string[
   }
 
   console.log(
-    `\nAppend→reader latency (ds): open-loop ${latency.rate} appends/s over ${latency.connections} connections, one SSE reader from offset -1 in the bench process;` +
+    `\nAppend→reader latency (ds): open-loop ${latency.rate} appends/s over ${latency.connections} connections, a paced writer in a process of its own, one SSE reader from offset -1 in the bench process;` +
       ` two fresh servers side by side, ${DS.windowSeconds} s windows in turns after one paced second each, ~${INGEST_SECONDS} s per row\n`,
   );
   const latencyRows = ds.map((entry) => {
