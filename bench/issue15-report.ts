@@ -140,7 +140,8 @@ export function reportIssue15(inputs: Issue15Inputs, table: Table, problems: str
         `${rate}/s offered (relay ${fixed(figures.relay.achievedRate, 0)})`,
         times(held),
         `>= ${T.holdsRate}x`,
-        verdict(held >= T.holdsRate),
+        // A relay that cannot hold the rate either means the machine, not tailhook, set the pace.
+        `${verdict(held >= T.holdsRate)}${figures.relay.achievedRate < T.holdsRate * rate ? " (relay fell behind too)" : ""}`,
       ]);
     }
   };
