@@ -4,17 +4,20 @@
  * the bench process: 100 connections, 1 KiB JSON); the server's user + system CPU
  * over the measured window, all threads (/proc/<pid>/stat counts the whole thread
  * group: the main thread, the SQLite writer and checkpoint threads, libuv's pool), is
- * divided by the 2xx replies of that window.
+ * divided by the 2xx replies of that window; the same per thread from
+ * /proc/<pid>/task/<tid>/stat.
  */
 import { startBare, startTailhook } from "./children.js";
 import { runLoad, type LoadResult } from "./ingest-load.js";
-import { cpuSeconds } from "./rss.js";
+import { cpuSeconds, cpuSecondsByThread } from "./rss.js";
 
 export interface CpuRun {
   load: LoadResult;
   cpuSeconds: number;
   requests: number;
   microsPerRequest: number;
+  /** CPU µs per request by thread (/proc/<pid>/task/*), over the same window, busiest first. */
+  perThread: Array<[name: string, micros: number]>;
 }
 
 export interface CpuFigures {
@@ -33,10 +36,16 @@ async function measured(pid: number, url: string, options: CpuOptions): Promise<
   const load = { url, body: options.body, connections: options.connections };
   await runLoad({ ...load, seconds: options.warmupSeconds });
   const before = cpuSeconds(pid);
+  const threadsBefore = cpuSecondsByThread(pid);
   const result = await runLoad({ ...load, seconds: options.seconds });
   const used = cpuSeconds(pid) - before;
+  const threadsAfter = cpuSecondsByThread(pid);
   const requests = result.latencies.length;
-  return { load: result, cpuSeconds: used, requests, microsPerRequest: (used * 1e6) / requests };
+  const perThread = [...threadsAfter]
+    .map(([name, seconds]): [string, number] => [name, ((seconds - (threadsBefore.get(name) ?? 0)) * 1e6) / requests])
+    .filter(([, micros]) => micros >= 0.05)
+    .sort((a, b) => b[1] - a[1]);
+  return { load: result, cpuSeconds: used, requests, microsPerRequest: (used * 1e6) / requests, perThread };
 }
 
 export async function measureCpu(options: CpuOptions, progress: (message: string) => void): Promise<CpuFigures> {

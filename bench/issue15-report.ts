@@ -60,10 +60,24 @@ export function reportIssue15(inputs: Issue15Inputs, table: Table, problems: str
     console.log("\nCPU per request (cpu): server user + system CPU, all threads, from /proc/<pid>/stat, over the measured window\n");
     const detail = (name: string, run: CpuFigures["bare"]) => {
       if (run.load.non2xx + run.load.errors > 0) problems.push(`cpu ${name}: ${run.load.non2xx} non-2xx, ${run.load.errors} errors`);
-      return [name, fixed(run.load.requestsPerSecond, 0), String(run.requests), fixed(run.cpuSeconds), fixed(run.microsPerRequest, 1)];
+      const threads = run.perThread
+        .slice(0, 4)
+        .map(([thread, micros]) => `${thread} ${fixed(micros, 1)}`)
+        .join(", ");
+      return [
+        name,
+        fixed(run.load.requestsPerSecond, 0),
+        String(run.requests),
+        fixed(run.cpuSeconds),
+        fixed(run.microsPerRequest, 1),
+        threads,
+      ];
     };
     console.log(
-      table(["server", "req/s", "2xx", "CPU s", "CPU µs/request"], [detail("bare node:http", cpu.bare), detail("tailhook", cpu.tailhook)]),
+      table(
+        ["server", "req/s", "2xx", "CPU s", "CPU µs/request", "µs/request by thread"],
+        [detail("bare node:http", cpu.bare), detail("tailhook", cpu.tailhook)],
+      ),
     );
     const ratio = cpu.tailhook.microsPerRequest / cpu.bare.microsPerRequest;
     rows.push([
