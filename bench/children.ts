@@ -62,9 +62,12 @@ export async function stopChild(child: ChildProcess): Promise<void> {
   stopping.delete(child);
 }
 
-/** Starts `node <args>` with stdout and stderr piped (and an IPC channel if asked); stopAll stops it. */
-export function spawnNode(args: string[], env: NodeJS.ProcessEnv, ipc = false): ChildProcess {
-  const child = spawn(process.execPath, [...nodeArgs(), ...args], {
+/**
+ * Starts `node <args>` with stdout and stderr piped (and an IPC channel if asked); stopAll
+ * stops it. BENCH_NODE_ARGS go to servers, not to load generators and readers (loadChild).
+ */
+export function spawnNode(args: string[], env: NodeJS.ProcessEnv, ipc = false, loadChild = false): ChildProcess {
+  const child = spawn(process.execPath, [...(loadChild ? [] : nodeArgs()), ...args], {
     env,
     stdio: ["ignore", "pipe", "pipe", ...(ipc ? ["ipc" as const] : [])],
   });
@@ -110,10 +113,17 @@ export async function startChild(
   return { child, url };
 }
 
-export async function startBare(): Promise<Server> {
+export async function startBare(): Promise<Server & { pid: number }> {
   const script = fileURLToPath(new URL("./bare-server.js", import.meta.url));
   const { child, url } = await startChild("bare", [script], process.env);
-  return { name: "bare node:http", url, stop: () => stopChild(child) };
+  return { name: "bare node:http", url, pid: child.pid!, stop: () => stopChild(child) };
+}
+
+/** The relay that stores nothing (bench/relay-server.ts): the baseline of the live and fanout phases. */
+export async function startRelay(): Promise<Server & { pid: number }> {
+  const script = fileURLToPath(new URL("./relay-server.js", import.meta.url));
+  const { child, url } = await startChild("relay", [script], process.env);
+  return { name: "relay (stores nothing)", url, pid: child.pid!, stop: () => stopChild(child) };
 }
 
 /** The `tailhook forward` target (bench/forward-target.ts); it reports over IPC. */

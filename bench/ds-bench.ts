@@ -3,10 +3,10 @@
  * --open`) against the reference server (@durable-streams/server, file-backed), in
  * the same run, on JSON-mode streams:
  *   1. append throughput: autocannon POSTs a small JSON body over many connections;
- *   2. the same with one SSE reader following the stream from -1 (in a worker
- *      thread), which must end up with every message the stream holds;
- *   3. append→reader latency: a paced writer puts its send time in each body, an SSE
- *      reader in this thread takes receive time − send time.
+ *   2. the same with one SSE reader following the stream from -1 (in a child
+ *      process), which must end up with every message the stream holds;
+ *   3. append→reader latency: a paced writer in a child process puts its send time
+ *      in each body, an SSE reader in this thread takes receive time − send time.
  *
  * The two cores are shared with other jobs whose load comes and goes over tens of
  * seconds, so one 10 s run per figure gave ratios that swung by ±50%. Instead, both
@@ -20,10 +20,11 @@
  * leftovers. 3 runs the same way on two fresh servers.
  */
 import autocannon from "autocannon";
-import { Agent, request } from "node:http";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Worker } from "node:worker_threads";
+import type { ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { spawnNode, stopChild } from "./children.js";
 import {
   countMessages,
   createJsonStream,
@@ -33,10 +34,11 @@ import {
   type DsServer,
   type DsServerKind,
 } from "./ds-servers.js";
-import type { SseWorkerData, SseWorkerReply } from "./ds-sse-worker.js";
+import type { SseReaderArgs, SseReaderReply } from "./ds-sse-reader-child.js";
 import { followSse, type SseFollower, type SseState } from "./ds-sse.js";
 import { cpuSeconds } from "./rss.js";
-import { paddedJson, summarize } from "./stats.js";
+import { runSender } from "./load-children.js";
+import { monotonicMs, paddedJson, summarize } from "./stats.js";
 
 export interface DsOptions {
   servers: DsServerKind[];
@@ -103,6 +105,8 @@ export interface DsServerFigures {
 }
 
 const READY_TIMEOUT_MS = 10_000;
+/** performance.now() and CLOCK_MONOTONIC tick together; this is their fixed offset in this process. */
+const PERFORMANCE_TO_MONOTONIC = monotonicMs() - performance.now();
 /** How long a stream may take, after a window, to settle and its reader to reach the tail. */
 const SETTLE_TIMEOUT_MS = 30_000;
 /** A tail counts as final once it has not moved for this long (after each window; the final count waits longer). */
@@ -113,15 +117,17 @@ let streamCounter = 0;
 const streamName = (what: string) => `${what}-${process.pid}-${++streamCounter}`;
 const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error)).split("\n")[0]!;
 
-/** The worker-thread SSE reader of the "with reader" streams, driven by request/reply messages. */
+/** The SSE reader child of the "with reader" streams (bench/ds-sse-reader-child.ts), driven by request/reply messages. */
 class ReaderThread {
-  private readonly worker: Worker;
+  private readonly child: ChildProcess;
   private error: Error | undefined;
   private waiting: Array<{ resolve(state: SseState): void; reject(error: Error): void }> = [];
   readonly ready: Promise<void>;
 
-  constructor(data: SseWorkerData) {
-    this.worker = new Worker(new URL("./ds-sse-worker.js", import.meta.url), { workerData: data });
+  constructor(data: SseReaderArgs) {
+    const script = fileURLToPath(new URL("./ds-sse-reader-child.js", import.meta.url));
+    this.child = spawnNode([script, JSON.stringify(data)], process.env, true, true);
+    this.child.stderr!.on("data", (chunk: Buffer) => process.stderr.write(`[ds-reader] ${chunk.toString("utf8")}`));
     let markReady = () => {};
     let failReady = (_error: Error) => {};
     this.ready = new Promise<void>((resolve, reject) => {
@@ -132,7 +138,7 @@ class ReaderThread {
       () => failReady(new Error(`the SSE reader was not up to date within ${READY_TIMEOUT_MS} ms`)),
       READY_TIMEOUT_MS,
     );
-    this.worker.on("message", (reply: SseWorkerReply) => {
+    this.child.on("message", (reply: SseReaderReply) => {
       if (reply.type === "ready") {
         clearTimeout(timer);
         markReady();
@@ -144,7 +150,8 @@ class ReaderThread {
         this.waiting.shift()?.resolve(reply.state);
       }
     });
-    this.worker.on("error", (error) => {
+    this.child.once("exit", (code, signal) => {
+      const error = new Error(`the SSE reader child exited (${signal ?? code})`);
       this.fail(error);
       clearTimeout(timer);
       failReady(error);
@@ -160,7 +167,7 @@ class ReaderThread {
     if (this.error) return Promise.reject(this.error);
     return new Promise((resolve, reject) => {
       this.waiting.push({ resolve, reject });
-      this.worker.postMessage(request);
+      this.child.send(request);
     });
   }
 
@@ -170,7 +177,7 @@ class ReaderThread {
 
   async stop(): Promise<void> {
     if (!this.error) await this.ask("stop").catch(() => undefined);
-    await this.worker.terminate();
+    await stopChild(this.child);
   }
 }
 
@@ -376,7 +383,8 @@ interface LatencyTarget {
   server: DsServer;
   url: string;
   follower: SseFollower;
-  agent: Agent;
+  /** The sender child's keep-alive connections. */
+  connections: number;
   recording: boolean;
   next: number;
   sent: number;
@@ -390,46 +398,25 @@ interface LatencyTarget {
   failed: boolean;
 }
 
-/** POSTs rate × seconds bodies on a fixed schedule (whatever the replies do); each carries its send time. */
+/**
+ * POSTs rate × seconds bodies on a fixed schedule (whatever the replies do) from a
+ * sender child (bench/pace-sender-child.ts), so the sender shares no event loop with
+ * the reader in this thread; each body carries its send time on CLOCK_MONOTONIC.
+ */
 async function sendPaced(target: LatencyTarget, rate: number, seconds: number, bodyBytes: number): Promise<number> {
   const total = Math.round(rate * seconds);
-  const interval = 1000 / rate;
-  const post = (n: number) =>
-    new Promise<boolean>((resolve) => {
-      const sentAt = performance.now();
-      const body = paddedJson({ n, sentAt }, bodyBytes);
-      const headers = { "content-type": "application/json", "content-length": Buffer.byteLength(body) };
-      const req = request(target.url, { method: "POST", agent: target.agent, headers }, (res) => {
-        res.resume();
-        res.on("end", () => {
-          const ok = res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300;
-          if (ok && target.recording) target.ackLatencies.push(performance.now() - sentAt);
-          resolve(ok);
-        });
-        res.on("error", () => resolve(false));
-      });
-      req.on("error", () => resolve(false));
-      req.end(body);
-    });
-  const replies: Array<Promise<boolean>> = [];
-  const start = performance.now();
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const due = Math.min(total, Math.floor((performance.now() - start) / interval) + 1);
-      while (replies.length < due) replies.push(post(target.next++));
-      if (replies.length < total) setTimeout(tick, 1);
-      else resolve();
-    };
-    tick();
-  });
-  const sendSeconds = (performance.now() - start + interval) / 1000;
-  const failures = (await Promise.all(replies)).filter((ok) => !ok).length;
+  const report = await runSender(
+    { url: target.url, rate, count: total, connections: target.connections, bodyBytes, firstN: target.next },
+    "ds-sender",
+  );
+  target.next += total;
   if (target.recording) {
+    for (const [, sentAt, ackAt] of report.acks) target.ackLatencies.push(ackAt - sentAt);
     target.sent += total;
-    target.sendFailures += failures;
-    target.sendSeconds += sendSeconds;
+    target.sendFailures += report.failures;
+    target.sendSeconds += total / report.rate;
   }
-  return total - failures;
+  return total - report.failures;
 }
 
 /** A paced window, then wait until the reader has every message sent so far (or the settle timeout). */
@@ -455,7 +442,7 @@ async function measureLatency(figures: DsServerFigures[], options: DsOptions): P
           entry,
           server,
           url,
-          agent: new Agent({ keepAlive: true, maxSockets: options.latency.connections }),
+          connections: options.latency.connections,
           recording: false,
           next: 0,
           sent: 0,
@@ -477,7 +464,8 @@ async function measureLatency(figures: DsServerFigures[], options: DsOptions): P
                   continue;
                 }
                 target.seen.add(n);
-                if (target.recording) target.latencies.push(receivedAt - sentAt);
+                // receivedAt is performance.now(); sentAt is the sender child's CLOCK_MONOTONIC.
+                if (target.recording) target.latencies.push(receivedAt + PERFORMANCE_TO_MONOTONIC - sentAt);
               }
             },
           }),
@@ -532,7 +520,6 @@ async function measureLatency(figures: DsServerFigures[], options: DsOptions): P
   } finally {
     for (const target of targets) {
       target.follower.stop();
-      target.agent.destroy();
       await target.follower.finished.catch(() => undefined);
     }
     for (const { server } of servers) await server.stop();

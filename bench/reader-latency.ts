@@ -1,15 +1,17 @@
 /*
- * Ingest→reader latency: an open-loop sender POSTs at a fixed rate (on a schedule,
- * whatever the replies do) over a few keep-alive connections, while one reader in
- * this process (long-poll or SSE) follows the inbox from offset "now". Each body
- * carries its send time (performance.now()); an event's latency is the time the
- * reader got it minus that, on the same clock.
+ * Ingest→reader latency: an open-loop sender in a process of its own
+ * (bench/pace-sender-child.ts) POSTs at a fixed rate (on a schedule, whatever the
+ * replies do) over a few keep-alive connections, while one reader in this process
+ * (long-poll or SSE; the process does nothing else meanwhile) follows the inbox from
+ * offset "now". Each body carries its send time on CLOCK_MONOTONIC (stats.monotonicMs),
+ * which both processes share; an event's latency is the time the reader got it minus that.
  */
 import { Agent, request, type IncomingHttpHeaders, type RequestOptions } from "node:http";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Inbox } from "./children.js";
-import { paddedJson } from "./stats.js";
+import { runSender } from "./load-children.js";
+import { monotonicMs } from "./stats.js";
 
 export type ReaderMode = "long-poll" | "sse";
 
@@ -59,7 +61,7 @@ interface Reply {
   status: number;
   headers: IncomingHttpHeaders;
   body: string;
-  /** performance.now() when the whole reply was in. */
+  /** monotonicMs() when the whole reply was in. */
   at: number;
 }
 
@@ -69,7 +71,7 @@ function exchange(url: string, options: RequestOptions, body?: string): Promise<
       const chunks: Buffer[] = [];
       res.on("data", (chunk: Buffer) => chunks.push(chunk));
       res.on("end", () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8"), at: performance.now() }),
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8"), at: monotonicMs() }),
       );
       res.on("error", reject);
     });
@@ -134,7 +136,7 @@ function sseReader(inbox: Inbox, onBatch: OnBatch): Reader {
       res.setEncoding("utf8");
       let buffer = "";
       res.on("data", (chunk: string) => {
-        const at = performance.now();
+        const at = monotonicMs();
         buffer += chunk;
         for (let end = buffer.indexOf("\n\n"); end !== -1; end = buffer.indexOf("\n\n")) {
           const event = parseSseEvent(buffer.slice(0, end));
@@ -151,45 +153,6 @@ function sseReader(inbox: Inbox, onBatch: OnBatch): Reader {
     req.end();
   });
   return { ready, finished, stop: () => controller.abort() };
-}
-
-/** Sends `rate × seconds` POSTs on a fixed schedule; each body is built at its send time. */
-async function sendPaced(
-  url: string,
-  options: ReaderLatencyOptions,
-): Promise<{ sent: number; failures: number; rate: number; ackLatencies: number[] }> {
-  const agent = new Agent({ keepAlive: true, maxSockets: options.connections });
-  const total = Math.round(options.rate * options.seconds);
-  const interval = 1000 / options.rate;
-  const ackLatencies: number[] = [];
-  const post = async (n: number): Promise<boolean> => {
-    const sentAt = performance.now();
-    const body = paddedJson({ n, sentAt }, options.bodyBytes);
-    const headers = { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)) };
-    try {
-      const reply = await exchange(url, { method: "POST", agent, headers }, body);
-      if (reply.status !== 200) return false;
-      ackLatencies.push(reply.at - sentAt);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  const replies: Array<Promise<boolean>> = [];
-  const start = performance.now();
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const due = Math.min(total, Math.floor((performance.now() - start) / interval) + 1);
-      while (replies.length < due) replies.push(post(replies.length));
-      if (replies.length < total) setTimeout(tick, 1);
-      else resolve();
-    };
-    tick();
-  });
-  const elapsedSeconds = (performance.now() - start + interval) / 1000;
-  const ok = await Promise.all(replies);
-  agent.destroy();
-  return { sent: total, failures: ok.filter((success) => !success).length, rate: total / elapsedSeconds, ackLatencies };
 }
 
 export async function measureReaderLatency(mode: ReaderMode, inbox: Inbox, options: ReaderLatencyOptions): Promise<ReaderLatencyResult> {
@@ -215,7 +178,19 @@ export async function measureReaderLatency(mode: ReaderMode, inbox: Inbox, optio
   try {
     await Promise.race([reader.ready, finished]);
     if (readerError !== undefined) throw readerError;
-    const sending = await sendPaced(inbox.ingestUrl, options);
+    const report = await runSender({
+      url: inbox.ingestUrl,
+      rate: options.rate,
+      count: Math.round(options.rate * options.seconds),
+      connections: options.connections,
+      bodyBytes: options.bodyBytes,
+    });
+    const sending = {
+      sent: report.sent,
+      failures: report.failures,
+      rate: report.rate,
+      ackLatencies: report.acks.map(([, sentAt, ackAt]) => ackAt - sentAt),
+    };
     const expected = sending.sent - sending.failures;
     const deadline = performance.now() + DRAIN_MS;
     while (seen.size < expected && readerError === undefined && performance.now() < deadline) await sleep(20);

@@ -4,7 +4,7 @@
  * figure, VmHWM (the kernel's own peak RSS, which a sample can miss) and the CPU time
  * used so far read on demand.
  */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 export interface RssSample {
   /** ms since sampling started. */
@@ -55,4 +55,34 @@ export function sampleRss(pid: number, progress: () => number, intervalMs = 100)
 /** RSS of the first sample whose progress reached `value`; NaN when none did. */
 export function rssWhen(samples: readonly RssSample[], value: number): number {
   return samples.find((sample) => sample.progress >= value)?.rssKb ?? Number.NaN;
+}
+
+/** VmRSS of the process now, kB; NaN if unreadable. */
+export function rssNowKb(pid: number): number {
+  return statusField(pid, "VmRSS");
+}
+
+/**
+ * CPU seconds so far per thread (/proc/<pid>/task/<tid>), keyed "main" for the main
+ * thread and "<comm>/<tid>" for the others (Node 20's worker threads are all named
+ * "node", so the tid tells them apart); empty if unreadable.
+ */
+export function cpuSecondsByThread(pid: number): Map<string, number> {
+  const byName = new Map<string, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return byName;
+  }
+  for (const tid of tids) {
+    try {
+      const name = tid === String(pid) ? "main" : `${readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim()}/${tid}`;
+      const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8").split(") ").at(-1)!.split(" ");
+      byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return byName;
 }

@@ -18,7 +18,11 @@
  * (BENCH_COMPACTION_UPDATES=100000 for a quick check).
  * The `snapshot` phase reads the state of 100,000 keys from offset=snapshot (entities/s)
  * and, as its baseline, the same 100,000 inserts from -1 (messages/s), in a reader child.
- * BENCH_ONLY=ingest,latency,catchup,forward,pg,ds,verify,smtp,compaction,snapshot runs some phases only.
+ * Issue #15's phases: `cpu` (CPU per request, from /proc), `live` (ingest→SSE latency
+ * against a relay that stores nothing, sender and reader in processes of their own),
+ * `fanout` (one event to 10,000 SSE readers) and `large` (1 MiB webhooks vs the disk's
+ * own write + fdatasync); its table, printed last, also takes the ingest and ds figures.
+ * BENCH_ONLY=ingest,cpu,latency,live,fanout,large,catchup,forward,pg,ds,verify,smtp,compaction,snapshot runs some phases only.
  * A missed target is reported, never fatal (this is a report, not a test); an invalid
  * run (errors, non-2xx replies, lost events) or a crash exits 1.
  */
@@ -39,6 +43,11 @@ import { measureVerifyIngest, type VerifyIngestResult } from "./verify-ingest.js
 import { measureSmtpIngest, type SmtpIngestResult } from "./smtp-ingest.js";
 import { measureCompactionDisk, type CompactionDiskResult } from "./compaction-disk.js";
 import { measureSnapshotRead, medianRate, type SnapshotPhaseResult, type TimedRead } from "./snapshot-read.js";
+import { measureCpu, type CpuFigures } from "./cpu-per-request.js";
+import { measureFanout, type FanoutFigures } from "./fanout.js";
+import { reportIssue15, ISSUE15_TARGET } from "./issue15-report.js";
+import { measureLarge, type LargeFigures } from "./large-bodies.js";
+import { measureLive, type LiveFigures } from "./live-latency.js";
 
 function positiveSeconds(raw: string | undefined, fallback: number): number {
   if (raw === undefined || raw === "") return fallback;
@@ -55,7 +64,22 @@ function compactionUpdates(raw: string | undefined): number {
   return value;
 }
 
-const PHASES = ["ingest", "latency", "catchup", "forward", "pg", "ds", "verify", "smtp", "compaction", "snapshot"] as const;
+const PHASES = [
+  "ingest",
+  "cpu",
+  "latency",
+  "live",
+  "fanout",
+  "large",
+  "catchup",
+  "forward",
+  "pg",
+  "ds",
+  "verify",
+  "smtp",
+  "compaction",
+  "snapshot",
+] as const;
 type Phase = (typeof PHASES)[number];
 const PG_URL = pgBenchUrl();
 
@@ -118,9 +142,9 @@ const TARGET = {
   /** "Flat": peak RSS for the large backlog vs the small one, and RSS at 90% vs 10% of a drain. */
   rssGrowth: 1.25,
   /** ds phase: tailhook's append throughput over the reference server's. */
-  dsRatio: 20,
+  dsRatio: ISSUE15_TARGET.dsVsReference,
   /** ds phase: at most this share of tailhook's append throughput lost with one SSE reader attached. */
-  dsReaderDrop: 0.1,
+  dsReaderDrop: 1 - ISSUE15_TARGET.dsWithReader,
   /** compaction phase: disk pages in use over the size of one snapshot. */
   compactionRatio: 3,
   /** verify phase: ingest with HMAC-SHA256 verification on, over ingest with it off. */
@@ -130,6 +154,12 @@ const TARGET = {
 const COMPACTION = { updates: compactionUpdates(process.env.BENCH_COMPACTION_UPDATES), keys: 10_000 };
 /** The snapshot phase: 100,000 keys, each read kind this many times in turns. */
 const SNAPSHOT = { keys: 100_000, reads: 3 };
+/** The live phase (issue #15 rows 3 and 4): paced rates, one SSE reader; capped at 5 s a run. */
+const LIVE = { rates: [500, 1000], connections: 4, seconds: Math.min(INGEST_SECONDS, 5) };
+/** The fanout phase (issue #15 row 5): 2,500 SSE connections per reader process. */
+const FANOUT = { readers: 10_000, readerProcesses: 4, events: 3 };
+/** The large phase (issue #15 row 8). */
+const LARGE = { bodyBytes: 1024 * 1024, connections: 4 };
 /** The smtp phase: 10 KiB messages over 16 connections, SMTP and webhook windows in turns. */
 const SMTP = { messageBytes: 10 * 1024, connections: 16, windowSeconds: 2 };
 /** The verify phase's windows: off and on in turns, this long each. */
@@ -159,6 +189,10 @@ interface Figures {
   smtp?: SmtpIngestResult;
   compaction?: CompactionDiskResult;
   snapshot?: SnapshotPhaseResult;
+  cpu?: CpuFigures;
+  live: LiveFigures[];
+  fanout?: FanoutFigures;
+  large?: LargeFigures;
 }
 
 function progress(message: string): void {
@@ -166,7 +200,7 @@ function progress(message: string): void {
 }
 
 async function measure(): Promise<Figures> {
-  const figures: Figures = { loadBefore: loadavg()[0]!, readers: [], fills: [], catchUps: [], forwards: [] };
+  const figures: Figures = { loadBefore: loadavg()[0]!, readers: [], fills: [], catchUps: [], forwards: [], live: [] };
   const body = paddedJson({ type: "bench.event", source: "tailhook-bench" }, BODY_BYTES);
   const load = async (url: string): Promise<LoadResult> => {
     await runLoad({ url, body, connections: CONNECTIONS, seconds: WARMUP_SECONDS });
@@ -183,6 +217,23 @@ async function measure(): Promise<Figures> {
     const loaded = await startTailhook();
     figures.ingest = await load((await loaded.createInbox()).ingestUrl);
     await loaded.stop();
+  }
+
+  if (ONLY.has("cpu")) {
+    figures.cpu = await measureCpu({ body, connections: CONNECTIONS, seconds: INGEST_SECONDS, warmupSeconds: WARMUP_SECONDS }, progress);
+  }
+
+  if (ONLY.has("live")) {
+    for (const rate of LIVE.rates) {
+      progress(`live: relay and tailhook, ${rate} req/s over ${LIVE.connections} connections for ${LIVE.seconds} s, one SSE reader`);
+      figures.live.push(await measureLive({ rate, seconds: LIVE.seconds, connections: LIVE.connections, bodyBytes: BODY_BYTES }));
+    }
+  }
+
+  if (ONLY.has("fanout")) figures.fanout = await measureFanout({ ...FANOUT, bodyBytes: BODY_BYTES }, progress);
+
+  if (ONLY.has("large")) {
+    figures.large = await measureLarge({ ...LARGE, seconds: Math.min(INGEST_SECONDS, 5), warmupSeconds: 1 }, progress);
   }
 
   if (ONLY.has("latency")) {
@@ -295,6 +346,10 @@ function report({
   smtp,
   compaction,
   snapshot,
+  cpu: cpuFigures,
+  live,
+  fanout,
+  large,
 }: Figures): string[] {
   const problems: string[] = [];
   const targetRows: string[][] = [];
@@ -521,8 +576,11 @@ function report({
   if (compaction) reportCompaction(compaction, problems, targetRows);
   if (snapshot) reportSnapshot(snapshot, problems, targetRows);
 
-  console.log("\nTargets\n");
-  console.log(table(["target", "goal", "measured", "result"], targetRows));
+  if (targetRows.length > 0) {
+    console.log("\nTargets\n");
+    console.log(table(["target", "goal", "measured", "result"], targetRows));
+  }
+  reportIssue15({ cpu: cpuFigures, bare, ingest, live, fanout, ds, large }, table, problems);
   return problems;
 }
 
@@ -719,7 +777,7 @@ function reportDs(ds: DsServerFigures[], problems: string[], targetRows: string[
   );
 
   console.log(
-    `\nThe same with one SSE reader (live=sse from offset -1, in a worker thread of the bench process) following another stream on the same server\n`,
+    `\nThe same with one SSE reader (live=sse from offset -1, in a process of its own) following another stream on the same server\n`,
   );
   const readerRows = ds.map((entry) => {
     const run = entry.withReader;
@@ -775,7 +833,7 @@ function reportDs(ds: DsServerFigures[], problems: string[], targetRows: string[
   }
 
   console.log(
-    `\nAppend→reader latency (ds): open-loop ${latency.rate} appends/s over ${latency.connections} connections, one SSE reader from offset -1 in the bench process;` +
+    `\nAppend→reader latency (ds): open-loop ${latency.rate} appends/s over ${latency.connections} connections, a paced writer in a process of its own, one SSE reader from offset -1 in the bench process;` +
       ` two fresh servers side by side, ${DS.windowSeconds} s windows in turns after one paced second each, ~${INGEST_SECONDS} s per row\n`,
   );
   const latencyRows = ds.map((entry) => {

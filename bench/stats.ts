@@ -28,3 +28,11 @@ export function paddedJson(fields: Record<string, string | number>, size: number
   const bare = JSON.stringify({ ...fields, pad: "" });
   return JSON.stringify({ ...fields, pad: "x".repeat(Math.max(0, size - bare.length)) });
 }
+
+/**
+ * CLOCK_MONOTONIC in ms (process.hrtime): one clock for every process on the machine,
+ * so a sender child's send time and a reader child's receive time can be subtracted.
+ */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
