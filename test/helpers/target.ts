@@ -53,6 +53,13 @@ export class Target {
   generation = 0;
   slowMs = 300;
   flakyOdds: FlakyOdds = { status503: 0.3, status500: 0.06, reset: 0.06 };
+  /**
+   * Flaky mode fails one event at most this many times in a row, then takes it: the
+   * forwarder's backoff doubles per failure, and a longer run (8 in a row at these odds,
+   * about 1 in 1,000 events) once pushed a single event's retry past a test's 30 s wait.
+   */
+  maxFailuresInARow = 4;
+  private readonly failuresInARow = new Map<number | undefined, number>();
   /** The next request in any mode is answered 429 with Retry-After: 1, once. */
   pending429 = false;
   private listening = false;
@@ -88,13 +95,24 @@ export class Target {
     if (typeof mode === "function") return mode(request);
     if (mode === "slow") return { status: 200, delayMs: this.slowMs };
     if (mode === "flaky") {
-      const roll = Math.random();
-      const { status503, status500, reset } = this.flakyOdds;
-      if (roll < status503) return 503;
-      if (roll < status503 + status500) return 500;
-      if (roll < status503 + status500 + reset) return "reset";
+      const failure = this.flakyFailure();
+      const failures = failure === undefined ? 0 : (this.failuresInARow.get(request.seq) ?? 0) + 1;
+      if (failure !== undefined && failures <= this.maxFailuresInARow) {
+        this.failuresInARow.set(request.seq, failures);
+        return failure;
+      }
+      this.failuresInARow.delete(request.seq);
     }
     return 200;
+  }
+
+  private flakyFailure(): Answer | undefined {
+    const roll = Math.random();
+    const { status503, status500, reset } = this.flakyOdds;
+    if (roll < status503) return 503;
+    if (roll < status503 + status500) return 500;
+    if (roll < status503 + status500 + reset) return "reset";
+    return undefined;
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
