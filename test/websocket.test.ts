@@ -5,6 +5,7 @@ import { readAll, type Envelope } from "./helpers/http.js";
 import { startTestServer, tempDir, type TestServer } from "./helpers/server.js";
 import { ingestMany } from "./helpers/inbox.js";
 import { waitUntil } from "./helpers/wait.js";
+import { FrameRecorder, upgradeRefusal, type UpgradeRefusal } from "./helpers/ws-reader.js";
 
 interface Frame {
   type: string;
@@ -13,31 +14,8 @@ interface Frame {
   earliestOffset?: string;
 }
 
-/** A real `ws` client that records every frame, ping and the close. */
-class Reader {
-  readonly frames: Frame[] = [];
-  pings = 0;
-  closed: { code: number; reason: string } | undefined;
-  readonly socket: WebSocket;
-  private readonly listeners = new Set<() => void>();
-
-  constructor(url: string, options: WebSocket.ClientOptions = {}) {
-    this.socket = new WebSocket(url, options);
-    this.socket.on("message", (data) => {
-      this.frames.push(JSON.parse(String(data)) as Frame);
-      this.changed();
-    });
-    this.socket.on("ping", () => {
-      this.pings++;
-      this.changed();
-    });
-    this.socket.on("close", (code, reason) => {
-      this.closed = { code, reason: String(reason) };
-      this.changed();
-    });
-    this.socket.on("error", () => undefined);
-  }
-
+/** An inbox socket's recorder, with its events and positions. */
+class Reader extends FrameRecorder<Frame> {
   get events(): Envelope[] {
     return this.frames.filter((f) => f.type === "event").map((f) => f.event!);
   }
@@ -50,48 +28,20 @@ class Reader {
     return this.frames.filter((f) => f.offset !== undefined).at(-1)!.offset!;
   }
 
-  /** Resolves once `check` holds; fails with what was seen if it does not within the time. */
-  until(check: (reader: Reader) => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-    if (check(this)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.listeners.delete(listener);
-        reject(new Error(`timed out waiting for ${what}; seqs ${this.seqs.join(",")}; closed ${JSON.stringify(this.closed)}`));
-      }, timeoutMs);
-      const listener = () => {
-        if (!check(this)) return;
-        clearTimeout(timer);
-        this.listeners.delete(listener);
-        resolve();
-      };
-      this.listeners.add(listener);
-    });
-  }
-
   upToDateCount(): number {
-    return this.frames.filter((f) => f.type === "up-to-date").length;
+    return this.of("up-to-date").length;
   }
 
-  private changed(): void {
-    for (const listener of [...this.listeners]) listener();
+  protected override seen(): string {
+    return `seqs ${this.seqs.join(",")}; closed ${JSON.stringify(this.closed)}`;
   }
 }
 
 /** Connects and expects the upgrade to be refused: the HTTP status and JSON body. */
-function refused(url: string, options: WebSocket.ClientOptions = {}): Promise<{ status: number; body: { error: Record<string, string> } }> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, options);
-    socket.on("open", () => reject(new Error("the upgrade was accepted")));
-    socket.on("error", () => undefined);
-    socket.on("unexpected-response", (_request, response) => {
-      const chunks: Buffer[] = [];
-      response.on("data", (chunk: Buffer) => chunks.push(chunk));
-      response.on("end", () => {
-        expect(response.headers["content-type"]).toBe("application/json");
-        resolve({ status: response.statusCode!, body: JSON.parse(Buffer.concat(chunks).toString("utf8")) });
-      });
-    });
-  });
+async function refused(url: string, options: WebSocket.ClientOptions = {}): Promise<UpgradeRefusal> {
+  const refusal = await upgradeRefusal(url, options);
+  expect(refusal.contentType).toBe("application/json");
+  return refusal;
 }
 
 function wsUrl(server: { url: string }, inboxId: string, query: string): string {

@@ -1,5 +1,10 @@
-/* A real `ws` client for /v1/ws/stream/<name>: records every frame and the close, and waits for conditions on them. */
+/*
+ * Real `ws` clients for the WebSocket tests: a recorder of every frame, ping and the
+ * close that waits for conditions on them, the /v1/ws/stream/<name> reader built on it,
+ * and what a refused upgrade answered.
+ */
 import WebSocket from "ws";
+import { waitUntil } from "./wait.js";
 
 export interface StreamFrame {
   type: "message" | "snapshot" | "up-to-date" | "closed" | "gone";
@@ -14,59 +19,57 @@ export interface StreamFrame {
   snapshot?: string;
 }
 
-export class StreamReader {
-  readonly frames: StreamFrame[] = [];
+/** Records every JSON frame (as F), ping and the close of one socket. */
+export class FrameRecorder<F extends { type: string }> {
+  readonly frames: F[] = [];
+  pings = 0;
   closed: { code: number; reason: string } | undefined;
   readonly socket: WebSocket;
-  private readonly listeners = new Set<() => void>();
 
   constructor(url: string, options: WebSocket.ClientOptions = {}) {
     this.socket = new WebSocket(url, options);
-    this.socket.on("message", (data) => {
-      this.frames.push(JSON.parse(String(data)) as StreamFrame);
-      this.changed();
-    });
-    this.socket.on("close", (code, reason) => {
-      this.closed = { code, reason: String(reason) };
-      this.changed();
-    });
+    this.socket.on("message", (data) => this.frames.push(JSON.parse(String(data)) as F));
+    this.socket.on("ping", () => this.pings++);
+    this.socket.on("close", (code, reason) => (this.closed = { code, reason: String(reason) }));
     this.socket.on("error", () => undefined);
   }
 
-  of(type: StreamFrame["type"]): StreamFrame[] {
+  of(type: F["type"]): F[] {
     return this.frames.filter((frame) => frame.type === type);
   }
 
+  /** Resolves once `check` holds; fails with what was seen if it does not within the time. */
+  until(check: (reader: this) => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+    return waitUntil(
+      () => check(this),
+      what,
+      timeoutMs,
+      () => `; ${this.seen()}`,
+    );
+  }
+
+  /** What a timed-out wait reports. */
+  protected seen(): string {
+    return `${this.frames.length} frames, closed ${JSON.stringify(this.closed)}`;
+  }
+}
+
+export class StreamReader extends FrameRecorder<StreamFrame> {
   /** Where a reconnect resumes: the last message's offset, or the last snapshot page's next offset. */
   get resumeOffset(): string {
     const last = this.frames.filter((frame) => frame.type === "message" || frame.type === "snapshot").at(-1)!;
     return last.type === "snapshot" ? last.nextOffset! : last.offset!;
   }
-
-  until(check: (reader: StreamReader) => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-    if (check(this)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.listeners.delete(listener);
-        reject(new Error(`timed out waiting for ${what}; ${this.frames.length} frames, closed ${JSON.stringify(this.closed)}`));
-      }, timeoutMs);
-      const listener = () => {
-        if (!check(this)) return;
-        clearTimeout(timer);
-        this.listeners.delete(listener);
-        resolve();
-      };
-      this.listeners.add(listener);
-    });
-  }
-
-  private changed(): void {
-    for (const listener of [...this.listeners]) listener();
-  }
 }
 
-/** Connects and expects the upgrade to be refused: the HTTP status and the JSON error. */
-export function refusedUpgrade(url: string, options: WebSocket.ClientOptions = {}): Promise<{ status: number; code: string }> {
+export interface UpgradeRefusal {
+  status: number;
+  contentType: string | undefined;
+  body: { error: Record<string, string> };
+}
+
+/** Connects and expects the upgrade to be refused: the HTTP status, content type and JSON body. */
+export function upgradeRefusal(url: string, options: WebSocket.ClientOptions = {}): Promise<UpgradeRefusal> {
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(url, options);
     socket.on("open", () => reject(new Error("the upgrade was accepted")));
@@ -75,9 +78,15 @@ export function refusedUpgrade(url: string, options: WebSocket.ClientOptions = {
       const chunks: Buffer[] = [];
       response.on("data", (chunk: Buffer) => chunks.push(chunk));
       response.on("end", () => {
-        const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { error: { code: string } };
-        resolve({ status: response.statusCode!, code: body.error.code });
+        const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as UpgradeRefusal["body"];
+        resolve({ status: response.statusCode!, contentType: response.headers["content-type"], body });
       });
     });
   });
+}
+
+/** A refused upgrade's status and error code. */
+export async function refusedUpgrade(url: string, options: WebSocket.ClientOptions = {}): Promise<{ status: number; code: string }> {
+  const { status, body } = await upgradeRefusal(url, options);
+  return { status, code: body.error.code! };
 }
