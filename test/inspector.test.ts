@@ -6,43 +6,16 @@
  */
 import { execFile } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
-import { startTestServer, type TestServer } from "./helpers/server.js";
+import { describe, expect, it } from "vitest";
+import type { Page } from "playwright-core";
 import { waitUntil } from "./helpers/wait.js";
-import { startCuttableProxy, type CuttableProxy } from "./helpers/cuttable-proxy.js";
+import { usePageTests } from "./helpers/browser.js";
 import { startPrefixProxy } from "./helpers/prefix-proxy.js";
 
-const CHROMIUM = process.env.TAILHOOK_TEST_CHROMIUM ?? "/usr/bin/chromium";
-const ARTIFACTS = new URL("../test-artifacts/", import.meta.url);
-
-let server: TestServer;
-// The browser reaches the server through this proxy, so a test can cut its connections.
-let proxy: CuttableProxy;
-let browser: Browser;
-let context: BrowserContext | undefined;
-let pageErrors: string[] = [];
-
-beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  server = await startTestServer({}, { env: { TAILHOOK_PRUNE_INTERVAL_MS: "50" } });
-  proxy = await startCuttableProxy(server.url);
-  browser = await chromium.launch({ executablePath: CHROMIUM });
-});
-afterAll(async () => {
-  await browser?.close();
-  await proxy?.close();
-  await server?.stop();
-});
-afterEach(async () => {
-  await context?.close();
-  context = undefined;
-  // A script error or a CSP refusal in the page is a failure, whatever the test looked at.
-  expect(pageErrors).toEqual([]);
-  pageErrors = [];
-});
+// Lost connections (a cut tab) log these; anything else on the console is a failure.
+const pages = usePageTests(/Failed to load resource|ERR_INTERNET_DISCONNECTED|net::ERR/);
 
 interface Opened {
   page: Page;
@@ -50,17 +23,10 @@ interface Opened {
 }
 
 async function open(width = 1280): Promise<Opened> {
-  context = await browser.newContext({ viewport: { width, height: 900 }, acceptDownloads: true });
-  const page = await context.newPage();
+  const page = await pages.newPage({ viewport: { width, height: 900 }, acceptDownloads: true });
   const requestedUrls: string[] = [];
   page.on("request", (request) => requestedUrls.push(request.url()));
-  page.on("pageerror", (error) => pageErrors.push(`pageerror: ${error.message}`));
-  page.on("console", (message) => {
-    if (message.type() === "error" && !/Failed to load resource|ERR_INTERNET_DISCONNECTED|net::ERR/.test(message.text())) {
-      pageErrors.push(`console: ${message.text()}`);
-    }
-  });
-  await page.goto(proxy.url);
+  await page.goto(pages.proxy.url);
   return { page, requestedUrls };
 }
 
@@ -83,20 +49,13 @@ async function post(url: string, body: string | Buffer, headers: Record<string, 
   return ((await response.json()) as { seq: number }).seq;
 }
 
-/**
- * The tab loses its network: the browser goes offline and every open connection is
- * dropped (going offline alone leaves an open stream standing).
- */
+/** The tab loses its network, and the page says it is reconnecting. */
 async function cutTab(page: Page): Promise<void> {
-  await context!.setOffline(true);
-  proxy.cut();
+  await pages.cutTab();
   await page.locator('.live-state[data-state="reconnecting"]').waitFor();
 }
 
-async function restoreTab(): Promise<void> {
-  proxy.restore();
-  await context!.setOffline(false);
-}
+const restoreTab = () => pages.restoreTab();
 
 /** The seqs in the live list, newest first, as the page shows them. */
 function listedSeqs(page: Page): Promise<number[]> {
@@ -107,37 +66,35 @@ function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => to - i);
 }
 
-async function screenshot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: new URL(`${name}.png`, ARTIFACTS).pathname, fullPage: true });
-}
+const screenshot = (page: Page, name: string) => pages.screenshot(page, name);
 
 describe("web inspector", () => {
   it("is served at / with a strict Content-Security-Policy, and its assets with their types", async () => {
-    const index = await fetch(`${server.url}/`);
+    const index = await fetch(`${pages.server.url}/`);
     expect(index.status).toBe(200);
     expect(index.headers.get("content-type")).toBe("text/html; charset=utf-8");
     expect(index.headers.get("content-security-policy")).toMatch(/^default-src 'self'(;|$)/);
     expect(index.headers.get("x-content-type-options")).toBe("nosniff");
-    const script = await fetch(`${server.url}/inspector/app.js`);
+    const script = await fetch(`${pages.server.url}/inspector/app.js`);
     expect(script.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
-    expect((await fetch(`${server.url}/inspector/style.css`)).headers.get("content-type")).toBe("text/css; charset=utf-8");
-    expect((await fetch(`${server.url}/inspector/..%2Fpackage.json`)).status).toBe(404);
-    expect((await fetch(`${server.url}/inspector/missing.js`)).status).toBe(404);
+    expect((await fetch(`${pages.server.url}/inspector/style.css`)).headers.get("content-type")).toBe("text/css; charset=utf-8");
+    expect((await fetch(`${pages.server.url}/inspector/..%2Fpackage.json`)).status).toBe(404);
+    expect((await fetch(`${pages.server.url}/inspector/missing.js`)).status).toBe(404);
   });
 
   it("signs in with the admin token, lists inboxes, and never puts the token in a URL", async () => {
-    const inbox = await server.createInbox({ name: "sign-in-check" });
+    const inbox = await pages.server.createInbox({ name: "sign-in-check" });
     await post(inbox.ingestUrl, JSON.stringify({ hello: 1 }), { "content-type": "application/json" });
     const { page, requestedUrls } = await open();
-    await signIn(page, server.adminToken);
+    await signIn(page, pages.server.adminToken);
     const card = page.locator(`[data-inbox="${inbox.id}"]`);
     await card.waitFor();
     expect(await card.locator("h2").textContent()).toBe("sign-in-check");
     expect(await card.locator("code.url").textContent()).toBe(inbox.ingestUrl);
     expect(await card.locator('[data-field="count"]').textContent()).toBe("1");
     await waitUntil(async () => (await card.locator('[data-field="last"]').textContent()) !== "…", "the last event time");
-    expect(await page.evaluate('sessionStorage.getItem("tailhook.session")')).toContain(server.adminToken);
-    expect(requestedUrls.filter((url) => url.includes(server.adminToken))).toEqual([]);
+    expect(await page.evaluate('sessionStorage.getItem("tailhook.session")')).toContain(pages.server.adminToken);
+    expect(requestedUrls.filter((url) => url.includes(pages.server.adminToken))).toEqual([]);
     await screenshot(page, "sign-in-admin");
     // A reload keeps the session (same tab); signing out forgets it.
     await page.reload();
@@ -148,7 +105,7 @@ describe("web inspector", () => {
   });
 
   it("signs in with an inbox token to that inbox, and refuses a wrong token", async () => {
-    const inbox = await server.createInbox({ name: "own-token" });
+    const inbox = await pages.server.createInbox({ name: "own-token" });
     const { page, requestedUrls } = await open();
     await signIn(page, "thk_wrong", inbox.id);
     await page.locator(".sign-in .problem", { hasText: "Sign-in failed" }).waitFor();
@@ -161,7 +118,7 @@ describe("web inspector", () => {
   });
 
   it("shows an event ingested by a real HTTP POST in the live list within 1 s", async () => {
-    const inbox = await server.createInbox();
+    const inbox = await pages.server.createInbox();
     const { page } = await openInbox(inbox);
     const seq = await post(`${inbox.ingestUrl}/github?x=1`, JSON.stringify({ action: "opened" }), { "content-type": "application/json" });
     // The spec's bound: within 1 s of the sender's 200.
@@ -174,7 +131,7 @@ describe("web inspector", () => {
   });
 
   it("resumes after the tab's connection is cut and restored, with no event missing or doubled", async () => {
-    const inbox = await server.createInbox();
+    const inbox = await pages.server.createInbox();
     for (let i = 0; i < 3; i++) await post(inbox.ingestUrl, `before ${i}`);
     const { page } = await openInbox(inbox);
     await waitUntil(async () => (await listedSeqs(page)).length === 3, "the first three events");
@@ -194,7 +151,7 @@ describe("web inspector", () => {
   });
 
   it("copies an event as a curl command that sends the same bytes, headers in order, sub-path and query", async () => {
-    const inbox = await server.createInbox();
+    const inbox = await pages.server.createInbox();
     const sent = [
       { body: Buffer.from(Array.from({ length: 256 }, (_, i) => i)), type: "application/octet-stream" },
       { body: Buffer.from("it's 'quoted'\nnaïve — ✓ {\"a\": 1}"), type: "text/plain; charset=utf-8" },
@@ -206,7 +163,7 @@ describe("web inspector", () => {
       );
     }
     const { page } = await openInbox(inbox);
-    await context!.grantPermissions(["clipboard-read", "clipboard-write"], { origin: proxy.url });
+    await pages.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: pages.proxy.url });
     for (const seq of seqs) {
       await page.click(`.event-list [data-seq="${seq}"]`);
       await page.locator(`.event[data-seq="${seq}"]`).waitFor();
@@ -230,7 +187,7 @@ describe("web inspector", () => {
   });
 
   it("shows a binary body as hex and downloads its exact bytes, by keyboard, at 360 px", async () => {
-    const inbox = await server.createInbox();
+    const inbox = await pages.server.createInbox();
     const bytes = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 7 + 3) % 256));
     const seq = await post(`${inbox.ingestUrl}/upload`, bytes, { "content-type": "application/octet-stream" });
     const { page } = await openInbox(inbox, 360);
@@ -253,13 +210,16 @@ describe("web inspector", () => {
   });
 
   it("shows a 410 (events removed by retention while the tab was cut off) as a banner, and goes on from the earliest retained event", async () => {
-    const inbox = await server.createInbox({ settings: { retention: { maxEvents: 3 } } });
+    const inbox = await pages.server.createInbox({ settings: { retention: { maxEvents: 3 } } });
     await post(inbox.ingestUrl, "first");
     const { page } = await openInbox(inbox);
     await page.locator('.event-list [data-seq="1"]').waitFor();
     await cutTab(page);
     for (let i = 0; i < 10; i++) await post(inbox.ingestUrl, `pruned ${i}`);
-    await waitUntil(async () => (await server.admin(`/api/inboxes/${inbox.id}/events/8`)).status === 410, "retention to remove #2–#8");
+    await waitUntil(
+      async () => (await pages.server.admin(`/api/inboxes/${inbox.id}/events/8`)).status === 410,
+      "retention to remove #2–#8",
+    );
     await restoreTab();
     const banner = page.locator('[data-banner="gone"]');
     await banner.waitFor();
@@ -272,15 +232,15 @@ describe("web inspector", () => {
   });
 
   it("shows a consumer's lag and deletes the consumer", async () => {
-    const inbox = await server.createInbox({ name: "with-consumer" });
+    const inbox = await pages.server.createInbox({ name: "with-consumer" });
     for (let i = 0; i < 5; i++) await post(inbox.ingestUrl, `e${i}`);
-    const put = await server.admin(`/api/inboxes/${inbox.id}/consumers/worker-1`, {
+    const put = await pages.server.admin(`/api/inboxes/${inbox.id}/consumers/worker-1`, {
       method: "PUT",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ from: "start" }),
     });
     expect(put.status).toBe(201);
-    const ack = await server.admin(`/api/inboxes/${inbox.id}/consumers/worker-1/ack`, {
+    const ack = await pages.server.admin(`/api/inboxes/${inbox.id}/consumers/worker-1/ack`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ offset: "0000000000000000_0000000000000002" }),
@@ -298,21 +258,21 @@ describe("web inspector", () => {
     page.once("dialog", (dialog) => void dialog.accept());
     await consumer.locator("button", { hasText: "Delete" }).click();
     await page.locator(".consumers", { hasText: "No consumers" }).waitFor();
-    expect((await server.admin(`/api/inboxes/${inbox.id}/consumers/worker-1`)).status).toBe(404);
+    expect((await pages.server.admin(`/api/inboxes/${inbox.id}/consumers/worker-1`)).status).toBe(404);
   });
 
   it("shows the silence alarm: OK while events come in time, silent once none came within expectEvery", async () => {
-    const calm = await server.createInbox({ name: "watched-hourly", settings: { expectEvery: 3600 } });
-    const quiet = await server.createInbox({ name: "watched-every-second", settings: { expectEvery: 1 } });
+    const calm = await pages.server.createInbox({ name: "watched-hourly", settings: { expectEvery: 3600 } });
+    const quiet = await pages.server.createInbox({ name: "watched-every-second", settings: { expectEvery: 1 } });
     await post(calm.ingestUrl, "first");
     await post(quiet.ingestUrl, "first");
     // No event for more than a second: the API says silent, and so does a fresh look at the list.
     await waitUntil(
-      async () => ((await (await server.admin(`/api/inboxes/${quiet.id}`)).json()) as { silent: boolean }).silent,
+      async () => ((await (await pages.server.admin(`/api/inboxes/${quiet.id}`)).json()) as { silent: boolean }).silent,
       "the inbox to go silent",
     );
     const { page } = await open();
-    await signIn(page, server.adminToken);
+    await signIn(page, pages.server.adminToken);
     const silent = page.locator(`[data-inbox="${quiet.id}"] [data-field="silence"]`);
     await silent.waitFor();
     expect(await silent.textContent()).toMatch(/^Silent since /);
@@ -323,7 +283,7 @@ describe("web inspector", () => {
   });
 
   it("opens a long inbox at its latest events, says so, and reaches older ones by number", async () => {
-    const inbox = await server.createInbox();
+    const inbox = await pages.server.createInbox();
     // In concurrent batches (group commit), so the seqs are 1..205 in some order of the bodies.
     for (let batch = 0; batch < 205; batch += 41) {
       await Promise.all(Array.from({ length: 41 }, (_, i) => post(inbox.ingestUrl, `event ${batch + i + 1}`)));
@@ -341,7 +301,7 @@ describe("web inspector", () => {
 
   it("shows each event's signature verdict", async () => {
     const secret = "inspector-secret";
-    const inbox = await server.createInbox({ settings: { verify: { scheme: "github", secrets: [secret] } } });
+    const inbox = await pages.server.createInbox({ settings: { verify: { scheme: "github", secrets: [secret] } } });
     const body = JSON.stringify({ action: "opened" });
     const signature = `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
     const good = await post(inbox.ingestUrl, body, { "content-type": "application/json", "x-hub-signature-256": signature });
@@ -359,20 +319,16 @@ describe("web inspector", () => {
   });
 
   it("works behind a reverse proxy that serves tailhook under a path prefix", async () => {
-    const prefixed = await startPrefixProxy(server.url, "/tailhook");
+    const prefixed = await startPrefixProxy(pages.server.url, "/tailhook");
     try {
-      const inbox = await server.createInbox({ name: "behind-a-prefix" });
-      context = await browser.newContext();
-      const page = await context.newPage();
-      page.on("pageerror", (error) => pageErrors.push(`pageerror: ${error.message}`));
+      const inbox = await pages.server.createInbox({ name: "behind-a-prefix" });
+      const page = await pages.newPage();
       await page.goto(prefixed.url);
       await signIn(page, inbox.token, inbox.id);
       await page.locator('.live-state[data-state="live"]').waitFor();
       const seq = await post(inbox.ingestUrl, "through the prefix");
       await page.locator(`.event-list [data-seq="${seq}"]`).waitFor();
       await screenshot(page, "path-prefix");
-      await context.close();
-      context = undefined;
     } finally {
       await prefixed.close();
     }
@@ -380,13 +336,13 @@ describe("web inspector", () => {
 
   it("creates, renames, changes the settings of and deletes an inbox", async () => {
     const { page } = await open();
-    await signIn(page, server.adminToken);
+    await signIn(page, pages.server.adminToken);
     await page.fill("#new-name", "made-in-browser");
     await page.fill("#new-settings", JSON.stringify({ retention: { maxEvents: 50 } }));
     await page.click("form.create button[type=submit]");
     const token = await page.locator('.created [data-field="token"]').textContent();
     expect(token).toMatch(/^thk_/);
-    const { inboxes } = (await (await server.admin("/api/inboxes")).json()) as {
+    const { inboxes } = (await (await pages.server.admin("/api/inboxes")).json()) as {
       inboxes: Array<{ id: string; name: string; settings: unknown }>;
     };
     const made = inboxes.find((inbox) => inbox.name === "made-in-browser")!;
@@ -400,14 +356,14 @@ describe("web inspector", () => {
     await page.fill("#settings", JSON.stringify({ maxBodyBytes: 2048 }));
     await page.click('form[aria-label="Settings"] button');
     await waitUntil(async () => {
-      const view = (await (await server.admin(`/api/inboxes/${made.id}`)).json()) as { settings: unknown };
+      const view = (await (await pages.server.admin(`/api/inboxes/${made.id}`)).json()) as { settings: unknown };
       return JSON.stringify(view.settings) === JSON.stringify({ maxBodyBytes: 2048 });
     }, "the new settings (retention removed, maxBodyBytes set)");
     await screenshot(page, "manage-inbox");
     page.once("dialog", (dialog) => void dialog.accept());
     await page.click("details.manage button.danger");
     await page.locator("h1", { hasText: "Inboxes" }).waitFor();
-    expect((await server.admin(`/api/inboxes/${made.id}`)).status).toBe(404);
+    expect((await pages.server.admin(`/api/inboxes/${made.id}`)).status).toBe(404);
   });
 });
 
@@ -421,7 +377,7 @@ interface StoredEvent {
 }
 
 async function eventJson(inboxId: string, seq: number): Promise<StoredEvent> {
-  const response = await server.admin(`/api/inboxes/${inboxId}/events/${seq}`);
+  const response = await pages.server.admin(`/api/inboxes/${inboxId}/events/${seq}`);
   expect(response.status).toBe(200);
   return (await response.json()) as StoredEvent;
 }
