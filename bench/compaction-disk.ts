@@ -10,6 +10,7 @@
  * use (file minus free pages, which SQLite reuses for new rows; VACUUM would give them
  * back to the file system). The target compares the pages in use with the snapshot.
  */
+import { appendChanges } from "./state-appends.js";
 import Database from "better-sqlite3";
 import { statSync } from "node:fs";
 import { join } from "node:path";
@@ -35,8 +36,6 @@ export interface CompactionDiskResult {
   usedBytes: number;
 }
 
-const BATCH = 1000;
-const WRITERS = 4;
 const DEFAULT_LAG = 1000;
 const SETTLE_TIMEOUT_MS = 300_000;
 
@@ -63,25 +62,12 @@ export async function measureCompactionDisk(options: CompactionDiskOptions): Pro
 
     progress(`compaction: ${updates.toLocaleString("en-US")} updates over ${keys.toLocaleString("en-US")} keys`);
     const started = performance.now();
-    let next = 0;
-    const writer = async () => {
-      for (;;) {
-        const from = next;
-        if (from >= updates) return;
-        next = Math.min(updates, from + BATCH);
-        const parts: string[] = [];
-        for (let update = from; update < next; update++) {
-          parts.push(`{"type":"item","key":"k${update % keys}","value":${value(update)},"headers":{"operation":"upsert"}}`);
-        }
-        const response = await fetch(streamUrl, {
-          method: "POST",
-          headers: { ...auth, "content-type": "application/json" },
-          body: `[${parts.join(",")}]`,
-        });
-        if (response.status !== 204) throw new Error(`append: ${response.status} ${await response.text()}`);
-      }
-    };
-    await Promise.all(Array.from({ length: WRITERS }, writer));
+    await appendChanges(
+      streamUrl,
+      auth,
+      updates,
+      (update) => `{"type":"item","key":"k${update % keys}","value":${value(update)},"headers":{"operation":"upsert"}}`,
+    );
     const ingestSeconds = (performance.now() - started) / 1000;
 
     const settled = performance.now();

@@ -7,6 +7,7 @@
  * child process (bench/snapshot-reader.ts); the two kinds take turns, and each figure
  * is the median of its reads.
  */
+import { appendChanges } from "./state-appends.js";
 import { fork } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -34,9 +35,6 @@ export interface SnapshotPhaseResult {
   snapshots: TimedRead[];
   logs: TimedRead[];
 }
-
-const BATCH = 1000;
-const WRITERS = 4;
 
 /** A ~100-byte value, like the compaction phase's. */
 function value(key: number): string {
@@ -76,24 +74,12 @@ export async function measureSnapshotRead(options: SnapshotReadOptions): Promise
 
     progress(`snapshot: inserting ${keys.toLocaleString("en-US")} keys`);
     const started = performance.now();
-    let next = 0;
-    const writer = async () => {
-      while (next < keys) {
-        const from = next;
-        next = Math.min(keys, from + BATCH);
-        const parts: string[] = [];
-        for (let key = from; key < next; key++) {
-          parts.push(`{"type":"item","key":"k${String(key).padStart(6, "0")}","value":${value(key)},"headers":{"operation":"insert"}}`);
-        }
-        const response = await fetch(streamUrl, {
-          method: "POST",
-          headers: { ...auth, "content-type": "application/json" },
-          body: `[${parts.join(",")}]`,
-        });
-        if (response.status !== 204) throw new Error(`append: ${response.status} ${await response.text()}`);
-      }
-    };
-    await Promise.all(Array.from({ length: WRITERS }, writer));
+    await appendChanges(
+      streamUrl,
+      auth,
+      keys,
+      (key) => `{"type":"item","key":"k${String(key).padStart(6, "0")}","value":${value(key)},"headers":{"operation":"insert"}}`,
+    );
     const fillSeconds = (performance.now() - started) / 1000;
     await sleep(1000); // let the checkpoint thread catch up with the fill, as the catch-up phase does
 
