@@ -6,6 +6,7 @@
  * offset "now". Each body carries its send time on CLOCK_MONOTONIC (stats.monotonicMs),
  * which both processes share; an event's latency is the time the reader got it minus that.
  */
+import { onSseEvents } from "./sse-events.js";
 import { Agent, request, type IncomingHttpHeaders, type RequestOptions } from "node:http";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -110,16 +111,6 @@ function longPollReader(inbox: Inbox, onBatch: OnBatch): Reader {
   return { ready, finished, stop: () => controller.abort() };
 }
 
-function parseSseEvent(block: string): { type: string; data: string } {
-  let type = "message";
-  const data: string[] = [];
-  for (const line of block.split("\n")) {
-    if (line.startsWith("event:")) type = line.slice(6).trim();
-    else if (line.startsWith("data:")) data.push(line.slice(line.startsWith("data: ") ? 6 : 5));
-  }
-  return { type, data: data.join("\n") };
-}
-
 function sseReader(inbox: Inbox, onBatch: OnBatch): Reader {
   const controller = new AbortController();
   let markReady = () => {};
@@ -133,18 +124,10 @@ function sseReader(inbox: Inbox, onBatch: OnBatch): Reader {
         settle(new Error(`SSE read answered ${res.statusCode}`));
         return;
       }
-      res.setEncoding("utf8");
-      let buffer = "";
-      res.on("data", (chunk: string) => {
-        const at = monotonicMs();
-        buffer += chunk;
-        for (let end = buffer.indexOf("\n\n"); end !== -1; end = buffer.indexOf("\n\n")) {
-          const event = parseSseEvent(buffer.slice(0, end));
-          buffer = buffer.slice(end + 2);
-          // The first control event comes at once and means the server holds our position.
-          if (event.type === "control") markReady();
-          else if (event.type === "data") onBatch(JSON.parse(event.data) as Envelope[], at);
-        }
+      onSseEvents(res, (event, at) => {
+        // The first control event comes at once and means the server holds our position.
+        if (event.type === "control") markReady();
+        else if (event.type === "data") onBatch(JSON.parse(event.data) as Envelope[], at);
       });
       res.on("error", settle);
       res.on("close", () => settle(new Error("the SSE stream ended early")));

@@ -9,7 +9,7 @@
  * event loop from being measured with the server.
  */
 import { Agent, request } from "node:http";
-import { monotonicMs } from "./stats.js";
+import { onSseEvents, type SseEvent } from "./sse-events.js";
 
 export interface ReadersChildArgs {
   url: string;
@@ -32,16 +32,11 @@ let stopping = false;
 
 const send = (message: ReadersChildMessage) => process.send!(message);
 
-function onEvent(block: string, at: number, seen: Set<number>): boolean {
-  let type = "message";
-  const data: string[] = [];
-  for (const line of block.split("\n")) {
-    if (line.startsWith("event:")) type = line.slice(6).trim();
-    else if (line.startsWith("data:")) data.push(line.slice(line.startsWith("data: ") ? 6 : 5));
-  }
+/** Records a data event's bodies; true for a control event (the server holds the reader's position). */
+function onEvent({ type, data }: SseEvent, at: number, seen: Set<number>): boolean {
   if (type === "control") return true;
   if (type !== "data") return false;
-  for (const envelope of JSON.parse(data.join("\n")) as Array<{ body: string }>) {
+  for (const envelope of JSON.parse(data) as Array<{ body: string }>) {
     const { n, sentAt } = JSON.parse(envelope.body) as { n: number; sentAt: number };
     if (seen.has(n)) {
       duplicates++;
@@ -67,16 +62,8 @@ function open(): Promise<void> {
         reject(new Error(`SSE read answered ${res.statusCode}`));
         return;
       }
-      res.setEncoding("utf8");
-      let buffer = "";
-      res.on("data", (chunk: string) => {
-        const at = monotonicMs();
-        buffer += chunk;
-        for (let end = buffer.indexOf("\n\n"); end !== -1; end = buffer.indexOf("\n\n")) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          if (onEvent(block, at, seen)) resolve();
-        }
+      onSseEvents(res, (event, at) => {
+        if (onEvent(event, at, seen)) resolve();
       });
       res.on("close", () => {
         if (!stopping) closed++;
