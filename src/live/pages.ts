@@ -77,8 +77,13 @@ export async function readPage(
     return { kind: "page", messages, lastSeq, upToDate: lastSeq >= current.tailSeq };
   }
   let lastSeq = messages.at(-1)!.seq;
-  const bytes = messages.reduce((sum, message) => sum + message.data.length, 0);
-  const full = messages.length >= limits.maxMessages || bytes >= limits.maxBytes;
-  if (!full && lastSeq < stream.horizonSeq && view === stream.horizonSeq) lastSeq = stream.horizonSeq;
+  // Only a reader of the compacted log pays for the page-size check.
+  if (lastSeq < stream.horizonSeq && view === stream.horizonSeq && !pageFull(messages, limits)) lastSeq = stream.horizonSeq;
   return { kind: "page", messages, lastSeq, upToDate: lastSeq >= stream.tailSeq };
+}
+
+/** Whether the store stopped at a page limit (so more may follow behind H) rather than at the end of what there is. */
+function pageFull(messages: StoredMessage[], limits: ReadLimits): boolean {
+  if (messages.length >= limits.maxMessages) return true;
+  return messages.reduce((sum, message) => sum + message.data.length, 0) >= limits.maxBytes;
 }

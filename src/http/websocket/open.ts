@@ -6,10 +6,9 @@
  */
 import type { IncomingMessage } from "node:http";
 import { TailhookError } from "../../core/errors.js";
-import { parseOffset } from "../../core/offsets.js";
 import { isSnapshotOffset } from "../../core/state/snapshot.js";
 import type { StreamInfo } from "../../core/types.js";
-import { hasKeyFrames } from "../../core/compaction.js";
+import { earliestReadable, hasKeyFrames } from "../../core/compaction.js";
 import { snapshotPositionOf } from "../../live/snapshot-pages.js";
 import { presentedToken } from "../auth.js";
 import type { HttpContext } from "../context.js";
@@ -55,9 +54,7 @@ function streamStart(stream: StreamInfo, offset: string | undefined): Connection
   try {
     return resolveReadStart(stream, offset);
   } catch (error) {
-    const earliest = error instanceof TailhookError && error.code === "gone" ? error.details?.earliestOffset : undefined;
-    const parsed = typeof earliest === "string" ? parseOffset(earliest) : undefined;
-    if (parsed?.kind === "after") return { goneAt: parsed.seq };
+    if (error instanceof TailhookError && error.code === "gone") return { goneAt: earliestReadable(stream) };
     throw error;
   }
 }

@@ -44,6 +44,17 @@ export interface SqliteStoreOptions {
   logger?: WriterLog & { warn(object: object, message: string): void };
 }
 
+/**
+ * The request as it crosses to the writer thread: its annotations, if any, as one JSON
+ * string (core/capture.ts says why); a plain webhook's request goes as it is, uncopied.
+ */
+function withEncodedAnnotations(request: CapturedRequest): { request: Omit<CapturedRequest, "annotations">; annotationsJson?: string } {
+  if (request.annotations === undefined) return { request };
+  const { annotations, ...plain } = request;
+  const annotationsJson = encodeAnnotations(annotations);
+  return annotationsJson === undefined ? { request: plain } : { request: plain, annotationsJson };
+}
+
 const PRUNE_ROWS_PER_BATCH = 2000;
 /**
  * Rows one compaction step may remove. A step waits for a write batch of its own, so
@@ -239,15 +250,7 @@ export class SqliteStore implements Store, GeneralStreams {
 
   async appendEvent(streamId: number, request: CapturedRequest, options?: AppendEventOptions): Promise<AppendEventResult> {
     const dedupe = options?.dedupe && { ...options.dedupe, now: Date.now() };
-    const { annotations, ...plain } = request;
-    const annotationsJson = encodeAnnotations(annotations);
-    const result = await this.write({
-      kind: "appendEvent",
-      streamId,
-      request: plain,
-      ...(annotationsJson === undefined ? {} : { annotationsJson }),
-      ...(dedupe ? { dedupe } : {}),
-    });
+    const result = await this.write({ kind: "appendEvent", streamId, ...withEncodedAnnotations(request), ...(dedupe ? { dedupe } : {}) });
     return result.status === "appended" || result.status === "duplicate" ? result : { status: "not_found" };
   }
 
