@@ -12,7 +12,7 @@ describe("the flaky test target", () => {
     target = await Target.start();
   });
   afterAll(async () => {
-    await target.down();
+    await target.close();
   });
 
   it("fails an event at most maxFailuresInARow times in a row, then takes it", async () => {
