@@ -391,6 +391,25 @@ describe("modes", () => {
     ).toBe(401);
   });
 
+  it("enforce checks before dedupe: a forged request claims no delivery id, and the genuine one is stored, then deduped", async () => {
+    const inbox = await server.createInbox({
+      settings: { verify: { ...github.settings, secrets: github.secrets, mode: "enforce" }, dedupe: { header: "X-Delivery" } },
+    });
+    const body = Buffer.from('{"delivery":"d-1"}');
+    const forged = await post(inbox, body, { ...(await sign(body, github.wrongSecret)), "x-delivery": "d-1" });
+    expect(forged.status).toBe(401);
+    const genuine = await post(inbox, body, { ...(await sign(body)), "x-delivery": "d-1" });
+    expect(genuine.status).toBe(200);
+    const first = (await genuine.json()) as { id: string; seq: number };
+    expect(first.seq).toBe(1);
+    const repeat = await post(inbox, body, { ...(await sign(body)), "x-delivery": "d-1" });
+    expect(await repeat.json()).toEqual({ ok: true, id: first.id, seq: 1 });
+    // Checked before dedupe, a forgery of a delivery already seen is refused, not answered as that duplicate.
+    expect((await post(inbox, body, { ...(await sign(body, github.wrongSecret)), "x-delivery": "d-1" })).status).toBe(401);
+    const { events } = await readAll(inbox.streamUrl, inbox.token);
+    expect(events.map((event) => event.verification)).toEqual([{ scheme: "github", ok: true, reason: "signature matches secret 1 of 2" }]);
+  });
+
   it("keeps at most the last 20 refused requests per inbox, and counts them all", async () => {
     const inbox = await verifyInbox(github, { mode: "enforce" });
     for (let i = 0; i < 23; i++) expect((await post(inbox, Buffer.from(`{"n":${i}}`), {})).status).toBe(401);

@@ -4,7 +4,7 @@
  * decode back to the exact bytes received.
  */
 import { isUtf8 } from "node:buffer";
-import type { CapturedRequest, EventAnnotations, EventEnvelope, StoredMessage } from "./types.js";
+import type { CapturedRequest, EventAnnotations, EventEnvelope, StoredMessage, VerificationVerdict } from "./types.js";
 
 export function headerPairs(rawHeaders: string[]): Array<[string, string]> {
   const pairs: Array<[string, string]> = [];
@@ -33,6 +33,22 @@ export function encodeEventMeta(request: CapturedRequest): string {
 /** The annotations as the meta's seventh element, or undefined when there are none. */
 export function encodeAnnotations(annotations: EventAnnotations | undefined): string | undefined {
   return annotations && Object.keys(annotations).length > 0 ? JSON.stringify(annotations) : undefined;
+}
+
+// An ok verdict is one of a few (scheme, matched secret) texts, the same for every request.
+const okVerdictJson = new Map<string, string>();
+
+/**
+ * The annotations of a checked request as JSON: its own (already encoded, if any) and
+ * the verdict. An ok verdict's text is encoded once, not per request.
+ */
+export function withVerdictJson(annotationsJson: string | undefined, verdict: VerificationVerdict): string {
+  let own = verdict.ok ? okVerdictJson.get(`${verdict.scheme}\n${verdict.reason}`) : undefined;
+  if (own === undefined) {
+    own = JSON.stringify({ verification: verdict } satisfies EventAnnotations);
+    if (verdict.ok && okVerdictJson.size < 1000) okVerdictJson.set(`${verdict.scheme}\n${verdict.reason}`, own);
+  }
+  return annotationsJson === undefined ? own : `${annotationsJson.slice(0, -1)},${own.slice(1)}`;
 }
 
 /**

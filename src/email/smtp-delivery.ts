@@ -57,7 +57,9 @@ export async function deliverMessage(
       continue;
     }
     const { inbox, result } = attempt.value;
-    if (result.status !== "not_found") seqs.push({ inbox: inbox.id, seq: result.seq, duplicate: result.status === "duplicate" });
+    // Without `verify` an append is never refused: stored (or a duplicate), or no inbox.
+    if (result.status === "appended" || result.status === "duplicate")
+      seqs.push({ inbox: inbox.id, seq: result.seq, duplicate: result.status === "duplicate" });
   }
   if (failure !== undefined) return { reply: "storage_failed", error: failure, committed: seqs.length };
   if (seqs.length === 0) return { reply: "no_inbox" };

@@ -15,7 +15,7 @@ import type { CapturedRequest, InboxResponseSettings, StoredInbox } from "../cor
 import type { AppendEventOptions, Store } from "../storage/store.js";
 import type { RefusalLog } from "../core/verify/refusals.js";
 import { readBody } from "./body.js";
-import { verifyOrRefuse } from "./ingest-verify.js";
+import { answerVerification } from "./ingest-verify.js";
 import { refusalReply, sendErrorRaw, sendFailureRaw } from "./errors.js";
 import { noteFailure, noteInbox, noteRequestBytes, noteRoute } from "./request-log.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -111,12 +111,18 @@ function sendConfiguredReply(res: ServerResponse, reply: InboxResponseSettings, 
   res.end(body);
 }
 
-/** The delivery id to dedupe on, when the inbox dedupes and the request carries one. */
-function dedupeOptions(inbox: StoredInbox, request: CapturedRequest): AppendEventOptions | undefined {
-  const settings = inbox.settings.dedupe;
-  if (!settings) return undefined;
-  const key = dedupeKeyOf(settings, request);
-  return key === undefined ? undefined : { dedupe: { key, windowMs: dedupeWindowMs(settings) } };
+/**
+ * The signature check (verified first, in the store: in enforce mode a forged request
+ * cannot claim a delivery id) and the delivery id to dedupe on, when the inbox asks for them.
+ */
+function appendOptions(inbox: StoredInbox, request: CapturedRequest): AppendEventOptions | undefined {
+  const { verify, dedupe } = inbox.settings;
+  const key = dedupe && dedupeKeyOf(dedupe, request);
+  if (!verify && key === undefined) return undefined;
+  const options: AppendEventOptions = {};
+  if (verify) options.verify = verify;
+  if (key !== undefined) options.dedupe = { key, windowMs: dedupeWindowMs(dedupe!) };
+  return options;
 }
 
 export function createIngestHandler(deps: IngestDeps) {
@@ -156,13 +162,12 @@ export function createIngestHandler(deps: IngestDeps) {
         remoteAddr: req.socket.remoteAddress ?? "",
         body,
       };
-      // Verified first: in enforce mode a forged request cannot claim a delivery id.
-      if (inbox.settings.verify && !verifyOrRefuse(req, res, inbox, request, deps.refusals, deps.metrics)) return;
-      const result = await deps.store.appendEvent(inbox.streamId, request, dedupeOptions(inbox, request));
+      const result = await deps.store.appendEvent(inbox.streamId, request, appendOptions(inbox, request));
       if (result.status === "not_found") {
         sendErrorRaw(res, refusalReply(notFound()));
         return;
       }
+      if (answerVerification(req, res, inbox, request, result, deps.refusals, deps.metrics)) return;
       committed = true;
       // A duplicate delivery is answered as its first one was: that event's id and seq.
       const ackId = result.status === "duplicate" ? result.id : request.id;

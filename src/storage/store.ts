@@ -9,6 +9,7 @@ import type { GeneralStreams } from "./streams.js";
 import type { StoreObserver } from "./store-observer.js";
 import type { SnapshotPage, SnapshotPageRequest } from "../core/state/snapshot.js";
 import type { CompactionPolicy } from "../core/compaction.js";
+import type { VerifySettings } from "../core/verify/settings.js";
 import type { CapturedRequest, Consumer, Inbox, InboxSettings, StoredInbox, StoredMessage, StreamInfo } from "../core/types.js";
 
 /**
@@ -16,7 +17,16 @@ import type { CapturedRequest, Consumer, Inbox, InboxSettings, StoredInbox, Stor
  * been pruned by retention while its dedupe entry is still inside the window.
  */
 export type AppendEventResult =
-  { status: "appended"; seq: number } | { status: "duplicate"; seq: number; id: string } | { status: "not_found" };
+  | ({ status: "appended"; seq: number } & Unverified)
+  | ({ status: "duplicate"; seq: number; id: string } & Unverified)
+  /** The signature check failed in enforce mode: nothing was stored, no delivery id was claimed. */
+  | { status: "refused"; reason: string }
+  | { status: "not_found" };
+
+/** With `verify` in annotate mode: why the stored request failed its check (absent when it passed). */
+interface Unverified {
+  unverified?: string;
+}
 
 export interface AppendEventOptions {
   /**
@@ -25,6 +35,14 @@ export interface AppendEventOptions {
    * and recorded in the transaction of the append.
    */
   dedupe?: { key: string; windowMs: number };
+  /**
+   * Check the request's signature first (core/verify): the verdict is stored with the
+   * event, and a failure in enforce mode is refused. Checked in the append's own turn,
+   * before the dedupe check (a forged request claims no delivery id), wherever the
+   * store likes before the commit: SQLite does it on its writer thread, off the thread
+   * that serves HTTP.
+   */
+  verify?: VerifySettings;
 }
 
 /** A delivery id the stream has seen: the event that carried it first, and how many times it came. */

@@ -28,6 +28,11 @@ const COMPILERS: Record<VerifyScheme, (settings: VerifySettings) => SchemeCheck>
 // Keyed by the settings object, which the store's inbox cache hands out again and again.
 const compiled = new WeakMap<VerifySettings, SchemeCheck>();
 
+/** Whether an append refuses the request: only a failed check in enforce mode does (annotate stores it with the verdict). */
+export function refusesRequest(settings: VerifySettings, verdict: VerificationVerdict): boolean {
+  return !verdict.ok && settings.mode === "enforce";
+}
+
 export function verifyRequest(settings: VerifySettings, input: VerifyInput): VerificationVerdict {
   try {
     let check = compiled.get(settings);

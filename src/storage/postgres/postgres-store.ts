@@ -7,6 +7,7 @@
  */
 import postgres from "postgres";
 import type { CapturedRequest, Consumer, Inbox, StoredInbox, StoredMessage, StreamInfo } from "../../core/types.js";
+import { checkAppend, reportVerdict } from "../append-verification.js";
 import type {
   AppendEventOptions,
   AppendEventResult,
@@ -195,8 +196,22 @@ export class PostgresStore implements Store {
     return results;
   }
 
-  appendEvent(streamId: number, request: CapturedRequest, options?: AppendEventOptions): Promise<AppendEventResult> {
-    if (this.closing) return Promise.reject(new Error("store is closing"));
+  async appendEvent(streamId: number, request: CapturedRequest, options?: AppendEventOptions): Promise<AppendEventResult> {
+    if (this.closing) throw new Error("store is closing");
+    if (!options?.verify) return this.submitAppend(streamId, request, options);
+    // Checked here, before the batch: the commit's turn is the database's, not this thread's.
+    const check = checkAppend(options.verify, request);
+    if (check.refused) return check.result;
+    const { verdict } = check;
+    const result = await this.submitAppend(
+      streamId,
+      { ...request, annotations: { ...request.annotations, verification: verdict } },
+      options,
+    );
+    return reportVerdict(result, verdict);
+  }
+
+  private submitAppend(streamId: number, request: CapturedRequest, options: AppendEventOptions | undefined): Promise<AppendEventResult> {
     return this.appends.submit(options?.dedupe ? { streamId, request, dedupe: options.dedupe } : { streamId, request });
   }
 

@@ -23,6 +23,7 @@ import { CONSUMER_COLUMNS } from "./consumer-writes.js";
 import { toInbox, withoutToken, type InboxRow } from "../rows.js";
 import { openDataFolder, type DataFolder } from "./data-folder.js";
 import { SqliteWriter, StoreWriteError, type WriterLog } from "./writer.js";
+import { verifySettingsText } from "./verify-settings.js";
 import { isSqliteTrouble } from "./store-trouble.js";
 import { STREAM_COLUMNS, toStream, type StreamRow } from "./stream-rows.js";
 import type { WriteOp, WriteResult } from "./write-ops.js";
@@ -49,8 +50,11 @@ export interface SqliteStoreOptions {
  * string (core/capture.ts says why); a plain webhook's request goes as it is, uncopied.
  */
 function withEncodedAnnotations(request: CapturedRequest): { request: Omit<CapturedRequest, "annotations">; annotationsJson?: string } {
-  if (request.annotations === undefined) return { request };
-  const { annotations, ...plain } = request;
+  const { annotations } = request;
+  if (annotations === undefined) return { request };
+  // Spelled out: a rest copy (`{ annotations, ...plain }`) is several times slower.
+  const { id, receivedAt, method, path, query, rawHeaders, remoteAddr, body } = request;
+  const plain = { id, receivedAt, method, path, query, rawHeaders, remoteAddr, body };
   const annotationsJson = encodeAnnotations(annotations);
   return annotationsJson === undefined ? { request: plain } : { request: plain, annotationsJson };
 }
@@ -250,8 +254,16 @@ export class SqliteStore implements Store, GeneralStreams {
 
   async appendEvent(streamId: number, request: CapturedRequest, options?: AppendEventOptions): Promise<AppendEventResult> {
     const dedupe = options?.dedupe && { ...options.dedupe, now: Date.now() };
-    const result = await this.write({ kind: "appendEvent", streamId, ...withEncodedAnnotations(request), ...(dedupe ? { dedupe } : {}) });
-    return result.status === "appended" || result.status === "duplicate" ? result : { status: "not_found" };
+    const verify = options?.verify && verifySettingsText(options.verify);
+    const op: WriteOp = {
+      kind: "appendEvent",
+      streamId,
+      ...withEncodedAnnotations(request),
+      ...(dedupe ? { dedupe } : {}),
+      ...(verify ? { verify } : {}),
+    };
+    const result = await this.write(op);
+    return result.status === "appended" || result.status === "duplicate" || result.status === "refused" ? result : { status: "not_found" };
   }
 
   async findDelivery(streamId: number, key: string): Promise<DeliveryRecord | undefined> {

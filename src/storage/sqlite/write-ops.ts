@@ -14,6 +14,8 @@ export type WriteOp =
       request: Omit<CapturedRequest, "annotations">;
       annotationsJson?: string;
       dedupe?: { key: string; windowMs: number; now: number };
+      /** The inbox's verify settings as JSON text (checked here, on the writer thread: verify-settings.ts). */
+      verify?: string;
     }
   | { kind: "createInbox"; inbox: NewInbox; now: number }
   | { kind: "updateInbox"; id: string; changes: InboxChanges }
@@ -33,8 +35,9 @@ export type WriteOp =
   | { kind: "putRecord"; recordKind: string; key: string; value: string | null };
 
 export type WriteResult =
-  | { status: "appended"; seq: number }
-  | { status: "duplicate"; seq: number; id: string }
+  | { status: "appended"; seq: number; unverified?: string }
+  | { status: "duplicate"; seq: number; id: string; unverified?: string }
+  | { status: "refused"; reason: string }
   | { status: "created"; streamId: number }
   | { status: "updated" }
   | { status: "deleted" }

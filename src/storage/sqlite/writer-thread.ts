@@ -8,7 +8,9 @@ import { inboxStreamName } from "../../core/stream-names.js";
 import { statfsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
-import { encodeEventMetaWith } from "../../core/capture.js";
+import { encodeEventMetaWith, withVerdictJson } from "../../core/capture.js";
+import { checkAppend, reportVerdict, type AppendCheck } from "../append-verification.js";
+import { verifySettingsOf } from "./verify-settings.js";
 import { ageCutoff, deletedTarget, planHeadDrops, retainedTarget, retentionOf, type HeadTarget } from "../../core/retention.js";
 import { BUSY_TIMEOUT_MS, migrate, openWriterConnection } from "./connection.js";
 import { prepareConsumerWrites } from "./consumer-writes.js";
@@ -19,7 +21,7 @@ import { keyFrameText } from "../../core/inbox-keys.js";
 import { inboxCompactionPolicy, policyText } from "../../core/compaction.js";
 import { prepareCompactionWrites } from "./compaction-writes.js";
 import { isSqliteTrouble } from "./store-trouble.js";
-import { WAKE_ALL } from "../../core/stream-rules.js";
+import { WAKE_ALL, type WriterStream } from "../../core/stream-rules.js";
 import { type FromWriter, type ToWriter, type WriteOp, type WriteResult, type WriterOptions } from "./write-ops.js";
 
 const port = parentPort!;
@@ -104,27 +106,50 @@ function prune(now: number, maxRows: number): number {
   return maxRows - budget;
 }
 
-function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
+type AppendEventOp = Extract<WriteOp, { kind: "appendEvent" }>;
+
+function appendChecked(
+  stream: WriterStream,
+  request: AppendEventOp["request"],
+  annotationsJson: string | undefined,
+  dedupe: AppendEventOp["dedupe"],
+): Extract<WriteResult, { status: "appended" | "duplicate" }> {
+  // In this transaction, after every earlier op of the batch: a repeat in the same batch sees the first.
+  if (dedupe) {
+    const seen = sql.delivery.get(stream.id, dedupe.key) as { seq: number; id: string; firstAt: number } | undefined;
+    if (seen && dedupe.now - seen.firstAt < dedupe.windowMs) {
+      sql.countDelivery.run(stream.id, dedupe.key);
+      return { status: "duplicate", seq: seen.seq, id: seen.id };
+    }
+  }
+  const seq = stream.tailSeq + 1;
+  sql.insertMessage.run(stream.id, seq, request.receivedAt, request.body, encodeEventMetaWith(request, annotationsJson));
+  if (stream.keyFrame !== null) inboxKeys.indexEvent(stream.id, stream.keyFrame, seq, request);
+  if (dedupe) sql.saveDelivery.run(stream.id, dedupe.key, seq, request.id, dedupe.now, dedupe.now + dedupe.windowMs);
+  // The streams row is written once per batch (flush), however many events it took.
+  streams.extendTail(stream, seq);
+  return { status: "appended", seq };
+}
+
+/**
+ * The signature checks of a batch's appends, made one after another before its
+ * transaction: run back to back, the HMACs cost far less than between inserts.
+ */
+function checkSignatures(ops: WriteOp[]): Array<AppendCheck | undefined> {
+  return ops.map((op) =>
+    op.kind === "appendEvent" && op.verify !== undefined ? checkAppend(verifySettingsOf(op.verify), op.request) : undefined,
+  );
+}
+
+function apply(op: WriteOp, check: AppendCheck | undefined, extended: Map<number, number>): WriteResult {
   switch (op.kind) {
     case "appendEvent": {
       const stream = streams.liveById(op.streamId);
       if (!stream) return { status: "not_found" };
-      const { request, dedupe } = op;
-      // In this transaction, after every earlier op of the batch: a repeat in the same batch sees the first.
-      if (dedupe) {
-        const seen = sql.delivery.get(op.streamId, dedupe.key) as { seq: number; id: string; firstAt: number } | undefined;
-        if (seen && dedupe.now - seen.firstAt < dedupe.windowMs) {
-          sql.countDelivery.run(op.streamId, dedupe.key);
-          return { status: "duplicate", seq: seen.seq, id: seen.id };
-        }
-      }
-      const seq = stream.tailSeq + 1;
-      sql.insertMessage.run(op.streamId, seq, request.receivedAt, request.body, encodeEventMetaWith(request, op.annotationsJson));
-      if (stream.keyFrame !== null) inboxKeys.indexEvent(op.streamId, stream.keyFrame, seq, request);
-      if (dedupe) sql.saveDelivery.run(op.streamId, dedupe.key, seq, request.id, dedupe.now, dedupe.now + dedupe.windowMs);
-      // The streams row is written once per batch (flush), however many events it took.
-      streams.extendTail(stream, seq);
-      return { status: "appended", seq };
+      if (check === undefined) return appendChecked(stream, op.request, op.annotationsJson, op.dedupe);
+      if (check.refused) return check.result;
+      const result = appendChecked(stream, op.request, withVerdictJson(op.annotationsJson, check.verdict), op.dedupe);
+      return reportVerdict(result, check.verdict);
     }
     case "createInbox": {
       const streamId = Number(sql.insertStream.run(inboxStreamName(op.inbox.id), "application/json", op.now).lastInsertRowid);
@@ -264,8 +289,8 @@ function boundWal(): void {
   }
 }
 
-const runBatch = db.transaction((ops: WriteOp[], extended: Map<number, number>) => {
-  const results = ops.map((op) => apply(op, extended));
+const runBatch = db.transaction((ops: WriteOp[], checks: Array<AppendCheck | undefined>, extended: Map<number, number>) => {
+  const results = ops.map((op, index) => apply(op, checks[index], extended));
   streams.flush();
   return results;
 });
@@ -284,7 +309,7 @@ port.on("message", (message: ToWriter) => {
   const extended = new Map<number, number>();
   batchExtended = extended;
   try {
-    const results = runBatch(message.ops, extended);
+    const results = runBatch(message.ops, checkSignatures(message.ops), extended);
     // Committed, but into a file the folder may no longer name: then no one is told "stored".
     folderLost = identity.lostReason();
     if (folderLost) {
