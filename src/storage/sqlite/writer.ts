@@ -93,6 +93,7 @@ function startWorker(file: string, mustExist: boolean): Promise<Worker> {
  */
 export class SqliteWriter {
   private queue: Pending[] = [];
+  private flushScheduled = false;
   /** Batches sent to the writer thread and not answered yet, oldest first. */
   private readonly inFlight: Array<{ id: number; batch: Pending[] }> = [];
   private nextBatchId = 1;
@@ -153,6 +154,21 @@ export class SqliteWriter {
     if (!this.worker) return Promise.reject(new StoreWriteError("writer thread is restarting"));
     return new Promise((resolve, reject) => {
       this.queue.push({ op, resolve, reject });
+      this.flushSoon();
+    });
+  }
+
+  /**
+   * Sends the queue at the end of this turn of the event loop, not at once: the
+   * requests read in one turn then share one batch (one message each way, one
+   * transaction, one fsync) instead of the first going alone. docs/benchmarks.md,
+   * issue #15, has the before/after.
+   */
+  private flushSoon(): void {
+    if (this.flushScheduled || this.inFlight.length >= MAX_BATCHES_IN_FLIGHT) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
       if (this.inFlight.length < MAX_BATCHES_IN_FLIGHT) this.flush();
     });
   }
