@@ -10,7 +10,7 @@ import {
 import { nextCursor } from "../dist/core/cursor.js";
 import { formatOffset, parseOffset } from "../dist/core/offsets.js";
 import { parseInboxSettings } from "../dist/core/inbox-settings.js";
-import { hashToken, newInboxId, tokenMatches } from "../dist/core/ids.js";
+import { hashToken, newEventId, newInboxId, tokenMatches } from "../dist/core/ids.js";
 
 describe("offsets", () => {
   it("sort as strings in stream order and parse back", () => {
@@ -101,5 +101,13 @@ describe("ids and tokens", () => {
     const hash = hashToken("thk_secret");
     expect(tokenMatches("thk_secret", hash)).toBe(true);
     expect(tokenMatches("thk_secreT", hash)).toBe(false);
+  });
+});
+
+describe("event ids", () => {
+  it("are evt_ and 32 hex digits, all different, also across refills of the random pool", () => {
+    const ids = Array.from({ length: 1000 }, () => newEventId());
+    for (const id of ids) expect(id).toMatch(/^evt_[0-9a-f]{32}$/);
+    expect(new Set(ids).size).toBe(ids.length);
   });
 });

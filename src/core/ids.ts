@@ -2,7 +2,7 @@
  * Secrets and identifiers. Inbox ids are capabilities (whoever knows one can post to
  * it), so they carry 144 random bits; tokens carry 256 and are kept only as hashes.
  */
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, randomFillSync, timingSafeEqual } from "node:crypto";
 
 /** Never starting with "-" or "_", so that a command line never mistakes one for an option. */
 export function newInboxId(): string {
@@ -17,9 +17,19 @@ export function newToken(prefix: "thk" | "tha" | "ths" = "thk"): string {
   return `${prefix}_${randomBytes(32).toString("base64url")}`;
 }
 
-/** Unique, not secret: randomUUID draws from a cached entropy pool, off the hot path's syscalls. */
+/** Random bytes drawn 4 KiB at a time, so an id costs a slice of hex, not a call into OpenSSL. */
+const EVENT_ID_POOL = Buffer.allocUnsafe(4096);
+let eventIdPoolAt = EVENT_ID_POOL.length;
+
+/** Unique, not secret: 128 random bits as hex (1.2-1.6 µs as a dashless randomUUID, 0.3 µs so). */
 export function newEventId(): string {
-  return `evt_${randomUUID().replaceAll("-", "")}`;
+  if (eventIdPoolAt + 16 > EVENT_ID_POOL.length) {
+    randomFillSync(EVENT_ID_POOL);
+    eventIdPoolAt = 0;
+  }
+  const hex = EVENT_ID_POOL.toString("hex", eventIdPoolAt, eventIdPoolAt + 16);
+  eventIdPoolAt += 16;
+  return `evt_${hex}`;
 }
 
 export function hashToken(token: string): Buffer {
