@@ -3,7 +3,7 @@
  * the writer thread (group commit); reads run on the main thread's own read-only
  * connection, which WAL lets proceed while the writer commits.
  */
-import { encodeAnnotations } from "../../core/capture.js";
+import { encodeAnnotations, encodeEventMetaWith } from "../../core/capture.js";
 import { INBOX_STREAM_PATTERN } from "../../core/stream-names.js";
 import { LRUCache } from "lru-cache";
 import { Worker } from "node:worker_threads";
@@ -45,14 +45,14 @@ export interface SqliteStoreOptions {
 }
 
 /**
- * The request as it crosses to the writer thread: its annotations, if any, as one JSON
- * string (core/capture.ts says why); a plain webhook's request goes as it is, uncopied.
+ * The request as it crosses to the writer thread, with its meta encoded once, here
+ * (its annotations, if any, inside it: core/capture.ts says why); a plain webhook's
+ * request goes as it is, uncopied.
  */
-function withEncodedAnnotations(request: CapturedRequest): { request: Omit<CapturedRequest, "annotations">; annotationsJson?: string } {
-  if (request.annotations === undefined) return { request };
+function withEncodedMeta(request: CapturedRequest): { request: Omit<CapturedRequest, "annotations">; meta: string } {
+  if (request.annotations === undefined) return { request, meta: encodeEventMetaWith(request, undefined) };
   const { annotations, ...plain } = request;
-  const annotationsJson = encodeAnnotations(annotations);
-  return annotationsJson === undefined ? { request: plain } : { request: plain, annotationsJson };
+  return { request: plain, meta: encodeEventMetaWith(plain, encodeAnnotations(annotations)) };
 }
 
 const PRUNE_ROWS_PER_BATCH = 2000;
@@ -250,7 +250,7 @@ export class SqliteStore implements Store, GeneralStreams {
 
   async appendEvent(streamId: number, request: CapturedRequest, options?: AppendEventOptions): Promise<AppendEventResult> {
     const dedupe = options?.dedupe && { ...options.dedupe, now: Date.now() };
-    const result = await this.write({ kind: "appendEvent", streamId, ...withEncodedAnnotations(request), ...(dedupe ? { dedupe } : {}) });
+    const result = await this.write({ kind: "appendEvent", streamId, ...withEncodedMeta(request), ...(dedupe ? { dedupe } : {}) });
     return result.status === "appended" || result.status === "duplicate" ? result : { status: "not_found" };
   }
 

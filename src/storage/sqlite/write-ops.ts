@@ -10,9 +10,13 @@ export type WriteOp =
   | {
       kind: "appendEvent";
       streamId: number;
-      /** Without its annotations: they travel encoded, as annotationsJson (core/capture.ts says why). */
+      /** Without its annotations: they travel inside `meta` (core/capture.ts says why). */
       request: Omit<CapturedRequest, "annotations">;
-      annotationsJson?: string;
+      /**
+       * The event's meta column, encoded once on the main thread: the same string is
+       * stored and handed to live readers at the tail (CommitDetail).
+       */
+      meta: string;
       dedupe?: { key: string; windowMs: number; now: number };
     }
   | { kind: "createInbox"; inbox: NewInbox; now: number }

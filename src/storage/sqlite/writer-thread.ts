@@ -8,7 +8,6 @@ import { inboxStreamName } from "../../core/stream-names.js";
 import { statfsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
-import { encodeEventMetaWith } from "../../core/capture.js";
 import { ageCutoff, deletedTarget, planHeadDrops, retainedTarget, retentionOf, type HeadTarget } from "../../core/retention.js";
 import { BUSY_TIMEOUT_MS, migrate, openWriterConnection } from "./connection.js";
 import { prepareConsumerWrites } from "./consumer-writes.js";
@@ -119,7 +118,7 @@ function apply(op: WriteOp, extended: Map<number, number>): WriteResult {
         }
       }
       const seq = stream.tailSeq + 1;
-      sql.insertMessage.run(op.streamId, seq, request.receivedAt, request.body, encodeEventMetaWith(request, op.annotationsJson));
+      sql.insertMessage.run(op.streamId, seq, request.receivedAt, request.body, op.meta);
       if (stream.keyFrame !== null) inboxKeys.indexEvent(op.streamId, stream.keyFrame, seq, request);
       if (dedupe) sql.saveDelivery.run(op.streamId, dedupe.key, seq, request.id, dedupe.now, dedupe.now + dedupe.windowMs);
       // The streams row is written once per batch (flush), however many events it took.
