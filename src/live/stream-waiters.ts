@@ -1,7 +1,8 @@
 /*
  * Who is waiting for which stream. The store reports each commit's new tails; every
  * reader waiting behind one of them is woken at once, with no polling loop. Wake-ups
- * are hints: a woken reader reads the store again, which stays the truth.
+ * are hints: a woken reader reads the store again, which stays the truth, unless the
+ * commit handed over exactly what a read would find (RecentTails).
  *
  * While a stream is tracked (somebody follows it), the last tail we were told is
  * remembered, so a follower that read up to the tail can wait without asking the
