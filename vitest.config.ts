@@ -32,6 +32,7 @@ const onBothBackends = [
   "test/smtp.test.ts",
   "test/imap-source.test.ts",
   "test/follow.test.ts",
+  "test/live-recent-tails.test.ts",
   "test/metrics.test.ts",
   "test/error-funnel.test.ts",
   "test/openapi.test.ts",

@@ -138,7 +138,7 @@ export async function startTailhook(config: ServerConfig, options: StartOptions 
     const adminToken = resolveAdminToken(config, options.onAdminTokenCreated);
 
     const waiters = new StreamWaiters();
-    store.onCommit((tails) => waiters.notify(tails));
+    store.onCommit((tails, detail) => waiters.notify(tails, detail));
     if (store.getTails) releasers.push("tail re-check", recheckTails(store, waiters, logger));
     let listening = "";
     const { app, server, subscriptions } = buildHttpServer({

@@ -4,8 +4,9 @@
  * caught up, says when it sat idle for a while (so a transport can send a keep-alive),
  * and ends with what ended it. Transports only format what it yields.
  *
- * Reads are shared between followers at the same position (SharedReads), and a
- * follower at the tail waits without a store query (StreamWaiters remembers tails).
+ * Reads are shared between followers at the same position (SharedReads), a follower
+ * at the tail waits without a store query (StreamWaiters remembers tails), and is
+ * handed what the commit wrote instead of reading it back (RecentTails).
  *
  * Two modes: from after a seq (deltas only), or from a snapshot position (a stream with
  * key frames): the snapshot's pages first, then the deltas after its X, with no gap and
@@ -66,7 +67,7 @@ export class LiveStreams {
     /** Keys a snapshot page looks at, at most (tests make it small; PAGE_LIMITS otherwise). */
     private readonly snapshotPageKeys?: number,
   ) {
-    this.reads = new SharedReads(store);
+    this.reads = new SharedReads(store, waiters.recent);
   }
 
   async *follow(streamId: number, options: FollowOptions): AsyncGenerator<FollowItem, void, undefined> {

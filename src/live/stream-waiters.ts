@@ -1,13 +1,18 @@
 /*
  * Who is waiting for which stream. The store reports each commit's new tails; every
  * reader waiting behind one of them is woken at once, with no polling loop. Wake-ups
- * are hints: a woken reader reads the store again, which stays the truth.
+ * are hints: a woken reader reads the store again, which stays the truth, unless the
+ * commit handed over exactly what a read would find (RecentTails).
  *
  * While a stream is tracked (somebody follows it), the last tail we were told is
  * remembered, so a follower that read up to the tail can wait without asking the
  * store again: a commit that landed between its read and its wait was told to us in
- * between, and the wait returns at once.
+ * between, and the wait returns at once. What the commits wrote to a tracked stream is
+ * kept too (RecentTails), so the woken follower is handed it instead of reading it.
  */
+import type { CommitDetail } from "../storage/store.js";
+import { RecentTails } from "./recent-tails.js";
+
 export type WaitOutcome = "data" | "timeout" | "aborted" | "shutdown";
 
 interface Waiter {
@@ -28,6 +33,8 @@ export class StreamWaiters {
   private readonly stopping = new AbortController();
   /** Aborted by shutdown(), for readers that must also stop while not waiting (WebSockets). */
   readonly stopped: AbortSignal = this.stopping.signal;
+  /** The recent messages of tracked streams, as their commits handed them over. */
+  readonly recent = new RecentTails();
 
   /**
    * Remembers the stream's tails from now until the returned release is called. Call it
@@ -39,10 +46,12 @@ export class StreamWaiters {
     if (!entry) this.tracked.set(streamId, (entry = { followers: 0, tail: undefined }));
     const tracked = entry;
     tracked.followers++;
+    const releaseRecent = this.recent.track(streamId);
     let released = false;
     return () => {
       if (released) return;
       released = true;
+      releaseRecent();
       tracked.followers--;
       if (tracked.followers === 0 && this.tracked.get(streamId) === tracked) this.tracked.delete(streamId);
     };
@@ -83,8 +92,10 @@ export class StreamWaiters {
     });
   }
 
-  /** Called after a commit (or a tail re-check) with each extended stream's new tail seq. */
-  notify(tails: ReadonlyMap<number, number>): void {
+  /** Called after a commit (or a tail re-check) with each extended stream's new tail seq, and what the commit wrote if the store tells. */
+  notify(tails: ReadonlyMap<number, number>, detail?: CommitDetail): void {
+    // Before any follower wakes: the woken ones find the commit's messages already here.
+    this.recent.notify(tails, detail);
     for (const [streamId, tailSeq] of tails) {
       const tracked = this.tracked.get(streamId);
       // Tails only grow; a late or repeated report must not move the remembered one back.

@@ -75,10 +75,25 @@ export interface ReadLimits {
 }
 
 /**
+ * What a commit wrote, from a store that knows it without reading back (SQLite's own
+ * commits): per stream, the messages it appended there, in seq order, for live
+ * readers at the tail (live/recent-tails.ts). A stream extended but absent here was
+ * extended some other way; `otherChanges`: the commit changed streams in ways the
+ * tails do not tell (retention, compaction, settings, touches, deletes), so whatever
+ * a reader remembers of any stream must be read again.
+ */
+export interface CommitDetail {
+  appended: ReadonlyMap<number, StoredMessage[]>;
+  otherChanges: boolean;
+}
+
+/**
  * Called after each commit with the streams it extended, so waiting readers wake. A
  * tail of Number.MAX_SAFE_INTEGER means "wake everyone": the stream was closed or removed.
+ * Without `detail` (PostgreSQL, commits of other processes, tail re-checks) a reader
+ * knows only the tails and reads the store.
  */
-export type CommitListener = (streams: ReadonlyMap<number, number>) => void;
+export type CommitListener = (streams: ReadonlyMap<number, number>, detail?: CommitDetail) => void;
 
 /**
  * Leadership among the processes sharing a store: at most one holds it at a time, for

@@ -28,11 +28,24 @@ export function responseBody(stream: StreamInfo, messages: StoredMessage[]): Buf
 }
 
 /**
+ * Formatted events by page: live readers at one position share one page object
+ * (live/shared-reads.ts), so a commit followed by 10,000 readers is formatted once,
+ * not once per reader. A page's messages never change, and belong to one stream.
+ */
+const sseEvents = new WeakMap<StoredMessage[], string>();
+
+/**
  * One SSE `data` event for these messages: a JSON array with one message per line for
  * a JSON stream (a message that spans lines gets a `data:` field per line), else the
  * bytes as text or base64.
  */
 export function sseDataEventFor(stream: StreamInfo, messages: StoredMessage[]): string {
+  let event = sseEvents.get(messages);
+  if (event === undefined) sseEvents.set(messages, (event = formatSseDataEvent(stream, messages)));
+  return event;
+}
+
+function formatSseDataEvent(stream: StreamInfo, messages: StoredMessage[]): string {
   if (!isJsonStream(stream)) {
     const bytes = Buffer.concat(messages.map((message) => message.data));
     return sseDataEvent(isBinaryForSse(stream) ? bytes.toString("base64") : bytes.toString("utf8"));

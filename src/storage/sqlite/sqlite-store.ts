@@ -3,7 +3,7 @@
  * the writer thread (group commit); reads run on the main thread's own read-only
  * connection, which WAL lets proceed while the writer commits.
  */
-import { encodeAnnotations } from "../../core/capture.js";
+import { encodeAnnotations, encodeEventMetaWith } from "../../core/capture.js";
 import { INBOX_STREAM_PATTERN } from "../../core/stream-names.js";
 import { LRUCache } from "lru-cache";
 import { Worker } from "node:worker_threads";
@@ -46,17 +46,29 @@ export interface SqliteStoreOptions {
 }
 
 /**
- * The request as it crosses to the writer thread: its annotations, if any, as one JSON
- * string (core/capture.ts says why); a plain webhook's request goes as it is, uncopied.
+ * The request as it crosses to the writer thread, without its annotations, which
+ * travel encoded (core/capture.ts says why). Its meta is encoded once, here, and the
+ * same string is stored and handed to live readers at the tail; unless the writer checks
+ * a signature (`verify`): it then encodes the meta itself, with the verdict, and sends
+ * it back. A plain webhook's request goes as it is, uncopied.
  */
-function withEncodedAnnotations(request: CapturedRequest): { request: Omit<CapturedRequest, "annotations">; annotationsJson?: string } {
+function forWriter(
+  request: CapturedRequest,
+  verify: string | undefined,
+):
+  | { request: Omit<CapturedRequest, "annotations">; meta: string }
+  | { request: Omit<CapturedRequest, "annotations">; verify: string; annotationsJson?: string } {
   const { annotations } = request;
-  if (annotations === undefined) return { request };
+  const plain = annotations === undefined ? request : withoutAnnotations(request);
+  const annotationsJson = encodeAnnotations(annotations);
+  if (verify === undefined) return { request: plain, meta: encodeEventMetaWith(plain, annotationsJson) };
+  return annotationsJson === undefined ? { request: plain, verify } : { request: plain, verify, annotationsJson };
+}
+
+function withoutAnnotations(request: CapturedRequest): Omit<CapturedRequest, "annotations"> {
   // Spelled out: a rest copy (`{ annotations, ...plain }`) is several times slower.
   const { id, receivedAt, method, path, query, rawHeaders, remoteAddr, body } = request;
-  const plain = { id, receivedAt, method, path, query, rawHeaders, remoteAddr, body };
-  const annotationsJson = encodeAnnotations(annotations);
-  return annotationsJson === undefined ? { request: plain } : { request: plain, annotationsJson };
+  return { id, receivedAt, method, path, query, rawHeaders, remoteAddr, body };
 }
 
 const PRUNE_ROWS_PER_BATCH = 2000;
@@ -255,15 +267,10 @@ export class SqliteStore implements Store, GeneralStreams {
   async appendEvent(streamId: number, request: CapturedRequest, options?: AppendEventOptions): Promise<AppendEventResult> {
     const dedupe = options?.dedupe && { ...options.dedupe, now: Date.now() };
     const verify = options?.verify && verifySettingsText(options.verify);
-    const op: WriteOp = {
-      kind: "appendEvent",
-      streamId,
-      ...withEncodedAnnotations(request),
-      ...(dedupe ? { dedupe } : {}),
-      ...(verify ? { verify } : {}),
-    };
+    const op: WriteOp = { kind: "appendEvent", streamId, ...forWriter(request, verify), ...(dedupe ? { dedupe } : {}) };
     const result = await this.write(op);
-    return result.status === "appended" || result.status === "duplicate" || result.status === "refused" ? result : { status: "not_found" };
+    if (result.status === "appended" || result.status === "duplicate" || result.status === "refused") return result;
+    return { status: "not_found" };
   }
 
   async findDelivery(streamId: number, key: string): Promise<DeliveryRecord | undefined> {

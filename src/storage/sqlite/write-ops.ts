@@ -10,12 +10,21 @@ export type WriteOp =
   | {
       kind: "appendEvent";
       streamId: number;
-      /** Without its annotations: they travel encoded, as annotationsJson (core/capture.ts says why). */
+      /** Without its annotations: they travel encoded (core/capture.ts says why). */
       request: Omit<CapturedRequest, "annotations">;
-      annotationsJson?: string;
+      /**
+       * The event's meta column, encoded once on the main thread: the same string is
+       * stored and handed to live readers at the tail (CommitDetail). Absent with `verify`.
+       */
+      meta?: string;
       dedupe?: { key: string; windowMs: number; now: number };
-      /** The inbox's verify settings as JSON text (checked here, on the writer thread: verify-settings.ts). */
+      /**
+       * The inbox's verify settings as JSON text (verify-settings.ts): the writer checks
+       * the signature and encodes the meta itself, from the request, its own annotations
+       * (`annotationsJson`) and the verdict, and sends it back with the result.
+       */
       verify?: string;
+      annotationsJson?: string;
     }
   | { kind: "createInbox"; inbox: NewInbox; now: number }
   | { kind: "updateInbox"; id: string; changes: InboxChanges }
@@ -35,7 +44,8 @@ export type WriteOp =
   | { kind: "putRecord"; recordKind: string; key: string; value: string | null };
 
 export type WriteResult =
-  | { status: "appended"; seq: number; unverified?: string }
+  /** meta: the one the writer encoded (with `verify`), for live readers at the tail. */
+  | { status: "appended"; seq: number; unverified?: string; meta?: string }
   | { status: "duplicate"; seq: number; id: string; unverified?: string }
   | { status: "refused"; reason: string }
   | { status: "created"; streamId: number }

@@ -111,7 +111,7 @@ type AppendEventOp = Extract<WriteOp, { kind: "appendEvent" }>;
 function appendChecked(
   stream: WriterStream,
   request: AppendEventOp["request"],
-  annotationsJson: string | undefined,
+  meta: string,
   dedupe: AppendEventOp["dedupe"],
 ): Extract<WriteResult, { status: "appended" | "duplicate" }> {
   // In this transaction, after every earlier op of the batch: a repeat in the same batch sees the first.
@@ -123,7 +123,7 @@ function appendChecked(
     }
   }
   const seq = stream.tailSeq + 1;
-  sql.insertMessage.run(stream.id, seq, request.receivedAt, request.body, encodeEventMetaWith(request, annotationsJson));
+  sql.insertMessage.run(stream.id, seq, request.receivedAt, request.body, meta);
   if (stream.keyFrame !== null) inboxKeys.indexEvent(stream.id, stream.keyFrame, seq, request);
   if (dedupe) sql.saveDelivery.run(stream.id, dedupe.key, seq, request.id, dedupe.now, dedupe.now + dedupe.windowMs);
   // The streams row is written once per batch (flush), however many events it took.
@@ -146,10 +146,13 @@ function apply(op: WriteOp, check: AppendCheck | undefined, extended: Map<number
     case "appendEvent": {
       const stream = streams.liveById(op.streamId);
       if (!stream) return { status: "not_found" };
-      if (check === undefined) return appendChecked(stream, op.request, op.annotationsJson, op.dedupe);
+      if (check === undefined)
+        return appendChecked(stream, op.request, op.meta ?? encodeEventMetaWith(op.request, op.annotationsJson), op.dedupe);
       if (check.refused) return check.result;
-      const result = appendChecked(stream, op.request, withVerdictJson(op.annotationsJson, check.verdict), op.dedupe);
-      return reportVerdict(result, check.verdict);
+      // The meta with the verdict is made here; the main thread gets it back to hand to live readers.
+      const meta = encodeEventMetaWith(op.request, withVerdictJson(op.annotationsJson, check.verdict));
+      const result = appendChecked(stream, op.request, meta, op.dedupe);
+      return reportVerdict(result.status === "appended" ? { ...result, meta } : result, check.verdict);
     }
     case "createInbox": {
       const streamId = Number(sql.insertStream.run(inboxStreamName(op.inbox.id), "application/json", op.now).lastInsertRowid);

@@ -8,6 +8,7 @@
 import { Worker } from "node:worker_threads";
 import type { CommitListener } from "../store.js";
 import { StoreObservers } from "../store-observer.js";
+import { commitDetail } from "./commit-detail.js";
 import {
   writeOpBytes,
   type FromWriter,
@@ -199,9 +200,13 @@ export class SqliteWriter {
     if (message.type === "done") {
       this.writeSucceeded();
       this.observers.committedBatch(inFlight.batch.length);
-      if (message.extended.length > 0) {
+      const detail = commitDetail(
+        inFlight.batch.map((pending) => pending.op),
+        message.results,
+      );
+      if (message.extended.length > 0 || detail.otherChanges) {
         const extended = new Map(message.extended);
-        for (const listener of this.listeners) listener(extended);
+        for (const listener of this.listeners) listener(extended, detail);
       }
       inFlight.batch.forEach((pending, index) => pending.resolve(message.results[index]!));
     } else if (message.permanent) {
