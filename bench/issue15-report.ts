@@ -131,6 +131,16 @@ export function reportIssue15(inputs: Issue15Inputs, table: Table, problems: str
       }
     }
     console.log(table(["load", "server", "sent", "2xx/s", "received", "p50 ms", "p99 ms", "max ms", "ack p50 ms", "ack p99 ms"], detail));
+    console.log(
+      "\nThe disk's floor (write + fdatasync of 8 KiB next to the data folder, 2 s, before each tailhook run): one commit per round trip caps N connections at N / p50 replies/s\n",
+    );
+    const floors = inputs.live.map(({ options, disk }) => [
+      `${options.rate}/s over ${options.connections} conns`,
+      fixed(disk.syncP50Ms),
+      fixed(disk.syncP99Ms),
+      fixed(options.connections / (disk.syncP50Ms / 1000), 0),
+    ]);
+    console.log(table(["load", "sync p50 ms", "sync p99 ms", "cap replies/s"], floors));
   }
   const liveRow = (rate: number, label: string, holdRate: boolean) => {
     const figures = inputs.live.find((entry) => entry.options.rate === rate);

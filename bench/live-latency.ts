@@ -6,11 +6,13 @@
  * event's latency is its first receive time minus its send time, both on
  * CLOCK_MONOTONIC. "Holds the rate": 2xx replies per second from the first send to
  * the last reply, over the offered rate. A paced warm-up second (its events numbered
- * apart) comes before each measured run, on the same reader.
+ * apart) comes before each measured run, on the same reader. The disk's own latency
+ * of one small write + fdatasync is measured too: the floor of a commit round trip.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { startRelay, startTailhook } from "./children.js";
-import { runSender, startReaders } from "./load-children.js";
+import { dirname } from "node:path";
+import { runDiskSync, runSender, startReaders, type DiskSyncResult } from "./load-children.js";
 
 export interface LiveRunOptions {
   rate: number;
@@ -35,7 +37,17 @@ export interface LiveFigures {
   options: LiveRunOptions;
   relay: LiveRunResult;
   tailhook: LiveRunResult;
+  /**
+   * The disk's own floor for one small durable commit, measured next to tailhook's
+   * data folder just before it: with one commit per round trip, `connections` senders
+   * get at most connections / syncP50 replies per second.
+   */
+  disk: DiskSyncResult;
 }
+
+/** Roughly one small commit's WAL write: a few pages. */
+const DISK_CHUNK_BYTES = 8 * 1024;
+const DISK_SECONDS = 2;
 
 const WARM_UP_FIRST_N = 1_000_000_000;
 const DRAIN_MS = 5_000;
@@ -79,9 +91,10 @@ export async function measureLive(options: LiveRunOptions): Promise<LiveFigures>
   const relay = await runOnce(`${relayServer.url}/ingest`, `${relayServer.url}/sse`, options).finally(() => relayServer.stop());
   const server = await startTailhook();
   try {
+    const disk = await runDiskSync(dirname(server.dataDir), DISK_SECONDS, DISK_CHUNK_BYTES);
     const inbox = await server.createInbox();
     const sseUrl = `${inbox.streamUrl}?offset=now&live=sse&token=${encodeURIComponent(inbox.token)}`;
-    return { options, relay, tailhook: await runOnce(inbox.ingestUrl, sseUrl, options) };
+    return { options, relay, tailhook: await runOnce(inbox.ingestUrl, sseUrl, options), disk };
   } finally {
     await server.stop();
   }

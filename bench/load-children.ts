@@ -82,12 +82,20 @@ export async function runSender(args: SenderChildArgs, name = "sender"): Promise
   }
 }
 
-/** Runs the disk baseline child (bench/disk-sync-child.ts) in `dir` and returns its MiB/s. */
-export async function runDiskSync(dir: string, seconds: number, chunkBytes: number): Promise<{ mibPerSecond: number; chunks: number }> {
+export interface DiskSyncResult {
+  mibPerSecond: number;
+  chunks: number;
+  /** One write + fdatasync of a chunk, ms. */
+  syncP50Ms: number;
+  syncP99Ms: number;
+}
+
+/** Runs the disk baseline child (bench/disk-sync-child.ts) in `dir`: its MiB/s and sync latency. */
+export async function runDiskSync(dir: string, seconds: number, chunkBytes: number): Promise<DiskSyncResult> {
   const child = spawnNode([script("disk-sync-child"), JSON.stringify({ dir, seconds, chunkBytes })], process.env, true, true);
   relayOutput("disk", child);
   try {
-    return await nextMessage<{ type: "done"; mibPerSecond: number; chunks: number }>(child, "done", "disk");
+    return await nextMessage<DiskSyncResult & { type: "done" }>(child, "done", "disk");
   } finally {
     await stopChild(child);
   }
