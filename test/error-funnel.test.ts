@@ -97,6 +97,17 @@ describe("a programming error is 500, logged with its cause; never 503 'nothing 
     const closed = new Promise<number>((resolve) => socket.on("close", (code) => resolve(code)));
     await new Promise<void>((resolve) => socket.on("message", () => resolve()));
     breakMethod(server.store, "readMessages");
+    // A follower at the tail is handed plain appends without a read (live/recent-tails.ts);
+    // a settings change makes it read the store again, so the next append's page is read.
+    expect(
+      (
+        await server.admin(`/api/inboxes/${inbox.id}`, {
+          method: "PATCH",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ name: "renamed" }),
+        })
+      ).status,
+    ).toBe(200);
     expect((await fetch(`${server.url}/h/${inbox.id}`, { method: "POST", body: "wake" })).status).toBe(200);
     expect(await closed).toBe(1011);
   });
