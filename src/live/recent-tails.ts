@@ -105,7 +105,7 @@ export class RecentTails {
       recent.pages.clear();
       const known = recent.stream;
       if (!known || tailSeq <= known.tailSeq) continue;
-      const appended = tailSeq === WAKE_ALL ? undefined : detail?.appended.get(streamId);
+      const appended = tailSeq === WAKE_ALL ? undefined : detail?.appendedTo(streamId);
       if (!appended || !extend(recent, known, appended, tailSeq)) forget(recent);
     }
   }

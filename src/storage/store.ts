@@ -83,7 +83,8 @@ export interface ReadLimits {
  * a reader remembers of any stream must be read again.
  */
 export interface CommitDetail {
-  appended: ReadonlyMap<number, StoredMessage[]>;
+  /** Built only when asked: most commits have no follower at all for the streams they wrote. */
+  appendedTo(streamId: number): StoredMessage[] | undefined;
   otherChanges: boolean;
 }
 

@@ -31,19 +31,18 @@ function asBuffer(body: Uint8Array): Buffer {
 }
 
 export function commitDetail(ops: readonly WriteOp[], results: readonly WriteResult[]): CommitDetail {
-  const appended = new Map<number, StoredMessage[]>();
-  let otherChanges = false;
-  ops.forEach((op, index) => {
-    if (!TAIL_ONLY.has(op.kind)) otherChanges = true;
-    const result = results[index];
-    if (op.kind !== "appendEvent" || result?.status !== "appended") return;
-    // Never undefined for an append; if it were, the gap makes readers read the store.
-    const meta = result.meta ?? op.meta;
-    if (meta === undefined) return;
-    const message: StoredMessage = { seq: result.seq, createdAt: op.request.receivedAt, data: asBuffer(op.request.body), meta };
-    const messages = appended.get(op.streamId);
-    if (messages) messages.push(message);
-    else appended.set(op.streamId, [message]);
-  });
-  return { appended, otherChanges };
+  return {
+    otherChanges: ops.some((op) => !TAIL_ONLY.has(op.kind)),
+    appendedTo(streamId) {
+      const messages: StoredMessage[] = [];
+      ops.forEach((op, index) => {
+        const result = results[index];
+        if (op.kind !== "appendEvent" || op.streamId !== streamId || result?.status !== "appended") return;
+        // Never undefined for an append; if it were, the gap makes readers read the store.
+        const meta = result.meta ?? op.meta;
+        if (meta !== undefined) messages.push({ seq: result.seq, createdAt: op.request.receivedAt, data: asBuffer(op.request.body), meta });
+      });
+      return messages.length > 0 ? messages : undefined;
+    },
+  };
 }
