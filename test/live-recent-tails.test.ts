@@ -141,6 +141,43 @@ describe("a follower at the tail", () => {
     }
   });
 
+  it("is handed Durable Streams appends byte for byte, with the stream as the store has it, with no store read on SQLite", async () => {
+    const general = server.store.general!;
+    const name = `recent-tails-handed-${Date.now()}`;
+    const created = await general.createStream({
+      name,
+      contentType: "application/octet-stream",
+      ttlSeconds: 3600,
+      expiresAt: null,
+      closed: false,
+      messages: [Buffer.from("one")],
+      fork: null,
+      stateProtocol: null,
+    });
+    expect(created.status).toBe("created");
+    const streamId = (await server.store.getStream(name))!.id;
+    const { items, stop } = follow(streamId, { afterSeq: 1 });
+    try {
+      await pull(items, (item) => item.kind === "up-to-date");
+      const append = { name, contentType: "application/octet-stream", streamSeq: null, producer: null, close: false };
+      const reads = countReads(server.store);
+      let pulled: FollowItem[];
+      try {
+        await general.appendStream({ ...append, messages: [Buffer.from("two"), Buffer.from([0xff, 0x00])] });
+        await general.appendStream({ ...append, messages: [Buffer.from("four")] });
+        pulled = await pull(items, (item) => item.kind === "page" && item.lastSeq >= 4);
+      } finally {
+        reads.restore();
+      }
+      expect(exact(pageMessages(pulled))).toEqual(exact(await stored(streamId, 1, 4)));
+      const lastPage = pulled.at(-1) as Extract<FollowItem, { kind: "page" }>;
+      expect(lastPage.stream).toEqual(await server.store.getStreamById(streamId));
+      if (testBackend === "sqlite") expect(reads.counts).toEqual({ readMessages: 0, getStreamById: 0 });
+    } finally {
+      stop();
+    }
+  });
+
   it("followers at one position share one page object", async () => {
     const inbox = await newInbox();
     const first = await ingest(inbox.ingestUrl, "{}");

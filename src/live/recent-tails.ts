@@ -6,15 +6,16 @@
  *
  * It only ever answers with what a store read would give at that moment, else
  * nothing (the caller reads the store). What it knows starts from a real read (seed)
- * and grows only by plain appends that arrive gapless after it; any other notice about
- * the stream (a tail without its messages: another process, a Durable Streams append,
- * a close or delete; or a commit with other changes: retention, compaction, settings)
- * makes it forget the stream until the next real read.
+ * and grows only by plain appends (webhook events, Durable Streams appends) that arrive
+ * gapless after it; any other notice about the stream (a tail without its messages:
+ * another process, PostgreSQL, a close or delete; or a commit with other changes:
+ * retention, compaction, settings, touches) makes it forget the stream until the next
+ * real read.
  */
 import { behindHorizon, type ReadView } from "../core/compaction.js";
 import { WAKE_ALL } from "../core/stream-rules.js";
 import type { StoredMessage, StreamInfo } from "../core/types.js";
-import type { CommitDetail, ReadLimits } from "../storage/store.js";
+import type { AppendedMessages, CommitDetail, ReadLimits } from "../storage/store.js";
 
 /** How much of a followed stream's tail is kept, at most: about one default page. */
 const RECENT_MAX_MESSAGES = 1000;
@@ -138,10 +139,10 @@ function forget(recent: Recent): void {
  * the new tail. Messages at or before the known tail are skipped: a read that seeded
  * may already have seen the commit whose notice comes after it.
  */
-function extend(recent: Recent, known: StreamInfo, appended: StoredMessage[], tailSeq: number): boolean {
+function extend(recent: Recent, known: StreamInfo, appended: AppendedMessages, tailSeq: number): boolean {
   let expected = known.tailSeq + 1;
   const added: StoredMessage[] = [];
-  for (const message of appended) {
+  for (const message of appended.messages) {
     if (message.seq < expected) continue;
     if (message.seq !== expected) return false;
     added.push(message);
@@ -156,6 +157,7 @@ function extend(recent: Recent, known: StreamInfo, appended: StoredMessage[], ta
   while (drop < recent.messages.length && bytes > RECENT_MAX_BYTES) bytes -= recent.messages[drop++]!.data.length;
   if (drop > 0) recent.messages.splice(0, drop);
   recent.bytes = bytes;
-  recent.stream = { ...known, tailSeq };
+  const touchedAt = appended.touchedAt === undefined ? known.touchedAt : Math.max(known.touchedAt ?? 0, appended.touchedAt);
+  recent.stream = { ...known, tailSeq, touchedAt };
   return true;
 }

@@ -82,9 +82,16 @@ export interface ReadLimits {
  * tails do not tell (retention, compaction, settings, touches, deletes), so whatever
  * a reader remembers of any stream must be read again.
  */
+/** What one commit appended to one stream, as a store read would then give it. */
+export interface AppendedMessages {
+  messages: StoredMessage[];
+  /** The stream's touchedAt after the commit, when an append moved it (Durable Streams appends do). */
+  touchedAt?: number;
+}
+
 export interface CommitDetail {
   /** Built only when asked: most commits have no follower at all for the streams they wrote. */
-  appendedTo(streamId: number): StoredMessage[] | undefined;
+  appendedTo(streamId: number): AppendedMessages | undefined;
   otherChanges: boolean;
 }
 
