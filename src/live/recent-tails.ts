@@ -1,6 +1,7 @@
 /*
- * The recent tail of each followed stream, as the commits that wrote it told us
- * (CommitDetail): the stream as it is now and its last messages, so a follower at
+ * What is known of each followed stream from the commits told since it was followed:
+ * its last tail (so a follower at the tail can wait without asking the store), and
+ * (CommitDetail) the stream as it is now and its last messages, so a follower at
  * the tail is handed its next page without a store read, and all followers at one
  * position share one page object.
  *
@@ -31,6 +32,8 @@ export interface HandedPage {
 
 interface Recent {
   followers: number;
+  /** The highest tail told since the first follower started; unknown before any commit. */
+  tail: number | undefined;
   /** Bumped by every notice about the stream: a read that started before one must not seed. */
   version: number;
   /** The stream as it is after `messages`; undefined until a read seeds it and after anything but a plain append. */
@@ -49,7 +52,7 @@ export class RecentTails {
   track(streamId: number): () => void {
     let entry = this.streams.get(streamId);
     if (!entry) {
-      entry = { followers: 0, version: 0, stream: undefined, messages: [], bytes: 0, pages: new Map() };
+      entry = { followers: 0, tail: undefined, version: 0, stream: undefined, messages: [], bytes: 0, pages: new Map() };
       this.streams.set(streamId, entry);
     }
     const recent = entry;
@@ -61,6 +64,16 @@ export class RecentTails {
       recent.followers--;
       if (recent.followers === 0 && this.streams.get(streamId) === recent) this.streams.delete(streamId);
     };
+  }
+
+  /** The last tail told for a followed stream, if any commit was told since it was followed. */
+  knownTail(streamId: number): number | undefined {
+    return this.streams.get(streamId)?.tail;
+  }
+
+  /** The streams somebody follows. */
+  followed(): IterableIterator<number> {
+    return this.streams.keys();
   }
 
   /** Taken before a store read; hand it back to seed(). Undefined when the stream is not followed. */
@@ -102,6 +115,8 @@ export class RecentTails {
     for (const [streamId, tailSeq] of tails) {
       const recent = this.streams.get(streamId);
       if (!recent) continue;
+      // Tails only grow; a late or repeated report must not move the remembered one back.
+      if (recent.tail === undefined || tailSeq > recent.tail) recent.tail = tailSeq;
       recent.version++;
       recent.pages.clear();
       const known = recent.stream;

@@ -20,20 +20,13 @@ interface Waiter {
   settle: (outcome: WaitOutcome) => void;
 }
 
-interface Tracked {
-  followers: number;
-  /** The highest tail told since the first follower started; unknown before any commit. */
-  tail: number | undefined;
-}
-
 export class StreamWaiters {
   private readonly waiting = new Map<number, Set<Waiter>>();
-  private readonly tracked = new Map<number, Tracked>();
   private shuttingDown = false;
   private readonly stopping = new AbortController();
   /** Aborted by shutdown(), for readers that must also stop while not waiting (WebSockets). */
   readonly stopped: AbortSignal = this.stopping.signal;
-  /** The recent messages of tracked streams, as their commits handed them over. */
+  /** What the commits told of each followed stream: its tail and recent messages. */
   readonly recent = new RecentTails();
 
   /**
@@ -42,24 +35,12 @@ export class StreamWaiters {
    * before the wait starts or wakes it.
    */
   track(streamId: number): () => void {
-    let entry = this.tracked.get(streamId);
-    if (!entry) this.tracked.set(streamId, (entry = { followers: 0, tail: undefined }));
-    const tracked = entry;
-    tracked.followers++;
-    const releaseRecent = this.recent.track(streamId);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      releaseRecent();
-      tracked.followers--;
-      if (tracked.followers === 0 && this.tracked.get(streamId) === tracked) this.tracked.delete(streamId);
-    };
+    return this.recent.track(streamId);
   }
 
   /** The last tail told for a tracked stream, if any commit was told since it was tracked. */
   knownTail(streamId: number): number | undefined {
-    return this.tracked.get(streamId)?.tail;
+    return this.recent.knownTail(streamId);
   }
 
   /**
@@ -97,9 +78,6 @@ export class StreamWaiters {
     // Before any follower wakes: the woken ones find the commit's messages already here.
     this.recent.notify(tails, detail);
     for (const [streamId, tailSeq] of tails) {
-      const tracked = this.tracked.get(streamId);
-      // Tails only grow; a late or repeated report must not move the remembered one back.
-      if (tracked && (tracked.tail === undefined || tailSeq > tracked.tail)) tracked.tail = tailSeq;
       const waiters = this.waiting.get(streamId);
       if (!waiters) continue;
       for (const waiter of [...waiters]) {
@@ -119,7 +97,7 @@ export class StreamWaiters {
 
   /** The streams somebody is waiting on or following (for the tail re-check). */
   streamIds(): number[] {
-    return [...new Set([...this.waiting.keys(), ...this.tracked.keys()])];
+    return [...new Set([...this.waiting.keys(), ...this.recent.followed()])];
   }
 
   get count(): number {

@@ -47,7 +47,12 @@ function streamAppend(op: Extract<WriteOp, { kind: "appendStream" }>, result: Wr
   const firstSeq = tailSeq - messages.length + 1;
   return {
     streamId: id,
-    messages: messages.map((data, index): StoredMessage => ({ seq: firstSeq + index, createdAt: op.now, data: asBuffer(data), meta: null })),
+    messages: messages.map((data, index): StoredMessage => ({
+      seq: firstSeq + index,
+      createdAt: op.now,
+      data: asBuffer(data),
+      meta: null,
+    })),
   };
 }
 
