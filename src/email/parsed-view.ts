@@ -4,7 +4,7 @@
  * truth, and the parse costs nothing on ingest or on stream reads. Attachments are
  * described (name, type, size), never included.
  */
-import { simpleParser, type AddressObject, type EmailAddress } from "mailparser";
+import type { AddressObject, EmailAddress } from "mailparser";
 
 export interface MailAddress {
   name: string;
@@ -37,6 +37,8 @@ function addresses(header: AddressObject | AddressObject[] | undefined): MailAdd
 
 export async function parsedEmailView(raw: Buffer): Promise<ParsedEmailView> {
   // keepCidLinks: inline images stay cid: links instead of data: URIs carrying their bytes.
+  // Loaded on the first email shown: mailparser's encoding tables cost ~25 MiB in every process.
+  const { simpleParser } = await import("mailparser");
   const mail = await simpleParser(raw, { keepCidLinks: true, skipTextToHtml: true, skipImageLinks: true });
   const date = mail.headers.has("date") && mail.date && !Number.isNaN(mail.date.getTime()) ? mail.date.toISOString() : null;
   return {

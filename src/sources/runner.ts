@@ -10,7 +10,6 @@ import type { Store } from "../storage/store.js";
 import type { LeaderWork } from "../subscriptions/follow-leadership.js";
 import { nextRunAt } from "./backoff.js";
 import { runGithub } from "./github.js";
-import { runImap } from "./imap.js";
 import { runPoll } from "./poll.js";
 import { RequestBudget, SourceRunError } from "./provider-http.js";
 import type { SourceRecords } from "./records.js";
@@ -33,6 +32,9 @@ const DEFAULT_TICK_MS = 500;
 const RECENT_ERRORS = 5;
 /** Every this many ticks, sources whose inbox was deleted are removed. */
 const ORPHAN_SWEEP_TICKS = 10;
+
+/** IMAP's client (imapflow) is loaded on the first IMAP run: it costs tens of MiB in every process that has none. */
+const runImap = async (ctx: RunContext) => (await import("./imap.js")).runImap(ctx);
 
 const RUNS = { github: runGithub, stripe: runStripe, poll: runPoll, imap: runImap } as const;
 
