@@ -3,14 +3,18 @@
  * concurrent webhooks (binary and text bodies of random sizes) and is killed while
  * requests are in flight; a new child on the same data folder must then hold every
  * acknowledged event byte for byte at the seq its ack named, with gapless seqs and
- * nothing that was never sent. Two kill rounds, with more load in between.
+ * nothing that was never sent. Two kill rounds, with more load in between. Some bodies
+ * are large enough for a file of their own (storage/sqlite/body-files.ts): each stored
+ * one must have its file, and no file may outlive the crash without its event.
  */
 import { randomBytes } from "node:crypto";
-import { rmSync } from "node:fs";
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { Agent, request } from "node:http";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { createInbox, killAllChildren, startServerProcess, tempDir, type ServerProcess } from "./helpers/processes.js";
 import type { EventEnvelope } from "../dist/core/types.js";
+import { LARGE_BODY_BYTES } from "../dist/storage/sqlite/body-files.js";
 
 const LOOPS = 16;
 const MAX_BODY = 8 * 1024;
@@ -34,6 +38,8 @@ const TEXT_PIECES = ["a", "Z", " ", "\n", "{", '"', "é", "ß", "€", "中", "�
 
 /** Bodies that stress the UTF-8/base64 split: random bytes, real text, and nasty edges. */
 function randomBody(): { body: Buffer; contentType: string } {
+  if (Math.random() < 0.05)
+    return { body: randomBytes(LARGE_BODY_BYTES + Math.floor(Math.random() * 512 * 1024)), contentType: "application/octet-stream" };
   const size = Math.floor(Math.random() * (MAX_BODY + 1));
   const kind = Math.random();
   if (kind < 0.4) return { body: randomBytes(size), contentType: "application/octet-stream" };
@@ -220,6 +226,15 @@ async function verify(server: ServerProcess, inboxId: string, token: string, ack
   return events;
 }
 
+/** The seqs of the body files in the data folder (this test's one inbox is the only stream with events). */
+function bodyFileSeqs(dataDir: string): number[] {
+  const folder = join(dataDir, "bodies");
+  if (!existsSync(folder)) return [];
+  return readdirSync(folder)
+    .flatMap((stream) => readdirSync(join(folder, stream)).map(Number))
+    .sort((a, b) => a - b);
+}
+
 describe("durability under SIGKILL", () => {
   const dirs: string[] = [];
 
@@ -267,6 +282,10 @@ describe("durability under SIGKILL", () => {
 
     // Round 1's events are untouched by round 2 and the second crash.
     expect(events.slice(0, afterRound1.length)).toEqual(afterRound1);
+    // Every stored large body has its file, and no file is left of a request the crash cut short.
+    const large = events.filter((event) => event.size >= LARGE_BODY_BYTES).map((event) => event.seq);
+    expect(large.length).toBeGreaterThan(0);
+    expect(bodyFileSeqs(dataDir)).toEqual(large);
 
     // And the twice-restarted server still takes webhooks, right after the last seq.
     const response = await fetch(`${third.url}/h/${inbox.id}/after`, { method: "POST", body: "still here" });

@@ -16,6 +16,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { createInbox, killAllChildren, sleep, startServerProcess, type ServerProcess } from "./helpers/processes.js";
 import { startTestServer } from "./helpers/server.js";
 import { waitUntil } from "./helpers/wait.js";
+import { LARGE_BODY_BYTES } from "../dist/storage/sqlite/body-files.js";
 
 const root = mkdtempSync(join(tmpdir(), "tailhook-faults-"));
 const mounts: string[] = [];
@@ -181,13 +182,13 @@ describe.skipIf(canMount !== true)("storage faults on real filesystems (tailhook
     const ingestUrl = `${server.url}/h/${inbox.id}`;
     const ledger = new Ledger();
 
-    // 16 senders fill the volume until it has refused plenty.
+    // 16 senders fill the volume until it has refused plenty; some bodies are large enough for files of their own.
     let full = false;
     const fillDeadline = Date.now() + 25_000;
     await Promise.all(
       Array.from({ length: 16 }, async () => {
         while (!full && Date.now() < fillDeadline) {
-          const body = randomBody(2048, 16384);
+          const body = Math.random() < 0.1 ? randomBody(LARGE_BODY_BYTES, 2 * LARGE_BODY_BYTES) : randomBody(2048, 16384);
           ledger.record(await send(ingestUrl, body), body);
           if (ledger.refused >= 200) full = true;
         }

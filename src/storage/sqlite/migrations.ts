@@ -167,4 +167,22 @@ export const migrations: Migration[] = [
       CREATE INDEX streams_compacted ON streams (id) WHERE compaction IS NOT NULL;
     `,
   },
+  {
+    version: 9,
+    name: "large bodies in files of their own",
+    // body-files.ts: body_file = 1 means the body is in bodies/<stream_id>/<seq> (data is empty);
+    // a deleted row's file is queued in the same transaction and removed after its commit.
+    sql: `
+      ALTER TABLE messages ADD COLUMN body_file INTEGER NOT NULL DEFAULT 0;
+      CREATE TABLE body_files_gone (
+        stream_id INTEGER NOT NULL,
+        seq       INTEGER NOT NULL,
+        PRIMARY KEY (stream_id, seq)
+      ) WITHOUT ROWID;
+      CREATE TRIGGER messages_body_file_gone AFTER DELETE ON messages WHEN OLD.body_file = 1
+      BEGIN
+        INSERT OR IGNORE INTO body_files_gone (stream_id, seq) VALUES (OLD.stream_id, OLD.seq);
+      END;
+    `,
+  },
 ];

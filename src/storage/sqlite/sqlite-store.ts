@@ -34,6 +34,7 @@ import { isExpired, TouchThrottle } from "../../core/streams.js";
 import { readSegmentsSync, SegmentCache, type ForkPoint } from "../segments.js";
 import type { SnapshotPage, SnapshotPageRequest } from "../../core/state/snapshot.js";
 import { prepareStateReads } from "./state-reads.js";
+import { bodiesFolder, BodyFileGone, fillBodies } from "./body-files.js";
 import { policyText, type CompactionPolicy } from "../../core/compaction.js";
 
 export interface SqliteStoreOptions {
@@ -84,7 +85,8 @@ const READ_CHUNK_ROWS = 64;
 const FIRST_CHUNK_ROWS = 8;
 
 const INBOX_COLUMNS = "id, name, stream_id AS streamId, token_hash AS tokenHash, settings, created_at AS createdAt";
-const MESSAGE_COLUMNS = "seq, created_at AS createdAt, data, meta";
+/** bodyFile: the body is in a file of its own (body-files.ts); fillBodies() reads it and drops the flag. */
+const MESSAGE_COLUMNS = "seq, created_at AS createdAt, data, meta, body_file AS bodyFile";
 
 export class SqliteStore implements Store, GeneralStreams {
   readonly general: GeneralStreams = this;
@@ -93,6 +95,8 @@ export class SqliteStore implements Store, GeneralStreams {
   private readonly sql;
   private readonly readSnapshot: <T>(read: () => T) => T;
   private readonly readStatePage: ReturnType<typeof prepareStateReads>;
+  /** Where large bodies are stored (body-files.ts). */
+  private readonly bodies: string;
   private pruneTimer: NodeJS.Timeout | undefined;
   /** Inboxes by id, so ingest needs no query; this process is the only writer, so it stays true. */
   private readonly inboxCache = new LRUCache<string, StoredInbox>({ max: INBOX_CACHE_SIZE });
@@ -130,8 +134,17 @@ export class SqliteStore implements Store, GeneralStreams {
     };
     // BEGIN (deferred) … COMMIT on the read-only connection: the snapshot is taken at the first SELECT.
     const inTransaction = reader.transaction((read: () => unknown) => read());
-    this.readSnapshot = <T>(read: () => T): T => inTransaction(read) as T;
-    this.readStatePage = prepareStateReads(reader);
+    this.readSnapshot = <T>(read: () => T): T => {
+      try {
+        return inTransaction(read) as T;
+      } catch (error) {
+        // A body file removed after this snapshot began: the next snapshot no longer has its row.
+        if (!(error instanceof BodyFileGone)) throw error;
+        return inTransaction(read) as T;
+      }
+    };
+    this.bodies = bodiesFolder(folder.databaseFile);
+    this.readStatePage = prepareStateReads(reader, this.bodies);
     this.pruneTimer = setInterval(() => void this.pruneAndCompact(), pruneIntervalMs);
     this.pruneTimer.unref();
   }
@@ -343,7 +356,7 @@ export class SqliteStore implements Store, GeneralStreams {
       const average = messages.length === 0 ? 0 : bytes / messages.length;
       const fitting = average === 0 ? FIRST_CHUNK_ROWS : Math.ceil((remaining.maxBytes - bytes) / average);
       const chunk = Math.max(1, Math.min(READ_CHUNK_ROWS, fitting, remaining.maxMessages - messages.length));
-      const rows = this.sql.messages.all(owner, after, toSeq, chunk) as StoredMessage[];
+      const rows = fillBodies(this.bodies, owner, this.sql.messages.all(owner, after, toSeq, chunk) as StoredMessage[]);
       for (const row of rows) {
         messages.push(row);
         bytes += row.data.length;
@@ -356,7 +369,11 @@ export class SqliteStore implements Store, GeneralStreams {
   }
 
   async readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined> {
-    return this.sql.message.get(await this.segments.ownerOf(streamId, seq), seq) as StoredMessage | undefined;
+    const owner = await this.segments.ownerOf(streamId, seq);
+    return this.readSnapshot(() => {
+      const row = this.sql.message.get(owner, seq) as StoredMessage | undefined;
+      return row && fillBodies(this.bodies, owner, [row])[0];
+    });
   }
 
   async readSnapshotPage(streamId: number, request: SnapshotPageRequest): Promise<SnapshotPage> {

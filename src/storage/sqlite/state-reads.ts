@@ -6,6 +6,8 @@
 import { valueSeqAsOf, type IndexedKey } from "../../core/state/key-index.js";
 import type { SnapshotPage, SnapshotPageRequest, SnapshotValue } from "../../core/state/snapshot.js";
 import type { Connection } from "./connection.js";
+import type { StoredMessage } from "../../core/types.js";
+import { fillBodies } from "./body-files.js";
 
 interface KeyRow {
   type: string;
@@ -14,7 +16,7 @@ interface KeyRow {
   deleted: number;
 }
 
-export function prepareStateReads(reader: Connection) {
+export function prepareStateReads(reader: Connection, bodies: string) {
   const sql = {
     keys: reader.prepare(
       "SELECT type, key, seq, deleted FROM state_keys WHERE stream_id = ? AND (type, key) > (?, ?) ORDER BY type, key LIMIT ?",
@@ -23,7 +25,9 @@ export function prepareStateReads(reader: Connection) {
       "SELECT seq, deleted FROM state_history WHERE stream_id = ? AND type = ? AND key = ? AND seq <= ? ORDER BY seq DESC LIMIT 1",
     ),
     reset: reader.prepare("SELECT COALESCE(MAX(seq), 0) AS seq FROM state_resets WHERE stream_id = ? AND seq <= ?"),
-    message: reader.prepare("SELECT data, meta, created_at AS createdAt FROM messages WHERE stream_id = ? AND seq = ?"),
+    message: reader.prepare(
+      "SELECT seq, data, meta, created_at AS createdAt, body_file AS bodyFile FROM messages WHERE stream_id = ? AND seq = ?",
+    ),
     horizon: reader.prepare("SELECT horizon_seq AS seq FROM streams WHERE id = ?"),
   };
 
@@ -50,11 +54,12 @@ export function prepareStateReads(reader: Connection) {
       if (seq !== undefined) {
         // At least one value per page; after that, stop before the byte limit is passed.
         if (values.length > 0 && bytes >= maxBytes) return { values, last, done: false, horizonSeq };
-        const message = sql.message.get(streamId, seq) as { data: Buffer; meta: string | null; createdAt: number } | undefined;
+        const found = sql.message.get(streamId, seq) as StoredMessage | undefined;
         // Ordinary retention may have removed it (compaction keeps it): no value to show, as on PostgreSQL.
-        if (message) {
-          values.push({ type: row.type, key: row.key, seq, ...message });
-          bytes += message.data.length;
+        if (found) {
+          const { data, meta, createdAt } = fillBodies(bodies, streamId, [found])[0]!;
+          values.push({ type: row.type, key: row.key, seq, data, meta, createdAt });
+          bytes += data.length;
         }
       }
       last = { type: row.type, key: row.key };

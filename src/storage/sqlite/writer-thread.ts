@@ -21,6 +21,7 @@ import { keyFrameText } from "../../core/inbox-keys.js";
 import { inboxCompactionPolicy, policyText } from "../../core/compaction.js";
 import { prepareCompactionWrites } from "./compaction-writes.js";
 import { isSqliteTrouble } from "./store-trouble.js";
+import { BodyFileWriter, bodiesFolder, isBodyFileTrouble, LARGE_BODY_BYTES } from "./body-files.js";
 import { WAKE_ALL, type WriterStream } from "../../core/stream-rules.js";
 import { type FromWriter, type ToWriter, type WriteOp, type WriteResult, type WriterOptions } from "./write-ops.js";
 
@@ -46,6 +47,10 @@ let folderLost: string | undefined;
 
 const sql = {
   insertMessage: db.prepare("INSERT INTO messages (stream_id, seq, created_at, data, meta) VALUES (?, ?, ?, ?, ?)"),
+  insertFiledMessage: db.prepare("INSERT INTO messages (stream_id, seq, created_at, data, meta, body_file) VALUES (?, ?, ?, X'', ?, 1)"),
+  filedBody: db.prepare("SELECT 1 FROM messages WHERE stream_id = ? AND seq = ? AND body_file = 1"),
+  bodyFilesGone: db.prepare("SELECT stream_id AS streamId, seq FROM body_files_gone LIMIT 1000"),
+  forgetBodyFile: db.prepare("DELETE FROM body_files_gone WHERE stream_id = ? AND seq = ?"),
   insertStream: db.prepare("INSERT INTO streams (name, content_type, created_at) VALUES (?, ?, ?)"),
   insertInbox: db.prepare("INSERT INTO inboxes (id, name, stream_id, token_hash, settings, created_at) VALUES (?, ?, ?, ?, ?, ?)"),
   liveInbox: db.prepare("SELECT stream_id AS streamId, settings FROM inboxes WHERE id = ? AND deleted_at IS NULL"),
@@ -78,6 +83,26 @@ let batchExtended = new Map<number, number>();
 const streams = prepareStreamWrites(db, () => batchExtended);
 const inboxKeys = prepareInboxKeyWrites(db);
 const compaction = prepareCompactionWrites(db, (streamId) => streams.forgetId(streamId));
+const bodyFiles = new BodyFileWriter(bodiesFolder(options.file));
+bodyFiles.removeOrphans((streamId, seq) => sql.filedBody.get(streamId, seq) !== undefined);
+
+/** Removes the files of rows deleted by committed batches (queued by the body_files_gone trigger). */
+const forgetBodyFiles = db.transaction((files: Array<{ streamId: number; seq: number }>) => {
+  for (const { streamId, seq } of files) sql.forgetBodyFile.run(streamId, seq);
+});
+function removeGoneBodyFiles(): void {
+  try {
+    for (;;) {
+      const gone = sql.bodyFilesGone.all() as Array<{ streamId: number; seq: number }>;
+      if (gone.length === 0) return;
+      bodyFiles.remove(gone);
+      forgetBodyFiles(gone);
+    }
+  } catch {
+    // A full or failing disk: the queue is durable, the next batch tries again.
+  }
+}
+removeGoneBodyFiles();
 
 /** Retention targets, each computed only when the plan asks for it (its age query included). */
 function* pruneTargets(now: number): Generator<HeadTarget> {
@@ -123,7 +148,12 @@ function appendChecked(
     }
   }
   const seq = stream.tailSeq + 1;
-  sql.insertMessage.run(stream.id, seq, request.receivedAt, request.body, meta);
+  if (request.body.byteLength >= LARGE_BODY_BYTES) {
+    bodyFiles.write(stream.id, seq, request.body);
+    sql.insertFiledMessage.run(stream.id, seq, request.receivedAt, meta);
+  } else {
+    sql.insertMessage.run(stream.id, seq, request.receivedAt, request.body, meta);
+  }
   if (stream.keyFrame !== null) inboxKeys.indexEvent(stream.id, stream.keyFrame, seq, request);
   if (dedupe) sql.saveDelivery.run(stream.id, dedupe.key, seq, request.id, dedupe.now, dedupe.now + dedupe.windowMs);
   // The streams row is written once per batch (flush), however many events it took.
@@ -292,9 +322,15 @@ function boundWal(): void {
   }
 }
 
+/** Set once a batch's operations all ran: a failure after it is the COMMIT's, which may yet have reached the disk. */
+let reachedCommit = false;
+
 const runBatch = db.transaction((ops: WriteOp[], checks: Array<AppendCheck | undefined>, extended: Map<number, number>) => {
   const results = ops.map((op, index) => apply(op, checks[index], extended));
   streams.flush();
+  // The body files' folder entries are on disk before the rows that name them commit.
+  bodyFiles.sync();
+  reachedCommit = true;
   return results;
 });
 
@@ -312,7 +348,16 @@ port.on("message", (message: ToWriter) => {
   const extended = new Map<number, number>();
   batchExtended = extended;
   try {
-    const results = runBatch(message.ops, checkSignatures(message.ops), extended);
+    let results: WriteResult[];
+    reachedCommit = false;
+    try {
+      results = runBatch(message.ops, checkSignatures(message.ops), extended);
+    } catch (error) {
+      // Rolled back before the COMMIT: the batch's files are named by nothing. After a failed COMMIT they stay for the start-up sweep.
+      bodyFiles.failed(!reachedCommit);
+      throw error;
+    }
+    bodyFiles.committed();
     // Committed, but into a file the folder may no longer name: then no one is told "stored".
     folderLost = identity.lostReason();
     if (folderLost) {
@@ -320,12 +365,13 @@ port.on("message", (message: ToWriter) => {
       return;
     }
     send({ type: "done", id: message.id, results, extended: [...extended] });
+    removeGoneBodyFiles();
   } catch (error) {
     identity.walBytes = undefined;
     // The transaction rolled back: cached stream rows may be ahead of the file.
     streams.forget();
     // Not SQLite's trouble (a TypeError in an operation): the batch rolled back all the same.
-    send({ type: "failed", id: message.id, message: (error as Error).message, bug: !isSqliteTrouble(error) });
+    send({ type: "failed", id: message.id, message: (error as Error).message, bug: !isSqliteTrouble(error) && !isBodyFileTrouble(error) });
     truncateWanted = true;
   }
   boundWal();
