@@ -38,6 +38,23 @@ async function newInbox(body: Record<string, unknown> = {}) {
   return { ...inbox, streamId: stream!.id };
 }
 
+/** A Durable Streams stream holding one message ("one"). */
+async function newDsStream(prefix: string, ttlSeconds: number | null) {
+  const name = `${prefix}-${Date.now()}`;
+  const created = await server.store.general!.createStream({
+    name,
+    contentType: "application/octet-stream",
+    ttlSeconds,
+    expiresAt: null,
+    closed: false,
+    messages: [Buffer.from("one")],
+    fork: null,
+    stateProtocol: null,
+  });
+  expect(created.status).toBe("created");
+  return { name, streamId: (await server.store.getStream(name))!.id };
+}
+
 async function ingest(url: string, body: string | Buffer, headers: Record<string, string> = {}): Promise<number> {
   const response = await fetch(url, { method: "POST", body, headers });
   expect(response.status).toBe(200);
@@ -143,19 +160,7 @@ describe("a follower at the tail", () => {
 
   it("is handed Durable Streams appends byte for byte, with the stream as the store has it, with no store read on SQLite", async () => {
     const general = server.store.general!;
-    const name = `recent-tails-handed-${Date.now()}`;
-    const created = await general.createStream({
-      name,
-      contentType: "application/octet-stream",
-      ttlSeconds: 3600,
-      expiresAt: null,
-      closed: false,
-      messages: [Buffer.from("one")],
-      fork: null,
-      stateProtocol: null,
-    });
-    expect(created.status).toBe("created");
-    const streamId = (await server.store.getStream(name))!.id;
+    const { name, streamId } = await newDsStream("recent-tails-handed", 3600);
     const { items, stop } = follow(streamId, { afterSeq: 1 });
     try {
       await pull(items, (item) => item.kind === "up-to-date");
@@ -284,20 +289,8 @@ describe("what makes a follower read the store", () => {
 
   it("a Durable Streams append and close: the messages, then closed at the tail", async () => {
     const general = server.store.general!;
-    const name = `recent-tails-${Date.now()}`;
-    const created = await general.createStream({
-      name,
-      contentType: "application/octet-stream",
-      ttlSeconds: null,
-      expiresAt: null,
-      closed: false,
-      messages: [Buffer.from("one")],
-      fork: null,
-      stateProtocol: null,
-    });
-    expect(created.status).toBe("created");
-    const stream = (await server.store.getStream(name))!;
-    const { items, stop } = follow(stream.id, { afterSeq: 1 });
+    const { name, streamId } = await newDsStream("recent-tails", null);
+    const { items, stop } = follow(streamId, { afterSeq: 1 });
     try {
       await pull(items, (item) => item.kind === "up-to-date");
       const append = { name, contentType: "application/octet-stream", streamSeq: null, producer: null };

@@ -15,8 +15,9 @@
  * once, and any other (a failed COMMIT, a crash) when the writer starts, if no row
  * names it.
  */
-import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fdatasyncSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { fsyncPath } from "./data-folder.js";
 
 /** Bodies from this size on are stored in files (a quarter MiB: small bodies batch into one WAL fsync far better). */
 export const LARGE_BODY_BYTES = 256 * 1024;
@@ -34,15 +35,6 @@ const FILE_TROUBLE = new Set(["ENOSPC", "EDQUOT", "EIO", "EROFS", "EACCES", "EPE
 
 export function isBodyFileTrouble(error: unknown): boolean {
   return FILE_TROUBLE.has((error as NodeJS.ErrnoException | undefined)?.code ?? "");
-}
-
-function fsyncFolder(path: string): void {
-  const fd = openSync(path, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** The writer thread's side: files written in the running transaction, and files to remove after commits. */
@@ -80,7 +72,7 @@ export class BodyFileWriter {
 
   /** Called last in the transaction: the new files' entries are on disk before the rows that name them commit. */
   sync(): void {
-    for (const folder of this.newFolders) fsyncFolder(folder);
+    for (const folder of this.newFolders) fsyncPath(folder);
     this.newFolders.clear();
   }
 

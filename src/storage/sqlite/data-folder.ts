@@ -30,7 +30,8 @@ export interface DataFolder {
   release(): void;
 }
 
-function fsyncPath(path: string): void {
+/** fsync of a file or a folder (a folder's fsync puts its new entries on disk). */
+export function fsyncPath(path: string): void {
   const fd = openSync(path, "r");
   try {
     fsyncSync(fd);
