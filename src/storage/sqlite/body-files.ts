@@ -94,7 +94,7 @@ export class BodyFileWriter {
     }
     this.written = [];
     this.newFolders.clear();
-    // A folder may have been removed meanwhile by nothing but us; mkdir again is cheap.
+    // The next write makes sure its folder exists again (a failure may have been a folder removed under us).
     this.knownFolders.clear();
   }
 
