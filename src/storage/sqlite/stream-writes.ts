@@ -52,7 +52,7 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
          @stateProtocol)`,
     ),
     insertMessage: db.prepare("INSERT INTO messages (stream_id, seq, created_at, data, meta) VALUES (?, ?, ?, ?, NULL)"),
-    message: db.prepare("SELECT data FROM messages WHERE stream_id = ? AND seq = ?"),
+    message: db.prepare("SELECT data, body_file AS bodyFile FROM messages WHERE stream_id = ? AND seq = ?"),
     saveState: db.prepare(
       `UPDATE streams SET tail_seq = @tailSeq, closed = @closed,
          touched_at = CASE WHEN @touchedAt IS NULL THEN touched_at ELSE MAX(COALESCE(touched_at, 0), @touchedAt) END,
@@ -194,7 +194,10 @@ export function prepareStreamWrites(db: Connection, extended: () => Map<number, 
   function messageData(stream: StreamInfo, seq: number): Buffer | undefined {
     let owner = stream;
     while (owner.forkedFrom !== null && owner.forkSeq !== null && seq <= owner.forkSeq) owner = byId(owner.forkedFrom);
-    return (sql.message.get(owner.id, seq) as { data: Buffer } | undefined)?.data;
+    const row = sql.message.get(owner.id, seq) as { data: Buffer; bodyFile: number } | undefined;
+    // Only inbox events have body files, and inbox streams are never forked (stream-write.ts refuses).
+    if (row?.bodyFile === 1) throw new Error(`message ${seq} of stream ${owner.id} has its body in a file: not a fork source`);
+    return row?.data;
   }
 
   function createStream(request: CreateStreamRequest, now: number): CreateStreamResult {
