@@ -12,6 +12,7 @@ import type { ServerConfig } from "./config.js";
 import { newToken } from "./core/ids.js";
 import { Authorizer } from "./http/auth.js";
 import { buildHttpServer } from "./http/server.js";
+import type { RunningSmtpDoor } from "./email/smtp-door.js";
 import { StreamGrants } from "./http/stream-grants.js";
 import { LiveStreams } from "./live/follow.js";
 import { StreamWaiters } from "./live/stream-waiters.js";
@@ -179,19 +180,14 @@ export async function startTailhook(config: ServerConfig, options: StartOptions 
     // Reconciliation sources (src/sources): on a shared store, only the leader of "sources" runs them.
     if (store.general) releasers.push("sources", await startSources(store, store.general, config, logger, options.sources));
     // Pushed after "http", so released before it: mail stops first, the store is still open for its last commits.
-    // smtp-server is loaded only when the door is open: most servers take no mail.
-    const smtp = config.smtp
-      ? await (
-          await import("./email/smtp-door.js")
-        ).startSmtpDoor({
-          store,
-          config: config.smtp,
-          defaultMaxBodyBytes: config.maxBodyBytes,
-          logger,
-          metrics,
-        })
-      : undefined;
-    if (smtp) releasers.push("smtp", () => smtp.close());
+    let smtp: RunningSmtpDoor | undefined;
+    if (config.smtp) {
+      // smtp-server is loaded only when the door is open: most servers take no mail.
+      const { startSmtpDoor } = await import("./email/smtp-door.js");
+      const door = await startSmtpDoor({ store, config: config.smtp, defaultMaxBodyBytes: config.maxBodyBytes, logger, metrics });
+      releasers.push("smtp", () => door.close());
+      smtp = door;
+    }
     logger.info({ url: listening, dataDir: options.store ? undefined : config.dataDir }, "tailhook is listening");
 
     let closing: Promise<void> | undefined;

@@ -74,6 +74,13 @@ export interface ReadLimits {
   maxBytes: number;
 }
 
+/** What one commit appended to one stream, as a store read would then give it. */
+export interface AppendedMessages {
+  messages: StoredMessage[];
+  /** The stream's touchedAt after the commit, when an append moved it (Durable Streams appends do). */
+  touchedAt?: number;
+}
+
 /**
  * What a commit wrote, from a store that knows it without reading back (SQLite's own
  * commits): per stream, the messages it appended there, in seq order, for live
@@ -82,13 +89,6 @@ export interface ReadLimits {
  * tails do not tell (retention, compaction, settings, touches, deletes), so whatever
  * a reader remembers of any stream must be read again.
  */
-/** What one commit appended to one stream, as a store read would then give it. */
-export interface AppendedMessages {
-  messages: StoredMessage[];
-  /** The stream's touchedAt after the commit, when an append moved it (Durable Streams appends do). */
-  touchedAt?: number;
-}
-
 export interface CommitDetail {
   /** Built only when asked: most commits have no follower at all for the streams they wrote. */
   appendedTo(streamId: number): AppendedMessages | undefined;

@@ -146,7 +146,17 @@ export interface RowWithBodyFile {
 }
 
 /** Thrown when a row's file is gone: the row was deleted after the read's snapshot began; read again. */
-export class BodyFileGone extends Error {}
+class BodyFileGone extends Error {}
+
+/** Runs a read, and once more if a body file it needed was removed meanwhile: the second read no longer sees that row. */
+export function againIfBodyGone<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (!(error instanceof BodyFileGone)) throw error;
+    return read();
+  }
+}
 
 /** The reader's side: fills in the bodies stored in files; the row's bodyFile flag is dropped. */
 export function fillBodies<Row extends RowWithBodyFile & { seq: number }>(folder: string, streamId: number, rows: Row[]): Row[] {

@@ -3,12 +3,11 @@
  * main thread still holds each appended event (the op it sent: body, receivedAt and
  * the meta string the writer stored; for a Durable Streams append its messages and
  * time), so the messages are rebuilt from the ops and their results. Only plain
- * appends are handed on; any op that may change a stream
- * otherwise (retention, compaction, settings, touches, deletes) marks the commit, and
- * readers then read the store again.
+ * appends are handed on; any op that may change a stream otherwise (retention,
+ * compaction, settings, touches, deletes) marks the commit, and readers then read the
+ * store again.
  */
 import type { StoredMessage } from "../../core/types.js";
-import type { AppendResult } from "../../core/streams.js";
 import type { AppendedMessages, CommitDetail } from "../store.js";
 import type { WriteOp, WriteResult } from "./write-ops.js";
 
@@ -43,7 +42,7 @@ function eventMessages(op: Extract<WriteOp, { kind: "appendEvent" }>, result: Wr
 function streamAppend(op: Extract<WriteOp, { kind: "appendStream" }>, result: WriteResult | undefined) {
   if (result?.status !== "stream" || result.result.status !== "appended") return undefined;
   const { messages } = op.request;
-  const { id, tailSeq } = (result.result as Extract<AppendResult, { status: "appended" }>).stream;
+  const { id, tailSeq } = result.result.stream;
   const firstSeq = tailSeq - messages.length + 1;
   return {
     streamId: id,

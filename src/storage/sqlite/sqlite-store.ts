@@ -34,7 +34,7 @@ import { isExpired, TouchThrottle } from "../../core/streams.js";
 import { readSegmentsSync, SegmentCache, type ForkPoint } from "../segments.js";
 import type { SnapshotPage, SnapshotPageRequest } from "../../core/state/snapshot.js";
 import { prepareStateReads } from "./state-reads.js";
-import { bodiesFolder, BodyFileGone, fillBodies } from "./body-files.js";
+import { againIfBodyGone, bodiesFolder, fillBodies } from "./body-files.js";
 import { policyText, type CompactionPolicy } from "../../core/compaction.js";
 
 export interface SqliteStoreOptions {
@@ -134,15 +134,7 @@ export class SqliteStore implements Store, GeneralStreams {
     };
     // BEGIN (deferred) … COMMIT on the read-only connection: the snapshot is taken at the first SELECT.
     const inTransaction = reader.transaction((read: () => unknown) => read());
-    this.readSnapshot = <T>(read: () => T): T => {
-      try {
-        return inTransaction(read) as T;
-      } catch (error) {
-        // A body file removed after this snapshot began: the next snapshot no longer has its row.
-        if (!(error instanceof BodyFileGone)) throw error;
-        return inTransaction(read) as T;
-      }
-    };
+    this.readSnapshot = <T>(read: () => T): T => againIfBodyGone(() => inTransaction(read) as T);
     this.bodies = bodiesFolder(folder.databaseFile);
     this.readStatePage = prepareStateReads(reader, this.bodies);
     this.pruneTimer = setInterval(() => void this.pruneAndCompact(), pruneIntervalMs);
@@ -370,7 +362,7 @@ export class SqliteStore implements Store, GeneralStreams {
 
   async readMessage(streamId: number, seq: number): Promise<StoredMessage | undefined> {
     const owner = await this.segments.ownerOf(streamId, seq);
-    return this.readSnapshot(() => {
+    return againIfBodyGone(() => {
       const row = this.sql.message.get(owner, seq) as StoredMessage | undefined;
       return row && fillBodies(this.bodies, owner, [row])[0];
     });

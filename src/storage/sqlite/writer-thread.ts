@@ -86,6 +86,11 @@ const compaction = prepareCompactionWrites(db, (streamId) => streams.forgetId(st
 const bodyFiles = new BodyFileWriter(bodiesFolder(options.file));
 bodyFiles.removeOrphans((streamId, seq) => sql.filedBody.get(streamId, seq) !== undefined);
 
+/** Appends never delete a message: a batch of appends alone needs no look at the queue of gone files. */
+function mayDeleteMessages(ops: WriteOp[]): boolean {
+  return ops.some((op) => op.kind !== "appendEvent" && op.kind !== "appendStream");
+}
+
 /** Removes the files of rows deleted by committed batches (queued by the body_files_gone trigger). */
 const forgetBodyFiles = db.transaction((files: Array<{ streamId: number; seq: number }>) => {
   for (const { streamId, seq } of files) sql.forgetBodyFile.run(streamId, seq);
@@ -348,15 +353,8 @@ port.on("message", (message: ToWriter) => {
   const extended = new Map<number, number>();
   batchExtended = extended;
   try {
-    let results: WriteResult[];
     reachedCommit = false;
-    try {
-      results = runBatch(message.ops, checkSignatures(message.ops), extended);
-    } catch (error) {
-      // Rolled back before the COMMIT: the batch's files are named by nothing. After a failed COMMIT they stay for the start-up sweep.
-      bodyFiles.failed(!reachedCommit);
-      throw error;
-    }
+    const results = runBatch(message.ops, checkSignatures(message.ops), extended);
     bodyFiles.committed();
     // Committed, but into a file the folder may no longer name: then no one is told "stored".
     folderLost = identity.lostReason();
@@ -365,8 +363,10 @@ port.on("message", (message: ToWriter) => {
       return;
     }
     send({ type: "done", id: message.id, results, extended: [...extended] });
-    removeGoneBodyFiles();
+    if (mayDeleteMessages(message.ops)) removeGoneBodyFiles();
   } catch (error) {
+    // Rolled back before the COMMIT: the batch's files are named by nothing. After a failed COMMIT they stay for the start-up sweep.
+    bodyFiles.failed(!reachedCommit);
     identity.walBytes = undefined;
     // The transaction rolled back: cached stream rows may be ahead of the file.
     streams.forget();
